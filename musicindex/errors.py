@@ -1,0 +1,88 @@
+"""Exception hierarchy of musicindex.
+
+Every error a user can cause has its own class and a message that says what to do.
+Library code raises these; the CLI turns them into a message and a non-zero exit code
+(``exit_code`` on each class).
+"""
+from __future__ import annotations
+
+
+class MusicIndexError(Exception):
+    """Base class of every musicindex error."""
+
+    exit_code = 1
+
+
+# --- configuration and services -------------------------------------------------
+class ConfigError(MusicIndexError):
+    """A setting (environment variable or argument) has an invalid value."""
+
+    exit_code = 2
+
+
+class ServiceError(MusicIndexError):
+    """An embedded or external server could not be started or reached."""
+
+    exit_code = 3
+
+
+class DatabaseUnavailableError(ServiceError):
+    """The PostgreSQL server named by the database URL does not answer."""
+
+
+class BrokerUnavailableError(ServiceError):
+    """The Redis broker named by the broker URL does not answer."""
+
+
+class PgvectorMissingError(ServiceError):
+    """The PostgreSQL server has no pgvector extension available."""
+
+
+class SchemaOutdatedError(MusicIndexError):
+    """The database schema is not at the Alembic head revision."""
+
+    exit_code = 4
+
+
+# --- audio ---------------------------------------------------------------------
+class AudioError(MusicIndexError):
+    """A file could not be analysed. The message is stored as the track's failure reason."""
+
+    exit_code = 5
+
+
+class UnsupportedFormatError(AudioError):
+    """No decoder (libsndfile, audioread backend) can read this file."""
+
+
+class CorruptAudioError(AudioError):
+    """The file claims to be audio but cannot be decoded (truncated, garbage, empty)."""
+
+
+class InvalidAudioError(AudioError):
+    """The audio decodes but is unusable: too short, silent, non-finite samples, absurd header."""
+
+
+# --- API arguments ---------------------------------------------------------------
+class InvalidArgumentError(MusicIndexError, ValueError):
+    """An API argument is out of range or of the wrong kind."""
+
+    exit_code = 2
+
+
+class TrackNotFoundError(MusicIndexError, LookupError):
+    """No track with the given id or path is in the index."""
+
+    exit_code = 6
+
+
+class NotEnoughDataError(MusicIndexError):
+    """Training was asked for with too little labelled data."""
+
+    exit_code = 7
+
+
+class ModelNotTrainedError(MusicIndexError):
+    """A query needs a model that has not been trained yet."""
+
+    exit_code = 8

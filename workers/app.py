@@ -1,0 +1,47 @@
+"""The Celery app of the musicindex workers.
+
+Reliability settings (Celery's own): late acks with ``reject_on_worker_lost`` (a job whose
+worker process is killed goes back to the queue and runs again elsewhere), prefetch of one
+message per process, hard and soft time limits per job, and a Redis visibility timeout
+longer than the longest job (an unacknowledged message of a dead worker is redelivered
+after it). Task names and queues come from ``musicindex.taskclient``.
+"""
+from __future__ import annotations
+
+from celery import Celery
+
+from musicindex.config import Settings, get_settings
+from musicindex.taskclient import QUEUES, TASK_QUEUES, broker_urls
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    broker, backend = broker_urls(settings)
+    app = Celery("musicindex", broker=broker, backend=backend, include=["workers.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=int(settings.task_time_limit * 0.9),
+        task_routes={name: {"queue": q} for name, q in TASK_QUEUES.items()},
+        task_default_queue=QUEUES[0],
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
+        worker_send_task_events=False,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+    from workers.beat import beat_schedule
+
+    app.conf.beat_schedule = beat_schedule(settings)
+    return app
+
+
+app = make_app()
