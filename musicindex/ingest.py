@@ -376,7 +376,7 @@ def process_track(db: Database, track_id: int, *, window=None, label_from_tag: b
                                           window, label_from_tag, feat_v, spec_v, on_embed)
             except AudioError as exc:
                 return mark_failed(db, track_id, str(exc))
-            except FileNotFoundError:
+            except FileNotFoundError:  # os.stat or the decoder: the file went away after the scan
                 return mark_failed(db, track_id, f"file vanished before analysis: {path}")
             except (OperationalError, DBAPIError):
                 raise
@@ -444,7 +444,7 @@ def _analyse_and_store(db: Database, track_id: int, path: str, old_hash: str | N
         if old_hash is not None and old_hash != content_hash:
             need_feat = need_spec = True  # content changed: everything is recomputed
 
-    result = audio.analyse_file(path, window=window)
+    result = audio.analyse_file(path, window=window, features=need_feat, spectrogram=need_spec)
     tags = audio.read_tags(path)
 
     with db.session() as s:
@@ -460,7 +460,7 @@ def _analyse_and_store(db: Database, track_id: int, path: str, old_hash: str | N
         track.year, track.genre_tag = tags.get("year"), tags.get("genre")
         if label_from_tag and tags.get("genre"):
             track.label, track.label_source = tags["genre"], "tag"
-        if need_feat:
+        if result.features is not None:
             vec = np.asarray(result.features, dtype=np.float64)
             values = {name: float(v) for name, v in zip(FEATURE_NAMES, vec)}
             stmt = pg_insert(TrackFeatures).values(track_id=track_id, version=feat_v, vec=vec.astype(np.float32),
@@ -469,7 +469,7 @@ def _analyse_and_store(db: Database, track_id: int, path: str, old_hash: str | N
                 index_elements=["track_id"],
                 set_={"version": feat_v, "vec": stmt.excluded.vec, "computed_at": func.now(),
                       **{n: stmt.excluded[n] for n in FEATURE_NAMES}}))
-        if need_spec:
+        if result.logmel is not None:
             data = audio.encode_spectrogram(result.logmel)
             n_mels, n_frames = result.logmel.shape
             stmt = pg_insert(Spectrogram).values(track_id=track_id, version=spec_v, n_mels=n_mels,

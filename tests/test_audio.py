@@ -115,6 +115,20 @@ def test_features_agree_with_reference(seed):
     assert rel.max() < 1e-3, f"{FEATURE_NAMES[worst]}: ours {ours[worst]} ref {ref[worst]}"
 
 
+@pytest.mark.parametrize("shape", [(300, 257), (1025, 40), (20, 7)])
+def test_median_filter_is_exact(shape):
+    """The HPSS median filter equals scipy.ndimage.median_filter(mode="reflect"), ties and zeros included."""
+    import scipy.ndimage
+
+    from musicindex.audio.features import median_filter_axis0
+
+    rng = np.random.default_rng(shape[0])
+    x = np.abs(rng.standard_normal(shape)).astype(np.float32)
+    x[:, ::5] = np.round(x[:, ::5])  # ties
+    x[: shape[0] // 3, 1] = 0.0
+    np.testing.assert_array_equal(median_filter_axis0(x), scipy.ndimage.median_filter(x, size=(31, 1), mode="reflect"))
+
+
 def test_analyse_shares_stft_with_features():
     y = music(5.0, seed=4)
     feats, logmel = analyse(y)
