@@ -12,6 +12,8 @@ from musicindex import ingest as ingest_lib
 from musicindex import services, taskclient
 from musicindex.config import Settings, get_settings
 from musicindex.db.session import Database
+from musicindex.models.api import TrainingMixin
+from musicindex.query.api import QueryMixin
 from musicindex.errors import InvalidArgumentError, MusicIndexError
 
 
@@ -78,7 +80,7 @@ def _chunks(ids: Sequence[int], n: int) -> Iterable[list[int]]:
         yield list(ids[i:i + n])
 
 
-class MusicIndex:
+class MusicIndex(QueryMixin, TrainingMixin):
     """Entry point for programs: ``MusicIndex.connect()`` then ingest, query, train.
 
     ``url`` is a PostgreSQL URL; without it the configured one (MUSICINDEX_DATABASE_URL)

@@ -305,10 +305,15 @@ def demo() -> None:
     run_demo(console)
 
 
+def _register_command_modules() -> None:
+    from musicindex import cli_query, cli_train  # noqa: F401  (they add their commands to `app`)
+
+
 def main() -> None:
     settings = get_settings() if _settings_ok() else None
     level = getattr(logging, (settings.log_level if settings else "WARNING").upper(), logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _register_command_modules()
     app()
 
 
@@ -322,4 +327,7 @@ def _settings_ok() -> bool:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # run the imported module's main, so command modules register on the same `app`
+    from musicindex.cli import main as _main
+
+    _main()

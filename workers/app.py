@@ -17,7 +17,7 @@ from musicindex.taskclient import QUEUES, TASK_QUEUES, broker_urls
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     broker, backend = broker_urls(settings)
-    app = Celery("musicindex", broker=broker, backend=backend, include=["workers.tasks"])
+    app = Celery("musicindex", broker=broker, backend=backend, include=["workers.tasks", "workers.train_tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

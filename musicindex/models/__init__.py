@@ -1,0 +1,1 @@
+"""Batch training over the stored tables: classifiers, clustering, networks, the registry, backfill."""

@@ -1,0 +1,1 @@
+"""The query layer: genre and similarity answers from pgvector. Reads only."""
