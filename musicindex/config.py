@@ -52,6 +52,8 @@ class Settings:
     """Retries (with exponential backoff) for passing database or broker errors."""
     follow_symlinks: bool = False
     """Follow symlinks that lead outside the ingested roots."""
+    genre_model: str = "auto"
+    """Classifier that answers genre questions: knn, logreg, ann, cnn, or auto (best held-out macro-F1)."""
     retrain_cron: str = "0 3 * * *"
     """Crontab (minute hour day month weekday) of the nightly retrain."""
     log_level: str = "WARNING"
@@ -92,6 +94,10 @@ class Settings:
             raise ConfigError(
                 f"MUSICINDEX_VISIBILITY_TIMEOUT ({self.visibility_timeout}) must exceed "
                 f"MUSICINDEX_TASK_TIME_LIMIT ({self.task_time_limit}), or running jobs get delivered twice"
+            )
+        if self.genre_model not in ("auto", "knn", "logreg", "ann", "cnn"):
+            raise ConfigError(
+                f"MUSICINDEX_GENRE_MODEL={self.genre_model!r}: choose auto, knn, logreg, ann or cnn"
             )
         if len(self.retrain_cron.split()) != 5:
             raise ConfigError(

@@ -86,3 +86,13 @@ class ModelNotTrainedError(MusicIndexError):
     """A query needs a model that has not been trained yet."""
 
     exit_code = 8
+
+
+class UnknownGenreError(InvalidArgumentError):
+    """A genre that no label or model knows; the message lists the known ones."""
+
+
+class ArtifactIntegrityError(MusicIndexError):
+    """A stored model artifact does not match its recorded sha256; it is never loaded."""
+
+    exit_code = 9
