@@ -108,33 +108,38 @@ def scan(roots: Sequence[str | os.PathLike], *, follow_symlinks: bool = False) -
         report.skipped_links.append(path)
         return False
 
-    def walk(directory: str) -> None:
-        try:
-            st = os.stat(directory)
-        except OSError as exc:
-            report.errors.append(f"{directory}: {exc.strerror}")
-            return
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            report.loops.append(directory)
-            return
-        seen_dirs.add(key)
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            report.errors.append(f"{directory}: {exc.strerror}")
-            return
-        for entry in entries:
+    def walk(top: str) -> None:
+        """Depth-first, iterative (no recursion limit for deeply nested folders), sorted."""
+        stack = [top]
+        while stack:
+            directory = stack.pop()
             try:
-                is_link = entry.is_symlink()
-                if is_link and not allowed_link(entry.path):
-                    continue
-                if entry.is_dir(follow_symlinks=True):
-                    walk(entry.path)
-                elif entry.is_file(follow_symlinks=True):
-                    add_file(entry.path, entry.stat(follow_symlinks=True))
-            except OSError as exc:  # broken link, permission, loop (ELOOP)
-                report.errors.append(f"{entry.path}: {exc.strerror or exc}")
+                st = os.stat(directory)
+            except OSError as exc:
+                report.errors.append(f"{directory}: {exc.strerror}")
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                report.loops.append(directory)
+                continue
+            seen_dirs.add(key)
+            try:
+                entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            except OSError as exc:
+                report.errors.append(f"{directory}: {exc.strerror}")
+                continue
+            subdirs = []
+            for entry in entries:
+                try:
+                    if entry.is_symlink() and not allowed_link(entry.path):
+                        continue
+                    if entry.is_dir(follow_symlinks=True):
+                        subdirs.append(entry.path)
+                    elif entry.is_file(follow_symlinks=True):
+                        add_file(entry.path, entry.stat(follow_symlinks=True))
+                except OSError as exc:  # broken link, permission, loop (ELOOP), name too long
+                    report.errors.append(f"{entry.path}: {exc.strerror or exc}")
+            stack.extend(reversed(subdirs))
 
     for root in abs_roots:
         if os.path.isdir(root):
@@ -446,6 +451,9 @@ def _analyse_and_store(db: Database, track_id: int, path: str, old_hash: str | N
 
     result = audio.analyse_file(path, window=window, features=need_feat, spectrogram=need_spec)
     tags = audio.read_tags(path)
+    after = os.stat(path)
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        raise AudioError("the file changed while it was being analysed; ingest it again once it is complete")
 
     with db.session() as s:
         track = s.get(Track, track_id, with_for_update=True)
@@ -487,7 +495,14 @@ def _analyse_and_store(db: Database, track_id: int, path: str, old_hash: str | N
 
 
 def process_tracks(db: Database, track_ids: Iterable[int], **kwargs) -> list[ProcessOutcome]:
+    """Analyse tracks in this process (what a worker's job does, without Celery)."""
     return [process_track(db, tid, **kwargs) for tid in track_ids]
+
+
+def has_active_models(db: Database) -> bool:
+    """Whether any trained model is active (then newly indexed tracks need embedding)."""
+    with db.engine.connect() as conn:
+        return conn.execute(text("SELECT EXISTS (SELECT 1 FROM model_versions WHERE state = 'active')")).scalar()
 
 
 # --------------------------------------------------------------------------- progress

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from musicindex import ingest
 from musicindex.config import get_settings
-from musicindex.taskclient import TASK_INGEST
+from musicindex.taskclient import TASK_EMBED, TASK_INGEST
 from workers.app import app
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,13 @@ def ingest_files(self, track_ids: list[int], label_from_tag: bool = False) -> di
     counts: dict[str, int] = {}
     remaining = list(track_ids)
     window = _window()
+    analysed: list[int] = []
     try:
         while remaining:
             outcome = ingest.process_track(db, remaining[0], window=window, label_from_tag=label_from_tag)
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            if outcome.did_audio_work:
+                analysed.append(outcome.track_id)
             remaining.pop(0)
     except SoftTimeLimitExceeded:
         current, rest = remaining[0], remaining[1:]
@@ -74,5 +77,8 @@ def ingest_files(self, track_ids: list[int], label_from_tag: bool = False) -> di
         if rest:
             self.app.send_task(TASK_INGEST, args=[rest], kwargs={"label_from_tag": label_from_tag},
                                queue="ingest")
+    if analysed and ingest.has_active_models(db):
+        # newly indexed tracks get predictions, clusters and embeddings from the active models
+        self.app.send_task(TASK_EMBED, args=[analysed], queue="embed")
     counts["pid"] = os.getpid()
     return counts
