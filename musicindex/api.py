@@ -44,24 +44,22 @@ class DoctorReport:
 
 
 @dataclass
-class IngestSummary:
-    batch_id: int
-    scanned: int
-    queued: int
-    new: int
-    changed: int
-    unchanged: int
-    missing: int
-    ignored: int
-    skipped_links: int
-    loops: int
-    scan_errors: list[str]
-    jobs: int
-    final: dict[str, int] | None = None  # counts after --wait: indexed / failed
+class IngestSummary(ingest_lib.RegisterResult):
+    """What ``ingest`` registered and queued; ``final`` holds the counts after ``wait=True``."""
+
+    jobs: int = 0
+    final: dict[str, int] | None = None  # counts after --wait: indexed / failed / pending
     seconds: float | None = None
 
+    @property
+    def queued(self) -> int:
+        return len(self.queued_ids)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        del d["queued_ids"]
+        d["queued"] = self.queued
+        return d
 
 
 @dataclass
@@ -175,10 +173,7 @@ class MusicIndex(QueryMixin, TrainingMixin):
             taskclient.send(taskclient.TASK_INGEST, args=[chunk], kwargs={"label_from_tag": label_from_tag},
                             settings=self.settings)
             jobs += 1
-        summary = IngestSummary(
-            batch_id=reg.batch_id, scanned=reg.scanned, queued=len(reg.queued_ids), new=reg.new,
-            changed=reg.changed, unchanged=reg.unchanged, missing=reg.missing, ignored=reg.ignored,
-            skipped_links=reg.skipped_links, loops=reg.loops, scan_errors=reg.scan_errors, jobs=jobs)
+        summary = IngestSummary(**vars(reg), jobs=jobs)
         if wait and reg.queued_ids:
             prog = self.wait_for(reg.queued_ids, on_progress=on_progress, timeout=timeout, poll=poll)
             summary.final = {"indexed": prog.indexed, "failed": prog.failed, "pending": prog.pending}

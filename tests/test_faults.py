@@ -206,47 +206,29 @@ def _wait_indexed(db, n: int, timeout: float = 120) -> None:
 
 
 @pytest.mark.slow
-def test_postgres_stopped_and_started_mid_ingest(private_stack, tmp_path):
+@pytest.mark.parametrize("server", ["postgresql", "redis"])
+def test_server_stopped_and_started_mid_batch(private_stack, tmp_path, server):
+    """PostgreSQL (workers retry with backoff) or Redis (AOF, reconnection) restarted mid-batch."""
     settings, db = private_stack
     root = _library(tmp_path)
-    worker = WorkerProcess(settings, "ingest", 2, f"pg-{uuid.uuid4().hex[:6]}", tmp_path / "worker.log")
+    worker = WorkerProcess(settings, "ingest", 2, f"{server[:2]}-{uuid.uuid4().hex[:6]}", tmp_path / "worker.log")
     try:
         worker.wait_ready()
         index = MusicIndex(db, settings)
         summary = index.ingest([root])
         _wait_indexed(db, 4)
-        pg = services.EmbeddedPostgres(services.paths_for(settings), settings)
-        assert pg.stop()
-        time.sleep(3)  # workers now hit connection errors and retry with backoff
-        with services._locked(services.paths_for(settings)):
-            pg.start()
-        ids = list(range(1, summary.queued + 1))
-        prog = index.wait_for(ids, timeout=300)
-        assert prog.pending == 0
-        _assert_all_once(db, summary.queued, 7)
-        assert "Retry in" in worker.log_path.read_text() or "OperationalError" in worker.log_path.read_text()
-    finally:
-        worker.stop()
-
-
-@pytest.mark.slow
-def test_redis_stopped_and_started_mid_batch(private_stack, tmp_path):
-    settings, db = private_stack
-    root = _library(tmp_path)
-    worker = WorkerProcess(settings, "ingest", 2, f"rd-{uuid.uuid4().hex[:6]}", tmp_path / "worker.log")
-    try:
-        worker.wait_ready()
-        index = MusicIndex(db, settings)
-        summary = index.ingest([root])
-        _wait_indexed(db, 4)
-        redis = services.EmbeddedRedis(services.paths_for(settings))
-        assert redis.stop()
-        time.sleep(3)
-        with services._locked(services.paths_for(settings)):
-            redis.start()
+        paths = services.paths_for(settings)
+        target = services.EmbeddedPostgres(paths, settings) if server == "postgresql" else services.EmbeddedRedis(paths)
+        assert target.stop()
+        time.sleep(3)  # workers now hit connection errors
+        with services._locked(paths):
+            target.start()
         prog = index.wait_for(list(range(1, summary.queued + 1)), timeout=300)
         assert prog.pending == 0
         _assert_all_once(db, summary.queued, 7)
+        if server == "postgresql":
+            log = worker.log_path.read_text()
+            assert "Retry in" in log or "OperationalError" in log
     finally:
         worker.stop()
 
