@@ -54,6 +54,8 @@ class Settings:
     """Follow symlinks that lead outside the ingested roots."""
     genre_model: str = "auto"
     """Classifier that answers genre questions: knn, logreg, ann, cnn, or auto (best held-out macro-F1)."""
+    promotion_tolerance: float = 0.01
+    """A retrained model replaces the active one unless its held-out macro-F1 (silhouette for clusterers) is lower by more than this."""
     retrain_cron: str = "0 3 * * *"
     """Crontab (minute hour day month weekday) of the nightly retrain."""
     log_level: str = "WARNING"
@@ -99,6 +101,8 @@ class Settings:
             raise ConfigError(
                 f"MUSICINDEX_GENRE_MODEL={self.genre_model!r}: choose auto, knn, logreg, ann or cnn"
             )
+        if not 0 <= self.promotion_tolerance < 1:
+            raise ConfigError("MUSICINDEX_PROMOTION_TOLERANCE must be in [0, 1)")
         if len(self.retrain_cron.split()) != 5:
             raise ConfigError(
                 f"MUSICINDEX_RETRAIN_CRON={self.retrain_cron!r}: expected 5 fields "

@@ -1,0 +1,241 @@
+"""The model registry over ``model_versions``: states, promotion, rollback, checked artifact loads.
+
+States: ``training`` (being trained) -> ``candidate`` (trained, backfilled) -> ``active``
+(answers queries; at most one per kind, enforced by a partial unique index) -> ``retired``;
+or ``failed``. Promotion swaps active versions in one transaction, so a query never sees a
+half-updated index.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from musicindex.db.models import MODEL_KINDS, ModelVersion, TrainingRun
+from musicindex.errors import ArtifactIntegrityError, InvalidArgumentError, ModelNotTrainedError
+from musicindex.models.artifacts import sha256
+
+CLASSIFIER_KINDS = ("knn", "logreg", "ann", "cnn")
+CLUSTER_KINDS = ("kmeans", "birch", "gmm")
+EMBEDDING_SPACES = {"ann": "ann", "cnn": "cnn", "scaler": "features"}
+"""Kinds that produce embeddings, and their similarity space."""
+
+_PROMOTE_LOCK = 0x6D69_7072_6F6D  # advisory lock serialising promotions ('mi prom')
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in MODEL_KINDS:
+        raise InvalidArgumentError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+
+
+def active_version(session: Session, kind: str) -> ModelVersion | None:
+    _check_kind(kind)
+    return session.execute(
+        select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.state == "active")
+    ).scalar_one_or_none()
+
+
+def active_versions(session: Session) -> list[ModelVersion]:
+    return list(session.execute(
+        select(ModelVersion).where(ModelVersion.state == "active").order_by(ModelVersion.id)).scalars())
+
+
+def get_version(session: Session, version_id: int) -> ModelVersion:
+    v = session.get(ModelVersion, int(version_id))
+    if v is None:
+        raise ModelNotTrainedError(f"no model version {version_id}; `musicindex models list` shows them")
+    return v
+
+
+def list_versions(session: Session, kind: str | None = None, state: str | None = None,
+                  limit: int | None = None) -> list[ModelVersion]:
+    """Versions, newest first, optionally of one kind and/or state."""
+    q = select(ModelVersion).order_by(ModelVersion.id.desc())
+    if kind is not None:
+        _check_kind(kind)
+        q = q.where(ModelVersion.kind == kind)
+    if state is not None:
+        q = q.where(ModelVersion.state == state)
+    if limit:
+        q = q.limit(limit)
+    return list(session.execute(q).scalars())
+
+
+def load_artifact(session: Session, version_id: int) -> bytes:
+    """The artifact bytes of a version, after checking them against the recorded sha256.
+
+    Raises ArtifactIntegrityError (and returns nothing) if they do not match: such an
+    artifact is never deserialised.
+    """
+    row = session.execute(
+        select(ModelVersion.artifact, ModelVersion.artifact_sha256, ModelVersion.kind)
+        .where(ModelVersion.id == int(version_id))
+    ).one_or_none()
+    if row is None:
+        raise ModelNotTrainedError(f"no model version {version_id}")
+    data, recorded, kind = row
+    if data is None or not recorded:
+        raise ModelNotTrainedError(f"model version {version_id} ({kind}) has no artifact (it did not finish training)")
+    data = bytes(data)
+    actual = sha256(data)
+    if actual != recorded:
+        raise ArtifactIntegrityError(
+            f"the artifact of model version {version_id} ({kind}) does not match its recorded sha256 "
+            f"(recorded {recorded[:12]}..., stored bytes hash to {actual[:12]}...); it was not loaded. "
+            f"Retrain (`musicindex train --models {kind}`) or roll back (`musicindex models rollback {kind}`).")
+    return data
+
+
+#: the held-out score a challenger must not lose against the champion, per kind
+QUALITY_METRIC = {"knn": "macro_f1", "logreg": "macro_f1", "ann": "macro_f1", "cnn": "macro_f1",
+                  "kmeans": "silhouette", "birch": "silhouette", "gmm": "silhouette"}
+
+
+def decide_promotion(session: Session, run_id: int,
+                     tolerance: float | None = None) -> tuple[list[int], dict[str, Any]]:
+    """Champion/challenger: which candidates of run ``run_id`` become active, and why.
+
+    A candidate is promoted when no version of its kind is active, when its kind has no
+    quality metric (the scaler), or when its held-out score (``QUALITY_METRIC``: macro-F1 for
+    classifiers, silhouette for clusterers) is at least the active version's minus
+    ``tolerance`` (``MUSICINDEX_PROMOTION_TOLERANCE``, default 0.01: a retrain on more data
+    that scores within noise of the champion replaces it). Otherwise it stays a candidate
+    (``musicindex models promote ID`` can still activate it). Returns the ids to promote and
+    the comparison, which the run records.
+    """
+    if tolerance is None:
+        from musicindex.config import get_settings
+
+        tolerance = get_settings().promotion_tolerance
+    chosen: list[int] = []
+    comparison: dict[str, Any] = {}
+    candidates = session.execute(
+        select(ModelVersion).where(ModelVersion.run_id == run_id, ModelVersion.state == "candidate")
+        .order_by(ModelVersion.id)).scalars().all()
+    for cand in candidates:
+        champion = active_version(session, cand.kind)
+        metric = QUALITY_METRIC.get(cand.kind)
+        new = (cand.metrics or {}).get(metric) if metric else None
+        old = (champion.metrics or {}).get(metric) if (metric and champion is not None) else None
+        if champion is None:
+            promote_it, why = True, "no active version"
+        elif metric is None:
+            promote_it, why = True, "no quality metric: follows the data"
+        elif new is None or old is None:
+            promote_it, why = True, f"{metric} missing on one side"
+        else:
+            promote_it = float(new) >= float(old) - tolerance
+            why = (f"{metric} {float(new):.4f} vs active {float(old):.4f} (tolerance {tolerance})"
+                   + ("" if promote_it else ": challenger is worse, stays a candidate"))
+        if promote_it:
+            chosen.append(cand.id)
+        comparison[cand.kind] = {
+            "candidate": cand.id, "active": champion.id if champion is not None else None, "metric": metric,
+            "candidate_score": new, "active_score": old, "tolerance": tolerance,
+            "decision": "promoted" if promote_it else "kept as candidate", "reason": why,
+        }
+    return chosen, comparison
+
+
+def promote(session: Session, version_ids: Sequence[int]) -> list[int]:
+    """Make ``version_ids`` active and retire the active versions of their kinds, in the caller's transaction.
+
+    Returns the ids retired. Versions must be ``candidate`` or ``retired`` (a rollback) and
+    at most one per kind.
+    """
+    ids = [int(v) for v in version_ids]
+    if not ids:
+        return []
+    session.execute(select(func.pg_advisory_xact_lock(_PROMOTE_LOCK)))
+    rows = session.execute(
+        select(ModelVersion.id, ModelVersion.kind, ModelVersion.state).where(ModelVersion.id.in_(ids))
+        .with_for_update()).all()
+    found = {r.id for r in rows}
+    missing = [v for v in ids if v not in found]
+    if missing:
+        raise InvalidArgumentError(f"no model version {missing[0]}")
+    kinds: dict[str, int] = {}
+    for r in rows:
+        if r.state not in ("candidate", "retired", "active"):
+            raise InvalidArgumentError(f"model version {r.id} is {r.state}; only candidate or retired versions "
+                                       "can be activated")
+        if r.kind in kinds:
+            raise InvalidArgumentError(f"versions {kinds[r.kind]} and {r.id} are both {r.kind}; activate one per kind")
+        kinds[r.kind] = r.id
+    retired = list(session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.kind.in_(list(kinds)), ModelVersion.state == "active", ModelVersion.id.not_in(ids))
+        .values(state="retired").returning(ModelVersion.id)).scalars())
+    session.execute(update(ModelVersion).where(ModelVersion.id.in_(ids), ModelVersion.state != "active")
+                    .values(state="active", activated_at=func.now()))
+    session.flush()
+    session.expire_all()
+    return retired
+
+
+def rollback(session: Session, kind: str) -> ModelVersion:
+    """Re-activate the most recently retired version of ``kind`` (the active one is retired)."""
+    _check_kind(kind)
+    prev = session.execute(
+        select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.state == "retired")
+        .order_by(ModelVersion.activated_at.desc().nulls_last(), ModelVersion.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if prev is None:
+        raise ModelNotTrainedError(f"no retired {kind} version to roll back to")
+    load_artifact(session, prev.id)  # never activate an artifact that would be refused
+    promote(session, [prev.id])
+    return session.get(ModelVersion, prev.id)
+
+
+def genre_model_version(session: Session, preference: str = "auto") -> ModelVersion | None:
+    """The active classifier answering genre questions.
+
+    ``preference``: knn, logreg, ann or cnn (that kind's active version), or ``auto`` (the
+    active classifier with the highest held-out macro-F1). None if there is none.
+    """
+    if preference != "auto":
+        if preference not in CLASSIFIER_KINDS:
+            raise InvalidArgumentError(f"genre model {preference!r}: choose auto, {', '.join(CLASSIFIER_KINDS)}")
+        return active_version(session, preference)
+    versions = session.execute(
+        select(ModelVersion).where(ModelVersion.state == "active", ModelVersion.kind.in_(CLASSIFIER_KINDS))
+        .order_by(ModelVersion.id)).scalars().all()
+    if not versions:
+        return None
+
+    def score(v: ModelVersion) -> float:
+        f1 = (v.metrics or {}).get("macro_f1")
+        return float(f1) if isinstance(f1, (int, float)) else float("-inf")
+
+    return max(versions, key=score)
+
+
+def version_summary(v: ModelVersion) -> dict[str, Any]:
+    """id, kind, state, created, key metrics and sha256 prefix of a version (for listings)."""
+    m = v.metrics or {}
+    keys = ("accuracy", "macro_f1", "cv_accuracy_mean", "cv_accuracy_std", "silhouette", "davies_bouldin",
+            "n_clusters")
+    return {
+        "id": v.id, "kind": v.kind, "state": v.state, "run_id": v.run_id,
+        "created_at": v.created_at.isoformat() if v.created_at else None,
+        "activated_at": v.activated_at.isoformat() if v.activated_at else None,
+        "metrics": {k: m[k] for k in keys if k in m},
+        "training_seconds": v.training_seconds, "embedding_dim": v.embedding_dim,
+        "n_classes": len(v.classes) if v.classes else None,
+        "sha256": v.artifact_sha256, "error": v.error,
+    }
+
+
+def run_of(session: Session, run_id: int) -> TrainingRun | None:
+    return session.get(TrainingRun, run_id)
+
+
+def hnsw_index_name(version_id: int) -> str:
+    return f"ix_emb_hnsw_v{int(version_id)}"
+
+
+def existing_hnsw_indexes(session: Session) -> set[str]:
+    return set(session.execute(text(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings' AND indexname LIKE 'ix_emb_hnsw_v%'"
+    )).scalars())

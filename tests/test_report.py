@@ -1,0 +1,58 @@
+"""The HTML model report: every active model named, figures written, database text escaped."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select, update
+
+from musicindex import ingest
+from musicindex.db.models import Track
+from musicindex.models import training
+from musicindex.synth import generate_library
+from tests.conftest import run_cli, settings_env
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+EVIL = '<script>alert("x")</script> & co'
+
+
+def test_report_without_models(index, tmp_path):
+    path = index.report(tmp_path / "empty")
+    html = path.read_text()
+    assert "No active model" in html and "musicindex train" in html
+
+
+@pytest.mark.slow
+def test_report_names_every_model_and_escapes(index, tmp_path):
+    root = tmp_path / "lib"
+    generate_library(root, per_genre=6, genres=["techno", "ambient", "classical", "metal"], duration=5.0, seed=11)
+    reg = ingest.register(index.db, [root], label_from="folder")
+    ingest.process_tracks(index.db, reg.queued_ids)
+    with index.db.session() as s:
+        tid = s.execute(select(Track.id).order_by(Track.id).limit(1)).scalar_one()
+        s.execute(update(Track).where(Track.id == tid).values(title=EVIL))
+    res = index.train(local=True, quick=True, net_cv_folds=0, seed=0)
+    assert res.status == "succeeded"
+
+    out = tmp_path / "report"
+    r = run_cli("report", "--out", str(out), env=settings_env(index.settings))
+    assert r.returncode == 0, r.stderr
+    html = (out / "index.html").read_text()
+    active = index.active_models()
+    assert set(active) == {"scaler", *training.ALL_MODELS}
+    for kind, v in active.items():
+        assert re.search(rf">{kind}( ★)?</td><td>{v['id']}</td>", html), kind
+    # escaped, never raw
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in html
+    # figures: confusion matrices, learning curves, silhouette sweep, map
+    pngs = {p.name for p in out.glob("*.png")}
+    for kind in ("knn", "logreg", "ann", "cnn"):
+        assert f"confusion_{kind}_v{active[kind]['id']}.png" in pngs
+    assert f"history_ann_v{active['ann']['id']}.png" in pngs and f"history_cnn_v{active['cnn']['id']}.png" in pngs
+    assert {"silhouette.png", "map.png"} <= pngs
+    for name in pngs:
+        assert f"src='{name}'" in html
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "macro F1" in html and "±" in html  # CV mean ± std of the classical models
