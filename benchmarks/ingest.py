@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -26,14 +24,11 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 
-from musicindex import services  # noqa: E402
+from benchmarks._common import bench_environment  # noqa: E402
 from musicindex.api import MusicIndex  # noqa: E402
-from musicindex.config import Settings, set_settings  # noqa: E402
 from musicindex.db.models import TrackFeatures  # noqa: E402
-from musicindex.db.session import Database  # noqa: E402
 from musicindex.synth import generate_library, synthesize, write_audio  # noqa: E402
 from tests import badfiles  # noqa: E402
 from tests.conftest import WorkerProcess  # noqa: E402
@@ -83,22 +78,13 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="mi-bench-"))
-    home = Path(os.environ.get("MUSICINDEX_HOME") or tmp / "home")
-    settings = Settings.from_env(home=home)
-    set_settings(settings)
-    settings = settings.with_(database_url=services.ensure_database(settings),
-                              broker_url=services.ensure_broker(settings))
-    name = f"mi_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(settings.database_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
-    settings = settings.with_(database_url=url)
+    with bench_environment("mi-bench-ingest", keep=args.keep) as (settings, db, tmp):
+        run(args, settings, db, tmp)
+
+
+def run(args, settings, db, tmp: Path) -> None:
     worker = None
     try:
-        db = Database(url)
-        db.upgrade()
         index = MusicIndex(db, settings)
 
         lib = tmp / "library"
@@ -157,17 +143,9 @@ def main() -> None:
         print(f"  second ingest: {again.queued} queued, {again.unchanged} unchanged, {second:.2f} s")
         ok = prog.indexed == args.clips and prog.failed == len(bad) and finite and again.queued == 0
         print("RESULT:", "ok" if ok else "MISMATCH")
-        db.dispose()
     finally:
         if worker is not None:
             worker.stop()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        if not os.environ.get("MUSICINDEX_HOME"):
-            services.stop(Settings.from_env(home=home))
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

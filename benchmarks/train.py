@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 import warnings
 from pathlib import Path
 
@@ -24,12 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore")
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from musicindex import ingest, services  # noqa: E402
-from musicindex.config import Settings, set_settings  # noqa: E402
-from musicindex.db.session import Database  # noqa: E402
+from benchmarks._common import bench_environment  # noqa: E402
+from musicindex import ingest  # noqa: E402
 from musicindex.models import training  # noqa: E402
 from musicindex.report import write_report  # noqa: E402
 from musicindex.synth import GENRES, generate_library  # noqa: E402
@@ -46,62 +39,45 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (library, report)")
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="mi-train-bench-"))
-    home = Path(os.environ.get("MUSICINDEX_HOME") or tmp / "home")
-    settings = Settings.from_env(home=home)
-    set_settings(settings)
-    base_url = services.ensure_database(settings)
-    name = f"mi_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(base_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        db = Database(url)
-        db.upgrade()
-        genres = list(GENRES)[: args.genres]
-        t0 = time.perf_counter()
-        generate_library(tmp / "library", per_genre=args.clips, genres=genres, duration=args.seconds, seed=2024)
-        t_synth = time.perf_counter() - t0
-        reg = ingest.register(db, [tmp / "library"], label_from="folder")
-        t0 = time.perf_counter()
-        ingest.process_tracks(db, reg.queued_ids)
-        t_ingest = time.perf_counter() - t0
-        print(f"library: {len(genres)} genres x {args.clips} clips x {args.seconds:.0f} s "
-              f"(synthesized in {t_synth:.1f} s, ingested in-process in {t_ingest:.1f} s)")
-        print(f"machine: {os.cpu_count()} cores; chance = {1 / len(genres):.3f}\n")
-        t0 = time.perf_counter()
-        res = training.train(db, args.models, test_size=args.test_size, quick=args.quick,
-                             on_progress=lambda m: print(m, flush=True))
-        total = time.perf_counter() - t0
-        print(f"\n{'model':8} {'acc':>6} {'P':>6} {'R':>6} {'F1':>6} {'cv acc':>14} {'cv F1':>14} {'train s':>8}")
-        for v in res.versions:
-            m = v["metrics"]
-            if "accuracy" in m:
-                with db.session() as s:
-                    from musicindex.db.models import ModelVersion
+    with bench_environment("mi-bench-train", keep=args.keep) as (_settings, db, tmp):
+        run(args, db, tmp)
 
-                    full = s.get(ModelVersion, v["id"]).metrics
-                print(f"{v['kind']:8} {full['accuracy']:6.3f} {full['macro_precision']:6.3f} {full['macro_recall']:6.3f} "
-                      f"{full['macro_f1']:6.3f} {full['cv_accuracy_mean']:6.3f}±{full['cv_accuracy_std']:.3f} "
-                      f"{full['cv_macro_f1_mean']:6.3f}±{full['cv_macro_f1_std']:.3f} {v['training_seconds']:8.1f}")
-        for v in res.versions:
-            m = v["metrics"]
-            if "silhouette" in m:
-                print(f"{v['kind']:8} k={m['n_clusters']:<3} silhouette {m['silhouette']:.3f}  "
-                      f"Davies-Bouldin {m['davies_bouldin']:.3f}  {v['training_seconds']:8.1f} s")
-        print(f"\nwhole run (training + backfill + HNSW + promotion): {total:.1f} s")
-        report = write_report(db, tmp / "report")
-        print(f"report: {report}{'' if args.keep else ' (deleted; --keep keeps it)'}")
-        db.dispose()
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        if not os.environ.get("MUSICINDEX_HOME"):
-            services.stop(Settings.from_env(home=home))
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+def run(args, db, tmp: Path) -> None:
+    genres = list(GENRES)[: args.genres]
+    t0 = time.perf_counter()
+    generate_library(tmp / "library", per_genre=args.clips, genres=genres, duration=args.seconds, seed=2024)
+    t_synth = time.perf_counter() - t0
+    reg = ingest.register(db, [tmp / "library"], label_from="folder")
+    t0 = time.perf_counter()
+    ingest.process_tracks(db, reg.queued_ids)
+    t_ingest = time.perf_counter() - t0
+    print(f"library: {len(genres)} genres x {args.clips} clips x {args.seconds:.0f} s "
+          f"(synthesized in {t_synth:.1f} s, ingested in-process in {t_ingest:.1f} s)")
+    print(f"machine: {os.cpu_count()} cores; chance = {1 / len(genres):.3f}\n")
+    t0 = time.perf_counter()
+    res = training.train(db, args.models, test_size=args.test_size, quick=args.quick,
+                         on_progress=lambda m: print(m, flush=True))
+    total = time.perf_counter() - t0
+    print(f"\n{'model':8} {'acc':>6} {'P':>6} {'R':>6} {'F1':>6} {'cv acc':>14} {'cv F1':>14} {'train s':>8}")
+    for v in res.versions:
+        m = v["metrics"]
+        if "accuracy" in m:
+            with db.session() as s:
+                from musicindex.db.models import ModelVersion
+
+                full = s.get(ModelVersion, v["id"]).metrics
+            print(f"{v['kind']:8} {full['accuracy']:6.3f} {full['macro_precision']:6.3f} {full['macro_recall']:6.3f} "
+                  f"{full['macro_f1']:6.3f} {full['cv_accuracy_mean']:6.3f}±{full['cv_accuracy_std']:.3f} "
+                  f"{full['cv_macro_f1_mean']:6.3f}±{full['cv_macro_f1_std']:.3f} {v['training_seconds']:8.1f}")
+    for v in res.versions:
+        m = v["metrics"]
+        if "silhouette" in m:
+            print(f"{v['kind']:8} k={m['n_clusters']:<3} silhouette {m['silhouette']:.3f}  "
+                  f"Davies-Bouldin {m['davies_bouldin']:.3f}  {v['training_seconds']:8.1f} s")
+    print(f"\nwhole run (training + backfill + HNSW + promotion): {total:.1f} s")
+    report = write_report(db, tmp / "report")
+    print(f"report: {report}{'' if args.keep else ' (deleted; --keep keeps it)'}")
 
 
 if __name__ == "__main__":

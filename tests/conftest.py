@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from musicindex import services
 from musicindex.config import Settings, set_settings
+from musicindex.db.scratch import scratch_database
 from musicindex.db.session import Database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,17 +57,10 @@ def admin_engine(base_settings):
 
 
 @pytest.fixture
-def empty_db(base_settings, admin_engine) -> Iterator[Database]:
+def empty_db(base_settings) -> Iterator[Database]:
     """A new, empty database on the test server (no migrations applied)."""
-    name = f"mi_test_{uuid.uuid4().hex[:12]}"
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = url_str(make_url(base_settings.database_url).set(database=name))
-    db = Database(url, pool_size=3)
-    yield db
-    db.dispose()
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(base_settings.database_url, prefix="mi_test", migrate=False) as db:
+        yield db
 
 
 @pytest.fixture

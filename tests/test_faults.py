@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import struct
 import threading
@@ -12,12 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 from mutagen.flac import FLAC
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
-from musicindex import ingest, services, taskclient
+from musicindex import ingest, services
 from musicindex.api import MusicIndex
 from musicindex.config import Settings
 from musicindex.db.models import Spectrogram, Track, TrackFeatures

@@ -62,7 +62,7 @@ def library(tmp_path) -> Path:
 def test_ingest_end_to_end_with_bad_and_odd_files(index, settings_for, workers, library, tmp_path):
     bad = badfiles.make_bad_set(library / "bad")
     odd = badfiles.make_odd_good_set(library)
-    loop = badfiles.symlink_loop(library / "loopy")
+    badfiles.symlink_loop(library / "loopy")
     (library / "notes.txt").write_text("not audio, ignored")
     workers(index.settings, concurrency=2)
 

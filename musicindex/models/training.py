@@ -23,7 +23,7 @@ import math
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from sqlalchemy import func, select, text, update
