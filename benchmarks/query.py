@@ -180,7 +180,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--spaces", default="features,ann,cnn")
-    ap.add_argument("--ef", type=int, default=None, help="hnsw.ef_search (default: the API's max(40, 4k))")
+    ap.add_argument("--ef", default=None,
+                    help="hnsw.ef_search, or several comma-separated values measured one after the other "
+                         "(default: the API's max(40, 4k))")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clusters", type=int, default=1000, help="cluster centres of the synthetic vectors")
     ap.add_argument("--noise", type=float, default=0.8, help="spread around a centre (centres are N(0, 1))")
@@ -223,7 +225,8 @@ def main() -> None:
         info = fill(db, args.n, spaces, args.seed, args.workers, args.clusters, args.noise)
         print(f"filled in {time.perf_counter() - t0:.0f} s", flush=True)
         index = MusicIndex(db, settings.with_(database_url=db_url))
-        rows = [measure(index, info, s, args.queries, args.seed, args.ef) for s in spaces]
+        efs = [int(e) for e in args.ef.split(",")] if args.ef else [None]
+        rows = [measure(index, info, s, args.queries, args.seed, ef) for ef in efs for s in spaces]
         print_table(args.n, rows, args.queries,
                     f"{args.clusters} clusters, noise {args.noise}, shared_buffers {sb}")
     finally:

@@ -14,13 +14,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from musicindex import ingest
 from musicindex.config import get_settings
+from musicindex.errors import BrokerUnavailableError, DatabaseUnavailableError
 from musicindex.taskclient import TASK_EMBED, TASK_INGEST
 from workers.app import app
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
 _db = None
-RETRYABLE = (OperationalError, DBAPIError, ConnectionError)
+# passing outages: the database or the broker is restarting (DatabaseUnavailableError comes from
+# connecting a new worker process's engine while PostgreSQL is down)
+RETRYABLE = (OperationalError, DBAPIError, ConnectionError, DatabaseUnavailableError, BrokerUnavailableError)
 
 
 def get_db():
