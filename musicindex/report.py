@@ -143,7 +143,7 @@ def _map_png(db: Database, path: Path) -> int:
         ax.scatter(Z[m, 0], Z[m, 1], s=12, alpha=0.8, color=color, label=_mpl(lab))
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
-    ax.set_title(f"tracks on the first two principal components of the standardised features ({len(idx)})")
+    ax.set_title(f"{len(idx)} tracks on the first two principal components\nof the standardised features")
     ax.legend(fontsize=7, markerscale=1.5, loc="best", ncol=2)
     fig.tight_layout()
     fig.savefig(path)
