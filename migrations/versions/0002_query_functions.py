@@ -142,7 +142,7 @@ BEGIN
     IF v_hnsw THEN
         v_old_ef := current_setting('hnsw.ef_search', true);
         v_old_it := current_setting('hnsw.iterative_scan', true);
-        PERFORM set_config('hnsw.ef_search', greatest(40, least(1000, 4 * k))::text, true);
+        PERFORM set_config('hnsw.ef_search', greatest(200, least(1000, 4 * k))::text, true);
         PERFORM set_config('hnsw.iterative_scan', 'relaxed_order', true);
         v_dist := format('(e.embedding::vector(%s) <=> $1::vector(%s))', v_dim, v_dim);
     ELSE

@@ -75,7 +75,7 @@ class QueryMixin:
         ``genre`` restricts the answer to one genre (label, else the genre model's
         prediction); ``exclude_same_artist`` drops the seed's artist; ``exact=True``
         forces brute-force search (versions under 10 000 vectors are always searched
-        exactly); ``ef_search`` overrides the HNSW search width (default max(40, 4k)).
+        exactly); ``ef_search`` overrides the HNSW search width (default max(200, 4k)).
         """
         k = E.check_k(k)
         space = E.check_space(space)

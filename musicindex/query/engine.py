@@ -47,9 +47,13 @@ def hnsw_index_name(version_id: int) -> str:
     return f"ix_emb_hnsw_v{int(version_id)}"
 
 
+EF_SEARCH_MIN = 200
+"""Smallest HNSW search width: recall@10 >= 0.95 at a million vectors (benchmarks/query.py, docs/query.md)."""
+
+
 def ef_search_for(limit: int) -> int:
-    """HNSW search width for ``limit`` wanted results: max(40, 4 * limit), at most 1000."""
-    return int(min(MAX_EF_SEARCH, max(40, 4 * int(limit))))
+    """HNSW search width for ``limit`` wanted results: max(200, 4 * limit), at most 1000."""
+    return int(min(MAX_EF_SEARCH, max(EF_SEARCH_MIN, 4 * int(limit))))
 
 
 def check_k(k: Any, name: str = "k") -> int:
