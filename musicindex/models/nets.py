@@ -70,6 +70,18 @@ def config_for(kind: str, quick: bool, overrides: dict[str, Any] | None = None):
 
 
 # --------------------------------------------------------------------------- models
+def _embedding_head(keras, inputs, x, n_classes: int, cfg, reg, name: str):
+    """The part both nets share: the tanh ``embedding`` layer, dropout, the softmax ``genre`` output, compiled."""
+    L = keras.layers
+    emb = L.Dense(cfg.embedding_dim, activation="tanh", kernel_regularizer=reg, name="embedding")(x)
+    x = L.Dropout(cfg.dropout, name="dropout_out")(emb)
+    out = L.Dense(n_classes, activation="softmax", name="genre")(x)
+    model = keras.Model(inputs, out, name=name)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
 def build_ann(n_features: int, n_classes: int, mean: np.ndarray, var: np.ndarray, cfg: ANNConfig):
     keras = _keras()
     L = keras.layers
@@ -82,13 +94,7 @@ def build_ann(n_features: int, n_classes: int, mean: np.ndarray, var: np.ndarray
         x = L.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
         x = L.Activation("relu", name=f"relu{i}")(x)
         x = L.Dropout(cfg.dropout, name=f"dropout{i}")(x)
-    emb = L.Dense(cfg.embedding_dim, activation="tanh", kernel_regularizer=reg, name="embedding")(x)
-    x = L.Dropout(cfg.dropout, name="dropout_out")(emb)
-    out = L.Dense(n_classes, activation="softmax", name="genre")(x)
-    model = keras.Model(inputs, out, name="musicindex_ann")
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    return _embedding_head(keras, inputs, x, n_classes, cfg, reg, "musicindex_ann")
 
 
 def build_cnn(n_mels: int, n_classes: int, mean: float, var: float, cfg: CNNConfig):
@@ -108,13 +114,7 @@ def build_cnn(n_mels: int, n_classes: int, mean: float, var: float, cfg: CNNConf
         x = L.Dropout(0.1, name=f"drop{i}")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x)
     x = L.Dropout(cfg.dropout, name="dropout_gap")(x)
-    emb = L.Dense(cfg.embedding_dim, activation="tanh", kernel_regularizer=reg, name="embedding")(x)
-    x = L.Dropout(cfg.dropout, name="dropout_out")(emb)
-    out = L.Dense(n_classes, activation="softmax", name="genre")(x)
-    model = keras.Model(inputs, out, name="musicindex_cnn")
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    return _embedding_head(keras, inputs, x, n_classes, cfg, reg, "musicindex_cnn")
 
 
 def two_headed(model):
