@@ -6,15 +6,15 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicindex import services  # noqa: E402
-from musicindex.config import Settings, set_settings  # noqa: E402
-from musicindex.db.scratch import scratch_database  # noqa: E402
-from musicindex.db.session import Database  # noqa: E402
+from musicindex import services
+from musicindex.config import Settings, set_settings
+from musicindex.db.scratch import scratch_database
+from musicindex.db.session import Database
 
 
 @contextlib.contextmanager

@@ -24,14 +24,14 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import select, text
 
-from benchmarks._common import bench_environment  # noqa: E402
-from musicindex.api import MusicIndex  # noqa: E402
-from musicindex.db.models import TrackFeatures  # noqa: E402
-from musicindex.synth import generate_library, synthesize, write_audio  # noqa: E402
-from tests import badfiles  # noqa: E402
-from tests.conftest import WorkerProcess  # noqa: E402
+from benchmarks._common import bench_environment
+from musicindex.app import MusicIndex
+from musicindex.db.orm import TrackFeatures
+from musicindex.localworker import LocalWorker
+from musicindex.sample import badfiles
+from musicindex.sample.synth import generate_library, synthesize, write_audio
 
 
 def make_bad(root: Path) -> tuple[list[Path], Path]:
@@ -99,20 +99,19 @@ def run(args, settings, db, tmp: Path) -> None:
         print(f"library: {args.clips} clips of {args.seconds:.0f} s + {len(bad)} bad files "
               f"(generated in {time.monotonic() - t:.1f} s)")
 
-        worker = WorkerProcess(settings, "ingest", args.concurrency, f"bench-{uuid.uuid4().hex[:6]}",
-                               tmp / "worker.log")
+        worker = LocalWorker(settings, "ingest", args.concurrency, f"bench-{uuid.uuid4().hex[:6]}",
+                             log_path=tmp / "worker.log")
         worker.wait_ready()
         sampler = RssSampler(worker.proc.pid)
         sampler.start()
         from musicindex import ingest as ingest_lib
-        from musicindex import taskclient
+        from musicindex.dispatch import Dispatcher
 
         t0 = time.monotonic()
         reg = ingest_lib.register(db, [lib], label_from="folder")
         vanishing.unlink()  # deleted between the scan and its analysis
         for i in range(0, len(reg.queued_ids), settings.ingest_chunk):
-            taskclient.send(taskclient.TASK_INGEST, args=[reg.queued_ids[i:i + settings.ingest_chunk]],
-                            settings=settings)
+            Dispatcher(settings).ingest(reg.queued_ids[i:i + settings.ingest_chunk])
         prog = index.wait_for(reg.queued_ids, timeout=3600, poll=0.25)
         wall = time.monotonic() - t0
         sampler.stop_flag.set()

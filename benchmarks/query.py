@@ -29,14 +29,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
-from musicindex import services  # noqa: E402
-from musicindex.api import MusicIndex  # noqa: E402
-from musicindex.config import Settings, set_settings  # noqa: E402
-from musicindex.db.session import Database  # noqa: E402
-from musicindex.query import engine as E  # noqa: E402
+from musicindex import services
+from musicindex.app import MusicIndex
+from musicindex.config import Settings, set_settings
+from musicindex.db.session import Database
+from musicindex.query import engine as E
 
 DIMS = {"features": 43, "ann": 32, "cnn": 64}
 KINDS = {"features": "scaler", "ann": "ann", "cnn": "cnn"}

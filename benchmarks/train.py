@@ -23,9 +23,9 @@ warnings.filterwarnings("ignore")
 
 from benchmarks._common import bench_environment  # noqa: E402
 from musicindex import ingest  # noqa: E402
-from musicindex.models import training  # noqa: E402
-from musicindex.report import write_report  # noqa: E402
-from musicindex.synth import GENRES, generate_library  # noqa: E402
+from musicindex.ml import training  # noqa: E402
+from musicindex.ml.report import write_report  # noqa: E402
+from musicindex.sample.synth import GENRES, generate_library  # noqa: E402
 
 
 def main() -> None:
@@ -64,7 +64,7 @@ def run(args, db, tmp: Path) -> None:
         m = v["metrics"]
         if "accuracy" in m:
             with db.session() as s:
-                from musicindex.db.models import ModelVersion
+                from musicindex.db.orm import ModelVersion
 
                 full = s.get(ModelVersion, v["id"]).metrics
             print(f"{v['kind']:8} {full['accuracy']:6.3f} {full['macro_precision']:6.3f} {full['macro_recall']:6.3f} "

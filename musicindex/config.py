@@ -7,13 +7,15 @@ configuration table lists them. ``Settings.from_env()`` validates values and rai
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import platformdirs
 
 from musicindex.errors import ConfigError
+from musicindex.vocab import GENRE_MODEL_PREFERENCES
 
 ENV_PREFIX = "MUSICINDEX_"
 
@@ -63,7 +65,7 @@ class Settings:
 
     # ------------------------------------------------------------------
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -76,7 +78,7 @@ class Settings:
         settings.validate()
         return settings
 
-    def with_(self, **changes: Any) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
     def validate(self) -> None:
@@ -97,9 +99,9 @@ class Settings:
                 f"MUSICINDEX_VISIBILITY_TIMEOUT ({self.visibility_timeout}) must exceed "
                 f"MUSICINDEX_TASK_TIME_LIMIT ({self.task_time_limit}), or running jobs get delivered twice"
             )
-        if self.genre_model not in ("auto", "knn", "logreg", "ann", "cnn"):
+        if self.genre_model not in GENRE_MODEL_PREFERENCES:
             raise ConfigError(
-                f"MUSICINDEX_GENRE_MODEL={self.genre_model!r}: choose auto, knn, logreg, ann or cnn"
+                f"MUSICINDEX_GENRE_MODEL={self.genre_model!r}: choose one of {', '.join(GENRE_MODEL_PREFERENCES)}"
             )
         if not 0 <= self.promotion_tolerance < 1:
             raise ConfigError("MUSICINDEX_PROMOTION_TOLERANCE must be in [0, 1)")

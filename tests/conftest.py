@@ -8,13 +8,11 @@ on that server (``fresh_db``), so tests never see each other's rows.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from sqlalchemy import create_engine
@@ -24,6 +22,7 @@ from musicindex import services
 from musicindex.config import Settings, set_settings
 from musicindex.db.scratch import scratch_database
 from musicindex.db.session import Database
+from musicindex.localworker import LocalWorker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +78,7 @@ def settings_for(base_settings) -> Callable[[Database], Settings]:
 
 @pytest.fixture
 def index(fresh_db, settings_for):
-    from musicindex.api import MusicIndex
+    from musicindex.app import MusicIndex
 
     idx = MusicIndex(fresh_db, settings_for(fresh_db))
     yield idx
@@ -88,61 +87,18 @@ def index(fresh_db, settings_for):
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120, input: str | None = None):
     """Run the real `musicindex` command in a subprocess."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "musicindex.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "musicindex", *args], check=False, capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=REPO, input=input)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = {"MUSICINDEX_HOME": str(settings.home), "MUSICINDEX_DATABASE_URL": settings.database_url,
-           "MUSICINDEX_BROKER_URL": settings.broker_url}
-    for key in ("window_offset", "window_duration", "task_time_limit", "visibility_timeout", "ingest_chunk"):
-        env[f"MUSICINDEX_{key.upper()}"] = str(getattr(settings, key))
-    return env
-
-
-class WorkerProcess:
-    """A real `musicindex worker` in a subprocess."""
+class WorkerProcess(LocalWorker):
+    """A real `musicindex worker` in a subprocess (tests stop it after 30 s of warm shutdown)."""
 
     def __init__(self, settings: Settings, queues: str, concurrency: int, name: str, log: Path):
-        self.settings = settings
-        self.name = name
-        self.log_path = log
-        self.log = open(log, "w")
-        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "musicindex.cli", "worker", "-Q", queues, "-c", str(concurrency),
-             "-n", f"{name}@%h", "--loglevel", "INFO"],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
+        super().__init__(settings, queues, concurrency, name, log_path=log, stop_timeout=30)
 
-    def wait_ready(self, timeout: float = 90) -> None:
-        from musicindex import taskclient
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
-            if any(n.startswith(self.name + "@") for n in taskclient.ping_workers(self.settings, timeout=0.5)):
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"worker did not answer within {timeout} s:\n{self.log_path.read_text()[-3000:]}")
-
-    def children(self) -> list[int]:
-        import psutil
-
-        try:
-            return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.log.close()
+    def wait_ready(self, timeout: float = 90) -> LocalWorker:
+        return super().wait_ready(timeout)
 
 
 @pytest.fixture

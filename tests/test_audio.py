@@ -1,6 +1,7 @@
 """Tests of musicindex.audio (no database): window, features, decoding, spectrogram, tags, hashing."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import struct
@@ -10,8 +11,20 @@ import pytest
 import soundfile as sf
 
 from musicindex.audio import (
-    FEATURE_NAMES, N_FEATURES, SAMPLE_RATE, AnalysisWindow, analyse, analyse_file, decode_spectrogram,
-    encode_spectrogram, extract_features, file_sha256, probe, read_tags, read_window, warm_up,
+    FEATURE_NAMES,
+    N_FEATURES,
+    SAMPLE_RATE,
+    AnalysisWindow,
+    analyse,
+    analyse_file,
+    decode_spectrogram,
+    encode_spectrogram,
+    extract_features,
+    file_sha256,
+    probe,
+    read_tags,
+    read_window,
+    warm_up,
 )
 from musicindex.audio.decode import AudioFileVanishedError
 from musicindex.audio.features import reference_features_from_signal
@@ -75,8 +88,8 @@ def test_window_bounds_rules():
     assert AnalysisWindow(10.0, 5.0).bounds(9.0) == (2.0, 5.0)
     with pytest.raises(ValueError):
         AnalysisWindow(0.0, 0.0)
-    with pytest.raises(Exception):
-        w.offset = 3.0  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        w.offset = 3.0  # type: ignore[misc]  # frozen
 
 
 # ---------------------------------------------------------------------------------------- features
@@ -192,7 +205,7 @@ def test_random_bytes_with_audio_extension(tmp_path, name):
 def test_random_bytes_unknown_extension(tmp_path):
     p = tmp_path / "blob.xyz"
     p.write_bytes(os.urandom(10_000))
-    with pytest.raises(UnsupportedFormatError, match="^unsupported format: "):
+    with pytest.raises(UnsupportedFormatError, match=r"^unsupported format: "):
         read_window(p)
 
 
@@ -200,7 +213,7 @@ def test_truncated_wav_header(tmp_path):
     full = write(tmp_path / "full.wav", music(2.0), SAMPLE_RATE)
     p = tmp_path / "trunc.wav"
     p.write_bytes(full.read_bytes()[:30])
-    with pytest.raises(CorruptAudioError, match="cannot decode trunc.wav"):
+    with pytest.raises(CorruptAudioError, match=r"cannot decode trunc\.wav"):
         read_window(p)
 
 
@@ -212,7 +225,7 @@ def test_too_short(tmp_path):
 
 def test_silent(tmp_path):
     p = write(tmp_path / "silence.flac", np.zeros(3 * SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
-    with pytest.raises(InvalidAudioError, match="^silent: "):
+    with pytest.raises(InvalidAudioError, match=r"^silent: "):
         read_window(p)
 
 
@@ -221,7 +234,7 @@ def test_non_finite(tmp_path):
     y[1000] = np.nan
     y[2000] = np.inf
     p = write(tmp_path / "nan.wav", y, SAMPLE_RATE, subtype="FLOAT")
-    with pytest.raises(InvalidAudioError, match="^non-finite samples"):
+    with pytest.raises(InvalidAudioError, match=r"^non-finite samples"):
         read_window(p)
 
 
@@ -239,7 +252,7 @@ def test_absurd_headers(tmp_path, sr, ch, pattern):
 
 def test_vanished_file(tmp_path):
     p = tmp_path / "gone.ogg"
-    with pytest.raises(AudioFileVanishedError, match="file vanished before analysis: .*gone.ogg") as e:
+    with pytest.raises(AudioFileVanishedError, match=r"file vanished before analysis: .*gone\.ogg") as e:
         read_window(p)
     assert isinstance(e.value, AudioError) and isinstance(e.value, FileNotFoundError)
 

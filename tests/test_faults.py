@@ -15,13 +15,14 @@ from mutagen.flac import FLAC
 from sqlalchemy import func, select, text
 
 from musicindex import ingest, services
-from musicindex.api import MusicIndex
+from musicindex.app import MusicIndex
 from musicindex.config import Settings
-from musicindex.db.models import Spectrogram, Track, TrackFeatures
+from musicindex.db.orm import Spectrogram, Track, TrackFeatures
 from musicindex.db.session import Database
-from musicindex.synth import generate_library, synthesize, write_audio
-from tests import badfiles
-from tests.conftest import WorkerProcess, run_cli, settings_env
+from musicindex.localworker import settings_env
+from musicindex.sample import badfiles
+from musicindex.sample.synth import generate_library, synthesize, write_audio
+from tests.conftest import WorkerProcess, run_cli
 
 INJECTION = "x'; DROP TABLE tracks; --"
 
@@ -258,7 +259,7 @@ def test_whole_worker_killed_jobs_are_redelivered(private_stack, tmp_path):
 @pytest.mark.slow
 def test_two_ingests_and_a_retrain_at_the_same_time(index, workers, tmp_path):
     """Two ingests of overlapping folders and a retrain run together: every file once, queries answer."""
-    from musicindex.models import training
+    from musicindex.ml import training
 
     root = tmp_path / "lib"
     generate_library(root / "a", per_genre=6, genres=["techno", "ambient", "jazz"], duration=6.0, seed=31)

@@ -16,7 +16,7 @@ from sqlalchemy import inspect, text
 
 from musicindex import services
 from musicindex.config import Settings
-from musicindex.db.models import Base
+from musicindex.db.orm import Base
 from musicindex.errors import ConfigError, SchemaOutdatedError
 from tests.conftest import REPO, run_cli
 
@@ -30,7 +30,7 @@ def test_migrations_upgrade_and_downgrade_on_empty_database(empty_db):
     info = empty_db.schema_info()
     assert info.at_head and info.pgvector_version is not None
     names = set(inspect(empty_db.engine).get_table_names())
-    assert TABLES <= names
+    assert names >= TABLES
     cols = {c["name"]: c for c in inspect(empty_db.engine).get_columns("track_features")}
     assert "mfcc13_var" in cols and "tempo" in cols and str(cols["vec"]["type"]) == "VECTOR(43)"
     # the ORM and the migrated schema agree
@@ -91,7 +91,7 @@ def test_two_processes_share_one_postgres_and_one_redis(tmp_path):
         procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, env=env, cwd=REPO) for _ in range(2)]
         outs = [p.communicate(timeout=180) for p in procs]
-        for p, (out, err) in zip(procs, outs):
+        for p, (_out, err) in zip(procs, outs, strict=True):
             assert p.returncode == 0, err
         pids = [json.loads(out) for out, _ in outs]
         assert pids[0] == pids[1], pids
@@ -186,7 +186,7 @@ def test_server_without_pgvector_is_reported_clearly(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}
     env.update(MUSICINDEX_HOME=str(home), MUSICINDEX_PG_BIN=str(install / "bin"))
     try:
-        res = subprocess.run([sys.executable, "-m", "musicindex.cli", "db", "upgrade"], capture_output=True,
+        res = subprocess.run([sys.executable, "-m", "musicindex", "db", "upgrade"], check=False, capture_output=True,
                              text=True, env=env, cwd=REPO, timeout=180)
         assert res.returncode == 3, res.stderr
         assert "no pgvector extension" in res.stderr
@@ -194,3 +194,18 @@ def test_server_without_pgvector_is_reported_clearly(tmp_path):
         assert "Traceback" not in res.stderr
     finally:
         services.stop(Settings.from_env({}, home=home, pg_bin=install / "bin"))
+
+
+def test_importing_and_connecting_start_no_server(tmp_path):
+    """Servers are started by entry points only: importing the worker app or connecting starts nothing."""
+    home = tmp_path / "untouched-home"
+    code = ("import workers.app, workers.tasks\n"
+            "from musicindex.app import MusicIndex\n"
+            "from musicindex.errors import DatabaseUnavailableError\n"
+            "try:\n    MusicIndex.connect()\nexcept DatabaseUnavailableError as exc:\n    print('unavailable:', exc)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}
+    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
+                         env={**env, "MUSICINDEX_HOME": str(home)}, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "unavailable:" in res.stdout and "musicindex services start" in res.stdout
+    assert not (home / "postgres").exists() and not (home / "redis").exists()

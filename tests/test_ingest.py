@@ -17,13 +17,14 @@ import soundfile as sf
 from sqlalchemy import func, select, text
 
 from musicindex import ingest
-from musicindex.api import MusicIndex
-from musicindex.db.models import Spectrogram, Track, TrackFeatures
+from musicindex.app import MusicIndex
+from musicindex.db.orm import Spectrogram, Track, TrackFeatures
 from musicindex.errors import InvalidArgumentError
-from musicindex.featurespec import FEATURE_NAMES
-from musicindex.synth import generate_library
-from tests import badfiles
-from tests.conftest import REPO, run_cli, settings_env
+from musicindex.localworker import settings_env
+from musicindex.sample import badfiles
+from musicindex.sample.synth import generate_library
+from musicindex.vocab import FEATURE_NAMES
+from tests.conftest import REPO, run_cli
 
 FORMATS = ("wav", "flac", "ogg", "mp3", "aiff", "au")
 # substrings expected in the failure reason of each bad file
@@ -113,24 +114,26 @@ def test_ingest_end_to_end_with_bad_and_odd_files(index, settings_for, workers, 
 
 
 def test_file_deleted_between_scan_and_analysis(index, workers, tmp_path):
+    """A file that vanishes after the scan is `missing` (not failed), and queued again once it is back."""
+    from musicindex.dispatch import Dispatcher
+
     root = tmp_path / "lib"
     generate_library(root, per_genre=2, genres=["techno"], duration=4.0, formats=("wav",), seed=3)
     victim = sorted(root.rglob("*.wav"))[0]
+    content = victim.read_bytes()
     reg = ingest.register(index.db, [root])
     victim.unlink()
-    for chunk in [reg.queued_ids]:
-        from musicindex import taskclient
-
-        taskclient.send(taskclient.TASK_INGEST, args=[chunk], settings=index.settings)
+    Dispatcher(index.settings).ingest(reg.queued_ids)
     workers(index.settings, concurrency=1)
     prog = index.wait_for(reg.queued_ids, timeout=120)
-    assert (prog.indexed, prog.failed) == (1, 1)
+    assert (prog.indexed, prog.failed, prog.missing) == (1, 0, 1)
     t = _by_path(index.db)[str(victim)]
-    assert t.status == "failed" and "vanished" in t.error
-    # the next ingest notices the file is gone: missing, not deleted
-    summary = index.ingest([root])
-    assert summary.missing == 1
-    assert _by_path(index.db)[str(victim)].status == "missing"
+    assert t.status == "missing" and "vanished" in t.error
+    # a missing track is kept (never deleted); when its file is back, the next ingest analyses it
+    victim.write_bytes(content)
+    summary = index.ingest([root], wait=True, timeout=120)
+    assert (summary.changed, summary.final) == (1, {"indexed": 1, "failed": 0, "pending": 0})
+    assert _by_path(index.db)[str(victim)].status == "indexed"
 
 
 def test_incremental_changed_touched_moved_deleted(index, tmp_path):
@@ -253,7 +256,7 @@ def test_symlinks_outside_roots_are_not_followed(tmp_path):
 
 def test_ingest_worker_does_not_import_tensorflow():
     code = "import sys, workers.tasks; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "False"]
 

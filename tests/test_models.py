@@ -14,17 +14,17 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
-from musicindex import ingest
-from musicindex.db.models import ClusterAssignment, Embedding, ModelVersion, Prediction, Track, TrainingRun
+from musicindex import ingest, vocab
+from musicindex.db.orm import ClusterAssignment, Embedding, ModelVersion, Prediction, Track, TrainingRun
 from musicindex.db.session import Database
 from musicindex.errors import ArtifactIntegrityError, InvalidArgumentError, NotEnoughDataError
-from musicindex.models import backfill, inference, registry, training
-from musicindex.synth import generate_library
+from musicindex.ml import backfill, inference, registry, training
+from musicindex.sample.synth import generate_library
 from tests.conftest import url_str
 
 GENRES6 = ["ambient", "techno", "jazz", "classical", "hiphop", "metal"]
 CHANCE = 1 / len(GENRES6)
-QUICK = dict(quick=True, seed=0, cv_folds=5, net_cv_folds=3)
+QUICK = {"quick": True, "seed": 0, "cv_folds": 5, "net_cv_folds": 3}
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
@@ -77,7 +77,7 @@ def test_every_model_trains_and_is_active(trained):
             v = registry.active_version(s, kind)
             assert v is not None and v.run_id == run.id, kind
             assert v.artifact and len(v.artifact_sha256) == 64 and v.training_seconds > 0
-            assert v.snapshot["class_counts"] == {g: 10 for g in GENRES6}
+            assert v.snapshot["class_counts"] == dict.fromkeys(GENRES6, 10)
             assert v.snapshot["data_fingerprint"] == run.data_fingerprint
 
 
@@ -129,13 +129,13 @@ def test_backfill_embeddings_predictions_clusters_and_hnsw(trained):
                 rows = s.execute(select(Embedding.track_id, Embedding.space, func.vector_dims(Embedding.embedding))
                                  .where(Embedding.model_version_id == v.id)).all()
                 assert {r[0] for r in rows} >= ids, v.kind
-                assert {r[1] for r in rows} == {registry.EMBEDDING_SPACES[v.kind]}
+                assert {r[1] for r in rows} == {vocab.KIND_SPACE[v.kind]}
                 assert {r[2] for r in rows} == {v.embedding_dim}
                 idx = s.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"),
                                 {"n": f"ix_emb_hnsw_v{v.id}"}).scalar_one()
                 assert "hnsw" in idx and f"vector({v.embedding_dim})" in idx and "vector_cosine_ops" in idx
                 assert f"model_version_id = {v.id}" in idx
-            if v.kind in registry.CLASSIFIER_KINDS:
+            if v.kind in vocab.CLASSIFIER_KINDS:
                 preds = s.execute(select(Prediction).where(Prediction.model_version_id == v.id)).scalars().all()
                 assert {p.track_id for p in preds} >= ids
                 p = preds[0]
@@ -152,7 +152,7 @@ def test_backfill_embeddings_predictions_clusters_and_hnsw(trained):
         tid = min(ids)
         emb = np.asarray(s.execute(select(Embedding.embedding).where(
             Embedding.model_version_id == sc.id, Embedding.track_id == tid)).scalar_one())
-        from musicindex.models.data import load_features
+        from musicindex.ml.data import load_features
 
         _, X = load_features(s, [tid])
         expect = (X[0] - np.array(sc.params["mean"])) / np.array(sc.params["scale"])
@@ -179,14 +179,14 @@ def test_transform_one_matches_backfill_and_genre_model(trained):
                     assert cos > 0.999
                 else:
                     assert np.allclose(out["embedding"], stored, atol=2e-3), v.kind
-            if v.kind in registry.CLASSIFIER_KINDS:
+            if v.kind in vocab.CLASSIFIER_KINDS:
                 p = s.get(Prediction, (v.id, tid))
                 tol = 0.02 if v.kind == "cnn" else 2e-3
                 assert out["genre"] == p.genre and out["confidence"] == pytest.approx(p.confidence, abs=tol)
             if v.kind in registry.CLUSTER_KINDS:
                 assert out["cluster"] == s.get(ClusterAssignment, (v.id, tid)).cluster
         best = registry.genre_model_version(s, "auto")
-        f1s = {v.kind: v.metrics["macro_f1"] for v in registry.active_versions(s) if v.kind in registry.CLASSIFIER_KINDS}
+        f1s = {v.kind: v.metrics["macro_f1"] for v in registry.active_versions(s) if v.kind in vocab.CLASSIFIER_KINDS}
         assert best.metrics["macro_f1"] == max(f1s.values())
         assert registry.genre_model_version(s, "cnn").kind == "cnn"
         with pytest.raises(InvalidArgumentError):
@@ -234,7 +234,7 @@ def test_embed_tracks_gives_a_new_track_its_rows(trained, tmp_path):
                              .where(Embedding.track_id == tid)).all())
         assert emb == {v.id: v.embedding_dim for v in active if v.kind in ("ann", "cnn", "scaler")}
         assert {p.model_version_id for p in s.execute(select(Prediction).where(Prediction.track_id == tid)).scalars()} \
-            == {v.id for v in active if v.kind in registry.CLASSIFIER_KINDS}
+            == {v.id for v in active if v.kind in vocab.CLASSIFIER_KINDS}
         assert s.execute(select(func.count()).select_from(ClusterAssignment)
                          .where(ClusterAssignment.track_id == tid)).scalar() == 3
     backfill.embed_tracks(db, [tid])  # idempotent (upsert)
@@ -300,7 +300,7 @@ def test_registry_promotion_rollback_and_failed_run(fresh_db, tmp_path, monkeypa
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("musicindex.models.clustering.train_clusterer", boom)
+    monkeypatch.setattr("musicindex.ml.clustering.train_clusterer", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         training.train(db, ["knn", "kmeans"], quick=True, force=True)
     with db.session() as s:
@@ -317,7 +317,8 @@ def test_registry_promotion_rollback_and_failed_run(fresh_db, tmp_path, monkeypa
 
 
 def test_cli_models_list_and_show(index, tmp_path):
-    from tests.conftest import run_cli, settings_env
+    from musicindex.localworker import settings_env
+    from tests.conftest import run_cli
 
     _ingest(index.db, tmp_path / "lib", per_genre=5, genres=["techno", "ambient"], duration=4.0, seed=4)
     env = settings_env(index.settings)
@@ -351,10 +352,10 @@ def test_training_through_a_real_worker(index, workers, tmp_path):
     with pytest.raises(NotEnoughDataError):
         index.train(["knn"], wait=True, timeout=120, cv_folds=10)
     # the embed task on the embed queue
-    from musicindex import taskclient
+    from musicindex.dispatch import Dispatcher
 
     new = _ingest(index.db, tmp_path / "later", per_genre=1, genres=["jazz"], duration=4.0, seed=6)
-    out = taskclient.send(taskclient.TASK_EMBED, args=[new], settings=index.settings).get(timeout=120)
+    out = Dispatcher(index.settings).embed(new).get(timeout=120)
     assert out["tracks"] == 1 and len(out["versions"]) == 3
 
 
@@ -364,9 +365,9 @@ def test_no_tensorflow_on_the_ingest_path():
 
     from tests.conftest import REPO
 
-    code = ("import sys, workers.tasks, workers.train_tasks, musicindex.api, musicindex.cli_train, "
-            "musicindex.models.backfill, musicindex.models.training, musicindex.models.inference, musicindex.report; "
+    code = ("import sys, workers.tasks, workers.train_tasks, musicindex.app, musicindex.cli.main, "
+            "musicindex.ml.backfill, musicindex.ml.training, musicindex.ml.inference, musicindex.ml.report; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

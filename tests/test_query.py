@@ -6,11 +6,13 @@ for a layer that only reads. The ``features`` space is also tested on really ing
 """
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
 import numpy as np
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import text
 
 from musicindex import ingest
@@ -21,11 +23,12 @@ from musicindex.errors import (
     TrackNotFoundError,
     UnknownGenreError,
 )
-from musicindex.featurespec import FEATURE_NAMES, N_FEATURES
+from musicindex.localworker import settings_env
 from musicindex.query import engine as E
 from musicindex.query.results import QueryResult
-from musicindex.synth import generate_library
-from tests.conftest import run_cli, settings_env
+from musicindex.sample.synth import generate_library
+from musicindex.vocab import FEATURE_NAMES, N_FEATURES
+from tests.conftest import run_cli
 
 GENRES = ["rock", "jazz", "techno", "ambient"]
 INJECTION = "x'; DROP TABLE tracks; --"
@@ -106,7 +109,7 @@ def add_genre_model(db, rows, kind: str = "logreg", macro_f1: float = 0.8) -> in
             p = 0.5 * p + 0.5 * np.eye(len(GENRES))[r["g"]]
             conn.execute(text("INSERT INTO predictions VALUES (:v, :t, :g, :c, CAST(:p AS jsonb))"),
                          {"v": vid, "t": r["id"], "g": GENRES[int(np.argmax(p))], "c": float(p.max()),
-                          "p": json.dumps({g: float(x) for g, x in zip(GENRES, p)})})
+                          "p": json.dumps({g: float(x) for g, x in zip(GENRES, p, strict=True)})})
     return vid
 
 
@@ -246,7 +249,7 @@ def test_injection_strings_are_data(index, lib):
 
 # --------------------------------------------------------------------------- recommend / playlist
 def _check_diversity(items, spacing: int):
-    for prev, cur in zip(items, items[1:]):
+    for prev, cur in itertools.pairwise(items):
         assert prev.album != cur.album, (prev, cur)
     for i, h in enumerate(items):
         for p in items[max(0, i - spacing):i]:
@@ -330,7 +333,7 @@ def test_genre_model_choice(index, lib):
         assert conn.execute(text("SELECT musicindex_genre_model_version()")).scalar_one() == better
         assert conn.execute(text("SELECT musicindex_genre_model_version('logreg')")).scalar_one() == lib["gm"]
     try:  # the training layer's registry applies the same rule
-        from musicindex.models.registry import genre_model_version
+        from musicindex.ml.registry import genre_model_version
     except ImportError:
         pass
     else:
@@ -353,9 +356,8 @@ def test_no_models_errors(index):
         index.cluster_of(rows[0]["id"])
     # labels alone make genres known
     assert len(index.by_genre("rock", k=3)) == 2
-    with index.db.engine.connect() as conn:
-        with pytest.raises(Exception, match="musicindex train --models ann"):
-            conn.execute(text("SELECT * FROM musicindex_similar(:t, 5, 'ann')"), {"t": rows[0]["id"]})
+    with index.db.engine.connect() as conn, pytest.raises(Exception, match="musicindex train --models ann"):
+        conn.execute(text("SELECT * FROM musicindex_similar(:t, 5, 'ann')"), {"t": rows[0]["id"]})
 
 
 # --------------------------------------------------------------------------- consistency
@@ -368,7 +370,7 @@ def test_query_runs_in_one_read_only_repeatable_read_snapshot(index, lib):
         newer = make_version(index.db, "ann", dim=32, vectors=clustered(lib["rows"], 32, seed=9), space="ann")
         sp = E.open_space(snap, "ann")
         assert sp.version_id == before
-        with pytest.raises(Exception):
+        with pytest.raises(sqlalchemy.exc.InternalError, match="read-only transaction"):
             snap.conn.exec_driver_sql("DELETE FROM tracks")
     res = index.similar(lib["rows"][0]["id"], space="ann")
     assert res.model_version_id == newer and all(h.model_version == newer for h in res)
@@ -393,7 +395,7 @@ def big(index):
     raw = index.db.engine.raw_connection()
     try:
         import io
-        buf = io.StringIO("".join(f"{vid}\t{t}\tann\t{vec_text(v)}\n" for t, v in zip(ids, vecs)))
+        buf = io.StringIO("".join(f"{vid}\t{t}\tann\t{vec_text(v)}\n" for t, v in zip(ids, vecs, strict=True)))
         with raw.cursor() as cur:
             cur.copy_expert("COPY embeddings (model_version_id, track_id, space, embedding) FROM STDIN", buf)
             cur.execute("SET maintenance_work_mem = '256MB'")

@@ -7,10 +7,11 @@ import pytest
 from sqlalchemy import select, update
 
 from musicindex import ingest
-from musicindex.db.models import Track
-from musicindex.models import training
-from musicindex.synth import generate_library
-from tests.conftest import run_cli, settings_env
+from musicindex.db.orm import Track
+from musicindex.localworker import settings_env
+from musicindex.ml import training
+from musicindex.sample.synth import generate_library
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 

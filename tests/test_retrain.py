@@ -13,16 +13,18 @@ import numpy as np
 import pytest
 from sqlalchemy import select, text
 
-from musicindex import ingest, taskclient
-from musicindex.api import MusicIndex
+from musicindex import ingest, vocab
+from musicindex.app import MusicIndex
 from musicindex.config import Settings
-from musicindex.db.models import Embedding, ModelVersion, TrainingRun
-from musicindex.models import registry, training
-from musicindex.synth import generate_library
-from tests.conftest import REPO, run_cli, settings_env
+from musicindex.db.orm import Embedding, ModelVersion, TrainingRun
+from musicindex.dispatch import TASK_RETRAIN_SCHEDULED, Dispatcher
+from musicindex.localworker import settings_env
+from musicindex.ml import registry, training
+from musicindex.sample.synth import generate_library
+from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-QUICK = dict(quick=True, seed=0, cv_folds=3, net_cv_folds=0)
+QUICK = {"quick": True, "seed": 0, "cv_folds": 3, "net_cv_folds": 0}
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ def test_worse_challenger_is_not_promoted(labelled):
     with db.session() as s:
         rows = s.execute(text("SELECT id, label FROM tracks ORDER BY id")).all()
         shuffled = np.random.default_rng(0).permutation([r.label for r in rows])  # same class counts
-        for r, lab in zip(rows, shuffled):
+        for r, lab in zip(rows, shuffled, strict=True):
             s.execute(text("UPDATE tracks SET label = :l WHERE id = :i"), {"l": str(lab), "i": r.id})
     bad = training.train(db, ["knn"], **QUICK)
     assert bad.status == "succeeded"
@@ -130,7 +132,7 @@ def _active_track_ids(db) -> list[int]:
 KILL_SCRIPT = """
 import sys
 from musicindex.db.session import Database
-from musicindex.models import training
+from musicindex.ml import training
 db = Database(sys.argv[1])
 training.train(db, ["ann", "cnn", "kmeans"], quick=True, seed=1, cv_folds=3, net_cv_folds=0, force=True,
                promotion_tolerance=1.0)
@@ -183,10 +185,10 @@ def test_retrain_killed_mid_backfill_leaves_active_version_answering(labelled):
         left = s.execute(text("SELECT count(*) FROM embeddings WHERE model_version_id = ANY(:v)"), {"v": vids})
         assert left.scalar() == 0
         idx = s.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = ANY(:n)"),
-                        {"n": [registry.hnsw_index_name(v) for v in vids]}).scalar()
+                        {"n": [vocab.hnsw_index_name(v) for v in vids]}).scalar()
         assert idx == 0
-    assert {k: v for k, v in _active(db).items() if k != "knn" and k != "scaler"} == \
-        {k: v for k, v in before.items() if k != "knn" and k != "scaler"}
+    assert {k: v for k, v in _active(db).items() if k not in {"knn", "scaler"}} == \
+        {k: v for k, v in before.items() if k not in {"knn", "scaler"}}
 
 
 def test_models_cli_list_promote_rollback(labelled):
@@ -212,14 +214,14 @@ def test_beat_schedule_and_scheduled_retrain_on_a_worker(labelled, workers):
     from workers.beat import beat_schedule
 
     sched = beat_schedule(Settings.from_env({}, retrain_cron="15 4 * * 1"))["nightly-retrain"]
-    assert sched["task"] == taskclient.TASK_RETRAIN_SCHEDULED
+    assert sched["task"] == TASK_RETRAIN_SCHEDULED
     assert sched["schedule"].hour == {4} and sched["schedule"].minute == {15}
     assert sched["schedule"].day_of_week == {1}
 
     db = labelled.db
     training.train(db, training.ALL_MODELS, **QUICK)
     workers(labelled.settings, queues="train", concurrency=1)
-    res = taskclient.send(taskclient.TASK_RETRAIN_SCHEDULED, settings=labelled.settings).get(timeout=120)
+    res = Dispatcher(labelled.settings).send(TASK_RETRAIN_SCHEDULED).get(timeout=120)
     assert res["status"] == "skipped"  # nothing changed since the active models were trained
     with db.session() as s:
         assert s.execute(text("SELECT count(*) FROM training_runs WHERE trigger = 'scheduled'")).scalar() == 0

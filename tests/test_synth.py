@@ -1,4 +1,4 @@
-"""Fast tests of the synthesized library (musicindex.synth) and the hostile-file generators."""
+"""Fast tests of the synthesized library (musicindex.sample.synth) and the hostile-file generators."""
 from __future__ import annotations
 
 import os
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musicindex.synth import FORMATS, GENRES, generate_library, synthesize
-from tests import badfiles
+from musicindex.sample import badfiles
+from musicindex.sample.synth import FORMATS, GENRES, generate_library, synthesize
 
 SR = 22050
 
@@ -110,7 +110,7 @@ def test_generate_library_all_formats(tmp_path):
         assert info.format == FORMATS[t.format][0]
         assert info.channels == 2 and info.samplerate == SR
         assert abs(info.duration - 3.0) < 0.05, (t.format, info.duration)
-        data, sr = sf.read(str(t.path), dtype="float32")
+        data, _sr = sf.read(str(t.path), dtype="float32")
         assert data.shape[1] == 2 and abs(data.shape[0] - 3 * SR) < 0.05 * SR
         assert np.abs(data).max() > 0.1
         # tags
@@ -134,7 +134,7 @@ def test_generate_library_layout_and_reuse(tmp_path):
     tracks = generate_library(tmp_path, per_genre=3, duration=1.0, formats=("wav", "au"))
     assert len(tracks) == 3 * len(GENRES)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(GENRES)
-    assert not [p for p in tmp_path.rglob(".*")]  # no temporary files left behind
+    assert not list(tmp_path.rglob(".*"))  # no temporary files left behind
     before = {t.path: os.stat(t.path).st_mtime_ns for t in tracks}
     again = generate_library(tmp_path, per_genre=3, duration=1.0, formats=("wav", "au"))
     assert [t.path for t in again] == [t.path for t in tracks]
@@ -157,7 +157,7 @@ def test_generate_library_without_tags(tmp_path):
 def test_library_is_deterministic(tmp_path):
     a = generate_library(tmp_path / "a", per_genre=2, genres=["metal"], duration=1.0)
     b = generate_library(tmp_path / "b", per_genre=2, genres=["metal"], duration=1.0)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert (x.seed, x.title, x.artist, x.album) == (y.seed, y.title, y.artist, y.album)
         assert x.path.read_bytes() == y.path.read_bytes()
 
@@ -184,7 +184,7 @@ def test_bad_set(tmp_path):
     assert bad["random_wav"].suffix == ".wav"
     assert 0 < bad["truncated_header"].stat().st_size < 44
     for key in ("zero_byte", "random_mp3", "random_wav", "truncated_header"):
-        with pytest.raises(Exception):
+        with pytest.raises(sf.LibsndfileError):
             sf.read(str(bad[key]))
     # valid but too short
     info = sf.info(str(bad["too_short"]))
@@ -221,7 +221,7 @@ def test_symlink_loop_and_vanishing(tmp_path):
     assert link.is_symlink() and link.resolve() == link.parent.resolve()
     assert (link / "loop" / "inside.wav").is_file()  # the loop is real
     seen = set()
-    for dirpath, dirnames, filenames in os.walk(tmp_path, followlinks=True):
+    for dirpath, dirnames, _filenames in os.walk(tmp_path, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:  # a scanner must stop here instead of recursing forever
             dirnames[:] = []

@@ -4,14 +4,16 @@ Reliability settings (Celery's own): late acks with ``reject_on_worker_lost`` (a
 worker process is killed goes back to the queue and runs again elsewhere), prefetch of one
 message per process, hard and soft time limits per job, and a Redis visibility timeout
 longer than the longest job (an unacknowledged message of a dead worker is redelivered
-after it). Task names and queues come from ``musicindex.taskclient``.
+after it). Task names and queues come from ``musicindex.dispatch``; creating the app starts
+no server (``musicindex worker`` starts the embedded ones first).
 """
 from __future__ import annotations
 
 from celery import Celery
 
 from musicindex.config import Settings, get_settings
-from musicindex.taskclient import QUEUES, TASK_QUEUES, broker_urls
+from musicindex.dispatch import TASK_QUEUES, broker_urls
+from musicindex.vocab import QUEUE_INGEST
 
 
 def make_app(settings: Settings | None = None) -> Celery:
@@ -26,7 +28,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=int(settings.task_time_limit * 0.9),
         task_routes={name: {"queue": q} for name, q in TASK_QUEUES.items()},
-        task_default_queue=QUEUES[0],
+        task_default_queue=QUEUE_INGEST,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

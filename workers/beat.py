@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery.schedules import crontab
 
 from musicindex.config import Settings
-from musicindex.taskclient import TASK_RETRAIN_SCHEDULED
+from musicindex.dispatch import TASK_RETRAIN_SCHEDULED
 
 
 def beat_schedule(settings: Settings) -> dict:

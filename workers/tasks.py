@@ -14,8 +14,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from musicindex import ingest
 from musicindex.config import get_settings
+from musicindex.dispatch import TASK_INGEST, Dispatcher
 from musicindex.errors import BrokerUnavailableError, DatabaseUnavailableError
-from musicindex.taskclient import TASK_EMBED, TASK_INGEST
+from musicindex.ingest.process import has_active_models
 from workers.app import app
 
 log = logging.getLogger(__name__)
@@ -75,13 +76,12 @@ def ingest_files(self, track_ids: list[int], label_from_tag: bool = False) -> di
             remaining.pop(0)
     except SoftTimeLimitExceeded:
         current, rest = remaining[0], remaining[1:]
-        ingest.mark_failed(db, current, f"analysis exceeded the job time limit ({_settings.task_time_limit} s)")
+        ingest.record_failure(db, current, f"analysis exceeded the job time limit ({_settings.task_time_limit} s)")
         counts["failed"] = counts.get("failed", 0) + 1
         if rest:
-            self.app.send_task(TASK_INGEST, args=[rest], kwargs={"label_from_tag": label_from_tag},
-                               queue="ingest")
-    if analysed and ingest.has_active_models(db):
+            Dispatcher(_settings).ingest(rest, label_from_tag=label_from_tag)
+    if analysed and has_active_models(db):
         # newly indexed tracks get predictions, clusters and embeddings from the active models
-        self.app.send_task(TASK_EMBED, args=[analysed], queue="embed")
+        Dispatcher(_settings).embed(analysed)
     counts["pid"] = os.getpid()
     return counts

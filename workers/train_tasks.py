@@ -1,12 +1,12 @@
 """Task wrappers for training and embedding (queues `train` and `embed`); they import TensorFlow lazily.
 
-* ``musicindex.train`` / ``musicindex.scheduled_retrain`` call ``musicindex.models.training.train``.
+* ``musicindex.train`` / ``musicindex.scheduled_retrain`` call ``musicindex.ml.training.train``.
   They are acknowledged when received (``acks_late=False``): a training run lasts longer
   than the broker's visibility timeout, and a redelivered run would train twice. A run
   whose worker died stays ``running`` in ``training_runs``; the next run replaces it.
   Their time limit is ``TRAIN_TIME_LIMIT`` (6 h), not the per-file ingest limit.
 * ``musicindex.embed_tracks`` gives newly ingested tracks their predictions, clusters and
-  embeddings from the active model versions (``musicindex.models.backfill.embed_tracks``).
+  embeddings from the active model versions (``musicindex.ml.backfill.embed_tracks``).
 
 A user error (too little data, ...) is returned as ``{"status": "failed", "error_type", "error"}``
 so the caller can re-raise the library's own exception class.
@@ -17,8 +17,8 @@ import logging
 from typing import Any
 
 from musicindex.config import get_settings
+from musicindex.dispatch import TASK_EMBED, TASK_RETRAIN_SCHEDULED, TASK_TRAIN
 from musicindex.errors import MusicIndexError
-from musicindex.taskclient import TASK_EMBED, TASK_RETRAIN_SCHEDULED, TASK_TRAIN
 from workers.app import app
 from workers.tasks import RETRYABLE, get_db
 
@@ -28,7 +28,7 @@ TRAIN_TIME_LIMIT = max(_settings.task_time_limit, 6 * 3600)
 
 
 def _run_training(models: Any = None, options: dict[str, Any] | None = None, trigger: str = "manual") -> dict:
-    from musicindex.models import training
+    from musicindex.ml import training
 
     try:
         result = training.train(get_db(), models, trigger=trigger, **(options or {}))
@@ -55,6 +55,6 @@ def scheduled_retrain(models: Any = None, options: dict[str, Any] | None = None)
           retry_jitter=True, max_retries=_settings.task_max_retries)
 def embed_tracks(self, track_ids: list[int]) -> dict:
     """Predictions, clusters and embeddings of ``track_ids`` from every active model version."""
-    from musicindex.models import backfill
+    from musicindex.ml import backfill
 
     return backfill.embed_tracks(get_db(), [int(t) for t in track_ids])

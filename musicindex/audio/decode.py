@@ -56,8 +56,10 @@ SILENCE_PEAK = 2.0 ** -20  # ~ -120 dBFS: below this the window counts as digita
 RESAMPLE_QUALITY = "HQ"  # soxr quality; identical to librosa.load's default "soxr_hq"
 
 AUDIO_EXTENSIONS = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .mp2 .aiff .aif .aifc .au .snd .caf .w64 .m4a .aac .wma".split()
+    [".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".mp2", ".aiff", ".aif", ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64", ".m4a", ".mp4", ".aac", ".wma", ".wv", ".ape"]
 )
+"""File name endings that look like audio: ingestion scans these (other files are ignored, not
+failed), and a file with one of them that no decoder reads is corrupt rather than unsupported."""
 
 _SEEK_UNRELIABLE = {"MP3"}  # formats that need a decoded lead-in after a seek (see module doc)
 MP3_LEAD_IN = 16 * 1152  # samples decoded and dropped before an MP3 window
@@ -137,18 +139,18 @@ def _audioread_open(path: Path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # audioread.rawread imports aifc/audioop/sunau
             import audioread
-            import audioread.rawread  # noqa: F401
+            import audioread.rawread
     except ImportError:  # pragma: no cover
         return None
     try:
         backends = audioread.available_backends()
-    except Exception:  # pragma: no cover
+    except Exception:  # noqa: BLE001 - a broken backend probe means: no audioread fallback  # pragma: no cover
         return None
     if not backends:
         return None
     try:
         return audioread.audio_open(str(path), backends=backends)
-    except Exception:
+    except Exception:  # noqa: BLE001 - no backend reads it: the caller reports the file as unsupported
         return None
 
 
@@ -172,7 +174,7 @@ def probe(path) -> AudioInfo:
         with reader:
             sr, ch, dur = int(reader.samplerate), int(reader.channels), float(reader.duration)
         _check_header(sr, ch, 0)
-        return AudioInfo(duration=dur, sample_rate=sr, channels=ch, format="audioread", frames=int(round(dur * sr)))
+        return AudioInfo(duration=dur, sample_rate=sr, channels=ch, format="audioread", frames=round(dur * sr))
     sr, ch, frames = int(info.samplerate), int(info.channels), int(info.frames)
     _check_header(sr, ch, frames)
     return AudioInfo(duration=frames / sr, sample_rate=sr, channels=ch, format=str(info.format), frames=frames)
@@ -225,7 +227,7 @@ def _read_audioread(path: Path, info: AudioInfo, start: int, n: int) -> np.ndarr
                 pos += frames
                 if pos >= end:
                     break  # decode only up to the window end
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - whatever a decoder backend raises, the file is corrupt
         raise CorruptAudioError(f"cannot decode {path.name}: {e}") from None
     if not blocks:
         return np.zeros((0, ch), dtype=np.float32)
@@ -250,7 +252,7 @@ def _resample(y: np.ndarray, sr: int) -> np.ndarray:
     import soxr
 
     out = soxr.resample(y, sr, SAMPLE_RATE, quality=RESAMPLE_QUALITY)
-    n = int(math.ceil(len(y) * SAMPLE_RATE / sr))  # librosa.resample(fix=True) length
+    n = math.ceil(len(y) * SAMPLE_RATE / sr)  # librosa.resample(fix=True) length
     if len(out) > n:
         out = out[:n]
     elif len(out) < n:
@@ -268,10 +270,7 @@ def read_window(path, window: AnalysisWindow | None = None) -> tuple[np.ndarray,
     info = probe(path)
     _check_duration(info.duration)
     start, n = _window_frames(info, window)
-    if info.format == "audioread":
-        data = _read_audioread(path, info, start, n)
-    else:
-        data = _read_sndfile(path, info, start, n)
+    data = _read_audioread(path, info, start, n) if info.format == "audioread" else _read_sndfile(path, info, start, n)
     got = data.shape[0] / info.sample_rate
     if data.shape[0] < n and got < MIN_DURATION:
         # the header promised more than the stream holds
@@ -290,5 +289,13 @@ def read_window(path, window: AnalysisWindow | None = None) -> tuple[np.ndarray,
     return _resample(y, info.sample_rate), info
 
 
-__all__ = ["AudioInfo", "AudioFileVanishedError", "probe", "read_window", "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE",
-           "MAX_CHANNELS", "RESAMPLE_QUALITY"]
+__all__ = [
+    "MAX_CHANNELS",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "RESAMPLE_QUALITY",
+    "AudioFileVanishedError",
+    "AudioInfo",
+    "probe",
+    "read_window",
+]

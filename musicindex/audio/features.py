@@ -1,4 +1,4 @@
-"""The 43 audio features: the single home of their names, order and computation.
+"""The 43 audio features: their computation (names and order: ``musicindex.vocab.FEATURE_NAMES``).
 
 ``extract_features(y)`` is the production extractor: one STFT of the analysis
 window feeds every spectral feature, the HPSS split, the MFCCs and the onset
@@ -30,6 +30,7 @@ import numba
 import numpy as np
 import scipy.fft
 
+from ..vocab import FEATURE_NAMES, N_FEATURES
 from .window import HOP, N_FFT, SAMPLE_RATE, AnalysisWindow
 
 N_MFCC = 13
@@ -41,35 +42,15 @@ FEATURES_VERSION = 1
 """Bump whenever any feature value would change for the same audio."""
 
 
-def _names() -> tuple[str, ...]:
-    names = [
-        "chroma_stft_mean", "chroma_stft_var",
-        "rms_mean", "rms_var",
-        "spectral_centroid_mean", "spectral_centroid_var",
-        "spectral_bandwidth_mean", "spectral_bandwidth_var",
-        "rolloff_mean", "rolloff_var",
-        "zero_crossing_rate_mean", "zero_crossing_rate_var",
-        "harmony_mean", "harmony_var",
-        "perceptr_mean", "perceptr_var",
-        "tempo",
-    ]
-    for i in range(1, N_MFCC + 1):
-        names += [f"mfcc{i}_mean", f"mfcc{i}_var"]
-    return tuple(names)
-
-
-FEATURE_NAMES: tuple[str, ...] = _names()
-"""The 43 feature names in storage order (GTZAN spelling, DESIGN.md table)."""
-N_FEATURES: int = 43
-assert len(FEATURE_NAMES) == N_FEATURES
+# FEATURE_NAMES (the order ``features_from_spectra`` fills) is defined in musicindex.vocab
 
 # --------------------------------------------------------------------------------------
 # numba kernels
 # --------------------------------------------------------------------------------------
-_NB = dict(cache=True, nogil=True, fastmath=False)
+_jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
 
-@numba.njit(**_NB)
+@_jit
 def _reflect(i, n):
     # scipy.ndimage mode="reflect" (half-sample symmetric: d c b a | a b c d | d c b a)
     p = 2 * n
@@ -95,36 +76,36 @@ def _median_step(a, b, old, new, p, q, w):
     with p = rank of (a copy of) old and q = rank of new once old is removed,
     b[j] = a[j+1] for p <= j < q, a[j-1] for q < j <= p, new at q, a[j] elsewhere.
     """
-    for l in range(w):
-        p[l] = 0
-        q[l] = 0
+    for col in range(w):
+        p[col] = 0
+        q[col] = 0
     for j in range(1, HPSS_KERNEL + 1):
         aj = a[j]
-        for l in range(w):
-            v = aj[l]
-            p[l] += np.int32(1) if v < old[l] else np.int32(0)
-            q[l] += np.int32(1) if v < new[l] else np.int32(0)
-    for l in range(w):
-        q[l] -= np.int32(1) if old[l] < new[l] else np.int32(0)
+        for col in range(w):
+            v = aj[col]
+            p[col] += np.int32(1) if v < old[col] else np.int32(0)
+            q[col] += np.int32(1) if v < new[col] else np.int32(0)
+    for col in range(w):
+        q[col] -= np.int32(1) if old[col] < new[col] else np.int32(0)
     for j in range(HPSS_KERNEL):
         jj = np.int32(j)
         aj = a[j + 1]
         up = a[j + 2]
         dn = a[j]
         bj = b[j + 1]
-        for l in range(w):
-            pl = p[l]
-            ql = q[l]
-            v = aj[l]
-            u = up[l]
-            d = dn[l]
-            nw = new[l]
+        for col in range(w):
+            pl = p[col]
+            ql = q[col]
+            v = aj[col]
+            u = up[col]
+            d = dn[col]
+            nw = new[col]
             c1 = (jj >= pl) & (jj < ql)
             c2 = (jj > ql) & (jj <= pl)
             v = u if c1 else v
             v = d if c2 else v
             v = nw if jj == ql else v
-            bj[l] = v
+            bj[col] = v
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
@@ -142,18 +123,18 @@ def _median_axis0_i32(x, out, chunk):
         B = np.empty((HPSS_KERNEL + 2, w), dtype=np.int32)
         p = np.empty(w, dtype=np.int32)
         q = np.empty(w, dtype=np.int32)
-        for l in range(w):
-            A[0, l] = _I32_MIN
-            B[0, l] = _I32_MIN
-            A[HPSS_KERNEL + 1, l] = _I32_MAX
-            B[HPSS_KERNEL + 1, l] = _I32_MAX
+        for col in range(w):
+            A[0, col] = _I32_MIN
+            B[0, col] = _I32_MIN
+            A[HPSS_KERNEL + 1, col] = _I32_MAX
+            B[HPSS_KERNEL + 1, col] = _I32_MAX
             for j in range(HPSS_KERNEL):
-                tmp[j] = x[_reflect(j - _HALF, n), c0 + l]
+                tmp[j] = x[_reflect(j - _HALF, n), c0 + col]
             tmp.sort()
             for j in range(HPSS_KERNEL):
-                A[j + 1, l] = tmp[j]
-        for l in range(w):
-            out[0, c0 + l] = A[_HALF + 1, l]
+                A[j + 1, col] = tmp[j]
+        for col in range(w):
+            out[0, c0 + col] = A[_HALF + 1, col]
         for i in range(1, n):
             xo = x[_reflect(i - 1 - _HALF, n), c0:c0 + w]
             xn = x[_reflect(i + _HALF, n), c0:c0 + w]
@@ -164,8 +145,8 @@ def _median_axis0_i32(x, out, chunk):
                 _median_step(B, A, xo, xn, p, q, w)
                 med = A[_HALF + 1]
             orow = out[i, c0:c0 + w]
-            for l in range(w):
-                orow[l] = med[l]
+            for col in range(w):
+                orow[col] = med[col]
 
 
 def median_filter_axis0(x: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -181,7 +162,7 @@ def median_filter_axis0(x: np.ndarray, chunk: int = 256) -> np.ndarray:
     return out.view(np.float32)
 
 
-@numba.njit(**_NB)
+@_jit
 def _hpss_apply(D, harm_tf, perc_tf, out):
     """out = D * softmask(H, P, power=2, split_zeros=True)  (librosa.decompose.hpss, margin=1); all (T, F).
 
@@ -202,13 +183,13 @@ def _hpss_apply(D, harm_tf, perc_tf, out):
             bad = Z < 1.1754943508222875e-38
             a = H * H
             den = a + P * P
-            den = 1.0 if bad else den
+            den = np.float64(1.0) if bad else den
             m = np.float32(a / den)
             m = half if bad else m
             orow[f] = dr[f] * m
 
 
-@numba.njit(**_NB)
+@_jit
 def _overlap_add(frames, win, inv_wss, hop, n_out, start):
     """iSTFT overlap-add (librosa.istft, centred) of windowed frames; returns samples [start, start+n_out)."""
     T, n_fft = frames.shape
@@ -226,7 +207,7 @@ def _overlap_add(frames, win, inv_wss, hop, n_out, start):
     return out
 
 
-@numba.njit(**_NB)
+@_jit
 def _apply_filterbank(power_tf, starts, lens, offs, weights, out):
     """out[m, t] = sum_k weights[offs[m] + k] * power_tf[t, starts[m] + k]  (sparse mel filter bank)."""
     T = power_tf.shape[0]
@@ -242,7 +223,7 @@ def _apply_filterbank(power_tf, starts, lens, offs, weights, out):
             out[m, t] = acc
 
 
-@numba.njit(**_NB)
+@_jit
 def _pair_stats(y, yh):
     """(mean, var) of yh and of y - yh, accumulated in float64, one pass."""
     n = y.shape[0]
@@ -262,7 +243,7 @@ def _pair_stats(y, yh):
     return mh, max(s2 / n - mh * mh, 0.0), mp, max(t2 / n - mp * mp, 0.0)
 
 
-@numba.njit(**_NB)
+@_jit
 def _spectral_stats(mag, freqs, roll_percent):
     """Per-frame spectral centroid, bandwidth (p=2, normalised) and roll-off of a (T, F) magnitude."""
     T, F = mag.shape
@@ -301,7 +282,7 @@ def _spectral_stats(mag, freqs, roll_percent):
     return cen, bw, ro
 
 
-@numba.njit(**_NB)
+@_jit
 def _frame_rms_zcr(y, n_fft, hop, n_frames):
     """Frame RMS (zero padding, librosa.feature.rms) and ZCR (edge padding, librosa.feature.zero_crossing_rate)."""
     n = y.shape[0]
@@ -336,15 +317,14 @@ def _frame_rms_zcr(y, n_fft, hop, n_frames):
     for t in range(n_frames):
         a = t * hop
         b = a + n_fft
-        if b > L:
-            b = L
+        b = min(b, L)
         rms[t] = np.sqrt((csq[b] - csq[a]) / n_fft)
         # crossings inside the frame: positions a+1 .. b-1 (the first sample of a frame never counts)
         zcr[t] = (czc[b] - czc[a + 1]) / n_fft
     return rms, zcr
 
 
-@numba.njit(**_NB)
+@_jit
 def _piptrack_peaks(S, sr, n_fft, fmin, fmax, threshold):
     """librosa.piptrack on a (T, F) spectrum: returns (pitches, mags) of the retained peaks."""
     T, F = S.shape
@@ -352,15 +332,11 @@ def _piptrack_peaks(S, sr, n_fft, fmin, fmax, threshold):
     hi = 0
     for f in range(F):
         fr = f * sr / n_fft
-        if fmin <= fr and fr < fmax:
-            if f < lo:
-                lo = f
-            if f + 1 > hi:
-                hi = f + 1
-    if lo < 1:
-        lo = 1
-    if hi > F - 1:
-        hi = F - 1
+        if fmin <= fr < fmax:
+            lo = min(lo, f)
+            hi = max(hi, f + 1)
+    lo = max(lo, 1)
+    hi = min(hi, F - 1)
     cap = T * ((hi - lo) // 2 + 1) if hi > lo else 1
     pit = np.empty(cap, dtype=np.float32)
     mg = np.empty(cap, dtype=np.float32)
@@ -368,8 +344,7 @@ def _piptrack_peaks(S, sr, n_fft, fmin, fmax, threshold):
     for t in range(T):
         mx = S[t, 0]
         for f in range(1, F):
-            if S[t, f] > mx:
-                mx = S[t, f]
+            mx = max(mx, S[t, f])
         ref = np.float32(threshold * mx)
         for f in range(lo, hi):
             x0 = S[t, f]
@@ -383,10 +358,7 @@ def _piptrack_peaks(S, sr, n_fft, fmin, fmax, threshold):
                 continue
             a = xp + xm - 2 * x0
             b = (xp - xm) / 2
-            if np.abs(b) >= np.abs(a):
-                shift = np.float32(0.0)
-            else:
-                shift = np.float32(-b / a)
+            shift = np.float32(0.0) if np.abs(b) >= np.abs(a) else np.float32(-b / a)
             avg = np.float32(xp - xm) / np.float32(2.0)
             dskew = np.float32(np.float32(0.5) * avg) * shift
             pit[k] = np.float32((np.float64(f) + np.float64(shift)) * sr / n_fft)
@@ -398,14 +370,14 @@ def _piptrack_peaks(S, sr, n_fft, fmin, fmax, threshold):
 # --------------------------------------------------------------------------------------
 # cached constants
 # --------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hann(n_fft: int = N_FFT) -> np.ndarray:
     import librosa
 
     return librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fft_freqs(sr: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:
     import librosa
 
@@ -448,7 +420,7 @@ def power_to_db(S: np.ndarray, top_db: float = TOP_DB) -> np.ndarray:
     return db
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mel_filterbank(n_mels: int = N_MELS_FEATURES, sr: int = SAMPLE_RATE, n_fft: int = N_FFT) -> SparseFilterbank:
     """librosa.filters.mel(sr, n_fft, n_mels) (slaney, 0..sr/2), sparse."""
     import librosa
@@ -464,7 +436,7 @@ def _chroma_basis_T(tuning: float, sr: int = SAMPLE_RATE, n_fft: int = N_FFT) ->
     return np.ascontiguousarray(fb.T.astype(np.float32))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dct_matrix(n_mels: int = N_MELS_FEATURES, n_mfcc: int = N_MFCC) -> np.ndarray:
     # DCT-II, orthonormal (scipy.fft.dct(type=2, norm="ortho")), first n_mfcc rows
     return scipy.fft.dct(np.eye(n_mels), type=2, norm="ortho", axis=0)[:n_mfcc]
@@ -663,11 +635,20 @@ def reference_features(path, window: AnalysisWindow | None = None) -> np.ndarray
     total = info.frames / info.samplerate
     start, length = window.bounds(total)
     y, sr = librosa.load(str(path), sr=SAMPLE_RATE, mono=True, offset=start, duration=length)
-    return reference_features_from_signal(y, sr)
+    return reference_features_from_signal(y, int(sr))
 
 
 __all__ = [
-    "FEATURE_NAMES", "N_FEATURES", "FEATURES_VERSION", "N_MFCC",
-    "Spectra", "compute_spectra", "features_from_spectra", "extract_features",
-    "reference_features", "reference_features_from_signal", "stft", "mel_db_from_power",
+    "FEATURES_VERSION",
+    "FEATURE_NAMES",
+    "N_FEATURES",
+    "N_MFCC",
+    "Spectra",
+    "compute_spectra",
+    "extract_features",
+    "features_from_spectra",
+    "mel_db_from_power",
+    "reference_features",
+    "reference_features_from_signal",
+    "stft",
 ]

@@ -52,7 +52,7 @@ _ZLIB = 1
 _ZLIB_LEVEL = 6
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _filterbank():
     import librosa
 
@@ -120,5 +120,17 @@ def header_version(data: bytes) -> int:
     return _HEADER.unpack_from(bytes(data[: _HEADER.size]))[2]
 
 
-__all__ = ["N_MELS", "SPECTROGRAM_VERSION", "SPEC_SAMPLE_RATE", "SPEC_N_FFT", "SPEC_HOP", "TOP_DB",
-           "QUANT_STEP_DB", "compute_logmel", "logmel_from_power", "encode", "decode", "header_version"]
+__all__ = [
+    "N_MELS",
+    "QUANT_STEP_DB",
+    "SPECTROGRAM_VERSION",
+    "SPEC_HOP",
+    "SPEC_N_FFT",
+    "SPEC_SAMPLE_RATE",
+    "TOP_DB",
+    "compute_logmel",
+    "decode",
+    "encode",
+    "header_version",
+    "logmel_from_power",
+]

@@ -49,7 +49,7 @@ def _get(tags, key: str):
         try:
             if alias in tags:
                 return tags[alias]
-        except Exception:
+        except Exception:  # noqa: BLE001 - a malformed frame: try the next alias
             continue
     frame = _ID3.get(key)
     if frame is not None:
@@ -57,14 +57,14 @@ def _get(tags, key: str):
             f = tags.get(frame)
             if f is not None:
                 return [str(t) for t in getattr(f, "text", [f])]
-        except Exception:
+        except Exception:  # noqa: BLE001 - a malformed frame counts as absent
             pass
     return None
 
 
 def read_tags(path) -> dict:
     """Return ``{"title", "artist", "album", "year": int | None, "genre"}``; missing or unreadable -> None."""
-    out: dict = {k: None for k in TAG_KEYS}
+    out: dict = dict.fromkeys(TAG_KEYS)
     try:
         import mutagen
 
@@ -77,9 +77,9 @@ def read_tags(path) -> dict:
         out["album"] = _clean(_get(tags, "album"))
         out["genre"] = _clean(_get(tags, "genre"))
         out["year"] = _year(_clean(_get(tags, "date")))
-    except Exception as e:  # bad tags never fail an analysis
+    except Exception as e:  # noqa: BLE001 - bad tags never fail an analysis
         _log.debug("cannot read tags of %s: %s", path, e)
     return out
 
 
-__all__ = ["read_tags", "TAG_KEYS", "MAX_TAG_CHARS"]
+__all__ = ["MAX_TAG_CHARS", "TAG_KEYS", "read_tags"]

@@ -63,6 +63,12 @@ class AnalysisWindow:
 DEFAULT_WINDOW = AnalysisWindow()
 
 __all__ = [
-    "SAMPLE_RATE", "N_FFT", "HOP", "WINDOW_OFFSET", "WINDOW_DURATION", "MIN_DURATION",
-    "AnalysisWindow", "DEFAULT_WINDOW",
+    "DEFAULT_WINDOW",
+    "HOP",
+    "MIN_DURATION",
+    "N_FFT",
+    "SAMPLE_RATE",
+    "WINDOW_DURATION",
+    "WINDOW_OFFSET",
+    "AnalysisWindow",
 ]

@@ -1,5 +1,5 @@
-"""Database layer: engine and sessions, schema checks, ORM models. Knows nothing of audio."""
-from musicindex.db.models import (  # noqa: F401
+"""Database layer: engine and sessions, schema checks, the ORM, migrations. Knows nothing of audio."""
+from musicindex.db.orm import (
     Base,
     ClusterAssignment,
     Embedding,
@@ -11,4 +11,7 @@ from musicindex.db.models import (  # noqa: F401
     TrackFeatures,
     TrainingRun,
 )
-from musicindex.db.session import Database, connect  # noqa: F401
+from musicindex.db.session import Database
+
+__all__ = ["Base", "ClusterAssignment", "Database", "Embedding", "IngestBatch", "ModelVersion", "Prediction",
+           "Spectrogram", "Track", "TrackFeatures", "TrainingRun"]

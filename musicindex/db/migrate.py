@@ -1,4 +1,9 @@
-"""Alembic from Python: upgrade, downgrade, current and head revisions."""
+"""Alembic from Python: upgrade, downgrade, current and head revisions.
+
+The migrations ship inside the package (``musicindex/db/migrations``), so any install
+(editable, ``pip install .``, a wheel) can migrate. ``alembic.ini`` at the repository root
+points the ``alembic`` command at the same folder.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,13 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(url: str | None = None) -> Config:
-    ini = REPO_ROOT / "alembic.ini"
-    cfg = Config(str(ini)) if ini.exists() else Config()
+    cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url is not None:
         # '%' must be doubled in ini-style config values

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
@@ -20,6 +20,15 @@ from musicindex.errors import (
 )
 
 CONNECT_TIMEOUT_S = 5
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database URL, or the embedded server's (which this does not start)."""
+    if settings.database_url:
+        return settings.database_url
+    from musicindex import services
+
+    return services.EmbeddedPostgres(services.paths_for(settings), settings).url
 
 
 def _redact(url: str) -> str:
@@ -68,16 +77,15 @@ class Database:
     # -- construction ------------------------------------------------------
     @classmethod
     def connect(cls, url: str | None = None, settings: Settings | None = None, *, check_schema: bool = True,
-                pool_size: int = 5) -> "Database":
-        """Connect to ``url``, the configured URL, or the embedded server (started on demand).
+                pool_size: int = 5) -> Database:
+        """Connect to ``url``, the configured URL, or the embedded server's socket.
 
-        Raises DatabaseUnavailableError if the server does not answer and SchemaOutdatedError
-        if migrations are pending (``check_schema=False`` skips that, for `db upgrade`).
+        Starts nothing (entry points call ``services.start``). Raises DatabaseUnavailableError
+        if the server does not answer and SchemaOutdatedError if migrations are pending
+        (``check_schema=False`` skips that, for `db upgrade`).
         """
-        if url is None:
-            from musicindex.services import ensure_database
-
-            url = ensure_database(settings or get_settings())
+        settings = settings or get_settings()
+        url = url or database_url(settings)
         db = cls(url, pool_size=pool_size)
         db.ping()
         if check_schema:
@@ -94,7 +102,7 @@ class Database:
             raise DatabaseUnavailableError(
                 f"cannot connect to PostgreSQL at {_redact(self.url)}: {reason}.\n"
                 "Check MUSICINDEX_DATABASE_URL (or unset it to use the embedded server), "
-                "and that the server is running (`musicindex services status`)."
+                "and that the server is running (`musicindex services start` starts the embedded one)."
             ) from None
 
     def schema_info(self) -> SchemaInfo:
@@ -146,7 +154,3 @@ def pgvector_missing_message(url: str) -> str:
         "Install it on the server (e.g. the postgresql-NN-pgvector package, or the pgvector/pgvector Docker image), "
         "or unset MUSICINDEX_DATABASE_URL to use the embedded PostgreSQL, which ships pgvector."
     )
-
-
-def connect(url: str | None = None, **kwargs) -> Database:
-    return Database.connect(url, **kwargs)

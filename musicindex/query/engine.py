@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy.engine import Connection
@@ -27,24 +28,22 @@ from musicindex.errors import (
     TrackNotFoundError,
     UnknownGenreError,
 )
-from musicindex.featurespec import FEATURE_NAMES, N_FEATURES
 from musicindex.query.results import TrackHit
+from musicindex.vocab import (
+    FEATURE_NAMES,
+    N_FEATURES,
+    SPACE_KIND,
+    SPACES,
+    GenreCandidate,
+    hnsw_index_name,
+    pick_genre_model,
+)
 
-SPACES = ("features", "ann", "cnn")
-SPACE_KIND = {"features": "scaler", "ann": "ann", "cnn": "cnn"}
-CLASSIFIER_KINDS = ("knn", "logreg", "ann", "cnn")
-CLUSTER_KINDS = ("kmeans", "birch", "gmm")
-DEFAULT_SPACE = "features"
 MAX_K = 1000
 EXACT_THRESHOLD = 10_000
 """Versions with fewer vectors than this are searched exactly (brute force is fast and exact)."""
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 MAX_CANDIDATES = 4000
-
-
-def hnsw_index_name(version_id: int) -> str:
-    """Name of the partial HNSW index of one model version (created by training)."""
-    return f"ix_emb_hnsw_v{int(version_id)}"
 
 
 EF_SEARCH_MIN = 200
@@ -85,6 +84,16 @@ def parse_vec(text: str) -> np.ndarray:
 def unit(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation between unit vectors (linear when they are (anti)parallel)."""
+    dot = float(np.clip(np.dot(a, b), -1.0, 1.0))
+    omega = np.arccos(dot)
+    if omega < 1e-6 or abs(np.pi - omega) < 1e-6:
+        return unit((1 - t) * a + t * b)
+    so = np.sin(omega)
+    return unit(np.sin((1 - t) * omega) / so * a + np.sin(t * omega) / so * b)
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -134,21 +143,10 @@ class Snapshot:
         return self._versions
 
     def genre_model(self) -> VersionInfo | None:
-        """The classifier answering genre questions: the preferred kind if active, or for
-        ``auto`` the active classifier with the highest held-out macro-F1 (ties: lowest id)."""
-        pref = self.genre_preference or "auto"
-        if pref != "auto":
-            return self.versions.get(pref) if pref in CLASSIFIER_KINDS else None
-        active = [v for k, v in self.versions.items() if k in CLASSIFIER_KINDS]
-        if not active:
-            return None
-
-        # the same rule as musicindex.models.registry.genre_model_version (ties: oldest id)
-        def key(v: VersionInfo) -> tuple[float, int]:
-            f1 = v.metrics.get("macro_f1")
-            return (float(f1) if isinstance(f1, (int, float)) else float("-inf"), -v.id)
-
-        return max(active, key=key)
+        """The classifier answering genre questions (``vocab.pick_genre_model``), as of this snapshot."""
+        active = [GenreCandidate(v.id, v.kind, v.metrics) for v in self.versions.values()]
+        pick = pick_genre_model(active, self.genre_preference or "auto")
+        return self.versions[pick.kind] if pick is not None else None
 
     # -- tracks ----------------------------------------------------------------
     def track(self, ref: Any) -> TrackRow:
@@ -209,10 +207,9 @@ class Snapshot:
 @contextlib.contextmanager
 def snapshot(db: Any, genre_model: str = "auto") -> Iterator[Snapshot]:
     """ONE read-only REPEATABLE READ transaction for a whole query."""
-    with db.engine.connect() as conn:
-        with conn.begin():
-            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield Snapshot(conn, genre_model)
+    with db.engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield Snapshot(conn, genre_model)
 
 
 # --------------------------------------------------------------------------- spaces
@@ -249,6 +246,7 @@ class Space:
         """(FROM clause, WHERE predicate, params) of the vector table, aliased ``e``."""
         if self.version is not None:
             return "embeddings e", f"e.model_version_id = {int(self.version.id)} AND ", {}
+        assert self.mean is not None and self.inv_std is not None, "searching an empty features space"
         return "track_features e", "", {"mean": vec_literal(self.mean), "inv": vec_literal(self.inv_std)}
 
     def dist_expr(self) -> str:
@@ -306,6 +304,8 @@ def standardize(sp: Space, features: np.ndarray) -> np.ndarray:
         if mean.shape != (N_FEATURES,) or scale.shape != (N_FEATURES,):
             raise ModelNotTrainedError(f"scaler version {sp.version.id} has no mean/scale params; retrain it")
         return (x - mean) / np.where(scale != 0, scale, 1.0)
+    if sp.mean is None or sp.inv_std is None:
+        raise ModelNotTrainedError("the features space is empty: no track has audio features yet")
     return (x - sp.mean) * sp.inv_std
 
 
@@ -414,9 +414,7 @@ def fits(c: TrackHit, picks: Sequence[TrackHit], artist_spacing: int, album_rule
     alb, art = _norm(c.album), _norm(c.artist)
     if album_rule and alb is not None and picks and _norm(picks[-1].album) == alb:
         return False
-    if artist_spacing > 0 and art is not None and any(_norm(p.artist) == art for p in picks[-artist_spacing:]):
-        return False
-    return True
+    return not (artist_spacing > 0 and art is not None and any(_norm(p.artist) == art for p in picks[-artist_spacing:]))
 
 
 def diversify(cands: Sequence[TrackHit], k: int, artist_spacing: int, album_rule: bool = True,

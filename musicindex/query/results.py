@@ -1,8 +1,9 @@
 """Typed results of the query layer. Every object serializes with ``to_dict()`` (JSON-ready)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -106,51 +107,3 @@ class ClusterResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class SpaceEvaluation:
-    """Quality of one similarity space on the labelled tracks (exact neighbours)."""
-
-    space: str
-    model_version_id: int | None
-    dimension: int
-    tracks: int
-    precision_at_10: float
-    hubness_skewness: float
-    never_in_top10: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ClassifierEvaluation:
-    """Registry metrics of one active classifier."""
-
-    kind: str
-    model_version_id: int
-    cv_accuracy_mean: float | None
-    cv_accuracy_std: float | None
-    accuracy: float | None
-    macro_f1: float | None
-    genre_model: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class EvaluationReport:
-    labelled_tracks: int
-    sampled_tracks: int
-    spaces: list[SpaceEvaluation]
-    classifiers: list[ClassifierEvaluation]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "labelled_tracks": self.labelled_tracks,
-            "sampled_tracks": self.sampled_tracks,
-            "spaces": [s.to_dict() for s in self.spaces],
-            "classifiers": [c.to_dict() for c in self.classifiers],
-        }

@@ -1,0 +1,96 @@
+"""Administration commands: `services`, `db`, `doctor`."""
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from musicindex.cli.common import handle_errors, open_index, print_json
+from musicindex.cli.render import console, doctor_table
+
+cli = typer.Typer()
+services_app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL and Redis servers.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
+cli.add_typer(services_app, name="services")
+cli.add_typer(db_app, name="db")
+
+
+# --------------------------------------------------------------------------- services
+@services_app.command("status")
+@handle_errors
+def services_status(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Show whether the servers run, their pids, URLs and data folders."""
+    from musicindex import services
+
+    rows = services.status()
+    if as_json:
+        print_json([r.__dict__ for r in rows])
+        return
+    table = Table("server", "state", "pid", "version", "url", "data")
+    for r in rows:
+        state = "[green]running[/]" if r.running else "[yellow]stopped[/]"
+        if not r.embedded:
+            state = "external"
+        table.add_row(r.name, state, str(r.pid or ""), r.version or "", r.url or "", str(r.data_dir or ""))
+    console.print(table)
+
+
+@services_app.command("start")
+@handle_errors
+def services_start() -> None:
+    """Start the embedded servers (no-op for those given by URL or already running)."""
+    from musicindex import services
+
+    services.start()
+    services_status(as_json=False)
+
+
+@services_app.command("stop")
+@handle_errors
+def services_stop() -> None:
+    """Stop the embedded servers of this MUSICINDEX_HOME. Data is kept."""
+    from musicindex import services
+
+    stopped = services.stop()
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+# --------------------------------------------------------------------------- db
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(revision: str = typer.Argument("head", help="target revision")) -> None:
+    """Migrate the schema to REVISION (default: head). Creates the pgvector extension."""
+    index = open_index(check_schema=False, broker=False)
+    index.upgrade(revision)
+    info = index.db.schema_info()
+    console.print(f"schema at {info.current} (head {info.head})")
+
+
+@db_app.command("downgrade")
+@handle_errors
+def db_downgrade(revision: str = typer.Argument(..., help="target revision, 'base' drops everything")) -> None:
+    """Migrate the schema down to REVISION."""
+    index = open_index(check_schema=False, broker=False)
+    index.db.downgrade(revision)
+    console.print(f"schema at {index.db.schema_info().current or 'base'}")
+
+
+@db_app.command("current")
+@handle_errors
+def db_current() -> None:
+    """Print the schema revision and the head revision."""
+    info = open_index(check_schema=False, broker=False).db.schema_info()
+    console.print(f"current: {info.current or 'base'}\nhead:    {info.head}")
+
+
+# --------------------------------------------------------------------------- doctor
+@cli.command()
+@handle_errors
+def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Versions of PostgreSQL, pgvector and Redis, schema revision, data location, live workers."""
+    report = open_index(check_schema=False).doctor()
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        doctor_table(report)
+    if not report.schema_at_head or report.pgvector_available is None:
+        raise typer.Exit(4)

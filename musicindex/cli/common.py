@@ -1,0 +1,58 @@
+"""What every command shares: error handling, the index connection, JSON output, track arguments."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import typer
+
+from musicindex.cli.render import err_console
+from musicindex.config import get_settings
+from musicindex.errors import MusicIndexError
+
+if TYPE_CHECKING:  # the API is imported when a command runs, not at CLI start-up
+    from musicindex.app import MusicIndex
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Library errors become one clear message and the error class's exit code (no traceback,
+    unless MUSICINDEX_LOG_LEVEL=DEBUG)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MusicIndexError as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_index(check_schema: bool = True, broker: bool = True) -> MusicIndex:
+    """The index of the configured servers, or of the embedded ones (started here when not running;
+    ``broker=False``: only PostgreSQL, for commands that send no task)."""
+    from musicindex import services
+    from musicindex.app import MusicIndex
+
+    settings = get_settings()
+    services.ensure_database(settings)
+    if broker:
+        services.ensure_broker(settings)
+    return MusicIndex.connect(settings=settings, check_schema=check_schema)
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def track_arg(ref: str) -> int | str:
+    """A CLI track argument: an integer id, or a path."""
+    s = ref.strip()
+    return int(s) if s.isdigit() and len(s) < 19 else ref

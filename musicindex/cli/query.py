@@ -1,0 +1,149 @@
+"""Query commands: similar, recommend, genre, by-genre, cluster, playlist, similar-file.
+
+Each is a thin layer over a ``MusicIndex`` query method.
+TRACK arguments are a track id or the path the file was ingested under.
+"""
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from musicindex.cli.common import handle_errors, open_index, print_json, track_arg
+from musicindex.cli.render import console, hits_table
+
+cli = typer.Typer()
+
+SPACE_HELP = "similarity space: features (works right after ingestion), ann, cnn"
+
+
+@cli.command()
+@handle_errors
+def similar(
+    track: str = typer.Argument(..., help="track id or path"),
+    k: int = typer.Option(10, "-k", "--k", help="how many tracks (1-1000)"),
+    space: str = typer.Option("features", "--space", help=SPACE_HELP),
+    genre: str | None = typer.Option(None, "--genre", help="only tracks of this genre"),
+    exclude_same_artist: bool = typer.Option(False, "--exclude-same-artist", help="skip the seed's artist"),
+    exact: bool = typer.Option(False, "--exact", help="brute-force search instead of the HNSW index"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """The K tracks that sound most like TRACK."""
+    result = open_index(broker=False).similar(track_arg(track), k=k, space=space, genre=genre,
+                              exclude_same_artist=exclude_same_artist, exact=exact)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        hits_table(result, f"similar to {track}")
+
+
+@cli.command()
+@handle_errors
+def recommend(
+    like: list[str] = typer.Option(..., "--like", help="a liked track (id or path); repeat"),
+    dislike: list[str] | None = typer.Option(None, "--dislike", help="a disliked track; repeat"),
+    k: int = typer.Option(10, "-k", "--k", help="how many tracks (1-1000)"),
+    space: str = typer.Option("features", "--space", help=SPACE_HELP),
+    exclude_track: list[str] | None = typer.Option(None, "--exclude-track", help="never suggest this track"),
+    exclude_artist: list[str] | None = typer.Option(None, "--exclude-artist", help="never suggest this artist"),
+    exclude_genre: list[str] | None = typer.Option(None, "--exclude-genre", help="never suggest this genre"),
+    artist_spacing: int = typer.Option(3, "--artist-spacing", help="tracks between two of one artist (0: off)"),
+    exact: bool = typer.Option(False, "--exact"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Tracks for someone who likes the --like tracks (and not the --dislike ones)."""
+    result = open_index(broker=False).recommend([track_arg(t) for t in like], [track_arg(t) for t in dislike or []], k=k, space=space,
+                                exclude_tracks=[track_arg(t) for t in exclude_track or []],
+                                exclude_artists=exclude_artist or [], exclude_genres=exclude_genre or [],
+                                artist_spacing=artist_spacing, exact=exact)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        hits_table(result, "recommended", score=True)
+
+
+@cli.command("genre")
+@handle_errors
+def genre_cmd(
+    track: str = typer.Argument(..., help="track id or path"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The genre model's answer for TRACK: label, confidence, class probabilities."""
+    result = open_index(broker=False).genre_of(track_arg(track))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(f"[bold]{result.genre}[/] ({result.confidence:.1%})  track {result.track_id}, "
+                  f"model version {result.model_version_id} ({result.model_kind})"
+                  + (f", label {result.label}" if result.label else ""), highlight=False)
+    table = Table("genre", "probability")
+    for g, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
+        table.add_row(g, f"{p:.3f}")
+    console.print(table)
+
+
+@cli.command("by-genre")
+@handle_errors
+def by_genre_cmd(
+    genre: str = typer.Argument(..., help="a genre (label or genre-model class)"),
+    k: int = typer.Option(10, "-k", "--k"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """K tracks of GENRE, most confident first."""
+    result = open_index(broker=False).by_genre(genre, k=k)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        hits_table(result, f"genre {genre}", score=True)
+
+
+@cli.command()
+@handle_errors
+def cluster(
+    track: str = typer.Argument(..., help="track id or path"),
+    model: str = typer.Option("kmeans", "--model", help="kmeans, birch or gmm"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The cluster of TRACK in the active clustering."""
+    result = open_index(broker=False).cluster_of(track_arg(track), model=model)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console.print(f"track {result.track_id}: cluster {result.cluster} of {result.model_kind} "
+                  f"(model version {result.model_version_id}, {result.size} tracks in it)", highlight=False)
+
+
+@cli.command()
+@handle_errors
+def playlist(
+    start: str = typer.Argument(..., help="first track (id or path)"),
+    end: str = typer.Argument(..., help="last track (id or path)"),
+    n: int = typer.Option(10, "-n", "--n", help="tracks in the playlist, start and end included"),
+    space: str = typer.Option("features", "--space", help=SPACE_HELP),
+    artist_spacing: int = typer.Option(3, "--artist-spacing", help="tracks between two of one artist (0: off)"),
+    exclude_artist: list[str] | None = typer.Option(None, "--exclude-artist"),
+    exclude_genre: list[str] | None = typer.Option(None, "--exclude-genre"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """A smooth path of N tracks from START to END."""
+    result = open_index(broker=False).playlist(track_arg(start), track_arg(end), n=n, space=space, artist_spacing=artist_spacing,
+                               exclude_artists=exclude_artist or [], exclude_genres=exclude_genre or [])
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        hits_table(result, f"playlist {start} -> {end}")
+
+
+@cli.command("similar-file")
+@handle_errors
+def similar_file(
+    path: str = typer.Argument(..., help="an audio file (analysed, not stored)"),
+    k: int = typer.Option(10, "-k", "--k"),
+    space: str = typer.Option("features", "--space", help=SPACE_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The K indexed tracks that sound most like an outside audio file."""
+    result = open_index(broker=False).similar_to_file(path, k=k, space=space)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        hits_table(result, f"similar to file {path}")

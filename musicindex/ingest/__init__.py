@@ -1,0 +1,26 @@
+"""Ingestion: scan folders, register files, analyse them, store the results.
+
+Joins ``audio`` (which knows nothing of the database) and ``db`` (which knows nothing of
+audio). Every step is a plain function; the Celery tasks in ``workers/`` only call them.
+
+* ``scan``      -- walk the roots, list audio files with size and mtime
+* ``labels``    -- ``--label-from folder | tag | csv:FILE``
+* ``register``  -- one transaction: new / changed / missing files, what needs audio work
+* ``process``   -- analyse one track in a worker and store features, spectrogram, tags
+* ``lifecycle`` -- the track status flow (the only writer of ``tracks.status``)
+* ``progress``  -- counts, a batch's progress, the latest failures
+* ``service``   -- ``IngestService``, what ``MusicIndex`` offers
+
+Without Celery: ``register(db, paths)`` then ``process_tracks(db, result.queued_ids)``.
+"""
+from musicindex.ingest.labels import LabelSource
+from musicindex.ingest.process import MAX_ATTEMPTS, ProcessOutcome, process_track, process_tracks, record_failure
+from musicindex.ingest.progress import Progress, latest_failures, progress, status_counts
+from musicindex.ingest.register import RegisterResult, register
+from musicindex.ingest.scan import ScannedFile, ScanReport, scan
+
+__all__ = [
+    "LabelSource", "MAX_ATTEMPTS", "ProcessOutcome", "Progress", "RegisterResult", "ScanReport", "ScannedFile",
+    "latest_failures", "process_track", "process_tracks", "progress", "record_failure", "register", "scan",
+    "status_counts",
+]

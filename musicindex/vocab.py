@@ -1,0 +1,129 @@
+"""The domain vocabulary: the one definition of the words every layer uses.
+
+Track statuses, label sources, model kinds and states, similarity spaces, queues, the
+43 feature names, the HNSW index naming rule and the genre-model rule live here and are
+imported everywhere else (ORM, ingestion, training, queries, CLI, workers).
+
+Migrations are the exception on purpose: a migration is a frozen snapshot of the schema
+at its revision, so it spells its CHECK constraints and SQL with literals of its own
+(importing these tuples would silently rewrite old revisions when a word is added). The
+tests check that the migrated schema at head and the SQL functions agree with this
+module (``tests/test_vocab.py``).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+# --------------------------------------------------------------------------- tracks
+PENDING: Final = "pending"
+INDEXED: Final = "indexed"
+FAILED: Final = "failed"
+MISSING: Final = "missing"
+TRACK_STATUSES: Final = (PENDING, INDEXED, FAILED, MISSING)
+"""Life of a track: registered ``pending`` -> analysed ``indexed`` or ``failed``; ``missing``
+when its file is gone (seen again: ``pending``). ``musicindex.ingest.lifecycle`` moves them."""
+
+LABEL_SOURCES: Final = ("tag", "folder", "csv")
+"""Where a track's training label came from."""
+
+# --------------------------------------------------------------------------- features
+_FEATURE_PAIRS = (
+    "chroma_stft",
+    "rms",
+    "spectral_centroid",
+    "spectral_bandwidth",
+    "rolloff",
+    "zero_crossing_rate",
+    "harmony",
+    "perceptr",
+)
+FEATURE_NAMES: Final[tuple[str, ...]] = (
+    *(f"{base}_{stat}" for base in _FEATURE_PAIRS for stat in ("mean", "var")),
+    "tempo",
+    *(f"mfcc{i}_{stat}" for i in range(1, 14) for stat in ("mean", "var")),
+)
+"""The 43 features in storage order; names follow the public GTZAN feature tables
+(``features_30_sec.csv``). How each is computed: ``musicindex.audio.features`` and docs/features.md."""
+N_FEATURES: Final = len(FEATURE_NAMES)
+assert N_FEATURES == 43, N_FEATURES
+
+# --------------------------------------------------------------------------- models
+CLASSIFIER_KINDS: Final = ("knn", "logreg", "ann", "cnn")
+"""Genre classifiers (trained on labels; each writes predictions)."""
+CLUSTER_KINDS: Final = ("kmeans", "birch", "gmm")
+"""Clusterers (trained without labels; each writes cluster assignments)."""
+SCALER: Final = "scaler"
+"""The standardisation of the 43 features: the model behind the ``features`` space."""
+TRAINABLE_KINDS: Final = (*CLASSIFIER_KINDS, *CLUSTER_KINDS)
+"""What `musicindex train --models` accepts (the scaler is trained with every run)."""
+MODEL_KINDS: Final = (*TRAINABLE_KINDS, SCALER)
+"""Every kind of row in ``model_versions``."""
+NET_KINDS: Final = ("ann", "cnn")
+"""Kinds stored as Keras models (the others are scikit-learn objects)."""
+
+TRAINING, CANDIDATE, ACTIVE, RETIRED = "training", "candidate", "active", "retired"
+MODEL_STATES: Final = (TRAINING, CANDIDATE, ACTIVE, RETIRED, FAILED)
+"""``training`` -> ``candidate`` -> ``active`` (one per kind) -> ``retired``; or ``failed``."""
+
+GENRE_MODEL_PREFERENCES: Final = ("auto", *CLASSIFIER_KINDS)
+GENRE_MODEL_METRIC: Final = "macro_f1"
+"""The held-out score by which ``auto`` picks the genre model."""
+
+# --------------------------------------------------------------------------- spaces
+SPACE_KIND: Final[Mapping[str, str]] = {"features": SCALER, "ann": "ann", "cnn": "cnn"}
+"""Similarity space -> the model kind whose vectors it searches."""
+SPACES: Final = tuple(SPACE_KIND)
+KIND_SPACE: Final[Mapping[str, str]] = {kind: space for space, kind in SPACE_KIND.items()}
+"""Model kinds that write embeddings -> their similarity space."""
+DEFAULT_SPACE: Final = "features"
+
+# --------------------------------------------------------------------------- queues
+QUEUE_INGEST: Final = "ingest"
+QUEUE_EMBED: Final = "embed"
+QUEUE_TRAIN: Final = "train"
+QUEUES: Final = (QUEUE_INGEST, QUEUE_EMBED, QUEUE_TRAIN)
+
+
+# --------------------------------------------------------------------------- rules
+def hnsw_index_name(version_id: int) -> str:
+    """Name of the partial HNSW index over one model version's embeddings."""
+    return f"ix_emb_hnsw_v{int(version_id)}"
+
+
+HNSW_INDEX_PATTERN: Final = "ix_emb_hnsw_v%"
+"""SQL LIKE pattern matching every name :func:`hnsw_index_name` makes."""
+
+
+@dataclass(frozen=True)
+class GenreCandidate:
+    """What the genre-model rule looks at: an active classifier's id, kind and metrics."""
+
+    id: int
+    kind: str
+    metrics: Mapping[str, object]
+
+
+def pick_genre_model(active: Iterable[GenreCandidate], preference: str = "auto") -> GenreCandidate | None:
+    """The classifier that answers genre questions, among the ACTIVE versions.
+
+    ``preference`` names a classifier kind (its active version, or None), or ``auto``: the
+    active classifier with the highest held-out ``macro_f1``; versions without a numeric
+    score rank last; ties go to the lowest id. The SQL function
+    ``musicindex_genre_model_version`` implements the same rule (tested).
+    """
+    if preference not in GENRE_MODEL_PREFERENCES:
+        raise ValueError(f"genre model {preference!r}: choose one of {', '.join(GENRE_MODEL_PREFERENCES)}")
+    classifiers = [c for c in active if c.kind in CLASSIFIER_KINDS]
+    if preference != "auto":
+        return next((c for c in classifiers if c.kind == preference), None)
+    if not classifiers:
+        return None
+
+    def rank(c: GenreCandidate) -> tuple[float, int]:
+        score = c.metrics.get(GENRE_MODEL_METRIC)
+        value = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else float("-inf")
+        return (value, -c.id)
+
+    return max(classifiers, key=rank)

@@ -1,0 +1,178 @@
+"""Fast tests of pure functions: no PostgreSQL, no Redis, no audio files (`make test-unit`)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicindex.config import Settings
+from musicindex.errors import ConfigError, InvalidArgumentError
+from musicindex.ingest import lifecycle
+from musicindex.ingest.labels import LabelSource
+from musicindex.ingest.scan import scan, within
+from musicindex.ml.registry import decide
+from musicindex.query import engine as E
+from musicindex.query.results import TrackHit
+from musicindex.vocab import (
+    CLASSIFIER_KINDS,
+    FEATURE_NAMES,
+    MODEL_KINDS,
+    SPACE_KIND,
+    TRACK_STATUSES,
+    GenreCandidate,
+    pick_genre_model,
+)
+
+
+def hit(i: int, artist: str | None = None, album: str | None = None) -> TrackHit:
+    return TrackHit(i, f"/m/{i}.wav", None, artist, album, None, 0.1 * i, 1 - 0.1 * i, None, "features")
+
+
+# --------------------------------------------------------------------------- diversity
+def test_diversify_keeps_order_but_spaces_artists_and_albums():
+    cands = [hit(1, "A", "x"), hit(2, "A", "y"), hit(3, "B", "x"), hit(4, "C", "z"), hit(5, "A", "w")]
+    picks = E.diversify(cands, k=4, artist_spacing=2, album_rule=True)
+    # 2 is A again (spacing 2), 3 is album x again right after x: 4 comes second, then 3, then A's 2
+    assert [p.id for p in picks] == [1, 4, 3, 2]
+    # spacing 0 and no album rule: the original ranking
+    assert [p.id for p in E.diversify(cands, 5, 0, album_rule=False)] == [1, 2, 3, 4, 5]
+
+
+def test_diversify_stops_when_nothing_fits():
+    cands = [hit(1, "A"), hit(2, "A"), hit(3, "A")]
+    assert [p.id for p in E.diversify(cands, k=3, artist_spacing=1)] == [1]
+
+
+def test_fits_ignores_unknown_artists_and_case():
+    assert E.fits(hit(2, None), [hit(1, None)], artist_spacing=5)
+    assert not E.fits(hit(2, "abba "), [hit(1, "ABBA")], artist_spacing=1)
+
+
+# --------------------------------------------------------------------------- exact neighbours
+def test_knn_exact_matches_brute_force_and_excludes_self():
+    rng = np.random.default_rng(0)
+    mat = rng.standard_normal((300, 8))
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    nn = E.knn_exact(mat, 5, chunk=64)
+    sims = mat @ mat.T
+    np.fill_diagonal(sims, -np.inf)
+    expect = np.argsort(-sims, axis=1, kind="stable")[:, :5]
+    assert np.array_equal(nn, expect)
+    assert not (nn == np.arange(300)[:, None]).any()
+
+
+def test_knn_exact_with_fewer_rows_than_k():
+    assert E.knn_exact(np.eye(3), 10).shape == (3, 2)
+    assert E.knn_exact(np.eye(1), 10).shape == (1, 0)
+
+
+# --------------------------------------------------------------------------- slerp
+def test_slerp_stays_on_the_sphere_and_hits_both_ends():
+    a, b = E.unit(np.array([1.0, 0, 0])), E.unit(np.array([0, 1.0, 1.0]))
+    assert np.allclose(E.slerp(a, b, 0.0), a) and np.allclose(E.slerp(a, b, 1.0), b)
+    mids = [E.slerp(a, b, t) for t in np.linspace(0, 1, 7)]
+    assert all(abs(np.linalg.norm(m) - 1) < 1e-12 for m in mids)
+    angles = [np.arccos(np.clip(m @ a, -1, 1)) for m in mids]
+    assert np.allclose(np.diff(angles), angles[1] - angles[0])  # equal steps along the arc
+
+
+def test_slerp_of_parallel_vectors_is_linear():
+    a = np.array([0.0, 1.0])
+    assert np.allclose(E.slerp(a, a, 0.3), a)
+
+
+# --------------------------------------------------------------------------- promotion
+@pytest.mark.parametrize(("new", "old", "tol", "promote"), [
+    (0.80, 0.80, 0.01, True),
+    (0.795, 0.80, 0.01, True),   # within noise
+    (0.78, 0.80, 0.01, False),   # worse than the champion
+    (0.90, 0.80, 0.0, True),
+])
+def test_promotion_decision_by_held_out_macro_f1(new, old, tol, promote):
+    d = decide("logreg", {"macro_f1": new}, {"macro_f1": old}, tol)
+    assert d.promote is promote and d.metric == "macro_f1"
+    assert ("stays a candidate" in d.reason) is (not promote)
+
+
+def test_promotion_decision_edge_cases():
+    assert decide("knn", {"macro_f1": 0.1}, None, 0.01).reason == "no active version"
+    assert decide("scaler", {}, {}, 0.01).promote
+    assert decide("kmeans", {"silhouette": 0.2}, {"silhouette": 0.3}, 0.01).promote is False
+    assert decide("ann", {}, {"macro_f1": 0.9}, 0.01).reason == "macro_f1 missing on one side"
+
+
+# --------------------------------------------------------------------------- vocabulary
+def test_genre_model_rule():
+    c = [GenreCandidate(1, "knn", {"macro_f1": 0.7}), GenreCandidate(2, "logreg", {"macro_f1": 0.9}),
+         GenreCandidate(3, "cnn", {"macro_f1": 0.9}), GenreCandidate(4, "kmeans", {"macro_f1": 1.0}),
+         GenreCandidate(5, "ann", {"macro_f1": "n/a"})]
+    assert pick_genre_model(c).id == 2  # best score; the tie goes to the lower id; clusterers never answer
+    assert pick_genre_model(c, "ann").id == 5
+    assert pick_genre_model(c[:1], "cnn") is None
+    assert pick_genre_model([]) is None
+    with pytest.raises(ValueError, match="genre model 'svm'"):
+        pick_genre_model(c, "svm")
+
+
+def test_vocabulary_is_consistent():
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 43
+    assert FEATURE_NAMES[16] == "tempo" and FEATURE_NAMES[-1] == "mfcc13_var"
+    assert set(CLASSIFIER_KINDS) < set(MODEL_KINDS)
+    assert set(SPACE_KIND.values()) <= set(MODEL_KINDS)
+    from musicindex.audio import features
+
+    assert features.N_FEATURES == 43 and features.FEATURE_NAMES is FEATURE_NAMES
+
+
+def test_status_flow():
+    assert set(lifecycle.TRANSITIONS) - {None} == set(TRACK_STATUSES)
+    assert lifecycle.allowed_from("pending") == ("indexed", "failed", "missing")
+    assert "failed" not in lifecycle.allowed_from("failed")  # a failed track is not failed twice
+    assert "pending" in lifecycle.allowed_from("missing")
+
+
+# --------------------------------------------------------------------------- settings
+def test_settings_validation_names_the_variable():
+    ok = Settings.from_env({})
+    assert ok.genre_model == "auto" and ok.embedded_database
+    for env, needle in [
+        ({"MUSICINDEX_WINDOW_DURATION": "0"}, "MUSICINDEX_WINDOW_DURATION"),
+        ({"MUSICINDEX_INGEST_CHUNK": "zero"}, "MUSICINDEX_INGEST_CHUNK='zero' is not a valid int"),
+        ({"MUSICINDEX_GENRE_MODEL": "svm"}, "MUSICINDEX_GENRE_MODEL='svm'"),
+        ({"MUSICINDEX_TASK_TIME_LIMIT": "600", "MUSICINDEX_VISIBILITY_TIMEOUT": "60"}, "must exceed"),
+        ({"MUSICINDEX_RETRAIN_CRON": "nightly"}, "expected 5 fields"),
+        ({"MUSICINDEX_DATABASE_URL": "mysql://x"}, "must be a PostgreSQL URL"),
+        ({"MUSICINDEX_FOLLOW_SYMLINKS": "maybe"}, "MUSICINDEX_FOLLOW_SYMLINKS"),
+    ]:
+        with pytest.raises(ConfigError, match=needle):
+            Settings.from_env(env)
+
+
+# --------------------------------------------------------------------------- labels and scanning
+def test_label_csv_relative_paths_header_and_errors(tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n# a comment\njazz/a.wav, jazz \n/abs/b.flac,rock\n")
+    src = LabelSource(f"csv:{csv}")
+    assert src.label_for(str(tmp_path / "jazz" / "a.wav")) == ("jazz", "csv")
+    assert src.label_for("/abs/b.flac") == ("rock", "csv")
+    assert src.label_for("/other.wav") == (None, None)
+    assert LabelSource("folder").label_for("/m/blues/x.wav") == ("blues", "folder")
+    with pytest.raises(InvalidArgumentError, match="'folder', 'tag' or 'csv:FILE'"):
+        LabelSource("genre")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("only-a-path\n")
+    with pytest.raises(InvalidArgumentError, match="expected 'path,label'"):
+        LabelSource(f"csv:{bad}")
+
+
+def test_scan_lists_audio_ignores_the_rest_and_skips_outside_links(tmp_path):
+    (tmp_path / "lib" / "a").mkdir(parents=True)
+    (tmp_path / "lib" / "a" / "x.flac").write_bytes(b"1")
+    (tmp_path / "lib" / "notes.txt").write_text("n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "y.mp3").write_bytes(b"2")
+    (tmp_path / "lib" / "link").symlink_to(tmp_path / "outside")
+    report = scan([tmp_path / "lib"])
+    assert [f.path for f in report.files] == [str(tmp_path / "lib" / "a" / "x.flac")]
+    assert report.ignored == 1 and report.skipped_links == [str(tmp_path / "lib" / "link")]
+    assert len(scan([tmp_path / "lib"], follow_symlinks=True).files) == 2
+    assert within("/a/b/c", ["/a/b"]) and not within("/a/bc", ["/a/b"])
