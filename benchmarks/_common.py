@@ -1,4 +1,5 @@
 """What every benchmark needs: servers (a private embedded pair unless configured) and a scratch database."""
+
 from __future__ import annotations
 
 import contextlib

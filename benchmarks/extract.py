@@ -28,12 +28,19 @@ Accuracy: the reference features are computed from the *same* decoded window
 libsndfile 1.2.2 (see musicindex/audio/decode.py); for OGG the two windows are
 bit-identical, which the benchmark checks and prints.
 """
+
 from __future__ import annotations
 
 import os
 
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-           "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS"):
+for _v in (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMBA_NUM_THREADS",
+):
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
@@ -107,7 +114,7 @@ def synth_track(seed: int, sr: int = SR_OUT) -> np.ndarray:
                 if f0 * k > sr / 2 - 500:
                     break
                 chord += amp * np.sin(2 * np.pi * f0 * k * tt[:seg] + rng.uniform(0, 2 * np.pi)) * env
-        y[b0:b0 + seg] += tonal_gain * chord / max(1.0, np.sqrt(n_harm))
+        y[b0 : b0 + seg] += tonal_gain * chord / max(1.0, np.sqrt(n_harm))
     # melody: random scale notes on eighths
     if rng.random() < 0.7:
         scale = np.array([0, 2, third, 5, 7, 8 if minor else 9, 10 if minor else 11])
@@ -118,8 +125,12 @@ def synth_track(seed: int, sr: int = SR_OUT) -> np.ndarray:
             if rng.random() < 0.3:
                 continue
             f = 2 * root * 2 ** (scale[rng.integers(0, 7)] / 12)
-            y[s0:s0 + step] += mel_gain * np.sin(2 * np.pi * f * ts) * _env(step, 50, beat / 3, sr) * (
-                1 + 0.3 * np.sin(2 * np.pi * 2 * f * ts))
+            y[s0 : s0 + step] += (
+                mel_gain
+                * np.sin(2 * np.pi * f * ts)
+                * _env(step, 50, beat / 3, sr)
+                * (1 + 0.3 * np.sin(2 * np.pi * 2 * f * ts))
+            )
     # drums
     if drum_gain > 0:
         kick_len, snare_len, hat_len = int(0.25 * sr), int(0.18 * sr), int(0.05 * sr)
@@ -138,13 +149,13 @@ def synth_track(seed: int, sr: int = SR_OUT) -> np.ndarray:
             pos = i % 16
             if pos in (0, 8) or (pos == 10 and pattern[pos]):
                 seg = min(kick_len, n - s0)
-                y[s0:s0 + seg] += drum_gain * kick[:seg]
+                y[s0 : s0 + seg] += drum_gain * kick[:seg]
             if pos in (4, 12):
                 seg = min(snare_len, n - s0)
-                y[s0:s0 + seg] += 0.5 * drum_gain * snare[:seg]
+                y[s0 : s0 + seg] += 0.5 * drum_gain * snare[:seg]
             if pattern[pos]:
                 seg = min(hat_len, n - s0)
-                y[s0:s0 + seg] += 0.3 * drum_gain * hat[:seg]
+                y[s0 : s0 + seg] += 0.3 * drum_gain * hat[:seg]
             i += 1
             tpos += six
     # noise floor and slow level changes (sections)
@@ -165,7 +176,7 @@ def write_track(path: Path, y: np.ndarray, sr: int = SR_OUT) -> None:
     # blocks: libsndfile 1.2.2 crashes when LAME is fed minutes of audio in one call
     with sf.SoundFile(str(path), "w", sr, y.shape[1], format=fmt) as f:
         for i in range(0, len(y), 1 << 16):
-            f.write(y[i:i + (1 << 16)])
+            f.write(y[i : i + (1 << 16)])
 
 
 def make_corpus(folder: Path, n: int, seed: int) -> list[Path]:
@@ -212,14 +223,18 @@ def main(argv=None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="musicindex-bench-")
         t0 = time.perf_counter()
         paths = make_corpus(Path(tmp.name), args.n, args.seed)
-        print(f"corpus: {len(paths)} synthetic tracks (3-5 min, 44.1 kHz stereo, OGG/MP3) "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"corpus: {len(paths)} synthetic tracks (3-5 min, 44.1 kHz stereo, OGG/MP3) "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
     win = AnalysisWindow()
     infos = [audio.probe(p) for p in paths]
     win_s = np.array([win.bounds(i.duration)[1] for i in infos])
-    print(f"files: {len(paths)}, formats {sorted({i.format for i in infos})}, "
-          f"durations {min(i.duration for i in infos):.0f}-{max(i.duration for i in infos):.0f} s, "
-          f"window {win.duration:.0f} s at {win.offset:.0f} s")
+    print(
+        f"files: {len(paths)}, formats {sorted({i.format for i in infos})}, "
+        f"durations {min(i.duration for i in infos):.0f}-{max(i.duration for i in infos):.0f} s, "
+        f"window {win.duration:.0f} s at {win.offset:.0f} s"
+    )
 
     # warm up both sides (numba JIT, filter banks, librosa caches) outside the timings
     audio.warm_up()
@@ -257,13 +272,19 @@ def main(argv=None) -> int:
     print()
     print("single core (process CPU time), per track, mean over files:")
     print(f"  reference  (librosa.load + per-feature librosa): {ms(ref_t):8.1f} ms")
-    print(f"  musicindex (decode+mixdown+resample+43 features): {ms(our_t):8.1f} ms  "
-          f"(min {1000 * our_t.min():.1f}, max {1000 * our_t.max():.1f})")
+    print(
+        f"  musicindex (decode+mixdown+resample+43 features): {ms(our_t):8.1f} ms  "
+        f"(min {1000 * our_t.min():.1f}, max {1000 * our_t.max():.1f})"
+    )
     print(f"  speed-up vs reference: {float(np.sum(ref_t) / np.sum(our_t)):.1f}x")
-    print(f"  times real time (window / CPU time): {float(np.sum(win_s) / np.sum(our_t)):.0f}x "
-          f"(reference {float(np.sum(win_s) / np.sum(ref_t)):.0f}x)")
-    print(f"  spectrogram (compute_logmel + encode, standalone): {ms(spec_t):.1f} ms, "
-          f"stored {np.mean(spec_b) / 1000:.1f} kB/track (max {max(spec_b) / 1000:.1f} kB)")
+    print(
+        f"  times real time (window / CPU time): {float(np.sum(win_s) / np.sum(our_t)):.0f}x "
+        f"(reference {float(np.sum(win_s) / np.sum(ref_t)):.0f}x)"
+    )
+    print(
+        f"  spectrogram (compute_logmel + encode, standalone): {ms(spec_t):.1f} ms, "
+        f"stored {np.mean(spec_b) / 1000:.1f} kB/track (max {max(spec_b) / 1000:.1f} kB)"
+    )
     for fmt in sorted({f for f, _ in same_y}):
         k = [s for f, s in same_y if f == fmt]
         print(f"  librosa.load window bit-identical to read_window: {fmt} {sum(k)}/{len(k)}")
@@ -279,8 +300,10 @@ def main(argv=None) -> int:
         print(f"  throughput with {args.cores} processes: {2 * len(paths) / wall:.1f} tracks/s")
 
     print()
-    print("accuracy vs reference computed on the same decoded window "
-          "(rel = |ours-ref| / |ref|; *: near-zero mean, rel to sqrt(var) instead)")
+    print(
+        "accuracy vs reference computed on the same decoded window "
+        "(rel = |ours-ref| / |ref|; *: near-zero mean, rel to sqrt(var) instead)"
+    )
     print(f"  {'feature':26s} {'max rel err':>12s} {'pearson r':>10s} {'ref min':>12s} {'ref max':>12s}")
     worst = 0.0
     for j, name in enumerate(FEATURE_NAMES):

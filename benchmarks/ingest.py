@@ -9,6 +9,7 @@ worker's processes, that every good file is indexed with 43 finite features and 
 bad one failed with a reason, and the time of a second ingest (which does no audio work).
 Runs on the embedded servers under a temporary MUSICINDEX_HOME unless URLs are set.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,16 +92,25 @@ def run(args, settings, db, tmp: Path) -> None:
         t = time.monotonic()
         genres = ["ambient", "techno", "rock", "jazz", "classical", "hiphop", "metal", "reggae"]
         per = -(-args.clips // len(genres))
-        tracks = generate_library(lib, per_genre=per, genres=genres, duration=args.seconds,
-                                  formats=("wav", "flac", "ogg", "mp3", "aiff", "au"), seed=7)
-        for extra in tracks[args.clips:]:
+        tracks = generate_library(
+            lib,
+            per_genre=per,
+            genres=genres,
+            duration=args.seconds,
+            formats=("wav", "flac", "ogg", "mp3", "aiff", "au"),
+            seed=7,
+        )
+        for extra in tracks[args.clips :]:
             extra.path.unlink()
         bad, vanishing = make_bad(lib / "bad")
-        print(f"library: {args.clips} clips of {args.seconds:.0f} s + {len(bad)} bad files "
-              f"(generated in {time.monotonic() - t:.1f} s)")
+        print(
+            f"library: {args.clips} clips of {args.seconds:.0f} s + {len(bad)} bad files "
+            f"(generated in {time.monotonic() - t:.1f} s)"
+        )
 
-        worker = LocalWorker(settings, "ingest", args.concurrency, f"bench-{uuid.uuid4().hex[:6]}",
-                             log_path=tmp / "worker.log")
+        worker = LocalWorker(
+            settings, "ingest", args.concurrency, f"bench-{uuid.uuid4().hex[:6]}", log_path=tmp / "worker.log"
+        )
         worker.wait_ready()
         sampler = RssSampler(worker.proc.pid)
         sampler.start()
@@ -111,7 +121,7 @@ def run(args, settings, db, tmp: Path) -> None:
         reg = ingest_lib.register(db, [lib], label_from="folder")
         vanishing.unlink()  # deleted between the scan and its analysis
         for i in range(0, len(reg.queued_ids), settings.ingest_chunk):
-            Dispatcher(settings).ingest(reg.queued_ids[i:i + settings.ingest_chunk])
+            Dispatcher(settings).ingest(reg.queued_ids[i : i + settings.ingest_chunk])
         prog = index.wait_for(reg.queued_ids, timeout=3600, poll=0.25)
         wall = time.monotonic() - t0
         sampler.stop_flag.set()
@@ -130,8 +140,10 @@ def run(args, settings, db, tmp: Path) -> None:
         print(f"\ningest of {prog.total} files with {args.concurrency} worker processes on {os.cpu_count()} cores")
         print(f"  wall time                 {wall:8.1f} s")
         print(f"  files per second          {prog.total / wall:8.2f}")
-        print(f"  audio seconds per second  {args.clips * args.seconds / wall:8.0f}  (whole clips; "
-              f"the 30 s window is what is analysed)")
+        print(
+            f"  audio seconds per second  {args.clips * args.seconds / wall:8.0f}  (whole clips; "
+            f"the 30 s window is what is analysed)"
+        )
         print(f"  machine CPU while ingesting {cpu:6.0f} %  (all cores = 100 %)")
         print(f"  peak RSS per pool process {sampler.peak_child / 2**20:8.0f} MiB")
         print(f"  peak RSS of the worker    {sampler.peak_total / 2**20:8.0f} MiB (main + pool)")

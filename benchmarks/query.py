@@ -12,6 +12,7 @@ Python API (each call: one read-only REPEATABLE READ transaction, version lookup
 lookup, HNSW search) and recall@10 against exact search (numpy brute force over the same
 float32 vectors, cross-checked with ``similar(exact=True)`` on a few queries).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,9 @@ DIMS = {"features": 43, "ann": 32, "cnn": 64}
 KINDS = {"features": "scaler", "ann": "ann", "cnn": "cnn"}
 
 
-def clustered_vectors(n: int, dim: int, rng: np.random.Generator, clusters: int = 1000, noise: float = 0.8,
-                      chunk: int = 200_000) -> np.ndarray:
+def clustered_vectors(
+    n: int, dim: int, rng: np.random.Generator, clusters: int = 1000, noise: float = 0.8, chunk: int = 200_000
+) -> np.ndarray:
     """Points around `clusters` random N(0, 1) centres with N(0, noise) spread: overlapping
     clusters, so the 10 nearest neighbours are not trivially one tight blob."""
     centres = rng.normal(0, 1, size=(clusters, dim)).astype(np.float32)
@@ -51,30 +53,43 @@ def clustered_vectors(n: int, dim: int, rng: np.random.Generator, clusters: int 
     for s in range(0, n, chunk):
         m = min(chunk, n - s)
         lab = rng.integers(0, clusters, m)
-        out[s:s + m] = centres[lab] + rng.normal(0, noise, size=(m, dim)).astype(np.float32)
+        out[s : s + m] = centres[lab] + rng.normal(0, noise, size=(m, dim)).astype(np.float32)
     return out
 
 
-def copy_binary(raw, version_id: int, track_ids: np.ndarray, vecs: np.ndarray, space: str,
-                chunk: int = 100_000) -> None:
+def copy_binary(
+    raw, version_id: int, track_ids: np.ndarray, vecs: np.ndarray, space: str, chunk: int = 100_000
+) -> None:
     """COPY ... (FORMAT binary): int4 version, int8 track, text space, pgvector binary."""
     dim = vecs.shape[1]
     sp = space.encode()
-    dt = np.dtype([("nf", ">i2"), ("l1", ">i4"), ("v", ">i4"), ("l2", ">i4"), ("t", ">i8"),
-                   ("l3", ">i4"), ("s", f"S{len(sp)}"), ("l4", ">i4"), ("dim", ">i2"), ("unused", ">i2"),
-                   ("x", ">f4", (dim,))])
+    dt = np.dtype(
+        [
+            ("nf", ">i2"),
+            ("l1", ">i4"),
+            ("v", ">i4"),
+            ("l2", ">i4"),
+            ("t", ">i8"),
+            ("l3", ">i4"),
+            ("s", f"S{len(sp)}"),
+            ("l4", ">i4"),
+            ("dim", ">i2"),
+            ("unused", ">i2"),
+            ("x", ">f4", (dim,)),
+        ]
+    )
     with raw.cursor() as cur:
         for s in range(0, len(track_ids), chunk):
             m = min(chunk, len(track_ids) - s)
             rec = np.zeros(m, dtype=dt)
             rec["nf"], rec["l1"], rec["v"], rec["l2"] = 4, 4, version_id, 8
-            rec["t"] = track_ids[s:s + m]
+            rec["t"] = track_ids[s : s + m]
             rec["l3"], rec["s"], rec["l4"] = len(sp), sp, 4 + 4 * dim
-            rec["dim"], rec["x"] = dim, vecs[s:s + m]
-            buf = io.BytesIO(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + rec.tobytes()
-                             + struct.pack(">h", -1))
-            cur.copy_expert("COPY embeddings (model_version_id, track_id, space, embedding) FROM STDIN "
-                            "(FORMAT binary)", buf)
+            rec["dim"], rec["x"] = dim, vecs[s : s + m]
+            buf = io.BytesIO(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + rec.tobytes() + struct.pack(">h", -1))
+            cur.copy_expert(
+                "COPY embeddings (model_version_id, track_id, space, embedding) FROM STDIN (FORMAT binary)", buf
+            )
     raw.commit()
 
 
@@ -83,19 +98,27 @@ def fill(db: Database, n: int, spaces: list[str], seed: int, workers: int, clust
     info: dict = {"spaces": {}}
     t0 = time.perf_counter()
     with db.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO tracks (path, title, artist, album, label, status) "
-            "SELECT '/bench/' || g || '.flac', 'Track ' || g, 'Artist ' || (g % 20000), "
-            "'Album ' || (g % 60000), 'genre' || (g % 10), 'indexed' FROM generate_series(1, :n) g"), {"n": n})
+        conn.execute(
+            text(
+                "INSERT INTO tracks (path, title, artist, album, label, status) "
+                "SELECT '/bench/' || g || '.flac', 'Track ' || g, 'Artist ' || (g % 20000), "
+                "'Album ' || (g % 60000), 'genre' || (g % 10), 'indexed' FROM generate_series(1, :n) g"
+            ),
+            {"n": n},
+        )
         ids = np.array([r[0] for r in conn.execute(text("SELECT id FROM tracks ORDER BY id"))], dtype=np.int64)
     info["tracks_seconds"] = time.perf_counter() - t0
     for space in spaces:
         dim = DIMS[space]
         vecs = clustered_vectors(n, dim, rng, clusters, noise)
         with db.engine.begin() as conn:
-            vid = conn.execute(text("INSERT INTO model_versions (kind, state, embedding_dim, metrics) "
-                                    "VALUES (:k, 'active', :d, '{}'::jsonb) RETURNING id"),
-                               {"k": KINDS[space], "d": dim}).scalar_one()
+            vid = conn.execute(
+                text(
+                    "INSERT INTO model_versions (kind, state, embedding_dim, metrics) "
+                    "VALUES (:k, 'active', :d, '{}'::jsonb) RETURNING id"
+                ),
+                {"k": KINDS[space], "d": dim},
+            ).scalar_one()
         t0 = time.perf_counter()
         raw = db.engine.raw_connection()
         try:
@@ -105,8 +128,10 @@ def fill(db: Database, n: int, spaces: list[str], seed: int, workers: int, clust
                 cur.execute("SET maintenance_work_mem = '4GB'")
                 cur.execute(f"SET max_parallel_maintenance_workers = {int(workers)}")
                 t0 = time.perf_counter()
-                cur.execute(f"CREATE INDEX {E.hnsw_index_name(vid)} ON embeddings USING hnsw "
-                            f"((embedding::vector({dim})) vector_cosine_ops) WHERE model_version_id = {vid}")
+                cur.execute(
+                    f"CREATE INDEX {E.hnsw_index_name(vid)} ON embeddings USING hnsw "
+                    f"((embedding::vector({dim})) vector_cosine_ops) WHERE model_version_id = {vid}"
+                )
                 build_s = time.perf_counter() - t0
                 cur.execute("SELECT pg_relation_size(%s::regclass)", (E.hnsw_index_name(vid),))
                 size = cur.fetchone()[0]
@@ -114,10 +139,18 @@ def fill(db: Database, n: int, spaces: list[str], seed: int, workers: int, clust
         finally:
             raw.close()
         unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
-        info["spaces"][space] = {"version": vid, "dim": dim, "load_s": load_s, "build_s": build_s,
-                                 "index_mb": size / 2**20, "unit": unit}
-        print(f"  {space}: loaded {n} vectors in {load_s:.1f} s, HNSW built in {build_s:.1f} s "
-              f"({size / 2**20:.0f} MB)", flush=True)
+        info["spaces"][space] = {
+            "version": vid,
+            "dim": dim,
+            "load_s": load_s,
+            "build_s": build_s,
+            "index_mb": size / 2**20,
+            "unit": unit,
+        }
+        print(
+            f"  {space}: loaded {n} vectors in {load_s:.1f} s, HNSW built in {build_s:.1f} s ({size / 2**20:.0f} MB)",
+            flush=True,
+        )
     # set hint bits and the visibility map once, as a settled production table would have them
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM (ANALYZE) tracks"))
@@ -156,23 +189,48 @@ def measure(index: MusicIndex, info: dict, space: str, queries: int, seed: int, 
         top = set(ids[np.argpartition(-sims, 10)[:10]].tolist())
         assert len(top & set(ex.ids)) >= 9, "exact search disagrees with numpy"
     ms = np.array(lat) * 1000
-    return {"space": space, "dim": s["dim"], "method": method, "ef": ef or E.ef_search_for(10),
-            "p50": np.percentile(ms, 50), "p95": np.percentile(ms, 95), "p99": np.percentile(ms, 99),
-            "recall": float(np.mean(recall)), "exact_ms": float(np.median(t_exact) * 1000),
-            "build_s": s["build_s"], "index_mb": s["index_mb"], "load_s": s["load_s"]}
+    return {
+        "space": space,
+        "dim": s["dim"],
+        "method": method,
+        "ef": ef or E.ef_search_for(10),
+        "p50": np.percentile(ms, 50),
+        "p95": np.percentile(ms, 95),
+        "p99": np.percentile(ms, 99),
+        "recall": float(np.mean(recall)),
+        "exact_ms": float(np.median(t_exact) * 1000),
+        "build_s": s["build_s"],
+        "index_mb": s["index_mb"],
+        "load_s": s["load_s"],
+    }
 
 
 def print_table(n: int, rows: list[dict], queries: int, extra: str = "") -> None:
-    print(f"\nquery benchmark: {n:,} tracks, {queries} top-10 similar() queries per space, "
-          f"{os.cpu_count()} cores, {extra}\n")
-    head = ("space", "dim", "method", "ef_search", "p50 ms", "p95 ms", "p99 ms", "recall@10",
-            "exact ms", "index build s", "index MB")
+    print(
+        f"\nquery benchmark: {n:,} tracks, {queries} top-10 similar() queries per space, "
+        f"{os.cpu_count()} cores, {extra}\n"
+    )
+    head = (
+        "space",
+        "dim",
+        "method",
+        "ef_search",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "recall@10",
+        "exact ms",
+        "index build s",
+        "index MB",
+    )
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
-        print(f"| {r['space']} | {r['dim']} | {r['method']} | {r['ef']} | {r['p50']:.2f} | {r['p95']:.2f} | "
-              f"{r['p99']:.2f} | {r['recall']:.3f} | {r['exact_ms']:.0f} | {r['build_s']:.1f} | "
-              f"{r['index_mb']:.0f} |")
+        print(
+            f"| {r['space']} | {r['dim']} | {r['method']} | {r['ef']} | {r['p50']:.2f} | {r['p95']:.2f} | "
+            f"{r['p99']:.2f} | {r['recall']:.3f} | {r['exact_ms']:.0f} | {r['build_s']:.1f} | "
+            f"{r['index_mb']:.0f} |"
+        )
 
 
 def main() -> None:
@@ -180,16 +238,24 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--spaces", default="features,ann,cnn")
-    ap.add_argument("--ef", default=None,
-                    help="hnsw.ef_search, or several comma-separated values measured one after the other "
-                         "(default: the API's max(40, 4k))")
+    ap.add_argument(
+        "--ef",
+        default=None,
+        help="hnsw.ef_search, or several comma-separated values measured one after the other "
+        "(default: the API's max(40, 4k))",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--clusters", type=int, default=1000, help="cluster centres of the synthetic vectors")
     ap.add_argument("--noise", type=float, default=0.8, help="spread around a centre (centres are N(0, 1))")
-    ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                    help="max_parallel_maintenance_workers for the index builds")
-    ap.add_argument("--shared-buffers", default=None,
-                    help="restart the private embedded server with this shared_buffers (e.g. 2GB)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="max_parallel_maintenance_workers for the index builds",
+    )
+    ap.add_argument(
+        "--shared-buffers", default=None, help="restart the private embedded server with this shared_buffers (e.g. 2GB)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = ap.parse_args()
     if not 1000 <= args.n <= 5_000_000:
@@ -227,8 +293,7 @@ def main() -> None:
         index = MusicIndex(db, settings.with_(database_url=db_url))
         efs = [int(e) for e in args.ef.split(",")] if args.ef else [None]
         rows = [measure(index, info, s, args.queries, args.seed, ef) for ef in efs for s in spaces]
-        print_table(args.n, rows, args.queries,
-                    f"{args.clusters} clusters, noise {args.noise}, shared_buffers {sb}")
+        print_table(args.n, rows, args.queries, f"{args.clusters} clusters, noise {args.noise}, shared_buffers {sb}")
     finally:
         db.dispose()
         if not args.keep:

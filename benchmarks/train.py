@@ -8,6 +8,7 @@ where the HTML report was written.
 
     python benchmarks/train.py [--genres 8] [--clips 25] [--seconds 30] [--test-size 0.2] [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,12 +53,15 @@ def run(args, db, tmp: Path) -> None:
     t0 = time.perf_counter()
     ingest.process_tracks(db, reg.queued_ids)
     t_ingest = time.perf_counter() - t0
-    print(f"library: {len(genres)} genres x {args.clips} clips x {args.seconds:.0f} s "
-          f"(synthesized in {t_synth:.1f} s, ingested in-process in {t_ingest:.1f} s)")
+    print(
+        f"library: {len(genres)} genres x {args.clips} clips x {args.seconds:.0f} s "
+        f"(synthesized in {t_synth:.1f} s, ingested in-process in {t_ingest:.1f} s)"
+    )
     print(f"machine: {os.cpu_count()} cores; chance = {1 / len(genres):.3f}\n")
     t0 = time.perf_counter()
-    res = training.train(db, args.models, test_size=args.test_size, quick=args.quick,
-                         on_progress=lambda m: print(m, flush=True))
+    res = training.train(
+        db, args.models, test_size=args.test_size, quick=args.quick, on_progress=lambda m: print(m, flush=True)
+    )
     total = time.perf_counter() - t0
     print(f"\n{'model':8} {'acc':>6} {'P':>6} {'R':>6} {'F1':>6} {'cv acc':>14} {'cv F1':>14} {'train s':>8}")
     for v in res.versions:
@@ -67,14 +71,18 @@ def run(args, db, tmp: Path) -> None:
                 from musicindex.db.orm import ModelVersion
 
                 full = s.get(ModelVersion, v["id"]).metrics
-            print(f"{v['kind']:8} {full['accuracy']:6.3f} {full['macro_precision']:6.3f} {full['macro_recall']:6.3f} "
-                  f"{full['macro_f1']:6.3f} {full['cv_accuracy_mean']:6.3f}±{full['cv_accuracy_std']:.3f} "
-                  f"{full['cv_macro_f1_mean']:6.3f}±{full['cv_macro_f1_std']:.3f} {v['training_seconds']:8.1f}")
+            print(
+                f"{v['kind']:8} {full['accuracy']:6.3f} {full['macro_precision']:6.3f} {full['macro_recall']:6.3f} "
+                f"{full['macro_f1']:6.3f} {full['cv_accuracy_mean']:6.3f}±{full['cv_accuracy_std']:.3f} "
+                f"{full['cv_macro_f1_mean']:6.3f}±{full['cv_macro_f1_std']:.3f} {v['training_seconds']:8.1f}"
+            )
     for v in res.versions:
         m = v["metrics"]
         if "silhouette" in m:
-            print(f"{v['kind']:8} k={m['n_clusters']:<3} silhouette {m['silhouette']:.3f}  "
-                  f"Davies-Bouldin {m['davies_bouldin']:.3f}  {v['training_seconds']:8.1f} s")
+            print(
+                f"{v['kind']:8} k={m['n_clusters']:<3} silhouette {m['silhouette']:.3f}  "
+                f"Davies-Bouldin {m['davies_bouldin']:.3f}  {v['training_seconds']:8.1f} s"
+            )
     print(f"\nwhole run (training + backfill + HNSW + promotion): {total:.1f} s")
     report = write_report(db, tmp / "report")
     print(f"report: {report}{'' if args.keep else ' (deleted; --keep keeps it)'}")

@@ -1,8 +1,9 @@
 """musicindex: index a music folder into PostgreSQL + pgvector; genre and 'sounds like' queries.
 
-    from musicindex import MusicIndex
-    index = MusicIndex.connect()          # embedded servers unless MUSICINDEX_DATABASE_URL is set
+from musicindex import MusicIndex
+index = MusicIndex.connect()          # embedded servers unless MUSICINDEX_DATABASE_URL is set
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@
 Every public method of those services is also a method of ``MusicIndex`` itself
 (``index.similar(...)`` is ``index.queries.similar(...)``).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -89,8 +90,14 @@ class MusicIndex:
             part.settings = settings
 
     @classmethod
-    def connect(cls, url: str | None = None, *, settings: Settings | None = None, check_schema: bool = True,
-                start_services: bool = False) -> MusicIndex:
+    def connect(
+        cls,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        check_schema: bool = True,
+        start_services: bool = False,
+    ) -> MusicIndex:
         settings = settings or get_settings()
         if url is not None:
             settings = settings.with_(database_url=url)
@@ -122,8 +129,10 @@ class MusicIndex:
         redis_version = self.dispatcher.redis_version()
         workers: list[str] = []
         if redis_version is None:
-            problems.append(f"the broker does not answer at {services.redact_url(broker_url)}: "
-                            "`musicindex services start` (or check MUSICINDEX_BROKER_URL)")
+            problems.append(
+                f"the broker does not answer at {services.redact_url(broker_url)}: "
+                "`musicindex services start` (or check MUSICINDEX_BROKER_URL)"
+            )
         else:
             try:
                 workers = self.dispatcher.ping_workers(timeout=worker_timeout)

@@ -4,6 +4,7 @@ Every setting has an environment variable ``MUSICINDEX_<NAME>``; the README's
 configuration table lists them. ``Settings.from_env()`` validates values and raises
 :class:`~musicindex.errors.ConfigError` with the variable's name when one is wrong.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,7 +58,8 @@ class Settings:
     genre_model: str = "auto"
     """Classifier that answers genre questions: knn, logreg, ann, cnn, or auto (best held-out macro-F1)."""
     promotion_tolerance: float = 0.01
-    """A retrained model replaces the active one unless its held-out macro-F1 (silhouette for clusterers) is lower by more than this."""
+    """A retrained model replaces the active one unless its held-out macro-F1 (silhouette for clusterers)
+    is lower by more than this."""
     retrain_cron: str = "0 3 * * *"
     """Crontab (minute hour day month weekday) of the nightly retrain."""
     log_level: str = "WARNING"
@@ -83,9 +85,7 @@ class Settings:
 
     def validate(self) -> None:
         if self.window_duration <= 0 or self.window_duration > 600:
-            raise ConfigError(
-                f"MUSICINDEX_WINDOW_DURATION={self.window_duration}: must be in (0, 600] seconds"
-            )
+            raise ConfigError(f"MUSICINDEX_WINDOW_DURATION={self.window_duration}: must be in (0, 600] seconds")
         if self.window_offset < 0:
             raise ConfigError(f"MUSICINDEX_WINDOW_OFFSET={self.window_offset}: must be >= 0 seconds")
         if self.worker_concurrency < 1:

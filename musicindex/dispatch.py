@@ -6,6 +6,7 @@ name (``send_task``) through a small client app configured with the same broker,
 Nothing here starts a server: with no ``MUSICINDEX_BROKER_URL`` the embedded Redis's
 socket is used, and the entry points (CLI, worker, tests) start it beforehand.
 """
+
 from __future__ import annotations
 
 import functools
@@ -72,21 +73,30 @@ class Dispatcher:
         return _client_app(*broker_urls(self.settings))
 
     # ------------------------------------------------------------------ sending
-    def send(self, task: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
-             **options: Any) -> AsyncResult:
+    def send(
+        self, task: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> AsyncResult:
         """Enqueue ``task`` on its queue; BrokerUnavailableError (with the fix) if Redis does not answer."""
         from kombu.exceptions import OperationalError
 
         try:
-            return self.app.send_task(task, args=list(args), kwargs=kwargs or {}, queue=TASK_QUEUES[task],
-                                      retry=True, retry_policy=_SEND_RETRY, **options)
+            return self.app.send_task(
+                task,
+                args=list(args),
+                kwargs=kwargs or {},
+                queue=TASK_QUEUES[task],
+                retry=True,
+                retry_policy=_SEND_RETRY,
+                **options,
+            )
         except OperationalError as exc:
             raise BrokerUnavailableError(
-                f"cannot reach the Celery broker ({exc}). Check MUSICINDEX_BROKER_URL, or "
-                "`musicindex services start`.") from None
+                f"cannot reach the Celery broker ({exc}). Check MUSICINDEX_BROKER_URL, or `musicindex services start`."
+            ) from None
 
-    def ingest(self, track_ids: Sequence[int], *, label_from_tag: bool = False,
-               roots: Sequence[str] | None = None) -> AsyncResult:
+    def ingest(
+        self, track_ids: Sequence[int], *, label_from_tag: bool = False, roots: Sequence[str] | None = None
+    ) -> AsyncResult:
         """Analyse registered tracks on the ``ingest`` queue."""
         kwargs: dict[str, Any] = {"label_from_tag": label_from_tag}
         if roots is not None:

@@ -4,6 +4,7 @@ Every error a user can cause has its own class and a message that says what to d
 Library code raises these; the CLI turns them into a message and a non-zero exit code
 (``exit_code`` on each class).
 """
+
 from __future__ import annotations
 
 

@@ -7,6 +7,7 @@ The worker gets ``settings`` through its environment (``MUSICINDEX_*``), runs in
 session (so it and its pool can be stopped together) and is stopped with SIGTERM (a warm
 shutdown that finishes current jobs), then SIGKILL after ``stop_timeout``.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,19 @@ from types import TracebackType
 from musicindex.config import Settings
 from musicindex.dispatch import Dispatcher
 
-_ENV_SETTINGS = ("home", "database_url", "broker_url", "result_backend", "window_offset", "window_duration",
-                 "task_time_limit", "visibility_timeout", "ingest_chunk", "worker_concurrency", "task_max_retries")
+_ENV_SETTINGS = (
+    "home",
+    "database_url",
+    "broker_url",
+    "result_backend",
+    "window_offset",
+    "window_duration",
+    "task_time_limit",
+    "visibility_timeout",
+    "ingest_chunk",
+    "worker_concurrency",
+    "task_max_retries",
+)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -38,20 +50,38 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class LocalWorker:
     """One `musicindex worker` subprocess; ``name`` is its Celery node name prefix."""
 
-    def __init__(self, settings: Settings, queues: str = "ingest,embed,train", concurrency: int | None = None,
-                 name: str | None = None, log_path: Path | None = None, stop_timeout: float = 60):
+    def __init__(
+        self,
+        settings: Settings,
+        queues: str = "ingest,embed,train",
+        concurrency: int | None = None,
+        name: str | None = None,
+        log_path: Path | None = None,
+        stop_timeout: float = 60,
+    ):
         self.settings = settings
         self.name = name or f"w-{uuid.uuid4().hex[:8]}"
         self.log_path = log_path
         self.stop_timeout = stop_timeout
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "musicindex", "worker", "-Q", queues, "-n", f"{self.name}@%h",
-               "--loglevel", "INFO"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "musicindex",
+            "worker",
+            "-Q",
+            queues,
+            "-n",
+            f"{self.name}@%h",
+            "--loglevel",
+            "INFO",
+        ]
         if concurrency:
             cmd += ["-c", str(concurrency)]
         self._log = open(log_path, "w") if log_path else None  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                     env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
     def log_tail(self, chars: int = 3000) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -97,6 +127,7 @@ class LocalWorker:
             self.stop()
             raise
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -56,6 +56,7 @@ fails with a ServiceError that says what to do: run as another user, allow user
 namespaces, or set ``MUSICINDEX_DATABASE_URL``. Redis runs as the calling user, root
 included.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -235,6 +236,7 @@ def _is_root() -> bool:
 @functools.lru_cache(maxsize=1)
 def _namespace_ids() -> tuple[int, int]:
     """The uid/gid root becomes inside the namespace: an existing account (initdb looks up its name)."""
+
     def overflow(kind: str) -> int:
         with contextlib.suppress(OSError, ValueError):
             return int(Path(f"/proc/sys/kernel/overflow{kind}").read_text())
@@ -244,8 +246,10 @@ def _namespace_ids() -> tuple[int, int]:
     for entry in sorted(pwd.getpwall(), key=lambda e: e.pw_uid):
         if entry.pw_uid not in skip_uid:
             return entry.pw_uid, entry.pw_gid if entry.pw_gid not in skip_gid else entry.pw_uid
-    raise ServiceError("the embedded PostgreSQL needs an account other than root in /etc/passwd (e.g. 'daemon') "
-                       "to run as; or set MUSICINDEX_DATABASE_URL to a PostgreSQL server with pgvector")
+    raise ServiceError(
+        "the embedded PostgreSQL needs an account other than root in /etc/passwd (e.g. 'daemon') "
+        "to run as; or set MUSICINDEX_DATABASE_URL to a PostgreSQL server with pgvector"
+    )
 
 
 def _in_userns(cmd: list[str]) -> list[str]:
@@ -355,8 +359,9 @@ def _ensure_home(home: Path) -> None:
             "folder of yours (or chown this one)."
         )
     if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-        raise ServiceError(f"MUSICINDEX_HOME={home} is writable by everyone: chmod o-w it, or set MUSICINDEX_HOME "
-                           "to a private folder")
+        raise ServiceError(
+            f"MUSICINDEX_HOME={home} is writable by everyone: chmod o-w it, or set MUSICINDEX_HOME to a private folder"
+        )
 
 
 def _private_dir(path: Path, *, repair: bool = False) -> Path:
@@ -648,8 +653,17 @@ class EmbeddedPostgres:
         if not (self.paths.pgdata / "PG_VERSION").exists():
             _private_dir(self.paths.pgdata)
             res = _run(
-                [str(pg_bin / "initdb"), "-D", str(self.paths.pgdata), "-U", PG_USER, "--auth=trust",
-                 "--encoding=UTF8", "--no-locale", "--no-instructions"],
+                [
+                    str(pg_bin / "initdb"),
+                    "-D",
+                    str(self.paths.pgdata),
+                    "-U",
+                    PG_USER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-instructions",
+                ],
                 unprivileged=True,
                 timeout=300,
             )
@@ -669,8 +683,19 @@ class EmbeddedPostgres:
             self._remove_stale_pidfile()
         opts = f"-k {sockdir} -p {PG_PORT}"
         res = _run(
-            [str(pg_bin / "pg_ctl"), "-D", str(self.paths.pgdata), "-l", str(self.paths.pglog), "-w", "-t", "120",
-             "-o", opts, "start"],
+            [
+                str(pg_bin / "pg_ctl"),
+                "-D",
+                str(self.paths.pgdata),
+                "-l",
+                str(self.paths.pglog),
+                "-w",
+                "-t",
+                "120",
+                "-o",
+                opts,
+                "start",
+            ],
             unprivileged=True,
             timeout=180,
         )
@@ -917,7 +942,7 @@ def status(settings: Settings | None = None) -> list[ServiceStatus]:
 def redis_client_url(broker_url: str) -> str:
     """Turn a Celery broker URL into one redis-py understands."""
     if broker_url.startswith("redis+socket://"):
-        return "unix://" + broker_url[len("redis+socket://"):]
+        return "unix://" + broker_url[len("redis+socket://") :]
     return broker_url
 
 

@@ -10,6 +10,7 @@ at its revision, so it spells its CHECK constraints and SQL with literals of its
 tests check that the migrated schema at head and the SQL functions agree with this
 module (``tests/test_vocab.py``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping

@@ -5,6 +5,7 @@ session starts the embedded PostgreSQL and Redis under a temporary MUSICINDEX_HO
 stops them at the end. Each test that needs data gets its own freshly migrated database
 on that server (``fresh_db``), so tests never see each other's rows.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,6 +74,7 @@ def fresh_db(empty_db) -> Database:
 def settings_for(base_settings) -> Callable[[Database], Settings]:
     def make(db: Database, **changes) -> Settings:
         return base_settings.with_(database_url=db.url, **changes)
+
     return make
 
 
@@ -87,8 +89,16 @@ def index(fresh_db, settings_for):
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120, input: str | None = None):
     """Run the real `musicindex` command in a subprocess."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "musicindex", *args], check=False, capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=REPO, input=input)
+    return subprocess.run(
+        [sys.executable, "-m", "musicindex", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
+        input=input,
+    )
 
 
 class WorkerProcess(LocalWorker):

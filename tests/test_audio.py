@@ -1,4 +1,5 @@
 """Tests of musicindex.audio (no database): window, features, decoding, spectrogram, tags, hashing."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,7 +53,7 @@ def music(seconds: float, sr: int = SAMPLE_RATE, seed: int = 0, channels: int = 
     beat = int(60 / bpm * sr)
     burst = rng.standard_normal(int(0.05 * sr)) * np.exp(-np.arange(int(0.05 * sr)) / (0.01 * sr))
     for s0 in range(0, n - burst.size, beat):
-        y[s0:s0 + burst.size] += rng.uniform(0.3, 0.8) * burst
+        y[s0 : s0 + burst.size] += rng.uniform(0.3, 0.8) * burst
     y += 10 ** rng.uniform(-3, -1.5) * rng.standard_normal(n) + rng.uniform(-0.01, 0.01)
     y *= 0.5 / np.abs(y).max()
     if channels == 1:
@@ -68,10 +69,19 @@ def write(path, y, sr=SAMPLE_RATE, **kw):
 
 def wav_header(path, sr, channels, nframes=1000, bits=16):
     data = b"\0" * (nframes * max(channels, 1) * bits // 8)
-    fmt = struct.pack("<IHHIIHH", 16, 1, channels, sr, sr * max(channels, 1) * bits // 8,
-                      max(channels, 1) * bits // 8, bits)
-    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + fmt
-                     + b"data" + struct.pack("<I", len(data)) + data)
+    fmt = struct.pack(
+        "<IHHIIHH", 16, 1, channels, sr, sr * max(channels, 1) * bits // 8, max(channels, 1) * bits // 8, bits
+    )
+    path.write_bytes(
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
     return path
 
 
@@ -96,10 +106,23 @@ def test_window_bounds_rules():
 def test_feature_names_and_order():
     assert N_FEATURES == 43 == len(FEATURE_NAMES) == len(set(FEATURE_NAMES))
     assert FEATURE_NAMES[:17] == (
-        "chroma_stft_mean", "chroma_stft_var", "rms_mean", "rms_var",
-        "spectral_centroid_mean", "spectral_centroid_var", "spectral_bandwidth_mean", "spectral_bandwidth_var",
-        "rolloff_mean", "rolloff_var", "zero_crossing_rate_mean", "zero_crossing_rate_var",
-        "harmony_mean", "harmony_var", "perceptr_mean", "perceptr_var", "tempo",
+        "chroma_stft_mean",
+        "chroma_stft_var",
+        "rms_mean",
+        "rms_var",
+        "spectral_centroid_mean",
+        "spectral_centroid_var",
+        "spectral_bandwidth_mean",
+        "spectral_bandwidth_var",
+        "rolloff_mean",
+        "rolloff_var",
+        "zero_crossing_rate_mean",
+        "zero_crossing_rate_var",
+        "harmony_mean",
+        "harmony_var",
+        "perceptr_mean",
+        "perceptr_var",
+        "tempo",
     )
     assert FEATURE_NAMES[17:21] == ("mfcc1_mean", "mfcc1_var", "mfcc2_mean", "mfcc2_var")
     assert FEATURE_NAMES[-2:] == ("mfcc13_mean", "mfcc13_var")
@@ -151,10 +174,17 @@ def test_analyse_shares_stft_with_features():
 
 
 # ---------------------------------------------------------------------------------------- decoding
-@pytest.mark.parametrize("ext,kw", [
-    ("wav", {}), ("flac", {}), ("ogg", {"format": "OGG"}), ("mp3", {"format": "MP3"}),
-    ("aiff", {}), ("au", {}),
-])
+@pytest.mark.parametrize(
+    "ext,kw",
+    [
+        ("wav", {}),
+        ("flac", {}),
+        ("ogg", {"format": "OGG"}),
+        ("mp3", {"format": "MP3"}),
+        ("aiff", {}),
+        ("au", {}),
+    ],
+)
 def test_formats_accepted(tmp_path, ext, kw):
     p = write(tmp_path / f"x.{ext}", music(3.0, sr=44100, channels=2), 44100, **kw)
     y, info = read_window(p)
@@ -178,8 +208,8 @@ def test_window_read_only_part(tmp_path):
     """A 40 s track: the central 30 s (5..35 s) is analysed; the marker at 2 s is outside it."""
     sr = 22050
     y = np.full(40 * sr, 0.01, dtype=np.float32)
-    y[2 * sr:3 * sr] = 0.9  # outside the window
-    y[5 * sr:5 * sr + 100] = 0.5  # first samples of the window
+    y[2 * sr : 3 * sr] = 0.9  # outside the window
+    y[5 * sr : 5 * sr + 100] = 0.5  # first samples of the window
     p = write(tmp_path / "forty.flac", y, sr)
     w, info = read_window(p)
     assert info.duration == pytest.approx(40.0)
@@ -238,12 +268,15 @@ def test_non_finite(tmp_path):
         read_window(p)
 
 
-@pytest.mark.parametrize("sr,ch,pattern", [
-    (1, 1, r"absurd header: sample rate 1 Hz"),
-    (500_000, 1, r"absurd header: sample rate 500000 Hz"),
-    (44100, 0, r"absurd header: .*[Cc]hannel"),
-    (44100, 100, r"absurd header: 100 channels"),
-])
+@pytest.mark.parametrize(
+    "sr,ch,pattern",
+    [
+        (1, 1, r"absurd header: sample rate 1 Hz"),
+        (500_000, 1, r"absurd header: sample rate 500000 Hz"),
+        (44100, 0, r"absurd header: .*[Cc]hannel"),
+        (44100, 100, r"absurd header: 100 channels"),
+    ],
+)
 def test_absurd_headers(tmp_path, sr, ch, pattern):
     p = wav_header(tmp_path / "h.wav", sr, ch)
     with pytest.raises(InvalidAudioError, match=pattern):
@@ -334,9 +367,9 @@ def test_mp3_window_is_sample_accurate(tmp_path):
     p = tmp_path / "sines.mp3"
     with sf.SoundFile(str(p), "w", sr, 2, format="MP3") as f:  # blocks: LAME crashes on huge writes
         for i in range(0, len(y), 1 << 16):
-            f.write(y[i:i + (1 << 16)].astype(np.float32))
+            f.write(y[i : i + (1 << 16)].astype(np.float32))
     w, info = read_window(p)
     full, _ = sf.read(str(p), dtype="float32", always_2d=True)
     start, length = AnalysisWindow().bounds(info.duration)
     s0, n = int(start * sr), int(length * sr)
-    np.testing.assert_array_equal(w, _resample(_mixdown(full[s0:s0 + n]), sr))
+    np.testing.assert_array_equal(w, _resample(_mixdown(full[s0 : s0 + n]), sr))

@@ -1,4 +1,5 @@
 """Faults and hostile input: nothing is lost, nothing is duplicated, the batch goes on."""
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,13 @@ def _count(db, model) -> int:
 
 def test_hostile_paths_and_tags(index, tmp_path):
     root = tmp_path / "lib"
-    names = ['it\'s "quoted".wav', "semi;colon; DROP TABLE tracks.wav", "new\nline.wav", "日本語 ♫ café.flac",
-             f"{INJECTION}.wav"]
+    names = [
+        'it\'s "quoted".wav',
+        "semi;colon; DROP TABLE tracks.wav",
+        "new\nline.wav",
+        "日本語 ♫ café.flac",
+        f"{INJECTION}.wav",
+    ]
     root.mkdir()
     for i, name in enumerate(names):
         write_audio(root / name, synthesize("jazz", 4.0, 22050, seed=i), 22050)
@@ -173,8 +179,9 @@ def private_stack(tmp_path):
 
 def _library(tmp_path, n_per_genre=6) -> Path:
     root = tmp_path / "lib"
-    generate_library(root, per_genre=n_per_genre, genres=["techno", "jazz", "rock"], duration=40.0,
-                     formats=("ogg", "flac"), seed=21)
+    generate_library(
+        root, per_genre=n_per_genre, genres=["techno", "jazz", "rock"], duration=40.0, formats=("ogg", "flac"), seed=21
+    )
     badfiles.make_bad_set(root / "bad")
     return root
 
@@ -186,10 +193,13 @@ def _assert_all_once(db, expected_total: int, expected_failed: int) -> None:
         assert s.execute(text("SELECT count(*) - count(DISTINCT path) FROM tracks")).scalar() == 0
         assert _count(db, TrackFeatures) == expected_total - expected_failed
         assert _count(db, Spectrogram) == expected_total - expected_failed
-        orphans = s.execute(text(
-            "SELECT (SELECT count(*) FROM track_features f LEFT JOIN tracks t ON t.id = f.track_id "
-            "WHERE t.id IS NULL) + (SELECT count(*) FROM spectrograms p LEFT JOIN tracks t ON t.id = p.track_id "
-            "WHERE t.id IS NULL)")).scalar()
+        orphans = s.execute(
+            text(
+                "SELECT (SELECT count(*) FROM track_features f LEFT JOIN tracks t ON t.id = f.track_id "
+                "WHERE t.id IS NULL) + (SELECT count(*) FROM spectrograms p LEFT JOIN tracks t ON t.id = p.track_id "
+                "WHERE t.id IS NULL)"
+            )
+        ).scalar()
         assert orphans == 0
 
 
@@ -285,10 +295,19 @@ def test_two_ingests_and_a_retrain_at_the_same_time(index, workers, tmp_path):
         finally:
             idx.close()
 
-    threads = [threading.Thread(target=run, args=("ingest1", ingest_all)),
-               threading.Thread(target=run, args=("ingest2", ingest_all)),
-               threading.Thread(target=run, args=("train", lambda: training.train(
-                   index.db, ["knn", "ann", "kmeans"], quick=True, seed=0, cv_folds=3, net_cv_folds=0)))]
+    threads = [
+        threading.Thread(target=run, args=("ingest1", ingest_all)),
+        threading.Thread(target=run, args=("ingest2", ingest_all)),
+        threading.Thread(
+            target=run,
+            args=(
+                "train",
+                lambda: training.train(
+                    index.db, ["knn", "ann", "kmeans"], quick=True, seed=0, cv_folds=3, net_cv_folds=0
+                ),
+            ),
+        ),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -306,10 +325,14 @@ def test_two_ingests_and_a_retrain_at_the_same_time(index, workers, tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         with index.db.session() as s:
-            missing = s.execute(text(
-                "SELECT count(*) FROM tracks t WHERE t.status = 'indexed' AND NOT EXISTS (SELECT 1 FROM embeddings e "
-                "JOIN model_versions v ON v.id = e.model_version_id WHERE v.kind = 'ann' AND v.state = 'active' "
-                "AND e.track_id = t.id)")).scalar()
+            missing = s.execute(
+                text(
+                    "SELECT count(*) FROM tracks t WHERE t.status = 'indexed' AND NOT EXISTS ("
+                    "SELECT 1 FROM embeddings e JOIN model_versions v ON v.id = e.model_version_id "
+                    "WHERE v.kind = 'ann' AND v.state = 'active' "
+                    "AND e.track_id = t.id)"
+                )
+            ).scalar()
         if missing == 0:
             break
         time.sleep(0.5)

@@ -1,4 +1,5 @@
 """Foundation: migrations, embedded servers shared between processes, persistence, clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,17 @@ from musicindex.db.orm import Base
 from musicindex.errors import ConfigError, SchemaOutdatedError
 from tests.conftest import REPO, run_cli
 
-TABLES = {"tracks", "track_features", "spectrograms", "model_versions", "training_runs", "predictions",
-          "cluster_assignments", "embeddings", "ingest_batches"}
+TABLES = {
+    "tracks",
+    "track_features",
+    "spectrograms",
+    "model_versions",
+    "training_runs",
+    "predictions",
+    "cluster_assignments",
+    "embeddings",
+    "ingest_batches",
+}
 
 
 def test_migrations_upgrade_and_downgrade_on_empty_database(empty_db):
@@ -48,8 +58,9 @@ def test_migrations_upgrade_and_downgrade_on_empty_database(empty_db):
 def test_schema_not_at_head_is_a_clear_error(empty_db, base_settings):
     with pytest.raises(SchemaOutdatedError, match="musicindex db upgrade"):
         empty_db.require_schema()
-    res = run_cli("status", env={"MUSICINDEX_DATABASE_URL": empty_db.url, "MUSICINDEX_BROKER_URL":
-                                 base_settings.broker_url})
+    res = run_cli(
+        "status", env={"MUSICINDEX_DATABASE_URL": empty_db.url, "MUSICINDEX_BROKER_URL": base_settings.broker_url}
+    )
     assert res.returncode == 4, res.stderr
     assert "musicindex db upgrade" in res.stderr and "Traceback" not in res.stderr
 
@@ -88,8 +99,17 @@ def test_two_processes_share_one_postgres_and_one_redis(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}
     env["MUSICINDEX_HOME"] = str(home)
     try:
-        procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env=env, cwd=REPO) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=REPO,
+            )
+            for _ in range(2)
+        ]
         outs = [p.communicate(timeout=180) for p in procs]
         for p, (_out, err) in zip(procs, outs, strict=True):
             assert p.returncode == 0, err
@@ -100,13 +120,18 @@ def test_two_processes_share_one_postgres_and_one_redis(tmp_path):
         import psutil
 
         pgdata = str(services.paths_for(Settings.from_env({}, home=home)).pgdata)
-        postmasters = {pr.pid for pr in psutil.process_iter(["cmdline"])
-                       if "-D" in (pr.info["cmdline"] or []) and pgdata in (pr.info["cmdline"] or [])}
+        postmasters = {
+            pr.pid
+            for pr in psutil.process_iter(["cmdline"])
+            if "-D" in (pr.info["cmdline"] or []) and pgdata in (pr.info["cmdline"] or [])
+        }
         assert postmasters == {pids[0]["pg"]}
         sock = str(services.paths_for(Settings.from_env({}, home=home)).redis_socket)
-        redis_servers = {pr.pid for pr in psutil.process_iter(["cmdline"])
-                         if "redis-server" in " ".join(pr.info["cmdline"] or []) and
-                         sock in " ".join(pr.info["cmdline"] or [])}
+        redis_servers = {
+            pr.pid
+            for pr in psutil.process_iter(["cmdline"])
+            if "redis-server" in " ".join(pr.info["cmdline"] or []) and sock in " ".join(pr.info["cmdline"] or [])
+        }
         assert redis_servers == {pids[0]["redis"]}
     finally:
         services.stop(Settings.from_env({}, home=home))
@@ -186,8 +211,15 @@ def test_server_without_pgvector_is_reported_clearly(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}
     env.update(MUSICINDEX_HOME=str(home), MUSICINDEX_PG_BIN=str(install / "bin"))
     try:
-        res = subprocess.run([sys.executable, "-m", "musicindex", "db", "upgrade"], check=False, capture_output=True,
-                             text=True, env=env, cwd=REPO, timeout=180)
+        res = subprocess.run(
+            [sys.executable, "-m", "musicindex", "db", "upgrade"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=180,
+        )
         assert res.returncode == 3, res.stderr
         assert "no pgvector extension" in res.stderr
         assert "pgvector" in res.stderr and "install" in res.stderr.lower()
@@ -199,13 +231,22 @@ def test_server_without_pgvector_is_reported_clearly(tmp_path):
 def test_importing_and_connecting_start_no_server(tmp_path):
     """Servers are started by entry points only: importing the worker app or connecting starts nothing."""
     home = tmp_path / "untouched-home"
-    code = ("import workers.app, workers.tasks\n"
-            "from musicindex.app import MusicIndex\n"
-            "from musicindex.errors import DatabaseUnavailableError\n"
-            "try:\n    MusicIndex.connect()\nexcept DatabaseUnavailableError as exc:\n    print('unavailable:', exc)\n")
+    code = (
+        "import workers.app, workers.tasks\n"
+        "from musicindex.app import MusicIndex\n"
+        "from musicindex.errors import DatabaseUnavailableError\n"
+        "try:\n    MusicIndex.connect()\nexcept DatabaseUnavailableError as exc:\n    print('unavailable:', exc)\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}
-    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
-                         env={**env, "MUSICINDEX_HOME": str(home)}, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "MUSICINDEX_HOME": str(home)},
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "unavailable:" in res.stdout and "musicindex services start" in res.stdout
     assert not (home / "postgres").exists() and not (home / "redis").exists()

@@ -1,4 +1,5 @@
 """Ingestion against real PostgreSQL, real Redis and real Celery workers."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,7 @@ def _feature_times(db) -> dict[int, object]:
 @pytest.fixture
 def library(tmp_path) -> Path:
     root = tmp_path / "library"
-    generate_library(root, per_genre=6, genres=["techno", "ambient"], duration=6.0,
-                     formats=FORMATS, seed=1)
+    generate_library(root, per_genre=6, genres=["techno", "ambient"], duration=6.0, formats=FORMATS, seed=1)
     return root
 
 
@@ -256,7 +256,9 @@ def test_symlinks_outside_roots_are_not_followed(tmp_path):
 
 def test_ingest_worker_does_not_import_tensorflow():
     code = "import sys, workers.tasks; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
-    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False", "False"]
 
@@ -282,8 +284,9 @@ def test_cli_ingest_wait_and_status(index, workers, tmp_path):
 @pytest.mark.slow
 def test_sigkill_worker_mid_batch_every_file_ends_once(index, workers, tmp_path):
     root = tmp_path / "lib"
-    generate_library(root, per_genre=10, genres=["techno", "jazz", "rock", "ambient"], duration=40.0,
-                     formats=("ogg", "mp3"), seed=13)
+    generate_library(
+        root, per_genre=10, genres=["techno", "jazz", "rock", "ambient"], duration=40.0, formats=("ogg", "mp3"), seed=13
+    )
     badfiles.make_bad_set(root / "bad")
     settings = index.settings.with_(ingest_chunk=4)
     index.settings = settings

@@ -4,6 +4,7 @@ One module-scoped database holds a synthesized library of 6 audibly different st
 (10 clips x 8 s each, ingested in-process) trained once with every model (tiny budgets);
 most tests read it. Tests that change the registry use their own fresh database.
 """
+
 from __future__ import annotations
 
 import time
@@ -88,8 +89,18 @@ def test_classifier_metrics_stored_and_above_chance(trained, kind, factor):
     with db.session() as s:
         v = registry.active_version(s, kind)
     m = v.metrics
-    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "cv_accuracy_mean", "cv_accuracy_std",
-                "cv_macro_f1_mean", "cv_macro_f1_std", "per_class", "confusion_matrix"):
+    for key in (
+        "accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "cv_accuracy_mean",
+        "cv_accuracy_std",
+        "cv_macro_f1_mean",
+        "cv_macro_f1_std",
+        "per_class",
+        "confusion_matrix",
+    ):
         assert key in m, key
     assert sorted(v.classes) == sorted(GENRES6)
     assert m["confusion_matrix"]["labels"] == v.classes
@@ -126,13 +137,17 @@ def test_backfill_embeddings_predictions_clusters_and_hnsw(trained):
     with db.session() as s:
         for v in registry.active_versions(s):
             if v.kind in ("ann", "cnn", "scaler"):
-                rows = s.execute(select(Embedding.track_id, Embedding.space, func.vector_dims(Embedding.embedding))
-                                 .where(Embedding.model_version_id == v.id)).all()
+                rows = s.execute(
+                    select(Embedding.track_id, Embedding.space, func.vector_dims(Embedding.embedding)).where(
+                        Embedding.model_version_id == v.id
+                    )
+                ).all()
                 assert {r[0] for r in rows} >= ids, v.kind
                 assert {r[1] for r in rows} == {vocab.KIND_SPACE[v.kind]}
                 assert {r[2] for r in rows} == {v.embedding_dim}
-                idx = s.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"),
-                                {"n": f"ix_emb_hnsw_v{v.id}"}).scalar_one()
+                idx = s.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": f"ix_emb_hnsw_v{v.id}"}
+                ).scalar_one()
                 assert "hnsw" in idx and f"vector({v.embedding_dim})" in idx and "vector_cosine_ops" in idx
                 assert f"model_version_id = {v.id}" in idx
             if v.kind in vocab.CLASSIFIER_KINDS:
@@ -143,15 +158,21 @@ def test_backfill_embeddings_predictions_clusters_and_hnsw(trained):
                 assert p.confidence == pytest.approx(max(p.probabilities.values()), abs=1e-5)
                 assert sum(p.probabilities.values()) == pytest.approx(1, abs=1e-3)
             if v.kind in registry.CLUSTER_KINDS:
-                cl = s.execute(select(ClusterAssignment.track_id, ClusterAssignment.cluster)
-                               .where(ClusterAssignment.model_version_id == v.id)).all()
+                cl = s.execute(
+                    select(ClusterAssignment.track_id, ClusterAssignment.cluster).where(
+                        ClusterAssignment.model_version_id == v.id
+                    )
+                ).all()
                 assert {r[0] for r in cl} >= ids
                 assert {r[1] for r in cl} <= set(range(v.metrics["n_clusters"]))
         # features space = the standardised features
         sc = registry.active_version(s, "scaler")
         tid = min(ids)
-        emb = np.asarray(s.execute(select(Embedding.embedding).where(
-            Embedding.model_version_id == sc.id, Embedding.track_id == tid)).scalar_one())
+        emb = np.asarray(
+            s.execute(
+                select(Embedding.embedding).where(Embedding.model_version_id == sc.id, Embedding.track_id == tid)
+            ).scalar_one()
+        )
         from musicindex.ml.data import load_features
 
         _, X = load_features(s, [tid])
@@ -171,8 +192,11 @@ def test_transform_one_matches_backfill_and_genre_model(trained):
         for v in registry.active_versions(s):
             out = inference.transform_one(s, v, features=res.features, logmel=res.logmel)
             if v.kind in ("ann", "cnn", "scaler"):
-                stored = np.asarray(s.execute(select(Embedding.embedding).where(
-                    Embedding.model_version_id == v.id, Embedding.track_id == tid)).scalar_one())
+                stored = np.asarray(
+                    s.execute(
+                        select(Embedding.embedding).where(Embedding.model_version_id == v.id, Embedding.track_id == tid)
+                    ).scalar_one()
+                )
                 assert out["embedding"].shape == (v.embedding_dim,)
                 if v.kind == "cnn":  # stored spectrograms are quantised to 0.5 dB: near, not equal
                     cos = out["embedding"] @ stored / np.linalg.norm(out["embedding"]) / np.linalg.norm(stored)
@@ -230,13 +254,23 @@ def test_embed_tracks_gives_a_new_track_its_rows(trained, tmp_path):
     with db.session() as s:
         active = registry.active_versions(s)
         assert set(out["versions"]) == {str(v.id) for v in active}
-        emb = dict(s.execute(select(Embedding.model_version_id, func.vector_dims(Embedding.embedding))
-                             .where(Embedding.track_id == tid)).all())
+        emb = dict(
+            s.execute(
+                select(Embedding.model_version_id, func.vector_dims(Embedding.embedding)).where(
+                    Embedding.track_id == tid
+                )
+            ).all()
+        )
         assert emb == {v.id: v.embedding_dim for v in active if v.kind in ("ann", "cnn", "scaler")}
-        assert {p.model_version_id for p in s.execute(select(Prediction).where(Prediction.track_id == tid)).scalars()} \
-            == {v.id for v in active if v.kind in vocab.CLASSIFIER_KINDS}
-        assert s.execute(select(func.count()).select_from(ClusterAssignment)
-                         .where(ClusterAssignment.track_id == tid)).scalar() == 3
+        assert {
+            p.model_version_id for p in s.execute(select(Prediction).where(Prediction.track_id == tid)).scalars()
+        } == {v.id for v in active if v.kind in vocab.CLASSIFIER_KINDS}
+        assert (
+            s.execute(
+                select(func.count()).select_from(ClusterAssignment).where(ClusterAssignment.track_id == tid)
+            ).scalar()
+            == 3
+        )
     backfill.embed_tracks(db, [tid])  # idempotent (upsert)
     for v in active:
         assert tid not in backfill.missing_track_ids(db, v.id)
@@ -311,8 +345,12 @@ def test_registry_promotion_rollback_and_failed_run(fresh_db, tmp_path, monkeypa
         assert registry.active_version(s, "knn").id == ids1["knn"]
         assert registry.active_version(s, "kmeans").id == ids1["kmeans"]
         for v in failed:
-            assert s.execute(select(func.count()).select_from(Prediction)
-                             .where(Prediction.model_version_id == v.id)).scalar() == 0
+            assert (
+                s.execute(
+                    select(func.count()).select_from(Prediction).where(Prediction.model_version_id == v.id)
+                ).scalar()
+                == 0
+            )
             assert f"ix_emb_hnsw_v{v.id}" not in registry.existing_hnsw_indexes(s)
 
 
@@ -365,9 +403,13 @@ def test_no_tensorflow_on_the_ingest_path():
 
     from tests.conftest import REPO
 
-    code = ("import sys, workers.tasks, workers.train_tasks, musicindex.app, musicindex.cli.main, "
-            "musicindex.ml.backfill, musicindex.ml.training, musicindex.ml.inference, musicindex.ml.report; "
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO, timeout=120)
+    code = (
+        "import sys, workers.tasks, workers.train_tasks, musicindex.app, musicindex.cli.main, "
+        "musicindex.ml.backfill, musicindex.ml.training, musicindex.ml.inference, musicindex.ml.report; "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -5,6 +5,7 @@ venv gets the wheel itself (``--no-deps``) and borrows the already installed thi
 packages through a ``.pth`` file (nothing is downloaded); the editable install of the
 repository is not visible there, and the commands run outside the repository.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,9 @@ def test_wheel_installs_and_migrates_a_scratch_database(tmp_path, empty_db):
     src = tmp_path / "src"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__"))
     dist = tmp_path / "dist"
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
-                  str(src)])
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)]
+    )
     assert built.returncode == 0, built.stderr
     wheel = next(dist.glob("musicindex-*.whl"))
     names = _run([sys.executable, "-m", "zipfile", "-l", str(wheel)]).stdout
@@ -47,8 +49,14 @@ def test_wheel_installs_and_migrates_a_scratch_database(tmp_path, empty_db):
     installed = _run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)])
     assert installed.returncode == 0, installed.stderr
 
-    where = _run([str(py), "-c", "import musicindex, musicindex.db.migrate as m; print(musicindex.__file__); "
-                                 "print(m.MIGRATIONS_DIR)"], cwd=tmp_path)
+    where = _run(
+        [
+            str(py),
+            "-c",
+            "import musicindex, musicindex.db.migrate as m; print(musicindex.__file__); print(m.MIGRATIONS_DIR)",
+        ],
+        cwd=tmp_path,
+    )
     assert where.returncode == 0, where.stderr
     module_file, migrations_dir = where.stdout.split()
     assert module_file.startswith(str(fresh)) and migrations_dir.startswith(str(fresh))

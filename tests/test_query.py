@@ -4,6 +4,7 @@ Model versions, predictions and embeddings are INSERTed directly (synthetic vect
 the per-version partial HNSW index exactly as training creates it): legitimate test data
 for a layer that only reads. The ``features`` space is also tested on really ingested audio.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -39,8 +40,9 @@ def vec_text(v) -> str:
     return "[" + ",".join(f"{float(x):.7g}" for x in v) + "]"
 
 
-def insert_tracks(db, n: int, *, seed: int = 0, artists_per_genre: int = 4, albums_per_artist: int = 2,
-                  with_features: bool = True) -> list[dict]:
+def insert_tracks(
+    db, n: int, *, seed: int = 0, artists_per_genre: int = 4, albums_per_artist: int = 2, with_features: bool = True
+) -> list[dict]:
     """n indexed tracks over GENRES; features drawn around a per-genre centre."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 3, size=(len(GENRES), N_FEATURES))
@@ -49,47 +51,88 @@ def insert_tracks(db, n: int, *, seed: int = 0, artists_per_genre: int = 4, albu
         g = i % len(GENRES)
         a = (i // len(GENRES)) % artists_per_genre
         al = (i // (len(GENRES) * artists_per_genre)) % albums_per_artist
-        rows.append({"path": f"/music/{GENRES[g]}/t{i:05d}.wav", "title": f"Title {i}",
-                     "artist": f"{GENRES[g]} artist {a}", "album": f"{GENRES[g]} artist {a} album {al}",
-                     "label": GENRES[g], "g": g,
-                     "feat": centres[g] + rng.normal(0, 1, N_FEATURES) + 10})
+        rows.append(
+            {
+                "path": f"/music/{GENRES[g]}/t{i:05d}.wav",
+                "title": f"Title {i}",
+                "artist": f"{GENRES[g]} artist {a}",
+                "album": f"{GENRES[g]} artist {a} album {al}",
+                "label": GENRES[g],
+                "g": g,
+                "feat": centres[g] + rng.normal(0, 1, N_FEATURES) + 10,
+            }
+        )
     with db.engine.begin() as conn:
         for r in rows:
-            r["id"] = conn.execute(text(
-                "INSERT INTO tracks (path, title, artist, album, label, label_source, status) "
-                "VALUES (:path, :title, :artist, :album, :label, 'folder', 'indexed') RETURNING id"),
-                {k: r[k] for k in ("path", "title", "artist", "album", "label")}).scalar_one()
+            r["id"] = conn.execute(
+                text(
+                    "INSERT INTO tracks (path, title, artist, album, label, label_source, status) "
+                    "VALUES (:path, :title, :artist, :album, :label, 'folder', 'indexed') RETURNING id"
+                ),
+                {k: r[k] for k in ("path", "title", "artist", "album", "label")},
+            ).scalar_one()
             if with_features:
                 cols = ", ".join(FEATURE_NAMES)
                 vals = ", ".join(f":f{j}" for j in range(N_FEATURES))
                 params = {f"f{j}": float(x) for j, x in enumerate(r["feat"])}
-                conn.execute(text(f"INSERT INTO track_features (track_id, version, vec, {cols}) "
-                                  f"VALUES (:id, 1, CAST(:vec AS vector), {vals})"),
-                             {"id": r["id"], "vec": vec_text(r["feat"]), **params})
+                conn.execute(
+                    text(
+                        f"INSERT INTO track_features (track_id, version, vec, {cols}) "
+                        f"VALUES (:id, 1, CAST(:vec AS vector), {vals})"
+                    ),
+                    {"id": r["id"], "vec": vec_text(r["feat"]), **params},
+                )
     return rows
 
 
-def make_version(db, kind: str, *, dim: int | None = None, vectors: dict | None = None, space: str | None = None,
-                 index: bool = True, state: str = "active", metrics: dict | None = None,
-                 classes: list | None = None, params: dict | None = None) -> int:
+def make_version(
+    db,
+    kind: str,
+    *,
+    dim: int | None = None,
+    vectors: dict | None = None,
+    space: str | None = None,
+    index: bool = True,
+    state: str = "active",
+    metrics: dict | None = None,
+    classes: list | None = None,
+    params: dict | None = None,
+) -> int:
     """A model version row; with ``vectors`` its embeddings and its partial HNSW index."""
     with db.engine.begin() as conn:
         if state == "active":
-            conn.execute(text("UPDATE model_versions SET state = 'retired' WHERE kind = :k AND state = 'active'"),
-                         {"k": kind})
-        vid = conn.execute(text(
-            "INSERT INTO model_versions (kind, state, embedding_dim, metrics, classes, params) "
-            "VALUES (:k, :s, :d, CAST(:m AS jsonb), CAST(:c AS jsonb), CAST(:p AS jsonb)) RETURNING id"),
-            {"k": kind, "s": state, "d": dim, "m": json.dumps(metrics or {}),
-             "c": json.dumps(classes) if classes is not None else None,
-             "p": json.dumps(params or {})}).scalar_one()
+            conn.execute(
+                text("UPDATE model_versions SET state = 'retired' WHERE kind = :k AND state = 'active'"), {"k": kind}
+            )
+        vid = conn.execute(
+            text(
+                "INSERT INTO model_versions (kind, state, embedding_dim, metrics, classes, params) "
+                "VALUES (:k, :s, :d, CAST(:m AS jsonb), CAST(:c AS jsonb), CAST(:p AS jsonb)) RETURNING id"
+            ),
+            {
+                "k": kind,
+                "s": state,
+                "d": dim,
+                "m": json.dumps(metrics or {}),
+                "c": json.dumps(classes) if classes is not None else None,
+                "p": json.dumps(params or {}),
+            },
+        ).scalar_one()
         if vectors:
-            conn.execute(text("INSERT INTO embeddings (model_version_id, track_id, space, embedding) "
-                              "VALUES (:v, :t, :s, CAST(:e AS vector))"),
-                         [{"v": vid, "t": t, "s": space, "e": vec_text(e)} for t, e in vectors.items()])
+            conn.execute(
+                text(
+                    "INSERT INTO embeddings (model_version_id, track_id, space, embedding) "
+                    "VALUES (:v, :t, :s, CAST(:e AS vector))"
+                ),
+                [{"v": vid, "t": t, "s": space, "e": vec_text(e)} for t, e in vectors.items()],
+            )
         if vectors is not None and index:
-            conn.execute(text(f"CREATE INDEX ix_emb_hnsw_v{vid} ON embeddings USING hnsw "
-                              f"((embedding::vector({dim})) vector_cosine_ops) WHERE model_version_id = {vid}"))
+            conn.execute(
+                text(
+                    f"CREATE INDEX ix_emb_hnsw_v{vid} ON embeddings USING hnsw "
+                    f"((embedding::vector({dim})) vector_cosine_ops) WHERE model_version_id = {vid}"
+                )
+            )
     return vid
 
 
@@ -100,16 +143,27 @@ def clustered(rows, dim: int, seed: int = 1, noise: float = 0.3) -> dict[int, np
 
 
 def add_genre_model(db, rows, kind: str = "logreg", macro_f1: float = 0.8) -> int:
-    vid = make_version(db, kind, metrics={"macro_f1": macro_f1, "accuracy": 0.8, "cv_accuracy_mean": 0.78,
-                                          "cv_accuracy_std": 0.02}, classes=GENRES)
+    vid = make_version(
+        db,
+        kind,
+        metrics={"macro_f1": macro_f1, "accuracy": 0.8, "cv_accuracy_mean": 0.78, "cv_accuracy_std": 0.02},
+        classes=GENRES,
+    )
     rng = np.random.default_rng(5)
     with db.engine.begin() as conn:
         for r in rows:
             p = rng.dirichlet(np.ones(len(GENRES)))
             p = 0.5 * p + 0.5 * np.eye(len(GENRES))[r["g"]]
-            conn.execute(text("INSERT INTO predictions VALUES (:v, :t, :g, :c, CAST(:p AS jsonb))"),
-                         {"v": vid, "t": r["id"], "g": GENRES[int(np.argmax(p))], "c": float(p.max()),
-                          "p": json.dumps({g: float(x) for g, x in zip(GENRES, p, strict=True)})})
+            conn.execute(
+                text("INSERT INTO predictions VALUES (:v, :t, :g, :c, CAST(:p AS jsonb))"),
+                {
+                    "v": vid,
+                    "t": r["id"],
+                    "g": GENRES[int(np.argmax(p))],
+                    "c": float(p.max()),
+                    "p": json.dumps({g: float(x) for g, x in zip(GENRES, p, strict=True)}),
+                },
+            )
     return vid
 
 
@@ -118,20 +172,33 @@ def lib(index):
     """80 tracks with features, a genre model, an ann space (32-d) and a kmeans clustering."""
     rows = insert_tracks(index.db, 80)
     gm = add_genre_model(index.db, rows)
-    ann = make_version(index.db, "ann", dim=32, vectors=clustered(rows, 32), space="ann",
-                       metrics={"macro_f1": 0.7, "cv_accuracy_mean": 0.7}, classes=GENRES)
+    ann = make_version(
+        index.db,
+        "ann",
+        dim=32,
+        vectors=clustered(rows, 32),
+        space="ann",
+        metrics={"macro_f1": 0.7, "cv_accuracy_mean": 0.7},
+        classes=GENRES,
+    )
     km = make_version(index.db, "kmeans")
     with index.db.engine.begin() as conn:
-        conn.execute(text("INSERT INTO cluster_assignments VALUES (:v, :t, :c)"),
-                     [{"v": km, "t": r["id"], "c": r["g"]} for r in rows])
+        conn.execute(
+            text("INSERT INTO cluster_assignments VALUES (:v, :t, :c)"),
+            [{"v": km, "t": r["id"], "c": r["g"]} for r in rows],
+        )
     return {"rows": rows, "gm": gm, "ann": ann, "kmeans": km}
 
 
 def sql_similar(db, track_id: int, k: int, space: str) -> list[tuple]:
     with db.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(
-            text("SELECT track_id, distance, model_version_id FROM musicindex_similar(:t, :k, :s)"),
-            {"t": track_id, "k": k, "s": space})]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text("SELECT track_id, distance, model_version_id FROM musicindex_similar(:t, :k, :s)"),
+                {"t": track_id, "k": k, "s": space},
+            )
+        ]
 
 
 # --------------------------------------------------------------------------- similar
@@ -183,8 +250,14 @@ def test_similar_with_scaler_version_uses_its_embeddings(index, lib):
     feats = np.array([r["feat"] for r in rows])
     mean, scale = feats.mean(0), feats.std(0)
     vecs = {r["id"]: (r["feat"] - mean) / scale for r in rows}
-    sv = make_version(index.db, "scaler", dim=43, vectors=vecs, space="features",
-                      params={"mean": mean.tolist(), "scale": scale.tolist()})
+    sv = make_version(
+        index.db,
+        "scaler",
+        dim=43,
+        vectors=vecs,
+        space="features",
+        params={"mean": mean.tolist(), "scale": scale.tolist()},
+    )
     res = index.similar(rows[0]["id"], k=10)
     assert res.model_version_id == sv and res.space == "features"
     assert all(h.model_version == sv for h in res)
@@ -241,8 +314,7 @@ def test_injection_strings_are_data(index, lib):
         with pytest.raises(Exception, match="unknown space"):
             conn.execute(text("SELECT * FROM musicindex_similar(1, 10, :s)"), {"s": INJECTION})
         conn.rollback()
-        assert conn.execute(text("SELECT count(*) FROM musicindex_by_genre(:g, 5)"),
-                            {"g": INJECTION}).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM musicindex_by_genre(:g, 5)"), {"g": INJECTION}).scalar_one() == 0
     with index.db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM tracks")).scalar_one() == 80
 
@@ -252,7 +324,7 @@ def _check_diversity(items, spacing: int):
     for prev, cur in itertools.pairwise(items):
         assert prev.album != cur.album, (prev, cur)
     for i, h in enumerate(items):
-        for p in items[max(0, i - spacing):i]:
+        for p in items[max(0, i - spacing) : i]:
             assert p.artist != h.artist, (i, h.artist)
 
 
@@ -269,8 +341,14 @@ def test_recommend_diversity_and_exclusions(index, lib):
     plain = index.recommend(liked, k=8, space="ann", artist_spacing=0, album_spacing=False)
     assert len(plain) == 8
     # exclusion lists
-    res = index.recommend(liked, k=10, space="ann", exclude_artists=["ROCK artist 1"],
-                          exclude_genres=["jazz"], exclude_tracks=[rows[8]["path"], rows[12]["id"]])
+    res = index.recommend(
+        liked,
+        k=10,
+        space="ann",
+        exclude_artists=["ROCK artist 1"],
+        exclude_genres=["jazz"],
+        exclude_tracks=[rows[8]["path"], rows[12]["id"]],
+    )
     assert all(h.artist != "rock artist 1" and h.genre != "jazz" for h in res)
     assert rows[8]["id"] not in res.ids and rows[12]["id"] not in res.ids
     _check_diversity(res.items, 3)
@@ -305,11 +383,15 @@ def test_genre_of_by_genre_cluster_of_and_sql(index, lib):
     assert abs(sum(g.probabilities.values()) - 1) < 1e-6 and g.confidence == max(g.probabilities.values())
     json.dumps(g.to_dict())
     with index.db.engine.connect() as conn:
-        r = conn.execute(text("SELECT genre, confidence, model_version_id, model_kind FROM musicindex_genre_of(:t)"),
-                         {"t": rows[1]["id"]}).one()
+        r = conn.execute(
+            text("SELECT genre, confidence, model_version_id, model_kind FROM musicindex_genre_of(:t)"),
+            {"t": rows[1]["id"]},
+        ).one()
         assert (r[0], r[2], r[3]) == ("jazz", lib["gm"], "logreg") and abs(r[1] - g.confidence) < 1e-9
-        view = conn.execute(text("SELECT genre, predicted_genre, cluster, genre_model_version_id "
-                                 "FROM musicindex_tracks WHERE id = :t"), {"t": rows[1]["id"]}).one()
+        view = conn.execute(
+            text("SELECT genre, predicted_genre, cluster, genre_model_version_id FROM musicindex_tracks WHERE id = :t"),
+            {"t": rows[1]["id"]},
+        ).one()
         assert tuple(view) == ("jazz", "jazz", 1, lib["gm"])
         sqlg = [r[0] for r in conn.execute(text("SELECT track_id FROM musicindex_by_genre('techno', 5)"))]
     bg = index.by_genre("techno", k=5)
@@ -386,21 +468,28 @@ def big(index):
     labels = np.arange(n) % 50
     vecs = centres[labels] + rng.normal(0, 0.35, size=(n, dim))
     with index.db.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO tracks (path, title, artist, album, label, status) "
-            "SELECT '/big/' || g, 'T' || g, 'artist ' || (g % 500), 'album ' || (g % 1000), "
-            "'g' || (g % 50), 'indexed' FROM generate_series(0, :n - 1) g"), {"n": n})
+        conn.execute(
+            text(
+                "INSERT INTO tracks (path, title, artist, album, label, status) "
+                "SELECT '/big/' || g, 'T' || g, 'artist ' || (g % 500), 'album ' || (g % 1000), "
+                "'g' || (g % 50), 'indexed' FROM generate_series(0, :n - 1) g"
+            ),
+            {"n": n},
+        )
         ids = [r[0] for r in conn.execute(text("SELECT id FROM tracks ORDER BY id"))]
     vid = make_version(index.db, "ann", dim=dim, vectors=None, index=False)
     raw = index.db.engine.raw_connection()
     try:
         import io
+
         buf = io.StringIO("".join(f"{vid}\t{t}\tann\t{vec_text(v)}\n" for t, v in zip(ids, vecs, strict=True)))
         with raw.cursor() as cur:
             cur.copy_expert("COPY embeddings (model_version_id, track_id, space, embedding) FROM STDIN", buf)
             cur.execute("SET maintenance_work_mem = '256MB'")
-            cur.execute(f"CREATE INDEX ix_emb_hnsw_v{vid} ON embeddings USING hnsw "
-                        f"((embedding::vector({dim})) vector_cosine_ops) WHERE model_version_id = {vid}")
+            cur.execute(
+                f"CREATE INDEX ix_emb_hnsw_v{vid} ON embeddings USING hnsw "
+                f"((embedding::vector({dim})) vector_cosine_ops) WHERE model_version_id = {vid}"
+            )
             cur.execute("ANALYZE embeddings; ANALYZE tracks")
         raw.commit()
     finally:
@@ -414,8 +503,10 @@ def test_hnsw_plan_recall_and_filters_at_20k(index, big):
     with E.snapshot(index.db) as snap:
         sp = E.open_space(snap, "ann")
         assert sp.method == "hnsw" and sp.version_id == vid
-        for filters in (E.Filters(exclude_ids=[int(ids[0])]),
-                        E.Filters(exclude_ids=[int(ids[0])], exclude_genres=["g7"], exclude_artists=["artist 3"])):
+        for filters in (
+            E.Filters(exclude_ids=[int(ids[0])]),
+            E.Filters(exclude_ids=[int(ids[0])], exclude_genres=["g7"], exclude_artists=["artist 3"]),
+        ):
             prefix, sql, params = E.search_sql(snap, sp, vecs[0], 10, filters)
             snap.conn.exec_driver_sql(prefix)
             plan = "\n".join(r[0] for r in snap.all("EXPLAIN " + sql, params))
@@ -452,9 +543,15 @@ def test_hnsw_plan_recall_and_filters_at_20k(index, big):
 # --------------------------------------------------------------------------- migrations
 def test_migration_0002_downgrade_and_upgrade(fresh_db):
     def names(conn):
-        return {r[0] for r in conn.execute(text(
-            "SELECT proname FROM pg_proc WHERE proname LIKE 'musicindex%' UNION "
-            "SELECT viewname FROM pg_views WHERE viewname LIKE 'musicindex%'"))}
+        return {
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT proname FROM pg_proc WHERE proname LIKE 'musicindex%' UNION "
+                    "SELECT viewname FROM pg_views WHERE viewname LIKE 'musicindex%'"
+                )
+            )
+        }
 
     with fresh_db.engine.connect() as conn:
         assert {"musicindex_similar", "musicindex_genre_of", "musicindex_tracks", "musicindex_by_genre"} <= names(conn)
@@ -471,8 +568,9 @@ def test_migration_0002_downgrade_and_upgrade(fresh_db):
 @pytest.fixture
 def audio_lib(index, tmp_path):
     root = tmp_path / "lib"
-    tracks = generate_library(root, per_genre=4, genres=["techno", "ambient", "metal"], duration=6.0,
-                              formats=("wav",), seed=3)
+    tracks = generate_library(
+        root, per_genre=4, genres=["techno", "ambient", "metal"], duration=6.0, formats=("wav",), seed=3
+    )
     reg = ingest.register(index.db, [root], label_from="folder")
     ingest.process_tracks(index.db, reg.queued_ids)
     return {"root": root, "tracks": tracks}
@@ -548,8 +646,21 @@ def test_cli_queries_exit_codes_and_json(index, lib):
         r = run_cli(*args, env=env)
         assert r.returncode == code, (args, r.returncode, r.stderr)
         assert msg in r.stderr, (args, r.stderr)
-    r = run_cli("recommend", "--like", str(rows[0]["id"]), "--like", rows[4]["path"], "--dislike",
-                str(rows[1]["id"]), "-k", "4", "--space", "ann", "--json", env=env)
+    r = run_cli(
+        "recommend",
+        "--like",
+        str(rows[0]["id"]),
+        "--like",
+        rows[4]["path"],
+        "--dislike",
+        str(rows[1]["id"]),
+        "-k",
+        "4",
+        "--space",
+        "ann",
+        "--json",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert len(json.loads(r.stdout)["items"]) == 4
     r = run_cli("genre", str(rows[1]["id"]), "--json", env=env)

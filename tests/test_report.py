@@ -1,4 +1,5 @@
 """The HTML model report: every active model named, figures written, database text escaped."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Nightly retraining: skip when unchanged, champion/challenger, atomic switch, killed runs, rollback."""
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,12 @@ def test_unchanged_data_is_skipped_force_always_trains(labelled):
     assert forced.status == "succeeded" and forced.run_id != first.run_id
     # a label change is a data change: the next unforced run trains
     with db.session() as s:
-        s.execute(text("UPDATE tracks SET label = CASE WHEN label = 'ambient' THEN 'metal' ELSE 'ambient' END "
-                       "WHERE id = (SELECT min(id) FROM tracks)"))
+        s.execute(
+            text(
+                "UPDATE tracks SET label = CASE WHEN label = 'ambient' THEN 'metal' ELSE 'ambient' END "
+                "WHERE id = (SELECT min(id) FROM tracks)"
+            )
+        )
     assert training.train(db, ["knn"], **QUICK).status == "succeeded"
 
 
@@ -107,8 +112,9 @@ def test_queries_across_a_promotion_see_exactly_one_version(labelled):
     th.start()
     try:
         time.sleep(0.3)
-        training.train(db, ["ann"], force=True, promotion_tolerance=1.0,
-                       net_overrides={"ann": {"embedding_dim": 24}}, **QUICK)
+        training.train(
+            db, ["ann"], force=True, promotion_tolerance=1.0, net_overrides={"ann": {"embedding_dim": 24}}, **QUICK
+        )
         time.sleep(0.5)
     finally:
         stop.set()
@@ -145,17 +151,24 @@ def test_retrain_killed_mid_backfill_leaves_active_version_answering(labelled):
     training.train(db, ["ann", "cnn", "kmeans"], **QUICK)
     before = _active(db)
     track = min(_active_track_ids(db))
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, db.url], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, db.url], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     killed_during_backfill = False
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             with db.session() as s:
                 run = s.execute(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)).scalar_one()
-                if run.status == "running" and s.execute(
-                        select(Embedding.track_id).join(ModelVersion, ModelVersion.id == Embedding.model_version_id)
-                        .where(ModelVersion.run_id == run.id).limit(1)).first():
+                if (
+                    run.status == "running"
+                    and s.execute(
+                        select(Embedding.track_id)
+                        .join(ModelVersion, ModelVersion.id == Embedding.model_version_id)
+                        .where(ModelVersion.run_id == run.id)
+                        .limit(1)
+                    ).first()
+                ):
                     os.kill(proc.pid, signal.SIGKILL)
                     killed_during_backfill = True
                     break
@@ -184,11 +197,14 @@ def test_retrain_killed_mid_backfill_leaves_active_version_answering(labelled):
         vids = [v.id for v in versions]
         left = s.execute(text("SELECT count(*) FROM embeddings WHERE model_version_id = ANY(:v)"), {"v": vids})
         assert left.scalar() == 0
-        idx = s.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname = ANY(:n)"),
-                        {"n": [vocab.hnsw_index_name(v) for v in vids]}).scalar()
+        idx = s.execute(
+            text("SELECT count(*) FROM pg_indexes WHERE indexname = ANY(:n)"),
+            {"n": [vocab.hnsw_index_name(v) for v in vids]},
+        ).scalar()
         assert idx == 0
-    assert {k: v for k, v in _active(db).items() if k not in {"knn", "scaler"}} == \
-        {k: v for k, v in before.items() if k not in {"knn", "scaler"}}
+    assert {k: v for k, v in _active(db).items() if k not in {"knn", "scaler"}} == {
+        k: v for k, v in before.items() if k not in {"knn", "scaler"}
+    }
 
 
 def test_models_cli_list_promote_rollback(labelled):

@@ -2,6 +2,7 @@
 
 Each test starts (or refuses to start) servers of its own, in a data folder of its own.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -60,8 +61,13 @@ def unrelated() -> Iterator[subprocess.Popen]:
 
 def _pg_answers(settings: Settings) -> bool:
     paths = services.paths_for(settings)
-    conn = psycopg2.connect(dbname=services.DB_NAME, user=services.PG_USER, host=str(paths.pg_socket_dir),
-                            port=services.PG_PORT, connect_timeout=5)
+    conn = psycopg2.connect(
+        dbname=services.DB_NAME,
+        user=services.PG_USER,
+        host=str(paths.pg_socket_dir),
+        port=services.PG_PORT,
+        connect_timeout=5,
+    )
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 1")
@@ -71,8 +77,9 @@ def _pg_answers(settings: Settings) -> bool:
 
 
 def _redis_answers(settings: Settings) -> bool:
-    r = redis_lib.Redis.from_url(services.redis_client_url(services.EmbeddedRedis(services.paths_for(settings)).url),
-                                 socket_timeout=5)
+    r = redis_lib.Redis.from_url(
+        services.redis_client_url(services.EmbeddedRedis(services.paths_for(settings)).url), socket_timeout=5
+    )
     try:
         return r.ping()
     finally:
@@ -104,8 +111,9 @@ def test_pid_files_holding_an_unrelated_live_process_are_stale(tmp_path, homes, 
     assert sorted(services.stop(settings)) == ["postgresql", "redis"]
     # as if the machine had rebooted and the pids were reused by an unrelated process
     pg_pidfile = paths.pgdata / "postmaster.pid"
-    pg_pidfile.write_text(f"{unrelated.pid}\n{paths.pgdata}\n1700000000\n5432\n{paths.pg_socket_dir}\n\n"
-                          "  5432001  0\nready   \n")
+    pg_pidfile.write_text(
+        f"{unrelated.pid}\n{paths.pgdata}\n1700000000\n5432\n{paths.pg_socket_dir}\n\n  5432001  0\nready   \n"
+    )
     paths.redis_pidfile.write_text(f"{unrelated.pid}\n")
 
     for st in services.status(settings):
@@ -225,8 +233,15 @@ def test_new_private_folders_are_0700_whatever_the_umask(tmp_path, homes):
     finally:
         os.umask(old)
     assert _redis_answers(settings) and _pg_answers(settings)  # sockets in /tmp work, as root too
-    for folder in (paths.home, paths.redis_socket_dir.parent, paths.redis_socket_dir, paths.redis_dir,
-                   paths.pg_socket_dir, paths.pgdata.parent, paths.pgdata):
+    for folder in (
+        paths.home,
+        paths.redis_socket_dir.parent,
+        paths.redis_socket_dir,
+        paths.redis_dir,
+        paths.pg_socket_dir,
+        paths.pgdata.parent,
+        paths.pgdata,
+    ):
         assert _mode(folder) == 0o700, folder
         assert os.lstat(folder).st_uid == os.geteuid()
     for f in (paths.redis_conf, paths.lock, paths.redis_dir / "redis.log", paths.pglog):

@@ -1,4 +1,5 @@
 """Fast tests of the synthesized library (musicindex.sample.synth) and the hostile-file generators."""
+
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ SR = 22050
 
 
 # --- synthesize ---------------------------------------------------------------------
+
 
 def test_genres_spec():
     assert len(GENRES) >= 6
@@ -98,11 +100,13 @@ ALL_FORMATS = ("wav", "flac", "ogg", "mp3", "aiff", "au")
 
 
 def test_generate_library_all_formats(tmp_path):
-    tracks = generate_library(tmp_path, per_genre=6, genres=["rock", "jazz"], duration=3.0,
-                              formats=ALL_FORMATS, seed=7, channels=2)
+    tracks = generate_library(
+        tmp_path, per_genre=6, genres=["rock", "jazz"], duration=3.0, formats=ALL_FORMATS, seed=7, channels=2
+    )
     assert len(tracks) == 12
     assert sorted(p.name for p in (tmp_path / "rock").iterdir()) == [
-        f"rock.{i:05d}.{ext}" for i, ext in enumerate(ALL_FORMATS)]
+        f"rock.{i:05d}.{ext}" for i, ext in enumerate(ALL_FORMATS)
+    ]
     for t in tracks:
         assert t.path.parent.name == t.genre and t.path.is_file()
         assert t.path.name.startswith(f"{t.genre}.") and t.path.suffix == "." + t.format
@@ -123,8 +127,13 @@ def test_generate_library_all_formats(tmp_path):
             tags = {k: v[0] for k, v in f.tags.items()}
             got = (tags["title"], tags["artist"], tags["album"], tags["date"], tags["genre"])
         else:
-            got = (str(f.tags["TIT2"]), str(f.tags["TPE1"]), str(f.tags["TALB"]),
-                   str(f.tags["TDRC"]), str(f.tags["TCON"]))
+            got = (
+                str(f.tags["TIT2"]),
+                str(f.tags["TPE1"]),
+                str(f.tags["TALB"]),
+                str(f.tags["TDRC"]),
+                str(f.tags["TCON"]),
+            )
         assert got == (t.title, t.artist, t.album, str(t.year), t.genre)
     artists = {t.artist for t in tracks if t.genre == "rock"}
     assert 2 <= len(artists) <= 4
@@ -147,8 +156,7 @@ def test_generate_library_layout_and_reuse(tmp_path):
 
 
 def test_generate_library_without_tags(tmp_path):
-    (t,) = generate_library(tmp_path, per_genre=1, genres=["hiphop"], duration=1.0,
-                            formats=("flac",), tags=False)
+    (t,) = generate_library(tmp_path, per_genre=1, genres=["hiphop"], duration=1.0, formats=("flac",), tags=False)
     assert not t.tagged
     f = mutagen.File(str(t.path))
     assert f.tags is None or "title" not in f.tags
@@ -173,10 +181,10 @@ def test_synthesis_is_fast():
 
 # --- hostile inputs --------------------------------------------------------------------
 
+
 def test_bad_set(tmp_path):
     bad = badfiles.make_bad_set(tmp_path)
-    assert set(bad) == {"zero_byte", "random_mp3", "random_wav", "truncated_header",
-                        "too_short", "silence", "nan_inf"}
+    assert set(bad) == {"zero_byte", "random_mp3", "random_wav", "truncated_header", "too_short", "silence", "nan_inf"}
     assert all(p.is_file() for p in bad.values())
     assert bad["zero_byte"].stat().st_size == 0
     assert bad["random_mp3"].suffix == ".mp3" and bad["random_mp3"].stat().st_size == 65536

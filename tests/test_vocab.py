@@ -1,4 +1,5 @@
 """The migrated schema and the SQL functions follow the one vocabulary (musicindex.vocab)."""
+
 from __future__ import annotations
 
 import random
@@ -11,8 +12,9 @@ from musicindex import vocab
 
 def _check_values(db, name: str) -> set[str]:
     with db.engine.connect() as conn:
-        definition = conn.execute(text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = :n"),
-                                  {"n": name}).scalar_one()
+        definition = conn.execute(
+            text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = :n"), {"n": name}
+        ).scalar_one()
     return set(re.findall(r"'([^']*)'", definition))
 
 
@@ -26,10 +28,22 @@ def test_check_constraints_at_head_match_the_vocabulary(fresh_db):
 
 def test_feature_columns_match_the_vocabulary(fresh_db):
     with fresh_db.engine.connect() as conn:
-        cols = conn.execute(text("SELECT column_name FROM information_schema.columns WHERE table_name = "
-                                 "'track_features' ORDER BY ordinal_position")).scalars().all()
-        dim = conn.execute(text("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-                                "WHERE attrelid = 'track_features'::regclass AND attname = 'vec'")).scalar_one()
+        cols = (
+            conn.execute(
+                text(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = "
+                    "'track_features' ORDER BY ordinal_position"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        dim = conn.execute(
+            text(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = 'track_features'::regclass AND attname = 'vec'"
+            )
+        ).scalar_one()
     assert [c for c in cols if c in vocab.FEATURE_NAMES] == list(vocab.FEATURE_NAMES)
     assert dim == f"vector({vocab.N_FEATURES})"
 
@@ -37,8 +51,9 @@ def test_feature_columns_match_the_vocabulary(fresh_db):
 def test_sql_hnsw_index_names_follow_the_rule(fresh_db):
     prefix = vocab.hnsw_index_name(7).removesuffix("7")
     with fresh_db.engine.connect() as conn:
-        body = conn.execute(text("SELECT pg_get_functiondef('musicindex_similar(bigint, integer, text)'::regprocedure)")
-                            ).scalar_one()
+        body = conn.execute(
+            text("SELECT pg_get_functiondef('musicindex_similar(bigint, integer, text)'::regprocedure)")
+        ).scalar_one()
     assert f"'{prefix}' || v_id" in body
     assert prefix + "%" == vocab.HNSW_INDEX_PATTERN
 
@@ -55,17 +70,30 @@ def test_sql_genre_model_rule_equals_the_python_rule(fresh_db):
             active = []
             for kind in rng.sample(kinds, rng.randint(0, len(kinds))):
                 score = rng.choice(scores)
-                metrics = "{}" if score is None else ('{"macro_f1": "n/a"}' if score == "n/a"
-                                                      else f'{{"macro_f1": {score}}}')
-                vid = conn.execute(text("INSERT INTO model_versions (kind, state, metrics) "
-                                        "VALUES (:k, 'active', CAST(:m AS jsonb)) RETURNING id"),
-                                   {"k": kind, "m": metrics}).scalar_one()
+                metrics = (
+                    "{}" if score is None else ('{"macro_f1": "n/a"}' if score == "n/a" else f'{{"macro_f1": {score}}}')
+                )
+                vid = conn.execute(
+                    text(
+                        "INSERT INTO model_versions (kind, state, metrics) "
+                        "VALUES (:k, 'active', CAST(:m AS jsonb)) RETURNING id"
+                    ),
+                    {"k": kind, "m": metrics},
+                ).scalar_one()
                 # a retired version of the same kind with a better score must never win
-                conn.execute(text("INSERT INTO model_versions (kind, state, metrics) "
-                                  "VALUES (:k, 'retired', '{\"macro_f1\": 1.0}')"), {"k": kind})
+                conn.execute(
+                    text(
+                        "INSERT INTO model_versions (kind, state, metrics) "
+                        "VALUES (:k, 'retired', '{\"macro_f1\": 1.0}')"
+                    ),
+                    {"k": kind},
+                )
                 active.append(vocab.GenreCandidate(vid, kind, {} if score is None else {"macro_f1": score}))
-            numeric = [c.metrics["macro_f1"] for c in active if c.kind in vocab.CLASSIFIER_KINDS
-                       and isinstance(c.metrics.get("macro_f1"), float)]
+            numeric = [
+                c.metrics["macro_f1"]
+                for c in active
+                if c.kind in vocab.CLASSIFIER_KINDS and isinstance(c.metrics.get("macro_f1"), float)
+            ]
             ties += len(numeric) != len(set(numeric))
             gaps += any(not isinstance(c.metrics.get("macro_f1"), float) for c in active)
             for pref in vocab.GENRE_MODEL_PREFERENCES:

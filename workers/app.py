@@ -7,6 +7,7 @@ longer than the longest job (an unacknowledged message of a dead worker is redel
 after it). Task names and queues come from ``musicindex.dispatch``; creating the app starts
 no server (``musicindex worker`` starts the embedded ones first).
 """
+
 from __future__ import annotations
 
 from celery import Celery
@@ -35,8 +36,11 @@ def make_app(settings: Settings | None = None) -> Celery:
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
         # sweep for unacknowledged jobs of vanished workers every 10 s (kombu's default scans every 100 s)
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout,
-                                  "unacked_restore_interval": 10, "unacked_restore_throttle": 1},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
         worker_send_task_events=False,
         worker_hijack_root_logger=False,

@@ -1,4 +1,5 @@
 """The beat schedule: the nightly retrain (cron from MUSICINDEX_RETRAIN_CRON)."""
+
 from __future__ import annotations
 
 from celery.schedules import crontab
@@ -12,7 +13,12 @@ def beat_schedule(settings: Settings) -> dict:
     return {
         "nightly-retrain": {
             "task": TASK_RETRAIN_SCHEDULED,
-            "schedule": crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                                month_of_year=month_of_year, day_of_week=day_of_week),
+            "schedule": crontab(
+                minute=minute,
+                hour=hour,
+                day_of_month=day_of_month,
+                month_of_year=month_of_year,
+                day_of_week=day_of_week,
+            ),
         }
     }

@@ -3,6 +3,7 @@
 Passing database or broker errors are retried with exponential backoff (Celery's
 ``autoretry_for``); a bad file never raises here (``process_track`` records it as failed).
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,8 +59,15 @@ def _window():
     return AnalysisWindow(offset=_settings.window_offset, duration=_settings.window_duration)
 
 
-@app.task(name=TASK_INGEST, bind=True, autoretry_for=RETRYABLE, retry_backoff=True, retry_backoff_max=60,
-          retry_jitter=True, max_retries=_settings.task_max_retries)
+@app.task(
+    name=TASK_INGEST,
+    bind=True,
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=_settings.task_max_retries,
+)
 def ingest_files(self, track_ids: list[int], label_from_tag: bool = False) -> dict:
     """Analyse and store a chunk of registered tracks; returns counts by outcome."""
     db = get_db()

@@ -11,6 +11,7 @@
 A user error (too little data, ...) is returned as ``{"status": "failed", "error_type", "error"}``
 so the caller can re-raise the library's own exception class.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,15 +45,23 @@ def train(models: Any = None, options: dict[str, Any] | None = None, trigger: st
     return _run_training(models, options, trigger)
 
 
-@app.task(name=TASK_RETRAIN_SCHEDULED, acks_late=False, time_limit=TRAIN_TIME_LIMIT,
-          soft_time_limit=TRAIN_TIME_LIMIT - 60)
+@app.task(
+    name=TASK_RETRAIN_SCHEDULED, acks_late=False, time_limit=TRAIN_TIME_LIMIT, soft_time_limit=TRAIN_TIME_LIMIT - 60
+)
 def scheduled_retrain(models: Any = None, options: dict[str, Any] | None = None) -> dict:
     """The nightly retrain (Celery beat): every model, default options, trigger ``scheduled``."""
     return _run_training(models, options, "scheduled")
 
 
-@app.task(name=TASK_EMBED, bind=True, autoretry_for=RETRYABLE, retry_backoff=True, retry_backoff_max=60,
-          retry_jitter=True, max_retries=_settings.task_max_retries)
+@app.task(
+    name=TASK_EMBED,
+    bind=True,
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=_settings.task_max_retries,
+)
 def embed_tracks(self, track_ids: list[int]) -> dict:
     """Predictions, clusters and embeddings of ``track_ids`` from every active model version."""
     from musicindex.ml import backfill

@@ -7,6 +7,7 @@ Knows nothing of the database.  Typical use (a worker)::
     res = audio.analyse_file(path)       # AnalysisResult(info, features, logmel)
     blob = audio.encode_spectrogram(res.logmel)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ def _tune_allocator() -> bool:
         libc = ctypes.CDLL("libc.so.6")
         M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
         return bool(libc.mallopt(M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
-            libc.mallopt(M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+            libc.mallopt(M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+        )
     except (OSError, AttributeError):
         return False
 
@@ -80,8 +82,9 @@ def warm_up(tune_allocator: bool = True) -> None:
     _warm = True
 
 
-def analyse_file(path, window: AnalysisWindow | None = None, *, features: bool = True,
-                 spectrogram: bool = True) -> AnalysisResult:
+def analyse_file(
+    path, window: AnalysisWindow | None = None, *, features: bool = True, spectrogram: bool = True
+) -> AnalysisResult:
     """Decode the analysis window of ``path`` and compute features and/or spectrogram (raises AudioError)."""
     y, info = read_window(path, window)
     feats, logmel = analyse(y, features=features, spectrogram=spectrogram)

@@ -37,6 +37,7 @@ human-readable message (stored as the track's failure reason):
 * decodes but unusable (too short, silent, NaN/inf samples, absurd header):
   ``InvalidAudioError``.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,11 +53,34 @@ from .window import MIN_DURATION, SAMPLE_RATE, AnalysisWindow
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 192000
 MAX_CHANNELS = 64
-SILENCE_PEAK = 2.0 ** -20  # ~ -120 dBFS: below this the window counts as digital silence
+SILENCE_PEAK = 2.0**-20  # ~ -120 dBFS: below this the window counts as digital silence
 RESAMPLE_QUALITY = "HQ"  # soxr quality; identical to librosa.load's default "soxr_hq"
 
 AUDIO_EXTENSIONS = frozenset(
-    [".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".mp2", ".aiff", ".aif", ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64", ".m4a", ".mp4", ".aac", ".wma", ".wv", ".ape"]
+    [
+        ".wav",
+        ".wave",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".mp2",
+        ".aiff",
+        ".aif",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".caf",
+        ".w64",
+        ".rf64",
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".wma",
+        ".wv",
+        ".ape",
+    ]
 )
 """File name endings that look like audio: ingestion scans these (other files are ignored, not
 failed), and a file with one of them that no decoder reads is corrupt rather than unsupported."""

@@ -21,6 +21,7 @@ Remaining differences are float rounding (different FFT/BLAS summation order,
 float64 accumulation of means/variances): see docs/features.md for the
 definitions, tolerances and measured errors.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,7 +35,9 @@ from ..vocab import FEATURE_NAMES, N_FEATURES
 from .window import HOP, N_FFT, SAMPLE_RATE, AnalysisWindow
 
 N_MFCC = 13
-N_MELS_FEATURES = 128  # librosa.feature.mfcc / onset_strength default (the CNN spectrogram has its own, spectrogram.N_MELS)
+N_MELS_FEATURES = (
+    128  # librosa.feature.mfcc / onset_strength default (the CNN spectrogram has its own, spectrogram.N_MELS)
+)
 HPSS_KERNEL = 31  # librosa.decompose.hpss default kernel_size
 TOP_DB = 80.0  # librosa.power_to_db default
 
@@ -136,15 +139,15 @@ def _median_axis0_i32(x, out, chunk):
         for col in range(w):
             out[0, c0 + col] = A[_HALF + 1, col]
         for i in range(1, n):
-            xo = x[_reflect(i - 1 - _HALF, n), c0:c0 + w]
-            xn = x[_reflect(i + _HALF, n), c0:c0 + w]
+            xo = x[_reflect(i - 1 - _HALF, n), c0 : c0 + w]
+            xn = x[_reflect(i + _HALF, n), c0 : c0 + w]
             if i % 2 == 1:
                 _median_step(A, B, xo, xn, p, q, w)
                 med = B[_HALF + 1]
             else:
                 _median_step(B, A, xo, xn, p, q, w)
                 med = A[_HALF + 1]
-            orow = out[i, c0:c0 + w]
+            orow = out[i, c0 : c0 + w]
             for col in range(w):
                 orow[col] = med[col]
 
@@ -196,7 +199,7 @@ def _overlap_add(frames, win, inv_wss, hop, n_out, start):
     total = n_fft + hop * (T - 1)
     acc = np.zeros(total, dtype=np.float32)
     for t in range(T):
-        seg = acc[t * hop:t * hop + n_fft]
+        seg = acc[t * hop : t * hop + n_fft]
         fr = frames[t]
         for j in range(n_fft):
             seg[j] += fr[j] * win[j]
@@ -405,8 +408,9 @@ class SparseFilterbank:
     def apply(self, power_tf: np.ndarray) -> np.ndarray:
         """(n_bands, T) float32 band energies of a time-major (T, F) power spectrogram."""
         out = np.empty((self.n_bands, power_tf.shape[0]), dtype=np.float32)
-        _apply_filterbank(np.ascontiguousarray(power_tf, dtype=np.float32), self.starts, self.lens,
-                          self.offs, self.weights, out)
+        _apply_filterbank(
+            np.ascontiguousarray(power_tf, dtype=np.float32), self.starts, self.lens, self.offs, self.weights, out
+        )
         return out
 
 
@@ -469,7 +473,7 @@ def stft(y: np.ndarray) -> np.ndarray:
     """librosa.stft(y, n_fft=2048, hop_length=512, center=True, pad_mode="constant"), time-major (T, F)."""
     half = N_FFT // 2
     yp = np.zeros(y.shape[0] + 2 * half, dtype=np.float32)
-    yp[half:half + y.shape[0]] = y
+    yp[half : half + y.shape[0]] = y
     n_frames = 1 + (yp.shape[0] - N_FFT) // HOP
     frames = np.lib.stride_tricks.as_strided(
         yp, shape=(n_frames, N_FFT), strides=(HOP * yp.strides[0], yp.strides[0]), writeable=False
@@ -517,7 +521,7 @@ def _inv_window_sumsquare(n_frames: int) -> np.ndarray:
     total = N_FFT + HOP * (n_frames - 1)
     wss = np.zeros(total)
     for t in range(n_frames):
-        wss[t * HOP:t * HOP + N_FFT] += w2
+        wss[t * HOP : t * HOP + N_FFT] += w2
     inv = np.ones(total, dtype=np.float32)
     ok = wss > np.finfo(np.float32).tiny
     inv[ok] = (1.0 / wss[ok]).astype(np.float32)
@@ -532,8 +536,14 @@ def _hpss_harmonic(sp: Spectra) -> np.ndarray:
     Dh = np.empty_like(sp.D)
     _hpss_apply(sp.D, harm, perc, Dh)
     frames = scipy.fft.irfft(Dh, n=N_FFT, axis=-1, workers=1, overwrite_x=True)
-    return _overlap_add(frames.astype(np.float32, copy=False), _hann(), _inv_window_sumsquare(Dh.shape[0]),
-                        HOP, sp.y.shape[0], N_FFT // 2)
+    return _overlap_add(
+        frames.astype(np.float32, copy=False),
+        _hann(),
+        _inv_window_sumsquare(Dh.shape[0]),
+        HOP,
+        sp.y.shape[0],
+        N_FFT // 2,
+    )
 
 
 def _mean_var(x: np.ndarray) -> tuple[float, float]:

@@ -1,4 +1,5 @@
 """Content hash of audio files (streamed; never loads a large file whole)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -20,6 +20,7 @@ the codes are delta-coded along frequency (mod 256) and zlib-compressed.  The
 
 A 30 s window of dense music stores in ~70-85 kB (see docs/features.md).
 """
+
 from __future__ import annotations
 
 import functools
@@ -92,8 +93,7 @@ def encode(spec: np.ndarray) -> bytes:
     d = q.copy()
     d[1:] -= q[:-1]  # uint8 wrap-around = delta mod 256
     body = zlib.compress(d.tobytes(), _ZLIB_LEVEL)
-    header = _HEADER.pack(_MAGIC, _FORMAT, SPECTROGRAM_VERSION, n_mels, n_frames,
-                          _CODEC_U8_DELTA_MEL, _ZLIB, lo, step)
+    header = _HEADER.pack(_MAGIC, _FORMAT, SPECTROGRAM_VERSION, n_mels, n_frames, _CODEC_U8_DELTA_MEL, _ZLIB, lo, step)
     return header + body
 
 
@@ -107,7 +107,7 @@ def decode(data: bytes) -> np.ndarray:
         raise ValueError("not a musicindex spectrogram: bad magic")
     if fmt != _FORMAT or codec != _CODEC_U8_DELTA_MEL or comp != _ZLIB:
         raise ValueError(f"unsupported spectrogram encoding (format {fmt}, codec {codec}, compression {comp})")
-    raw = zlib.decompress(data[_HEADER.size:])
+    raw = zlib.decompress(data[_HEADER.size :])
     if len(raw) != n_mels * n_frames:
         raise ValueError("corrupt spectrogram: size does not match header")
     d = np.frombuffer(raw, dtype=np.uint8).reshape(n_mels, n_frames)

@@ -1,4 +1,5 @@
 """Tags (title, artist, album, year, genre) through mutagen; never raises on bad or absent tags."""
+
 from __future__ import annotations
 
 import logging
@@ -11,9 +12,13 @@ _log = logging.getLogger(__name__)
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 # ID3 frames for containers whose tags mutagen cannot expose in easy mode (e.g. ID3 inside WAV/AIFF)
 _ID3 = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "date": "TDRC", "genre": "TCON"}
-_ALIASES = {"date": ("date", "year", "originaldate", "tdrc", "tyer", "©day"),
-            "title": ("title", "©nam"), "artist": ("artist", "©art", "albumartist"),
-            "album": ("album", "©alb"), "genre": ("genre", "©gen")}
+_ALIASES = {
+    "date": ("date", "year", "originaldate", "tdrc", "tyer", "©day"),
+    "title": ("title", "©nam"),
+    "artist": ("artist", "©art", "albumartist"),
+    "album": ("album", "©alb"),
+    "genre": ("genre", "©gen"),
+}
 
 
 def _clean(value) -> str | None:

@@ -11,6 +11,7 @@ Rules (DESIGN.md, "The 43 features"):
   ``duration`` long uses its central ``duration`` seconds;
 * a track shorter than ``duration`` is used whole.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Administration commands: `services`, `db`, `doctor`."""
+
 from __future__ import annotations
 
 import typer

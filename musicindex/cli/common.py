@@ -1,10 +1,12 @@
 """What every command shares: error handling, the index connection, JSON output, track arguments."""
+
 from __future__ import annotations
 
 import functools
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 

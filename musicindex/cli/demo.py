@@ -1,4 +1,5 @@
 """`musicindex demo`: the end-to-end tour (see ``musicindex.sample.demo``)."""
+
 from __future__ import annotations
 
 import typer

@@ -1,7 +1,6 @@
 """Ingestion and worker commands: `ingest`, `status`, `worker`, `scheduler`."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import typer
 from rich.table import Table
@@ -18,20 +17,29 @@ cli = typer.Typer()
 def ingest(
     paths: list[str] = typer.Argument(..., help="files or folders, scanned recursively"),
     wait: bool = typer.Option(False, "--wait", help="show live progress until every file is indexed or failed"),
-    label_from: Optional[str] = typer.Option(None, "--label-from",
-                                             help="training labels from: folder | tag | csv:FILE"),
-    reanalyse_outdated: bool = typer.Option(True, "--reanalyse-outdated/--no-reanalyse-outdated",
-                                            help="re-run extractors whose version changed, on affected tracks only"),
-    follow_symlinks: Optional[bool] = typer.Option(None, "--follow-symlinks/--no-follow-symlinks",
-                                                   help="follow symlinks leading outside the roots"),
+    label_from: str | None = typer.Option(None, "--label-from", help="training labels from: folder | tag | csv:FILE"),
+    reanalyse_outdated: bool = typer.Option(
+        True,
+        "--reanalyse-outdated/--no-reanalyse-outdated",
+        help="re-run extractors whose version changed, on affected tracks only",
+    ),
+    follow_symlinks: bool | None = typer.Option(
+        None, "--follow-symlinks/--no-follow-symlinks", help="follow symlinks leading outside the roots"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Scan PATHS, register new or changed files and queue their analysis on the workers."""
     index = open_index()
-    progress_cb, finish = (progress_bar() if wait and not as_json else (None, lambda: None))
+    progress_cb, finish = progress_bar() if wait and not as_json else (None, lambda: None)
     try:
-        summary = index.ingest(paths, wait=wait, label_from=label_from, reanalyse_outdated=reanalyse_outdated,
-                               follow_symlinks=follow_symlinks, on_progress=progress_cb)
+        summary = index.ingest(
+            paths,
+            wait=wait,
+            label_from=label_from,
+            reanalyse_outdated=reanalyse_outdated,
+            follow_symlinks=follow_symlinks,
+            on_progress=progress_cb,
+        )
     finally:
         finish()
     if as_json:
@@ -40,7 +48,9 @@ def ingest(
     console.print(
         f"scanned {summary.scanned} files: {summary.new} new, {summary.changed} changed or outdated, "
         f"{summary.unchanged} unchanged, {summary.missing} now missing; "
-        f"queued {summary.queued} in {summary.jobs} jobs (batch {summary.batch_id})", highlight=False)
+        f"queued {summary.queued} in {summary.jobs} jobs (batch {summary.batch_id})",
+        highlight=False,
+    )
     extras = []
     if summary.ignored:
         extras.append(f"{summary.ignored} non-audio files ignored")
@@ -53,8 +63,11 @@ def ingest(
     if extras:
         console.print("  " + "; ".join(extras), highlight=False)
     if summary.final is not None:
-        console.print(f"done in {summary.seconds:.1f} s: {summary.final['indexed']} indexed, "
-                      f"{summary.final['failed']} failed (see `musicindex status`)", highlight=False)
+        console.print(
+            f"done in {summary.seconds:.1f} s: {summary.final['indexed']} indexed, "
+            f"{summary.final['failed']} failed (see `musicindex status`)",
+            highlight=False,
+        )
     elif summary.queued:
         console.print("the workers are on it: `musicindex status` shows progress")
 
@@ -79,19 +92,23 @@ def status(
         for path, reason in report.failures:
             fails.add_row(path, reason)
         console.print(fails)
-    console.print("queues: " + ", ".join(f"{q} {n}" for q, n in report.queues.items())
-                  + f"; workers answering: {len(report.workers)}", highlight=False)
+    console.print(
+        "queues: "
+        + ", ".join(f"{q} {n}" for q, n in report.queues.items())
+        + f"; workers answering: {len(report.workers)}",
+        highlight=False,
+    )
 
 
 @cli.command()
 @handle_errors
 def worker(
     queues: str = typer.Option("ingest,embed,train", "--queues", "-Q", help="comma-separated queues to serve"),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c",
-                                              help="worker processes (default: MUSICINDEX_WORKER_CONCURRENCY, "
-                                                   "one per core)"),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", help="worker processes (default: MUSICINDEX_WORKER_CONCURRENCY, one per core)"
+    ),
     loglevel: str = typer.Option("INFO", "--loglevel"),
-    hostname: Optional[str] = typer.Option(None, "--hostname", "-n", help="node name, e.g. ingest1@%h"),
+    hostname: str | None = typer.Option(None, "--hostname", "-n", help="node name, e.g. ingest1@%h"),
 ) -> None:
     """Start a Celery worker (real processes; stops on Ctrl-C, finishing current jobs)."""
     from musicindex.vocab import QUEUES
@@ -103,8 +120,17 @@ def worker(
     open_index().close()  # starts the embedded servers; fails early, clearly, when the schema is not migrated
     from workers.app import app as celery_app
 
-    argv = ["worker", "-Q", ",".join(names), "-c", str(concurrency or get_settings().worker_concurrency),
-            "--loglevel", loglevel, "-P", "prefork"]
+    argv = [
+        "worker",
+        "-Q",
+        ",".join(names),
+        "-c",
+        str(concurrency or get_settings().worker_concurrency),
+        "--loglevel",
+        loglevel,
+        "-P",
+        "prefork",
+    ]
     if hostname:
         argv += ["-n", hostname]
     celery_app.worker_main(argv)

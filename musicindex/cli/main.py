@@ -1,4 +1,5 @@
 """The `musicindex` app: the command groups put together, logging, and the entry point ``main``."""
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,11 @@ from musicindex.cli.render import err_console
 from musicindex.config import get_settings
 from musicindex.errors import MusicIndexError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Index a music folder and answer genre and 'sounds like' questions.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Index a music folder and answer genre and 'sounds like' questions.",
+)
 for _group in (admin, ingest, train, query, demo):
     app.registered_commands.extend(_group.cli.registered_commands)
     app.registered_groups.extend(_group.cli.registered_groups)

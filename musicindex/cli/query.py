@@ -3,6 +3,7 @@
 Each is a thin layer over a ``MusicIndex`` query method.
 TRACK arguments are a track id or the path the file was ingested under.
 """
+
 from __future__ import annotations
 
 import typer
@@ -28,8 +29,9 @@ def similar(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """The K tracks that sound most like TRACK."""
-    result = open_index(broker=False).similar(track_arg(track), k=k, space=space, genre=genre,
-                              exclude_same_artist=exclude_same_artist, exact=exact)
+    result = open_index(broker=False).similar(
+        track_arg(track), k=k, space=space, genre=genre, exclude_same_artist=exclude_same_artist, exact=exact
+    )
     if as_json:
         print_json(result.to_dict())
     else:
@@ -51,10 +53,17 @@ def recommend(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Tracks for someone who likes the --like tracks (and not the --dislike ones)."""
-    result = open_index(broker=False).recommend([track_arg(t) for t in like], [track_arg(t) for t in dislike or []], k=k, space=space,
-                                exclude_tracks=[track_arg(t) for t in exclude_track or []],
-                                exclude_artists=exclude_artist or [], exclude_genres=exclude_genre or [],
-                                artist_spacing=artist_spacing, exact=exact)
+    result = open_index(broker=False).recommend(
+        [track_arg(t) for t in like],
+        [track_arg(t) for t in dislike or []],
+        k=k,
+        space=space,
+        exclude_tracks=[track_arg(t) for t in exclude_track or []],
+        exclude_artists=exclude_artist or [],
+        exclude_genres=exclude_genre or [],
+        artist_spacing=artist_spacing,
+        exact=exact,
+    )
     if as_json:
         print_json(result.to_dict())
     else:
@@ -72,9 +81,12 @@ def genre_cmd(
     if as_json:
         print_json(result.to_dict())
         return
-    console.print(f"[bold]{result.genre}[/] ({result.confidence:.1%})  track {result.track_id}, "
-                  f"model version {result.model_version_id} ({result.model_kind})"
-                  + (f", label {result.label}" if result.label else ""), highlight=False)
+    console.print(
+        f"[bold]{result.genre}[/] ({result.confidence:.1%})  track {result.track_id}, "
+        f"model version {result.model_version_id} ({result.model_kind})"
+        + (f", label {result.label}" if result.label else ""),
+        highlight=False,
+    )
     table = Table("genre", "probability")
     for g, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
         table.add_row(g, f"{p:.3f}")
@@ -108,8 +120,11 @@ def cluster(
     if as_json:
         print_json(result.to_dict())
         return
-    console.print(f"track {result.track_id}: cluster {result.cluster} of {result.model_kind} "
-                  f"(model version {result.model_version_id}, {result.size} tracks in it)", highlight=False)
+    console.print(
+        f"track {result.track_id}: cluster {result.cluster} of {result.model_kind} "
+        f"(model version {result.model_version_id}, {result.size} tracks in it)",
+        highlight=False,
+    )
 
 
 @cli.command()
@@ -125,8 +140,15 @@ def playlist(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """A smooth path of N tracks from START to END."""
-    result = open_index(broker=False).playlist(track_arg(start), track_arg(end), n=n, space=space, artist_spacing=artist_spacing,
-                               exclude_artists=exclude_artist or [], exclude_genres=exclude_genre or [])
+    result = open_index(broker=False).playlist(
+        track_arg(start),
+        track_arg(end),
+        n=n,
+        space=space,
+        artist_spacing=artist_spacing,
+        exclude_artists=exclude_artist or [],
+        exclude_genres=exclude_genre or [],
+    )
     if as_json:
         print_json(result.to_dict())
     else:

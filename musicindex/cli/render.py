@@ -3,10 +3,12 @@
 Commands and the demo print through these functions, so each kind of result looks the
 same wherever it appears.
 """
+
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -25,11 +27,15 @@ def doctor_table(report: DoctorReport) -> None:
     table.add_column(style="bold")
     table.add_column()
     ok, bad = "[green]ok[/]", "[red]!![/]"
-    table.add_row("PostgreSQL", f"{report.postgres_version}  ({'embedded' if report.embedded_database else 'external'})")
+    table.add_row(
+        "PostgreSQL", f"{report.postgres_version}  ({'embedded' if report.embedded_database else 'external'})"
+    )
     table.add_row("pgvector", f"{report.pgvector_version or 'not created'} (available: {report.pgvector_available})")
     table.add_row("Redis", f"{report.redis_version}  ({'embedded' if report.embedded_broker else 'external'})")
-    table.add_row("schema", f"{report.schema_current or 'base'} / head {report.schema_head} "
-                  f"{ok if report.schema_at_head else bad}")
+    table.add_row(
+        "schema",
+        f"{report.schema_current or 'base'} / head {report.schema_head} {ok if report.schema_at_head else bad}",
+    )
     table.add_row("database", report.database_url)
     table.add_row("broker", report.broker_url)
     table.add_row("data folder", report.home)
@@ -44,12 +50,27 @@ def hits_table(result: QueryResult, title: str, score: bool = False) -> None:
     where = f"space {result.space}" if result.space else "genre model"
     version = f"model version {result.model_version_id}" if result.model_version_id is not None else "no model"
     extra = f", {result.method}" + (f" ef_search={result.ef_search}" if result.ef_search else "")
-    table = Table("#", "id", "title", "artist", "album", "genre", "score" if score else "distance",
-                  title=f"{title}  ({where}, {version}{extra})")
+    table = Table(
+        "#",
+        "id",
+        "title",
+        "artist",
+        "album",
+        "genre",
+        "score" if score else "distance",
+        title=f"{title}  ({where}, {version}{extra})",
+    )
     for i, h in enumerate(result.items, 1):
         value = h.score if score else h.distance
-        table.add_row(str(i), str(h.id), h.title or h.path, h.artist or "", h.album or "", h.genre or "",
-                      "" if value is None else f"{value:.4f}")
+        table.add_row(
+            str(i),
+            str(h.id),
+            h.title or h.path,
+            h.artist or "",
+            h.album or "",
+            h.genre or "",
+            "" if value is None else f"{value:.4f}",
+        )
     console.print(table)
     if not result.items:
         console.print("no tracks match", style="yellow")
@@ -73,10 +94,15 @@ def versions_table(rows: list[dict[str, Any]], title: str | None = None) -> Tabl
     colors = {"active": "green", "failed": "red", "retired": "dim", "candidate": "yellow", "training": "yellow"}
     for d in rows:
         state = d["state"]
-        table.add_row(str(d["id"]), d["kind"], f"[{colors.get(state, 'white')}]{state}[/]",
-                      (d.get("created_at") or "")[:19].replace("T", " "), metric_text(d),
-                      f"{d['training_seconds']:.1f}" if d.get("training_seconds") is not None else "",
-                      (d.get("sha256") or "")[:12])
+        table.add_row(
+            str(d["id"]),
+            d["kind"],
+            f"[{colors.get(state, 'white')}]{state}[/]",
+            (d.get("created_at") or "")[:19].replace("T", " "),
+            metric_text(d),
+            f"{d['training_seconds']:.1f}" if d.get("training_seconds") is not None else "",
+            (d.get("sha256") or "")[:12],
+        )
     return table
 
 
@@ -91,8 +117,17 @@ def progress_bar() -> tuple[Callable[[Progress], None], Callable[[], None]]:
     )
     from rich.progress import Progress as Bar
 
-    bar = Bar(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
-              TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=False)
+    bar = Bar(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
     state: dict[str, Any] = {"task": None, "t0": None}
 
     def update(p: Progress) -> None:
@@ -101,8 +136,11 @@ def progress_bar() -> tuple[Callable[[Progress], None], Callable[[], None]]:
             state["task"] = bar.add_task("ingest", total=p.total, detail="")
             state["t0"] = time.monotonic()
         rate = p.done / max(time.monotonic() - state["t0"], 1e-6)
-        bar.update(state["task"], completed=p.done,
-                   detail=f"indexed {p.indexed}  failed {p.failed}  left {p.pending}  {rate:.1f} files/s")
+        bar.update(
+            state["task"],
+            completed=p.done,
+            detail=f"indexed {p.indexed}  failed {p.failed}  left {p.pending}  {rate:.1f} files/s",
+        )
 
     def finish() -> None:
         if state["task"] is not None:

@@ -1,4 +1,5 @@
 """Training commands: `train`, `models`, `evaluate`, `report`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,9 @@ def train(
     clusters: int | None = typer.Option(None, "--clusters", help="k of the clusterers (default: silhouette sweep)"),
     quick: bool = typer.Option(False, "--quick", help="small grids and tiny network budgets (smoke runs)"),
     drop_rare_labels: bool = typer.Option(False, "--drop-rare-labels", help="leave out genres with too few tracks"),
-    force: bool = typer.Option(False, "--force", help="train even if the labelled data has not changed since the "
-                                                      "active models were trained"),
+    force: bool = typer.Option(
+        False, "--force", help="train even if the labelled data has not changed since the active models were trained"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train genre classifiers and clusterers on the indexed tracks (queued on the `train` queue).
@@ -40,28 +42,44 @@ def train(
     macro-F1 (silhouette for clusterers), within MUSICINDEX_PROMOTION_TOLERANCE.
     """
     index = open_index()
-    options: dict[str, Any] = {"test_size": test_size, "seed": seed, "cv_folds": cv_folds, "net_cv_folds": net_cv_folds,
-                   "n_clusters": clusters, "quick": quick, "drop_rare_labels": drop_rare_labels, "force": force}
+    options: dict[str, Any] = {
+        "test_size": test_size,
+        "seed": seed,
+        "cv_folds": cv_folds,
+        "net_cv_folds": net_cv_folds,
+        "n_clusters": clusters,
+        "quick": quick,
+        "drop_rare_labels": drop_rare_labels,
+        "force": force,
+    }
     if local:
         with console.status("training ...") if not as_json else contextlib.nullcontext():
-            res = index.train(models, local=True,
-                              on_progress=None if as_json else (lambda msg: console.print(msg, highlight=False)),
-                              **options)
+            res = index.train(
+                models,
+                local=True,
+                on_progress=None if as_json else (lambda msg: console.print(msg, highlight=False)),
+                **options,
+            )
     else:
         res = index.train(models, wait=wait, **options)
     if as_json:
         print_json(res.to_dict())
         return
     if res.status == "queued":
-        console.print(f"training queued (task {res.task_id}); a worker on the `train` queue runs it "
-                      "(`musicindex worker --queues train`). `musicindex models list` shows the result.")
+        console.print(
+            f"training queued (task {res.task_id}); a worker on the `train` queue runs it "
+            "(`musicindex worker --queues train`). `musicindex models list` shows the result."
+        )
         return
     if res.status == "skipped":
-        console.print("the labelled data has not changed since the active models were trained: nothing to do "
-                      "(--force trains anyway)")
+        console.print(
+            "the labelled data has not changed since the active models were trained: nothing to do "
+            "(--force trains anyway)"
+        )
         return
-    console.print(versions_table(res.versions, title=f"training run {res.run_id}: {res.status} "
-                                                      f"in {res.seconds or 0:.1f} s"))
+    console.print(
+        versions_table(res.versions, title=f"training run {res.run_id}: {res.status} in {res.seconds or 0:.1f} s")
+    )
 
 
 @models_app.command("list")
@@ -85,8 +103,9 @@ def models_list(
 
 @models_app.command("show")
 @handle_errors
-def models_show(version_id: int = typer.Argument(..., help="model version id"),
-                as_json: bool = typer.Option(False, "--json")) -> None:
+def models_show(
+    version_id: int = typer.Argument(..., help="model version id"), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """One version: parameters, training-set snapshot and metrics."""
     d = open_index(broker=False).model(version_id)
     if as_json:
@@ -104,12 +123,16 @@ def models_show(version_id: int = typer.Argument(..., help="model version id"),
         pc = Table("class", "precision", "recall", "f1", "support", title="per class (held-out)")
         for label, row in m["per_class"].items():
             if isinstance(row, dict):
-                pc.add_row(label, *(f"{row.get(k, 0):.3f}" for k in ("precision", "recall", "f1-score")),
-                           str(int(row.get("support", 0))))
+                pc.add_row(
+                    label,
+                    *(f"{row.get(k, 0):.3f}" for k in ("precision", "recall", "f1-score")),
+                    str(int(row.get("support", 0))),
+                )
         console.print(pc)
     console.print("params:", d.get("params"), highlight=False)
-    console.print("snapshot:", {k: v for k, v in (d.get("snapshot") or {}).items() if k != "feature_names"},
-                  highlight=False)
+    console.print(
+        "snapshot:", {k: v for k, v in (d.get("snapshot") or {}).items() if k != "feature_names"}, highlight=False
+    )
 
 
 @models_app.command("promote")
@@ -148,21 +171,49 @@ def evaluate(as_json: bool = typer.Option(False, "--json")) -> None:
     def pct(x: Any) -> str:
         return "" if x is None else f"{x:.1%}"
 
-    spaces = Table("space", "model version", "dim", "tracks", "precision@10", "hubness (N10 skew)",
-                   "never in a top 10", title=f"similarity spaces ({report.sampled_tracks} of "
-                                              f"{report.labelled_tracks} labelled tracks)")
+    spaces = Table(
+        "space",
+        "model version",
+        "dim",
+        "tracks",
+        "precision@10",
+        "hubness (N10 skew)",
+        "never in a top 10",
+        title=f"similarity spaces ({report.sampled_tracks} of {report.labelled_tracks} labelled tracks)",
+    )
     for s in report.spaces:
-        spaces.add_row(s.space, str(s.model_version_id or "-"), str(s.dimension), str(s.tracks),
-                       pct(s.precision_at_10), f"{s.hubness_skewness:.2f}", pct(s.never_in_top10))
+        spaces.add_row(
+            s.space,
+            str(s.model_version_id or "-"),
+            str(s.dimension),
+            str(s.tracks),
+            pct(s.precision_at_10),
+            f"{s.hubness_skewness:.2f}",
+            pct(s.never_in_top10),
+        )
     console.print(spaces)
     if report.classifiers:
-        cls = Table("classifier", "model version", "cv accuracy", "held-out accuracy", "macro F1", "genre model",
-                    title="classifiers (registry metrics)")
+        cls = Table(
+            "classifier",
+            "model version",
+            "cv accuracy",
+            "held-out accuracy",
+            "macro F1",
+            "genre model",
+            title="classifiers (registry metrics)",
+        )
         for c in report.classifiers:
-            cv = "" if c.cv_accuracy_mean is None else (
-                f"{c.cv_accuracy_mean:.1%}" + (f" ± {c.cv_accuracy_std:.1%}" if c.cv_accuracy_std is not None else ""))
-            cls.add_row(c.kind, str(c.model_version_id), cv, pct(c.accuracy), pct(c.macro_f1),
-                        "yes" if c.genre_model else "")
+            cv = (
+                ""
+                if c.cv_accuracy_mean is None
+                else (
+                    f"{c.cv_accuracy_mean:.1%}"
+                    + (f" ± {c.cv_accuracy_std:.1%}" if c.cv_accuracy_std is not None else "")
+                )
+            )
+            cls.add_row(
+                c.kind, str(c.model_version_id), cv, pct(c.accuracy), pct(c.macro_f1), "yes" if c.genre_model else ""
+            )
         console.print(cls)
     else:
         console.print("no classifier trained yet (`musicindex train`)", style="yellow")

@@ -1,4 +1,5 @@
 """Database layer: engine and sessions, schema checks, the ORM, migrations. Knows nothing of audio."""
+
 from musicindex.db.orm import (
     Base,
     ClusterAssignment,
@@ -13,5 +14,16 @@ from musicindex.db.orm import (
 )
 from musicindex.db.session import Database
 
-__all__ = ["Base", "ClusterAssignment", "Database", "Embedding", "IngestBatch", "ModelVersion", "Prediction",
-           "Spectrogram", "Track", "TrackFeatures", "TrainingRun"]
+__all__ = [
+    "Base",
+    "ClusterAssignment",
+    "Database",
+    "Embedding",
+    "IngestBatch",
+    "ModelVersion",
+    "Prediction",
+    "Spectrogram",
+    "Track",
+    "TrackFeatures",
+    "TrainingRun",
+]

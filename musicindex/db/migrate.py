@@ -4,6 +4,7 @@ The migrations ship inside the package (``musicindex/db/migrations``), so any in
 (editable, ``pip install .``, a wheel) can migrate. ``alembic.ini`` at the repository root
 points the ``alembic`` command at the same folder.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 The Alembic migrations in ``musicindex/db/migrations/`` are the truth; ``tests/test_foundation.py``
 checks that these models and the migrated schema agree (no autogenerate diff).
 """
+
 from __future__ import annotations
 
 import datetime as dt

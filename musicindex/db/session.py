@@ -1,4 +1,5 @@
 """Engine, sessions, and the checks every entry point runs before touching data."""
+
 from __future__ import annotations
 
 import contextlib
@@ -76,8 +77,9 @@ class Database:
 
     # -- construction ------------------------------------------------------
     @classmethod
-    def connect(cls, url: str | None = None, settings: Settings | None = None, *, check_schema: bool = True,
-                pool_size: int = 5) -> Database:
+    def connect(
+        cls, url: str | None = None, settings: Settings | None = None, *, check_schema: bool = True, pool_size: int = 5
+    ) -> Database:
         """Connect to ``url``, the configured URL, or the embedded server's socket.
 
         Starts nothing (entry points call ``services.start``). Raises DatabaseUnavailableError

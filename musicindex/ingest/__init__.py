@@ -13,6 +13,7 @@ audio). Every step is a plain function; the Celery tasks in ``workers/`` only ca
 
 Without Celery: ``register(db, paths)`` then ``process_tracks(db, result.queued_ids)``.
 """
+
 from musicindex.ingest.labels import LabelSource
 from musicindex.ingest.process import MAX_ATTEMPTS, ProcessOutcome, process_track, process_tracks, record_failure
 from musicindex.ingest.progress import Progress, latest_failures, progress, status_counts
@@ -20,7 +21,19 @@ from musicindex.ingest.register import RegisterResult, register
 from musicindex.ingest.scan import ScannedFile, ScanReport, scan
 
 __all__ = [
-    "LabelSource", "MAX_ATTEMPTS", "ProcessOutcome", "Progress", "RegisterResult", "ScanReport", "ScannedFile",
-    "latest_failures", "process_track", "process_tracks", "progress", "record_failure", "register", "scan",
+    "MAX_ATTEMPTS",
+    "LabelSource",
+    "ProcessOutcome",
+    "Progress",
+    "RegisterResult",
+    "ScanReport",
+    "ScannedFile",
+    "latest_failures",
+    "process_track",
+    "process_tracks",
+    "progress",
+    "record_failure",
+    "register",
+    "scan",
     "status_counts",
 ]

@@ -1,4 +1,5 @@
 """Training labels at registration: ``--label-from folder | tag | csv:FILE``."""
+
 from __future__ import annotations
 
 import csv

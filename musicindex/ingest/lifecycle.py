@@ -16,6 +16,7 @@ analysis is ``missing`` (not ``failed``), so the next ingest that finds it again
 A file's track is never deleted: a moved file keeps its id (``process.py`` folds the row registered
 for the new path into the old one).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -49,8 +50,10 @@ def _move(session: Session, track_ids: Sequence[int], to: str, **values: Any) ->
     if not track_ids:
         return 0
     result = session.execute(
-        update(Track).where(Track.id.in_([int(t) for t in track_ids]), Track.status.in_(allowed_from(to)))
-        .values(status=to, updated_at=func.now(), **values))
+        update(Track)
+        .where(Track.id.in_([int(t) for t in track_ids]), Track.status.in_(allowed_from(to)))
+        .values(status=to, updated_at=func.now(), **values)
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

@@ -8,13 +8,15 @@ writes features, spectrogram and tags. Any error of the file records it (``faile
 the reason, or ``missing`` when it is gone); the batch goes on. Database errors propagate
 (the Celery task retries them with backoff).
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, text, update
@@ -47,8 +49,11 @@ class ProcessOutcome:
 
 
 def _track_lock(conn: Connection, track_id: int) -> bool:
-    return bool(conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"),
-                             {"ns": TRACK_LOCK_NS, "id": int(track_id) & 0x7FFFFFFF}).scalar())
+    return bool(
+        conn.execute(
+            text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": TRACK_LOCK_NS, "id": int(track_id) & 0x7FFFFFFF}
+        ).scalar()
+    )
 
 
 def _track_unlock(conn: Connection, track_id: int) -> None:
@@ -68,8 +73,9 @@ def _record_missing(db: Database, track_id: int, reason: str) -> ProcessOutcome:
     return ProcessOutcome(track_id, MISSING, reason)
 
 
-def process_track(db: Database, track_id: int, *, window: AnalysisWindow | None = None,
-                  label_from_tag: bool = False) -> ProcessOutcome:
+def process_track(
+    db: Database, track_id: int, *, window: AnalysisWindow | None = None, label_from_tag: bool = False
+) -> ProcessOutcome:
     """Analyse one registered track and store the results; never raises for a bad file.
 
     A per-track advisory lock (released by PostgreSQL if the worker dies) makes concurrent
@@ -98,11 +104,25 @@ def process_track(db: Database, track_id: int, *, window: AnalysisWindow | None 
                 attempts = track.attempts
                 path, old_hash, old_status = track.path, track.content_hash, track.status
             if attempts > MAX_ATTEMPTS:
-                return record_failure(db, track_id, f"analysis did not finish after {MAX_ATTEMPTS} attempts "
-                                                    "(the worker died or timed out each time)")
+                return record_failure(
+                    db,
+                    track_id,
+                    f"analysis did not finish after {MAX_ATTEMPTS} attempts (the worker died or timed out each time)",
+                )
             try:
-                return _analyse_and_store(db, track_id, path, old_hash, old_status, need_feat, need_spec,
-                                          window, label_from_tag, feat_v, spec_v)
+                return _analyse_and_store(
+                    db,
+                    track_id,
+                    path,
+                    old_hash,
+                    old_status,
+                    need_feat,
+                    need_spec,
+                    window,
+                    label_from_tag,
+                    feat_v,
+                    spec_v,
+                )
             except FileNotFoundError:  # os.stat or the decoder: the file went away after the scan
                 return _record_missing(db, track_id, f"file vanished before analysis: {path}")
             except AudioError as exc:
@@ -111,7 +131,7 @@ def process_track(db: Database, track_id: int, *, window: AnalysisWindow | None 
                 raise
             except MemoryError:
                 return record_failure(db, track_id, "out of memory while analysing the file")
-            except Exception as exc:  # noqa: BLE001 - any other decoder failure is the file's
+            except Exception as exc:
                 log.exception("unexpected error analysing %s", path)
                 return record_failure(db, track_id, f"unexpected {type(exc).__name__}: {exc}")
         finally:
@@ -122,9 +142,19 @@ def process_track(db: Database, track_id: int, *, window: AnalysisWindow | None 
                 pass  # the connection is gone; PostgreSQL released the lock with it
 
 
-def _analyse_and_store(db: Database, track_id: int, path: str, old_hash: str | None, old_status: str,
-                       need_feat: bool, need_spec: bool, window: AnalysisWindow | None, label_from_tag: bool,
-                       feat_v: int, spec_v: int) -> ProcessOutcome:
+def _analyse_and_store(
+    db: Database,
+    track_id: int,
+    path: str,
+    old_hash: str | None,
+    old_status: str,
+    need_feat: bool,
+    need_spec: bool,
+    window: AnalysisWindow | None,
+    label_from_tag: bool,
+    feat_v: int,
+    spec_v: int,
+) -> ProcessOutcome:
     from musicindex import audio
 
     st = os.stat(path)  # FileNotFoundError: vanished
@@ -135,10 +165,16 @@ def _analyse_and_store(db: Database, track_id: int, path: str, old_hash: str | N
     with db.session() as s:
         # a move: a track with the same content whose file is gone keeps its id and data
         if old_status == PENDING and old_hash is None:
-            twins = s.execute(
-                select(Track).where(Track.content_hash == content_hash, Track.id != track_id)
-                .order_by(Track.id).with_for_update(skip_locked=True)
-            ).scalars().all()
+            twins = (
+                s.execute(
+                    select(Track)
+                    .where(Track.content_hash == content_hash, Track.id != track_id)
+                    .order_by(Track.id)
+                    .with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
             for other in twins:
                 if other.status == MISSING or not os.path.exists(other.path):
                     new = s.get(Track, track_id)
@@ -173,31 +209,56 @@ def _analyse_and_store(db: Database, track_id: int, path: str, old_hash: str | N
             return ProcessOutcome(track_id, "skipped", "track removed during analysis")
         info = result.info
         values = {
-            "content_hash": content_hash, "size": st.st_size, "mtime": st.st_mtime,
-            "duration": float(info.duration), "sample_rate": int(info.sample_rate), "channels": int(info.channels),
-            "format": info.format, "title": tags.get("title"), "artist": tags.get("artist"),
-            "album": tags.get("album"), "year": tags.get("year"), "genre_tag": tags.get("genre"),
+            "content_hash": content_hash,
+            "size": st.st_size,
+            "mtime": st.st_mtime,
+            "duration": float(info.duration),
+            "sample_rate": int(info.sample_rate),
+            "channels": int(info.channels),
+            "format": info.format,
+            "title": tags.get("title"),
+            "artist": tags.get("artist"),
+            "album": tags.get("album"),
+            "year": tags.get("year"),
+            "genre_tag": tags.get("genre"),
         }
         if label_from_tag and tags.get("genre"):
             values.update(label=tags["genre"], label_source="tag")
         if result.features is not None:
             vec = np.asarray(result.features, dtype=np.float64)
-            named = {name: float(v) for name, v in zip(FEATURE_NAMES, vec)}
-            stmt = pg_insert(TrackFeatures).values(track_id=track_id, version=feat_v, vec=vec.astype(np.float32),
-                                                   computed_at=func.now(), **named)
-            s.execute(stmt.on_conflict_do_update(
-                index_elements=["track_id"],
-                set_={"version": feat_v, "vec": stmt.excluded.vec, "computed_at": func.now(),
-                      **{n: stmt.excluded[n] for n in FEATURE_NAMES}}))
+            named = {name: float(v) for name, v in zip(FEATURE_NAMES, vec, strict=True)}
+            stmt = pg_insert(TrackFeatures).values(
+                track_id=track_id, version=feat_v, vec=vec.astype(np.float32), computed_at=func.now(), **named
+            )
+            s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["track_id"],
+                    set_={
+                        "version": feat_v,
+                        "vec": stmt.excluded.vec,
+                        "computed_at": func.now(),
+                        **{n: stmt.excluded[n] for n in FEATURE_NAMES},
+                    },
+                )
+            )
         if result.logmel is not None:
             data = audio.encode_spectrogram(result.logmel)
             n_mels, n_frames = result.logmel.shape
-            sstmt = pg_insert(Spectrogram).values(track_id=track_id, version=spec_v, n_mels=n_mels,
-                                                  n_frames=n_frames, data=data)
-            s.execute(sstmt.on_conflict_do_update(
-                index_elements=["track_id"],
-                set_={"version": spec_v, "n_mels": n_mels, "n_frames": n_frames, "data": data,
-                      "computed_at": func.now()}))
+            sstmt = pg_insert(Spectrogram).values(
+                track_id=track_id, version=spec_v, n_mels=n_mels, n_frames=n_frames, data=data
+            )
+            s.execute(
+                sstmt.on_conflict_do_update(
+                    index_elements=["track_id"],
+                    set_={
+                        "version": spec_v,
+                        "n_mels": n_mels,
+                        "n_frames": n_frames,
+                        "data": data,
+                        "computed_at": func.now(),
+                    },
+                )
+            )
         lifecycle.mark_indexed(s, track_id, **values)
     return ProcessOutcome(track_id, INDEXED, None, did_audio_work=True)
 

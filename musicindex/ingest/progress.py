@@ -1,8 +1,9 @@
 """Progress and status of ingestion: counts by status, a batch's progress, the latest failures."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from sqlalchemy import func, select
 
@@ -31,13 +32,18 @@ def progress(db: Database, track_ids: Sequence[int]) -> Progress:
     with db.session() as s:
         for i in range(0, len(ids), 10000):
             for status, n in s.execute(
-                select(Track.status, func.count()).where(Track.id.in_(ids[i:i + 10000])).group_by(Track.status)
+                select(Track.status, func.count()).where(Track.id.in_(ids[i : i + 10000])).group_by(Track.status)
             ):
                 counts[status] = counts.get(status, 0) + n
     seen = sum(counts.values())
     # ids deleted by a move are done (their content lives on under the old id)
-    return Progress(total=len(ids), indexed=counts[INDEXED] + (len(ids) - seen), failed=counts[FAILED],
-                    pending=counts[PENDING], missing=counts[MISSING])
+    return Progress(
+        total=len(ids),
+        indexed=counts[INDEXED] + (len(ids) - seen),
+        failed=counts[FAILED],
+        pending=counts[PENDING],
+        missing=counts[MISSING],
+    )
 
 
 def status_counts(db: Database) -> dict[str, int]:
@@ -47,6 +53,7 @@ def status_counts(db: Database) -> dict[str, int]:
 
 def latest_failures(db: Database, limit: int = 10) -> list[tuple[str, str]]:
     with db.session() as s:
-        rows = s.execute(select(Track.path, Track.error).where(Track.status == FAILED)
-                         .order_by(Track.updated_at.desc()).limit(limit))
+        rows = s.execute(
+            select(Track.path, Track.error).where(Track.status == FAILED).order_by(Track.updated_at.desc()).limit(limit)
+        )
         return [(r.path, r.error or "") for r in rows]

@@ -6,11 +6,13 @@ become ``missing``; folder/CSV labels are set. Registrations are serialised by a
 advisory lock. Unchanged files (same path, size and mtime, results of the current
 extractor versions) need no work.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -49,8 +51,14 @@ def current_versions() -> tuple[int, int]:
     return FEATURES_VERSION, SPECTROGRAM_VERSION
 
 
-def register(db: Database, roots: Sequence[str | os.PathLike[str]], *, label_from: LabelSpec = None,
-             follow_symlinks: bool = False, reanalyse_outdated: bool = True) -> RegisterResult:
+def register(
+    db: Database,
+    roots: Sequence[str | os.PathLike[str]],
+    *,
+    label_from: LabelSpec = None,
+    follow_symlinks: bool = False,
+    reanalyse_outdated: bool = True,
+) -> RegisterResult:
     """Scan ``roots`` and register what needs audio work, in one transaction.
 
     Returns the ids to analyse: new files, changed ones (size or mtime differ), those
@@ -73,8 +81,9 @@ def register(db: Database, roots: Sequence[str | os.PathLike[str]], *, label_fro
         paths = list(by_path)
         for i in range(0, len(paths), 5000):
             for row in s.execute(
-                select(Track.id, Track.path, Track.size, Track.mtime, Track.status, Track.label_source)
-                .where(Track.path.in_(paths[i:i + 5000]))
+                select(Track.id, Track.path, Track.size, Track.mtime, Track.status, Track.label_source).where(
+                    Track.path.in_(paths[i : i + 5000])
+                )
             ):
                 existing[row.path] = row
 
@@ -85,8 +94,17 @@ def register(db: Database, roots: Sequence[str | os.PathLike[str]], *, label_fro
         for f in report.files:
             label, source = labels.label_for(f.path)
             if f.path not in existing:
-                new_rows.append({"path": f.path, "size": f.size, "mtime": f.mtime, "status": PENDING,
-                                 "batch_id": batch.id, "label": label, "label_source": source})
+                new_rows.append(
+                    {
+                        "path": f.path,
+                        "size": f.size,
+                        "mtime": f.mtime,
+                        "status": PENDING,
+                        "batch_id": batch.id,
+                        "label": label,
+                        "label_source": source,
+                    }
+                )
                 continue
             row = existing[f.path]
             values: dict[str, Any] = {}
@@ -107,15 +125,18 @@ def register(db: Database, roots: Sequence[str | os.PathLike[str]], *, label_fro
         new_ids: list[int] = []
         for i in range(0, len(new_rows), 2000):
             # a concurrent registration of the same path (outside our lock: a direct API user) wins quietly
-            stmt = pg_insert(Track).values(new_rows[i:i + 2000]).on_conflict_do_nothing(index_elements=["path"])
+            stmt = pg_insert(Track).values(new_rows[i : i + 2000]).on_conflict_do_nothing(index_elements=["path"])
             new_ids.extend(s.execute(stmt.returning(Track.id)).scalars())
 
         # tracks under these roots whose file was not seen: missing (never deleted)
         missing = 0
         for root in abs_roots:
             prefix = root.rstrip(os.sep) + os.sep
-            q = select(Track.id, Track.path).where(Track.status != MISSING).where(
-                (Track.path == root) | (func.left(Track.path, len(prefix)) == prefix))
+            q = (
+                select(Track.id, Track.path)
+                .where(Track.status != MISSING)
+                .where((Track.path == root) | (func.left(Track.path, len(prefix)) == prefix))
+            )
             gone = [r.id for r in s.execute(q) if r.path not in by_path]
             missing += lifecycle.mark_missing(s, gone)
 
@@ -129,10 +150,17 @@ def register(db: Database, roots: Sequence[str | os.PathLike[str]], *, label_fro
         batch.unchanged = unchanged - len(outdated_ids)
         batch.missing = missing
         return RegisterResult(
-            batch_id=batch.id, scanned=len(report.files), queued_ids=queued, new=len(new_ids),
-            changed=len(changed_ids) + len(pending_ids) + len(outdated_ids), unchanged=unchanged - len(outdated_ids),
-            missing=missing, ignored=report.ignored, skipped_links=len(report.skipped_links),
-            loops=len(report.loops), scan_errors=report.errors,
+            batch_id=batch.id,
+            scanned=len(report.files),
+            queued_ids=queued,
+            new=len(new_ids),
+            changed=len(changed_ids) + len(pending_ids) + len(outdated_ids),
+            unchanged=unchanged - len(outdated_ids),
+            missing=missing,
+            ignored=report.ignored,
+            skipped_links=len(report.skipped_links),
+            loops=len(report.loops),
+            scan_errors=report.errors,
         )
 
 
@@ -143,8 +171,12 @@ def outdated_track_ids(session: Session, feat_v: int, spec_v: int, roots: Sequen
         .outerjoin(TrackFeatures, TrackFeatures.track_id == Track.id)
         .outerjoin(Spectrogram, Spectrogram.track_id == Track.id)
         .where(Track.status == INDEXED)
-        .where((TrackFeatures.version.is_(None)) | (TrackFeatures.version < feat_v)
-               | (Spectrogram.version.is_(None)) | (Spectrogram.version < spec_v))
+        .where(
+            (TrackFeatures.version.is_(None))
+            | (TrackFeatures.version < feat_v)
+            | (Spectrogram.version.is_(None))
+            | (Spectrogram.version < spec_v)
+        )
     )
     if roots:
         prefixes = [r.rstrip(os.sep) + os.sep for r in roots]

@@ -4,12 +4,13 @@ Symlinks are followed only while their target stays under one of the roots (or
 everywhere with ``follow_symlinks``); a directory reached twice (a symlink loop) is walked
 once; folders are walked iteratively (no recursion limit for deeply nested trees).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from musicindex.audio.decode import AUDIO_EXTENSIONS
 from musicindex.errors import InvalidArgumentError

@@ -1,11 +1,13 @@
 """``IngestService``: what ``MusicIndex`` offers for ingestion (register, queue, wait, status)."""
+
 from __future__ import annotations
 
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from musicindex.config import Settings
 from musicindex.db.session import Database
@@ -50,7 +52,7 @@ class StatusReport:
 
 def chunks(ids: Sequence[int], n: int) -> Iterable[list[int]]:
     for i in range(0, len(ids), n):
-        yield [int(x) for x in ids[i:i + n]]
+        yield [int(x) for x in ids[i : i + n]]
 
 
 class IngestService:
@@ -61,10 +63,18 @@ class IngestService:
         self.settings = settings
         self.dispatcher = dispatcher
 
-    def ingest(self, paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *, wait: bool = False,
-               label_from: str | None = None, reanalyse_outdated: bool = True, follow_symlinks: bool | None = None,
-               on_progress: Callable[[Progress], None] | None = None, timeout: float | None = None,
-               poll: float = 0.5) -> IngestSummary:
+    def ingest(
+        self,
+        paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+        *,
+        wait: bool = False,
+        label_from: str | None = None,
+        reanalyse_outdated: bool = True,
+        follow_symlinks: bool | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        timeout: float | None = None,
+        poll: float = 0.5,
+    ) -> IngestSummary:
         """Scan ``paths``, register new or changed files, and queue their analysis on the workers.
 
         ``label_from``: ``"folder"`` (parent folder name, the GTZAN layout), ``"tag"`` (the
@@ -77,8 +87,13 @@ class IngestService:
             raise InvalidArgumentError("ingest needs at least one file or folder")
         t0 = time.monotonic()
         label_from_tag = LabelSource(label_from).from_tag
-        reg = register(self.db, paths, label_from=label_from, reanalyse_outdated=reanalyse_outdated,
-                       follow_symlinks=self.settings.follow_symlinks if follow_symlinks is None else follow_symlinks)
+        reg = register(
+            self.db,
+            paths,
+            label_from=label_from,
+            reanalyse_outdated=reanalyse_outdated,
+            follow_symlinks=self.settings.follow_symlinks if follow_symlinks is None else follow_symlinks,
+        )
         jobs = 0
         for chunk in chunks(reg.queued_ids, self.settings.ingest_chunk):
             self.dispatcher.ingest(chunk, label_from_tag=label_from_tag)
@@ -90,8 +105,14 @@ class IngestService:
         summary.seconds = time.monotonic() - t0
         return summary
 
-    def wait_for(self, track_ids: Sequence[int], *, on_progress: Callable[[Progress], None] | None = None,
-                 timeout: float | None = None, poll: float = 0.5) -> Progress:
+    def wait_for(
+        self,
+        track_ids: Sequence[int],
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        timeout: float | None = None,
+        poll: float = 0.5,
+    ) -> Progress:
         """Block until none of ``track_ids`` is pending; raises TimeoutError after ``timeout`` s."""
         start = time.monotonic()
         warned = False

@@ -4,6 +4,7 @@ Artifacts live in ``model_versions.artifact`` with their sha256 in ``artifact_sh
 ``registry.load_artifact`` checks the hash before anything here deserialises them
 (pickle bytes are only ever unpickled after that check).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -7,6 +7,7 @@ rows), then builds the version's partial HNSW index ``ix_emb_hnsw_v{id}``. Track
 later get their rows from the active versions through :func:`embed_tracks` (the
 ``musicindex.embed_tracks`` task on the ``embed`` queue).
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,28 +35,35 @@ HNSW_EF_CONSTRUCTION = 64
 
 def _chunks(ids: Sequence[int], n: int) -> Iterable[list[int]]:
     for i in range(0, len(ids), n):
-        yield [int(x) for x in ids[i:i + n]]
+        yield [int(x) for x in ids[i : i + n]]
 
 
 def indexed_track_ids(db: Database) -> list[int]:
     with db.session() as s:
-        return list(s.execute(
-            select(Track.id).join(TrackFeatures, TrackFeatures.track_id == Track.id)
-            .where(Track.status == "indexed").order_by(Track.id)).scalars())
+        return list(
+            s.execute(
+                select(Track.id)
+                .join(TrackFeatures, TrackFeatures.track_id == Track.id)
+                .where(Track.status == "indexed")
+                .order_by(Track.id)
+            ).scalars()
+        )
 
 
 def _upsert(session, model, rows: list[dict[str, Any]], update_cols: Sequence[str]) -> None:
     if not rows:
         return
     stmt = pg_insert(model)
-    stmt = stmt.on_conflict_do_update(index_elements=["model_version_id", "track_id"],
-                                      set_={c: stmt.excluded[c] for c in update_cols})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["model_version_id", "track_id"], set_={c: stmt.excluded[c] for c in update_cols}
+    )
     for i in range(0, len(rows), BATCH):
-        session.execute(stmt, rows[i:i + BATCH])
+        session.execute(stmt, rows[i : i + BATCH])
 
 
-def backfill(db: Database, version_ids: Sequence[int], *, track_ids: Sequence[int] | None = None,
-             batch_size: int = BATCH) -> dict[int, int]:
+def backfill(
+    db: Database, version_ids: Sequence[int], *, track_ids: Sequence[int] | None = None, batch_size: int = BATCH
+) -> dict[int, int]:
     """Write the outputs of ``version_ids`` for ``track_ids`` (default: every indexed track).
 
     Existing rows of the same (version, track) are replaced (a re-analysed track gets fresh
@@ -91,18 +99,26 @@ def backfill(db: Database, version_ids: Sequence[int], *, track_ids: Sequence[in
 def _write(session, v: ModelVersion, ids: list[int], out: dict[str, Any]) -> int:
     n = 0
     if "proba" in out:
-        rows = [{"model_version_id": v.id, "track_id": t, **prediction_of(p, out["classes"])}
-                for t, p in zip(ids, out["proba"], strict=True)]
+        rows = [
+            {"model_version_id": v.id, "track_id": t, **prediction_of(p, out["classes"])}
+            for t, p in zip(ids, out["proba"], strict=True)
+        ]
         _upsert(session, Prediction, rows, ("genre", "confidence", "probabilities"))
         n = len(rows)
     if "cluster" in out:
-        rows = [{"model_version_id": v.id, "track_id": t, "cluster": int(c)} for t, c in zip(ids, out["cluster"], strict=True)]
+        rows = [
+            {"model_version_id": v.id, "track_id": t, "cluster": int(c)}
+            for t, c in zip(ids, out["cluster"], strict=True)
+        ]
         _upsert(session, ClusterAssignment, rows, ("cluster",))
         n = len(rows)
     if "embedding" in out:
         space = KIND_SPACE[v.kind]
         emb = np.asarray(out["embedding"], dtype=np.float32)
-        rows = [{"model_version_id": v.id, "track_id": t, "space": space, "embedding": e} for t, e in zip(ids, emb, strict=True)]
+        rows = [
+            {"model_version_id": v.id, "track_id": t, "space": space, "embedding": e}
+            for t, e in zip(ids, emb, strict=True)
+        ]
         _upsert(session, Embedding, rows, ("space", "embedding"))
         n = len(rows)
     return n
@@ -114,9 +130,13 @@ def create_hnsw_index(db: Database, version_id: int, dim: int) -> str:
     vid, dim = int(version_id), int(dim)
     with db.engine.begin() as conn:
         conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
-        conn.execute(text(
-            f"CREATE INDEX IF NOT EXISTS {name} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
-            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE model_version_id = {vid}"))
+        conn.execute(
+            text(
+                f"CREATE INDEX IF NOT EXISTS {name} ON embeddings "
+                f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+                f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE model_version_id = {vid}"
+            )
+        )
     return name
 
 
@@ -155,9 +175,14 @@ def missing_track_ids(db: Database, version_id: int) -> list[int]:
         if v.kind in ("ann", "cnn"):  # both tables; the embedding is the one queries need
             table = Embedding
         sub = select(table.track_id).where(table.model_version_id == v.id, table.track_id == Track.id)
-        return list(s.execute(
-            select(Track.id).join(TrackFeatures, TrackFeatures.track_id == Track.id)
-            .where(Track.status == "indexed", ~sub.exists()).order_by(Track.id)).scalars())
+        return list(
+            s.execute(
+                select(Track.id)
+                .join(TrackFeatures, TrackFeatures.track_id == Track.id)
+                .where(Track.status == "indexed", ~sub.exists())
+                .order_by(Track.id)
+            ).scalars()
+        )
 
 
 def embed_missing(db: Database, version_ids: Sequence[int]) -> dict[int, int]:

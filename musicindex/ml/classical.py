@@ -5,6 +5,7 @@ Each pipeline is ``StandardScaler -> reduce -> classifier`` where ``reduce`` is 
 the grid search like any other hyper-parameter. The grids (``GRIDS``) are documented in
 docs/models.md; ``quick=True`` uses the small ``QUICK_GRIDS`` (tests, smoke runs).
 """
+
 from __future__ import annotations
 
 import time
@@ -31,8 +32,12 @@ GRIDS: dict[str, dict[str, list]] = {
     },
 }
 QUICK_GRIDS: dict[str, dict[str, list]] = {
-    "knn": {"reduce": ["none"], "clf__n_neighbors": [3, 7], "clf__weights": ["distance"],
-            "clf__metric": ["euclidean", "cosine"]},
+    "knn": {
+        "reduce": ["none"],
+        "clf__n_neighbors": [3, 7],
+        "clf__weights": ["distance"],
+        "clf__metric": ["euclidean", "cosine"],
+    },
     "logreg": {"reduce": ["none"], "clf__C": [0.1, 1.0], "penalty": ["l2"]},
 }
 
@@ -101,8 +106,17 @@ class ClassicalResult:
     seconds: float
 
 
-def train_classical(kind: str, X: np.ndarray, y: np.ndarray, *, test_size: float = 0.2, seed: int = 42,
-                    cv_folds: int = 5, quick: bool = False, grid: dict[str, list] | None = None) -> ClassicalResult:
+def train_classical(
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    test_size: float = 0.2,
+    seed: int = 42,
+    cv_folds: int = 5,
+    quick: bool = False,
+    grid: dict[str, list] | None = None,
+) -> ClassicalResult:
     """Grid-search ``kind`` on a stratified training split, score it on the held-out split,
     and report stratified k-fold scores (mean, std) of the chosen configuration on all data."""
     import warnings
@@ -117,22 +131,42 @@ def train_classical(kind: str, X: np.ndarray, y: np.ndarray, *, test_size: float
     classes = sorted(set(y.tolist()))
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
     inner = max(2, min(cv_folds, int(min(np.unique(y_tr, return_counts=True)[1]))))
-    search = GridSearchCV(_pipeline(kind, seed), _sk_grid(grid),
-                          cv=StratifiedKFold(inner, shuffle=True, random_state=seed),
-                          scoring="f1_macro", refit=True, n_jobs=None, error_score=0.0)
+    search = GridSearchCV(
+        _pipeline(kind, seed),
+        _sk_grid(grid),
+        cv=StratifiedKFold(inner, shuffle=True, random_state=seed),
+        scoring="f1_macro",
+        refit=True,
+        n_jobs=None,
+        error_score=0.0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)
         search.fit(X_tr, y_tr)
         model = search.best_estimator_
         metrics = classification_metrics(y_te, model.predict(X_te), classes)
-        cv = cross_validate(clone(model), X, y, cv=StratifiedKFold(cv_folds, shuffle=True, random_state=seed),
-                            scoring={"accuracy": "accuracy", "f1": "f1_macro"}, n_jobs=None)
+        cv = cross_validate(
+            clone(model),
+            X,
+            y,
+            cv=StratifiedKFold(cv_folds, shuffle=True, random_state=seed),
+            scoring={"accuracy": "accuracy", "f1": "f1_macro"},
+            n_jobs=None,
+        )
     metrics.update(cv_summary(cv["test_accuracy"], cv["test_f1"]))
     metrics["grid_best_score"] = float(search.best_score_)
     metrics["n_train"], metrics["n_test"] = len(y_tr), len(y_te)
-    params = {"grid": grid, "best": _describe(search.best_params_, grid), "search_scoring": "f1_macro",
-              "search_folds": inner, "test_size": test_size, "seed": seed, "cv_folds": cv_folds,
-              "candidates": len(search.cv_results_["params"])}
-    return ClassicalResult(model=model, classes=classes, params=params, metrics=metrics,
-                           seconds=time.perf_counter() - t0)
+    params = {
+        "grid": grid,
+        "best": _describe(search.best_params_, grid),
+        "search_scoring": "f1_macro",
+        "search_folds": inner,
+        "test_size": test_size,
+        "seed": seed,
+        "cv_folds": cv_folds,
+        "candidates": len(search.cv_results_["params"]),
+    }
+    return ClassicalResult(
+        model=model, classes=classes, params=params, metrics=metrics, seconds=time.perf_counter() - t0
+    )

@@ -6,6 +6,7 @@ Silhouette is computed on a random sample of at most 5000 tracks (it is quadrati
 The stored artifact is a Pipeline ``StandardScaler -> [PCA] -> clusterer``; its
 ``predict`` gives a track's cluster.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,8 +38,9 @@ def _scores(Z: np.ndarray, labels: np.ndarray, seed: int) -> tuple[float, float]
     if len(np.unique(labels)) < 2:
         return None
     n = len(Z)
-    sil = silhouette_score(Z, labels, sample_size=min(n, SILHOUETTE_SAMPLE) if n > SILHOUETTE_SAMPLE else None,
-                           random_state=seed)
+    sil = silhouette_score(
+        Z, labels, sample_size=min(n, SILHOUETTE_SAMPLE) if n > SILHOUETTE_SAMPLE else None, random_state=seed
+    )
     return float(sil), float(davies_bouldin_score(Z, labels))
 
 
@@ -50,8 +52,15 @@ class ClusterResult:
     seconds: float
 
 
-def train_clusterer(kind: str, X: np.ndarray, *, n_clusters: int | None = None, max_k: int = 12,
-                    pca: float | int | None = None, seed: int = 42) -> ClusterResult:
+def train_clusterer(
+    kind: str,
+    X: np.ndarray,
+    *,
+    n_clusters: int | None = None,
+    max_k: int = 12,
+    pca: float | int | None = None,
+    seed: int = 42,
+) -> ClusterResult:
     from sklearn.decomposition import PCA
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -80,8 +89,21 @@ def train_clusterer(kind: str, X: np.ndarray, *, n_clusters: int | None = None, 
     sc = _scores(Z, labels, seed) or (float("nan"), float("nan"))
     if n_clusters is not None:
         sweep = [{"k": k_best, "silhouette": sc[0], "davies_bouldin": sc[1]}]
-    metrics = {"silhouette": sc[0], "davies_bouldin": sc[1], "n_clusters": int(k_best), "sweep": sweep,
-               "cluster_sizes": np.bincount(labels, minlength=k_best).astype(int).tolist(), "n_tracks": int(n)}
-    params = {"algorithm": kind, "n_clusters": int(k_best), "k_chosen_by": "given" if n_clusters else "silhouette sweep",
-              "max_k": max_k, "pca": pca, "seed": seed, "estimator": repr(_make(kind, k_best, seed))}
+    metrics = {
+        "silhouette": sc[0],
+        "davies_bouldin": sc[1],
+        "n_clusters": int(k_best),
+        "sweep": sweep,
+        "cluster_sizes": np.bincount(labels, minlength=k_best).astype(int).tolist(),
+        "n_tracks": int(n),
+    }
+    params = {
+        "algorithm": kind,
+        "n_clusters": int(k_best),
+        "k_chosen_by": "given" if n_clusters else "silhouette sweep",
+        "max_k": max_k,
+        "pca": pca,
+        "seed": seed,
+        "estimator": repr(_make(kind, k_best, seed)),
+    }
     return ClusterResult(model=model, params=params, metrics=metrics, seconds=time.perf_counter() - t0)

@@ -3,6 +3,7 @@
 Training reads only the database (``tracks`` with status ``indexed``, ``track_features``,
 ``spectrograms``), never the audio files, so it can run on a machine without the music.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,10 +73,12 @@ def load_features(session: Session, track_ids: Sequence[int]) -> tuple[np.ndarra
     X: list[Sequence[float]] = []
     ids = [int(t) for t in track_ids]
     for i in range(0, len(ids), 5000):
-        chunk = ids[i:i + 5000]
+        chunk = ids[i : i + 5000]
         for r in session.execute(
-            select(Track.id, *_FEATURE_COLS).join(TrackFeatures, TrackFeatures.track_id == Track.id)
-            .where(Track.id.in_(chunk), Track.status == "indexed").order_by(Track.id)
+            select(Track.id, *_FEATURE_COLS)
+            .join(TrackFeatures, TrackFeatures.track_id == Track.id)
+            .where(Track.id.in_(chunk), Track.status == "indexed")
+            .order_by(Track.id)
         ):
             ids_out.append(r[0])
             X.append(r[1:])
@@ -91,7 +94,7 @@ def load_spectrograms(session: Session, track_ids: Iterable[int]) -> dict[int, n
     ids = [int(t) for t in track_ids]
     out: dict[int, np.ndarray] = {}
     for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
+        chunk = ids[i : i + 500]
         for tid, data in session.execute(
             select(Spectrogram.track_id, Spectrogram.data).where(Spectrogram.track_id.in_(chunk))
         ):
@@ -99,8 +102,9 @@ def load_spectrograms(session: Session, track_ids: Iterable[int]) -> dict[int, n
     return out
 
 
-def patches(spec: np.ndarray, *, frames: int = PATCH_FRAMES, hop: int | None = None,
-            max_patches: int | None = None) -> np.ndarray:
+def patches(
+    spec: np.ndarray, *, frames: int = PATCH_FRAMES, hop: int | None = None, max_patches: int | None = None
+) -> np.ndarray:
     """Cut a (n_mels, n_frames) spectrogram into (p, n_mels, frames) patches.
 
     Patches start every ``hop`` frames (default: ``frames``, i.e. no overlap); with
@@ -119,11 +123,12 @@ def patches(spec: np.ndarray, *, frames: int = PATCH_FRAMES, hop: int | None = N
         starts = np.linspace(0, n - frames, max_patches).round().astype(int)
     else:
         starts = np.arange(count) * hop
-    return np.stack([spec[:, s:s + frames] for s in starts])
+    return np.stack([spec[:, s : s + frames] for s in starts])
 
 
-def check_labels(labels: Sequence[str], *, min_per_label: int = MIN_TRACKS_PER_LABEL, folds: int = 5,
-                 what: str = "genre classifiers") -> dict[str, int]:
+def check_labels(
+    labels: Sequence[str], *, min_per_label: int = MIN_TRACKS_PER_LABEL, folds: int = 5, what: str = "genre classifiers"
+) -> dict[str, int]:
     """Raise NotEnoughDataError unless there are two labels with enough tracks each."""
     counts = Counter(labels)
     need = max(min_per_label, folds)
@@ -131,7 +136,8 @@ def check_labels(labels: Sequence[str], *, min_per_label: int = MIN_TRACKS_PER_L
         have = f"only the label {next(iter(counts))!r}" if counts else "no labelled indexed track"
         raise NotEnoughDataError(
             f"training {what} needs at least 2 genres with {need} labelled, indexed tracks each; the index has "
-            f"{have}. Label tracks (`musicindex ingest PATH --label-from folder|tag|csv:FILE`) and ingest more music.")
+            f"{have}. Label tracks (`musicindex ingest PATH --label-from folder|tag|csv:FILE`) and ingest more music."
+        )
     short = {lab: c for lab, c in sorted(counts.items()) if c < need}
     if short:
         listed = ", ".join(f"{lab!r}: {c}" for lab, c in short.items())
@@ -139,5 +145,6 @@ def check_labels(labels: Sequence[str], *, min_per_label: int = MIN_TRACKS_PER_L
             f"training {what} needs at least {need} labelled, indexed tracks per genre "
             f"(at least {min_per_label}, and at least the {folds} cross-validation folds); too few for {listed}. "
             "Ingest more tracks of those genres, relabel them, or pass drop_rare_labels=True "
-            "(`--drop-rare-labels`) to leave those genres out.")
+            "(`--drop-rare-labels`) to leave those genres out."
+        )
     return dict(sorted(counts.items()))

@@ -2,6 +2,7 @@
 
 Reads through the query engine's snapshot (one consistent set of active versions).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -63,8 +64,9 @@ class EvaluationReport:
         }
 
 
-def evaluate(db: Database, k: int = 10, max_tracks: int = 20_000, seed: int = 0,
-             genre_model: str = "auto") -> EvaluationReport:
+def evaluate(
+    db: Database, k: int = 10, max_tracks: int = 20_000, seed: int = 0, genre_model: str = "auto"
+) -> EvaluationReport:
     """Genre precision@k of similar() (exact neighbours among the labelled tracks) and the
     hubness of each available space, plus the classifiers' registry metrics.
 
@@ -74,8 +76,7 @@ def evaluate(db: Database, k: int = 10, max_tracks: int = 20_000, seed: int = 0,
     """
     k = E.check_k(k)
     with E.snapshot(db, genre_model) as snap:
-        rows = snap.all("SELECT id, label FROM tracks WHERE status = 'indexed' AND label IS NOT NULL "
-                        "ORDER BY id")
+        rows = snap.all("SELECT id, label FROM tracks WHERE status = 'indexed' AND label IS NOT NULL ORDER BY id")
         n_labelled = len(rows)
         if n_labelled > max_tracks:
             pick = np.sort(np.random.default_rng(seed).choice(n_labelled, max_tracks, replace=False))
@@ -95,10 +96,18 @@ def evaluate(db: Database, k: int = 10, max_tracks: int = 20_000, seed: int = 0,
             prec = float(np.mean(lab[nn] == lab[:, None]))
             occ = np.bincount(nn.ravel(), minlength=len(ids)).astype(np.float64)
             sd = occ.std()
-            skew = float(np.mean((occ - occ.mean()) ** 3) / sd ** 3) if sd > 0 else 0.0
-            spaces.append(SpaceEvaluation(space=name, model_version_id=sp.version_id, dimension=sp.dim,
-                                          tracks=len(ids), precision_at_10=prec, hubness_skewness=skew,
-                                          never_in_top10=float(np.mean(occ == 0))))
+            skew = float(np.mean((occ - occ.mean()) ** 3) / sd**3) if sd > 0 else 0.0
+            spaces.append(
+                SpaceEvaluation(
+                    space=name,
+                    model_version_id=sp.version_id,
+                    dimension=sp.dim,
+                    tracks=len(ids),
+                    precision_at_10=prec,
+                    hubness_skewness=skew,
+                    never_in_top10=float(np.mean(occ == 0)),
+                )
+            )
         gm = snap.genre_model()
         classifiers = []
         for kind in CLASSIFIER_KINDS:
@@ -107,14 +116,21 @@ def evaluate(db: Database, k: int = 10, max_tracks: int = 20_000, seed: int = 0,
                 continue
             m = v.metrics
 
-            def num(key: str) -> float | None:
+            def num(key: str, m: dict[str, Any] = m) -> float | None:
                 x = m.get(key)
                 return float(x) if isinstance(x, (int, float)) else None
 
-            classifiers.append(ClassifierEvaluation(kind=kind, model_version_id=v.id,
-                                                    cv_accuracy_mean=num("cv_accuracy_mean"),
-                                                    cv_accuracy_std=num("cv_accuracy_std"),
-                                                    accuracy=num("accuracy"), macro_f1=num("macro_f1"),
-                                                    genre_model=gm is not None and gm.id == v.id))
-    return EvaluationReport(labelled_tracks=n_labelled, sampled_tracks=len(labels), spaces=spaces,
-                            classifiers=classifiers)
+            classifiers.append(
+                ClassifierEvaluation(
+                    kind=kind,
+                    model_version_id=v.id,
+                    cv_accuracy_mean=num("cv_accuracy_mean"),
+                    cv_accuracy_std=num("cv_accuracy_std"),
+                    accuracy=num("accuracy"),
+                    macro_f1=num("macro_f1"),
+                    genre_model=gm is not None and gm.id == v.id,
+                )
+            )
+    return EvaluationReport(
+        labelled_tracks=n_labelled, sampled_tracks=len(labels), spaces=spaces, classifiers=classifiers
+    )

@@ -3,6 +3,7 @@
 ``transform_one`` is what the query layer uses for query-by-example; ``apply_batch`` is what
 backfill and ``embed_tracks`` use. Both return, for a version, exactly what backfill stores.
 """
+
 from __future__ import annotations
 
 import threading
@@ -56,8 +57,14 @@ def load_model(session: Session, version: ModelVersion | int) -> LoadedModel:
         model = two_headed(artifacts.loads_keras(data))
     else:
         model = artifacts.loads_sklearn(data)
-    loaded = LoadedModel(version.id, version.kind, key[1], list(version.classes) if version.classes else None,
-                         model, version.embedding_dim)
+    loaded = LoadedModel(
+        version.id,
+        version.kind,
+        key[1],
+        list(version.classes) if version.classes else None,
+        model,
+        version.embedding_dim,
+    )
     with _lock:
         _cache[key] = loaded
     return loaded
@@ -96,12 +103,20 @@ def apply_batch(loaded: LoadedModel, X: np.ndarray | None, specs: Sequence[np.nd
 
 def prediction_of(proba_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
     i = int(np.argmax(proba_row))
-    return {"genre": str(classes[i]), "confidence": float(proba_row[i]),
-            "probabilities": {str(c): round(float(p), 6) for c, p in zip(classes, proba_row, strict=True)}}
+    return {
+        "genre": str(classes[i]),
+        "confidence": float(proba_row[i]),
+        "probabilities": {str(c): round(float(p), 6) for c, p in zip(classes, proba_row, strict=True)},
+    }
 
 
-def transform_one(session: Session, version: ModelVersion | int, *, features: np.ndarray | None = None,
-                  logmel: np.ndarray | None = None) -> dict[str, Any]:
+def transform_one(
+    session: Session,
+    version: ModelVersion | int,
+    *,
+    features: np.ndarray | None = None,
+    logmel: np.ndarray | None = None,
+) -> dict[str, Any]:
     """What backfill would store for one track under ``version``.
 
     ``features``: the 43 features (FEATURE_NAMES order); ``logmel``: the (96, n_frames) dB

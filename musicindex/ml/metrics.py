@@ -1,4 +1,5 @@
 """Classifier metrics in the registry's format (the keys other code relies on)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -18,19 +19,24 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], classes
         "macro_precision": float(p),
         "macro_recall": float(r),
         "macro_f1": float(f),
-        "per_class": _jsonable(classification_report(y_true, y_pred, labels=labels, output_dict=True,
-                                                     zero_division=0)),
-        "confusion_matrix": {"labels": labels,
-                             "matrix": confusion_matrix(y_true, y_pred, labels=labels).astype(int).tolist()},
+        "per_class": _jsonable(classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)),
+        "confusion_matrix": {
+            "labels": labels,
+            "matrix": confusion_matrix(y_true, y_pred, labels=labels).astype(int).tolist(),
+        },
     }
 
 
 def cv_summary(accuracies: Sequence[float], f1s: Sequence[float]) -> dict[str, Any]:
     acc, f1 = np.asarray(accuracies, float), np.asarray(f1s, float)
     return {
-        "cv_accuracy_mean": float(acc.mean()), "cv_accuracy_std": float(acc.std()),
-        "cv_macro_f1_mean": float(f1.mean()), "cv_macro_f1_std": float(f1.std()),
-        "cv_folds": int(acc.size), "cv_accuracy": [float(a) for a in acc], "cv_macro_f1": [float(v) for v in f1],
+        "cv_accuracy_mean": float(acc.mean()),
+        "cv_accuracy_std": float(acc.std()),
+        "cv_macro_f1_mean": float(f1.mean()),
+        "cv_macro_f1_std": float(f1.std()),
+        "cv_folds": int(acc.size),
+        "cv_accuracy": [float(a) for a in acc],
+        "cv_macro_f1": [float(v) for v in f1],
     }
 
 

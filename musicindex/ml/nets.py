@@ -13,6 +13,7 @@ Training: a stratified inner validation split (15 % of the training tracks; for 
 split by track, so no patch of a validation track is trained on) drives early stopping
 (``restore_best_weights``); the held-out test split is never seen during training.
 """
+
 from __future__ import annotations
 
 import time
@@ -59,8 +60,16 @@ class CNNConfig:
 
 
 ANN_QUICK = ANNConfig(hidden=(64,), embedding_dim=32, epochs=40, patience=10, batch_size=16, learning_rate=3e-3)
-CNN_QUICK = CNNConfig(filters=(8, 16, 32), embedding_dim=32, epochs=12, patience=4, batch_size=16,
-                      train_hop=48, max_patches_train=6, learning_rate=3e-3)
+CNN_QUICK = CNNConfig(
+    filters=(8, 16, 32),
+    embedding_dim=32,
+    epochs=12,
+    patience=4,
+    batch_size=16,
+    train_hop=48,
+    max_patches_train=6,
+    learning_rate=3e-3,
+)
 
 
 def config_for(kind: str, quick: bool, overrides: dict[str, Any] | None = None) -> Any:
@@ -78,8 +87,9 @@ def _embedding_head(keras, inputs, x, n_classes: int, cfg, reg, name: str):
     x = L.Dropout(cfg.dropout, name="dropout_out")(emb)
     out = L.Dense(n_classes, activation="softmax", name="genre")(x)
     model = keras.Model(inputs, out, name=name)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -88,8 +98,9 @@ def build_ann(n_features: int, n_classes: int, mean: np.ndarray, var: np.ndarray
     L = keras.layers
     reg = keras.regularizers.L1L2(l1=cfg.l1, l2=cfg.l2)
     inputs = keras.Input((n_features,), name="features")
-    x = L.Normalization(axis=-1, mean=np.asarray(mean, "float32"), variance=np.asarray(var, "float32"),
-                        name="standardize")(inputs)
+    x = L.Normalization(
+        axis=-1, mean=np.asarray(mean, "float32"), variance=np.asarray(var, "float32"), name="standardize"
+    )(inputs)
     for i, units in enumerate(cfg.hidden):
         x = L.Dense(units, kernel_regularizer=reg, use_bias=False, name=f"dense{i}")(x)
         x = L.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
@@ -127,7 +138,7 @@ def two_headed(model):
 def _call(model, x: np.ndarray, batch: int = 512) -> list[np.ndarray]:
     outs: list[list[np.ndarray]] = []
     for i in range(0, len(x), batch):
-        res = model(x[i:i + batch], training=False)
+        res = model(x[i : i + batch], training=False)
         outs.append([np.asarray(r) for r in (res if isinstance(res, (list, tuple)) else [res])])
     return [np.concatenate([o[j] for o in outs]) for j in range(len(outs[0]))]
 
@@ -146,8 +157,10 @@ def cnn_outputs(head, specs: Sequence[np.ndarray], patch_frames: int = PATCH_FRA
     counts = np.array([len(c) for c in cut])
     emb, proba = _call(head, np.concatenate(cut).astype(np.float32), batch=256)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return (np.add.reduceat(emb, starts, axis=0) / counts[:, None],
-            np.add.reduceat(proba, starts, axis=0) / counts[:, None])
+    return (
+        np.add.reduceat(emb, starts, axis=0) / counts[:, None],
+        np.add.reduceat(proba, starts, axis=0) / counts[:, None],
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -173,8 +186,9 @@ def _fit(kind: str, data: Any, y: np.ndarray, n_classes: int, cfg, seed: int):
         ytr, yva = y[tr], y[va]
         model = build_ann(xtr.shape[1], n_classes, xtr.mean(axis=0), xtr.var(axis=0), cfg)
     else:
-        ptr = [patches(data[i], frames=cfg.patch_frames, hop=cfg.train_hop, max_patches=cfg.max_patches_train)
-               for i in tr]
+        ptr = [
+            patches(data[i], frames=cfg.patch_frames, hop=cfg.train_hop, max_patches=cfg.max_patches_train) for i in tr
+        ]
         pva = [patches(data[i], frames=cfg.patch_frames, max_patches=cfg.max_patches_train) for i in va]
         xtr = np.concatenate(ptr).astype(np.float32)
         xva = np.concatenate(pva).astype(np.float32)
@@ -182,12 +196,22 @@ def _fit(kind: str, data: Any, y: np.ndarray, n_classes: int, cfg, seed: int):
         yva = np.repeat(y[va], [len(p) for p in pva])
         model = build_cnn(xtr.shape[1], n_classes, float(xtr.mean()), float(xtr.var()), cfg)
     # BatchNorm statistics settle over the first epochs; do not judge validation loss before that
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True,
-                                         start_from_epoch=min(5, cfg.epochs // 3))
-    hist = model.fit(xtr, ytr, validation_data=(xva, yva), epochs=cfg.epochs, batch_size=cfg.batch_size,
-                     callbacks=[stop], verbose=0, shuffle=True)
-    history: dict[str, Any] = {k: [float(v) for v in hist.history.get(k, [])]
-                               for k in ("loss", "val_loss", "accuracy", "val_accuracy")}
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=cfg.patience, restore_best_weights=True, start_from_epoch=min(5, cfg.epochs // 3)
+    )
+    hist = model.fit(
+        xtr,
+        ytr,
+        validation_data=(xva, yva),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        callbacks=[stop],
+        verbose=0,
+        shuffle=True,
+    )
+    history: dict[str, Any] = {
+        k: [float(v) for v in hist.history.get(k, [])] for k in ("loss", "val_loss", "accuracy", "val_accuracy")
+    }
     history["best_epoch"] = int(np.argmin(history["val_loss"])) + 1 if history["val_loss"] else 0
     return model, history
 
@@ -216,8 +240,17 @@ class NetResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def train_net(kind: str, data: Any, labels: Sequence[str], *, test_size: float = 0.2, seed: int = 42,
-              cv_folds: int = 3, quick: bool = False, overrides: dict[str, Any] | None = None) -> NetResult:
+def train_net(
+    kind: str,
+    data: Any,
+    labels: Sequence[str],
+    *,
+    test_size: float = 0.2,
+    seed: int = 42,
+    cv_folds: int = 3,
+    quick: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> NetResult:
     """Train the ANN (``data``: (n, 43) features) or CNN (``data``: list of (96, frames) spectrograms).
 
     The stored model is trained on the stratified training split and scored on the held-out
@@ -247,10 +280,22 @@ def train_net(kind: str, data: Any, labels: Sequence[str], *, test_size: float =
             f1s.append(fold["macro_f1"])
         metrics.update(cv_summary(accs, f1s))
     metrics["n_train"], metrics["n_test"] = len(tr), len(te)
-    params = {"config": _plain(asdict(cfg)), "test_size": test_size, "seed": seed, "cv_folds": cv_folds,
-              "epochs_trained": len(history["loss"]), "parameters": int(model.count_params())}
-    return NetResult(model=model, classes=classes, params=params, metrics=metrics,
-                     seconds=time.perf_counter() - t0, embedding_dim=int(cfg.embedding_dim))
+    params = {
+        "config": _plain(asdict(cfg)),
+        "test_size": test_size,
+        "seed": seed,
+        "cv_folds": cv_folds,
+        "epochs_trained": len(history["loss"]),
+        "parameters": int(model.count_params()),
+    }
+    return NetResult(
+        model=model,
+        classes=classes,
+        params=params,
+        metrics=metrics,
+        seconds=time.perf_counter() - t0,
+        embedding_dim=int(cfg.embedding_dim),
+    )
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ States: ``training`` (being trained) -> ``candidate`` (trained, backfilled) -> `
 or ``failed``. Promotion swaps active versions in one transaction, so a query never sees a
 half-updated index.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,8 +45,9 @@ def active_version(session: Session, kind: str) -> ModelVersion | None:
 
 
 def active_versions(session: Session) -> list[ModelVersion]:
-    return list(session.execute(
-        select(ModelVersion).where(ModelVersion.state == ACTIVE).order_by(ModelVersion.id)).scalars())
+    return list(
+        session.execute(select(ModelVersion).where(ModelVersion.state == ACTIVE).order_by(ModelVersion.id)).scalars()
+    )
 
 
 def get_version(session: Session, version_id: int) -> ModelVersion:
@@ -55,8 +57,9 @@ def get_version(session: Session, version_id: int) -> ModelVersion:
     return v
 
 
-def list_versions(session: Session, kind: str | None = None, state: str | None = None,
-                  limit: int | None = None) -> list[ModelVersion]:
+def list_versions(
+    session: Session, kind: str | None = None, state: str | None = None, limit: int | None = None
+) -> list[ModelVersion]:
     """Versions, newest first, optionally of one kind and/or state."""
     q = select(ModelVersion).order_by(ModelVersion.id.desc())
     if kind is not None:
@@ -76,8 +79,9 @@ def load_artifact(session: Session, version_id: int) -> bytes:
     artifact is never deserialised.
     """
     row = session.execute(
-        select(ModelVersion.artifact, ModelVersion.artifact_sha256, ModelVersion.kind)
-        .where(ModelVersion.id == int(version_id))
+        select(ModelVersion.artifact, ModelVersion.artifact_sha256, ModelVersion.kind).where(
+            ModelVersion.id == int(version_id)
+        )
     ).one_or_none()
     if row is None:
         raise ModelNotTrainedError(f"no model version {version_id}")
@@ -90,7 +94,8 @@ def load_artifact(session: Session, version_id: int) -> bytes:
         raise ArtifactIntegrityError(
             f"the artifact of model version {version_id} ({kind}) does not match its recorded sha256 "
             f"(recorded {recorded[:12]}..., stored bytes hash to {actual[:12]}...); it was not loaded. "
-            f"Retrain (`musicindex train --models {kind}`) or roll back (`musicindex models rollback {kind}`).")
+            f"Retrain (`musicindex train --models {kind}`) or roll back (`musicindex models rollback {kind}`)."
+        )
     return data
 
 
@@ -107,8 +112,9 @@ class Decision:
     active_score: float | None
 
 
-def decide(kind: str, candidate_metrics: dict[str, Any] | None, active_metrics: dict[str, Any] | None,
-           tolerance: float) -> Decision:
+def decide(
+    kind: str, candidate_metrics: dict[str, Any] | None, active_metrics: dict[str, Any] | None, tolerance: float
+) -> Decision:
     """Champion/challenger for one kind: promote the candidate unless it is worse than the active
     version by more than ``tolerance`` on the kind's ``QUALITY_METRIC``.
 
@@ -125,13 +131,13 @@ def decide(kind: str, candidate_metrics: dict[str, Any] | None, active_metrics: 
     if not isinstance(new, (int, float)) or not isinstance(old, (int, float)):
         return Decision(True, f"{metric} missing on one side", metric, new, old)
     better = float(new) >= float(old) - tolerance
-    why = (f"{metric} {float(new):.4f} vs active {float(old):.4f} (tolerance {tolerance})"
-           + ("" if better else ": challenger is worse, stays a candidate"))
+    why = f"{metric} {float(new):.4f} vs active {float(old):.4f} (tolerance {tolerance})" + (
+        "" if better else ": challenger is worse, stays a candidate"
+    )
     return Decision(better, why, metric, float(new), float(old))
 
 
-def decide_promotion(session: Session, run_id: int,
-                     tolerance: float | None = None) -> tuple[list[int], dict[str, Any]]:
+def decide_promotion(session: Session, run_id: int, tolerance: float | None = None) -> tuple[list[int], dict[str, Any]]:
     """Which candidates of run ``run_id`` become active (:func:`decide` per kind), and why.
 
     ``tolerance`` defaults to ``MUSICINDEX_PROMOTION_TOLERANCE`` (0.01: a retrain on more data
@@ -145,18 +151,29 @@ def decide_promotion(session: Session, run_id: int,
         tolerance = get_settings().promotion_tolerance
     chosen: list[int] = []
     comparison: dict[str, Any] = {}
-    candidates = session.execute(
-        select(ModelVersion).where(ModelVersion.run_id == run_id, ModelVersion.state == CANDIDATE)
-        .order_by(ModelVersion.id)).scalars().all()
+    candidates = (
+        session.execute(
+            select(ModelVersion)
+            .where(ModelVersion.run_id == run_id, ModelVersion.state == CANDIDATE)
+            .order_by(ModelVersion.id)
+        )
+        .scalars()
+        .all()
+    )
     for cand in candidates:
         champion = active_version(session, cand.kind)
         d = decide(cand.kind, cand.metrics, None if champion is None else (champion.metrics or {}), tolerance)
         if d.promote:
             chosen.append(cand.id)
         comparison[cand.kind] = {
-            "candidate": cand.id, "active": champion.id if champion is not None else None, "metric": d.metric,
-            "candidate_score": d.candidate_score, "active_score": d.active_score, "tolerance": tolerance,
-            "decision": "promoted" if d.promote else "kept as candidate", "reason": d.reason,
+            "candidate": cand.id,
+            "active": champion.id if champion is not None else None,
+            "metric": d.metric,
+            "candidate_score": d.candidate_score,
+            "active_score": d.active_score,
+            "tolerance": tolerance,
+            "decision": "promoted" if d.promote else "kept as candidate",
+            "reason": d.reason,
         }
     return chosen, comparison
 
@@ -172,8 +189,8 @@ def promote(session: Session, version_ids: Sequence[int]) -> list[int]:
         return []
     session.execute(select(func.pg_advisory_xact_lock(_PROMOTE_LOCK)))
     rows = session.execute(
-        select(ModelVersion.id, ModelVersion.kind, ModelVersion.state).where(ModelVersion.id.in_(ids))
-        .with_for_update()).all()
+        select(ModelVersion.id, ModelVersion.kind, ModelVersion.state).where(ModelVersion.id.in_(ids)).with_for_update()
+    ).all()
     found = {r.id for r in rows}
     missing = [v for v in ids if v not in found]
     if missing:
@@ -181,17 +198,25 @@ def promote(session: Session, version_ids: Sequence[int]) -> list[int]:
     kinds: dict[str, int] = {}
     for r in rows:
         if r.state not in ("candidate", "retired", "active"):
-            raise InvalidArgumentError(f"model version {r.id} is {r.state}; only candidate or retired versions "
-                                       "can be activated")
+            raise InvalidArgumentError(
+                f"model version {r.id} is {r.state}; only candidate or retired versions can be activated"
+            )
         if r.kind in kinds:
             raise InvalidArgumentError(f"versions {kinds[r.kind]} and {r.id} are both {r.kind}; activate one per kind")
         kinds[r.kind] = r.id
-    retired = list(session.execute(
+    retired = list(
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.kind.in_(list(kinds)), ModelVersion.state == ACTIVE, ModelVersion.id.not_in(ids))
+            .values(state="retired")
+            .returning(ModelVersion.id)
+        ).scalars()
+    )
+    session.execute(
         update(ModelVersion)
-        .where(ModelVersion.kind.in_(list(kinds)), ModelVersion.state == ACTIVE, ModelVersion.id.not_in(ids))
-        .values(state="retired").returning(ModelVersion.id)).scalars())
-    session.execute(update(ModelVersion).where(ModelVersion.id.in_(ids), ModelVersion.state != "active")
-                    .values(state="active", activated_at=func.now()))
+        .where(ModelVersion.id.in_(ids), ModelVersion.state != "active")
+        .values(state="active", activated_at=func.now())
+    )
     session.flush()
     session.expire_all()
     return retired
@@ -201,8 +226,10 @@ def rollback(session: Session, kind: str) -> ModelVersion:
     """Re-activate the most recently retired version of ``kind`` (the active one is retired)."""
     _check_kind(kind)
     prev = session.execute(
-        select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.state == "retired")
-        .order_by(ModelVersion.activated_at.desc().nulls_last(), ModelVersion.id.desc()).limit(1)
+        select(ModelVersion)
+        .where(ModelVersion.kind == kind, ModelVersion.state == "retired")
+        .order_by(ModelVersion.activated_at.desc().nulls_last(), ModelVersion.id.desc())
+        .limit(1)
     ).scalar_one_or_none()
     if prev is None:
         raise ModelNotTrainedError(f"no retired {kind} version to roll back to")
@@ -215,9 +242,12 @@ def genre_model_version(session: Session, preference: str = "auto") -> ModelVers
     """The active classifier answering genre questions (``vocab.pick_genre_model``); None if none."""
     if preference not in ("auto", *CLASSIFIER_KINDS):
         raise InvalidArgumentError(f"genre model {preference!r}: choose auto, {', '.join(CLASSIFIER_KINDS)}")
-    versions = {v.id: v for v in session.execute(
-        select(ModelVersion).where(ModelVersion.state == ACTIVE, ModelVersion.kind.in_(CLASSIFIER_KINDS))
-    ).scalars()}
+    versions = {
+        v.id: v
+        for v in session.execute(
+            select(ModelVersion).where(ModelVersion.state == ACTIVE, ModelVersion.kind.in_(CLASSIFIER_KINDS))
+        ).scalars()
+    }
     pick = pick_genre_model([GenreCandidate(v.id, v.kind, v.metrics or {}) for v in versions.values()], preference)
     return versions[pick.id] if pick is not None else None
 
@@ -225,20 +255,27 @@ def genre_model_version(session: Session, preference: str = "auto") -> ModelVers
 def version_summary(v: ModelVersion) -> dict[str, Any]:
     """id, kind, state, created, key metrics and sha256 prefix of a version (for listings)."""
     m = v.metrics or {}
-    keys = ("accuracy", "macro_f1", "cv_accuracy_mean", "cv_accuracy_std", "silhouette", "davies_bouldin",
-            "n_clusters")
+    keys = ("accuracy", "macro_f1", "cv_accuracy_mean", "cv_accuracy_std", "silhouette", "davies_bouldin", "n_clusters")
     return {
-        "id": v.id, "kind": v.kind, "state": v.state, "run_id": v.run_id,
+        "id": v.id,
+        "kind": v.kind,
+        "state": v.state,
+        "run_id": v.run_id,
         "created_at": v.created_at.isoformat() if v.created_at else None,
         "activated_at": v.activated_at.isoformat() if v.activated_at else None,
         "metrics": {k: m[k] for k in keys if k in m},
-        "training_seconds": v.training_seconds, "embedding_dim": v.embedding_dim,
+        "training_seconds": v.training_seconds,
+        "embedding_dim": v.embedding_dim,
         "n_classes": len(v.classes) if v.classes else None,
-        "sha256": v.artifact_sha256, "error": v.error,
+        "sha256": v.artifact_sha256,
+        "error": v.error,
     }
 
 
 def existing_hnsw_indexes(session: Session) -> set[str]:
-    return set(session.execute(text(
-        "SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings' AND indexname LIKE :pattern"
-    ), {"pattern": HNSW_INDEX_PATTERN}).scalars())
+    return set(
+        session.execute(
+            text("SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings' AND indexname LIKE :pattern"),
+            {"pattern": HNSW_INDEX_PATTERN},
+        ).scalars()
+    )

@@ -8,6 +8,7 @@ metrics), silhouette against k (the sweep stored in the clusterers' metrics), a 
 of the tracks coloured by genre, and the least confident genre predictions.
 Every text that comes from the database (titles, artists, labels) is HTML-escaped.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,7 +16,6 @@ import html
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -74,8 +74,15 @@ def _confusion_png(v: ModelVersion, path: Path) -> None:
     top = mat.max() if mat.size else 0
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
-            ax.text(j, i, int(mat[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if mat[i, j] > top / 2 else "black")
+            ax.text(
+                j,
+                i,
+                int(mat[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if mat[i, j] > top / 2 else "black",
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{v.kind} v{v.id} (held-out)")
@@ -170,8 +177,12 @@ def write_report(db: Database, out_dir: str | os.PathLike) -> Path:
         genre_v = genre_model_version(s)
         genre_id = genre_v.id if genre_v else None
         counts = dict(s.execute(select(Track.status, func.count()).group_by(Track.status)).all())
-        per_label = s.execute(select(Track.label, func.count()).where(Track.status == "indexed")
-                              .group_by(Track.label).order_by(Track.label)).all()
+        per_label = s.execute(
+            select(Track.label, func.count())
+            .where(Track.status == "indexed")
+            .group_by(Track.label)
+            .order_by(Track.label)
+        ).all()
         last_run = s.execute(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)).scalar_one_or_none()
         least: Sequence[Any] = []
         if genre_id is not None:
@@ -179,25 +190,34 @@ def write_report(db: Database, out_dir: str | os.PathLike) -> Path:
                 select(Track.title, Track.artist, Track.path, Track.label, Prediction.genre, Prediction.confidence)
                 .join(Prediction, Prediction.track_id == Track.id)
                 .where(Prediction.model_version_id == genre_id, Track.status == "indexed")
-                .order_by(Prediction.confidence, Track.id).limit(LEAST_CONFIDENT)).all()
+                .order_by(Prediction.confidence, Track.id)
+                .limit(LEAST_CONFIDENT)
+            ).all()
     classifiers = [v for v in versions if v.kind in CLASSIFIER_KINDS]
     clusterers = [v for v in versions if v.kind in CLUSTER_KINDS]
-    parts: list[str] = [f"<!doctype html><html><head><meta charset='utf-8'><title>musicindex model report</title>"
-                        f"<style>{_CSS}</style></head><body>", "<h1>musicindex model report</h1>",
-                        f"<p>generated {_e(dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC'))}; "
-                        f"tracks: {_e(', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none')}</p>"]
+    parts: list[str] = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>musicindex model report</title>"
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>musicindex model report</h1>",
+        f"<p>generated {_e(dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC'))}; "
+        f"tracks: {_e(', '.join(f'{k} {v}' for k, v in sorted(counts.items())) or 'none')}</p>",
+    ]
     if last_run is not None:
-        parts.append(f"<p>latest training run {last_run.id} ({_e(last_run.trigger)}): {_e(last_run.status)}"
-                     f"{' — ' + _e(last_run.error) if last_run.error else ''}, started "
-                     f"{_e(last_run.started_at.strftime('%Y-%m-%d %H:%M') if last_run.started_at else '')}</p>")
+        parts.append(
+            f"<p>latest training run {last_run.id} ({_e(last_run.trigger)}): {_e(last_run.status)}"
+            f"{' — ' + _e(last_run.error) if last_run.error else ''}, started "
+            f"{_e(last_run.started_at.strftime('%Y-%m-%d %H:%M') if last_run.started_at else '')}</p>"
+        )
     if not versions:
         parts.append("<p><b>No active model.</b> Train with <code>musicindex train</code>.</p>")
 
     # --- metrics tables
     if classifiers:
-        parts.append("<h2>Genre classifiers (active versions)</h2><table><tr><th class='l'>model</th><th>version</th>"
-                     "<th>accuracy</th><th>macro precision</th><th>macro recall</th><th>macro F1</th>"
-                     "<th>CV accuracy</th><th>CV macro F1</th><th>train / test</th><th>training s</th></tr>")
+        parts.append(
+            "<h2>Genre classifiers (active versions)</h2><table><tr><th class='l'>model</th><th>version</th>"
+            "<th>accuracy</th><th>macro precision</th><th>macro recall</th><th>macro F1</th>"
+            "<th>CV accuracy</th><th>CV macro F1</th><th>train / test</th><th>training s</th></tr>"
+        )
         for v in classifiers:
             m = v.metrics or {}
             star = " ★" if v.id == genre_id else ""
@@ -206,25 +226,37 @@ def write_report(db: Database, out_dir: str | os.PathLike) -> Path:
                 f"<td>{_fmt(m.get('macro_precision'))}</td><td>{_fmt(m.get('macro_recall'))}</td>"
                 f"<td>{_fmt(m.get('macro_f1'))}</td><td>{_e(_pm(m, 'cv_accuracy'))}</td>"
                 f"<td>{_e(_pm(m, 'cv_macro_f1'))}</td><td>{_e(m.get('n_train', '–'))} / {_e(m.get('n_test', '–'))}</td>"
-                f"<td>{_fmt(v.training_seconds, 1)}</td></tr>")
-        parts.append("</table><p>★ the genre model (best held-out macro F1). Accuracy and macro P/R/F1 on the "
-                     "held-out stratified split; CV: stratified k-fold mean ± standard deviation.</p>")
+                f"<td>{_fmt(v.training_seconds, 1)}</td></tr>"
+            )
+        parts.append(
+            "</table><p>★ the genre model (best held-out macro F1). Accuracy and macro P/R/F1 on the "
+            "held-out stratified split; CV: stratified k-fold mean ± standard deviation.</p>"
+        )
     if clusterers:
-        parts.append("<h2>Clustering (active versions)</h2><table><tr><th class='l'>model</th><th>version</th>"
-                     "<th>k</th><th>silhouette</th><th>Davies-Bouldin</th><th>cluster sizes</th><th>training s</th></tr>")
+        parts.append(
+            "<h2>Clustering (active versions)</h2><table><tr><th class='l'>model</th><th>version</th>"
+            "<th>k</th><th>silhouette</th><th>Davies-Bouldin</th><th>cluster sizes</th><th>training s</th></tr>"
+        )
         for v in clusterers:
             m = v.metrics or {}
-            parts.append(f"<tr><td class='l'>{_e(v.kind)}</td><td>{v.id}</td><td>{_e(m.get('n_clusters'))}</td>"
-                         f"<td>{_fmt(m.get('silhouette'))}</td><td>{_fmt(m.get('davies_bouldin'))}</td>"
-                         f"<td class='l'>{_e(m.get('cluster_sizes', ''))}</td><td>{_fmt(v.training_seconds, 1)}</td></tr>")
+            parts.append(
+                f"<tr><td class='l'>{_e(v.kind)}</td><td>{v.id}</td><td>{_e(m.get('n_clusters'))}</td>"
+                f"<td>{_fmt(m.get('silhouette'))}</td><td>{_fmt(m.get('davies_bouldin'))}</td>"
+                f"<td class='l'>{_e(m.get('cluster_sizes', ''))}</td><td>{_fmt(v.training_seconds, 1)}</td></tr>"
+            )
         parts.append("</table>")
     if versions:
-        parts.append("<h2>Registry</h2><table><tr><th class='l'>model</th><th>version</th><th>state</th>"
-                     "<th>run</th><th class='l'>created</th><th>embedding dim</th><th class='l'>sha256</th></tr>")
+        parts.append(
+            "<h2>Registry</h2><table><tr><th class='l'>model</th><th>version</th><th>state</th>"
+            "<th>run</th><th class='l'>created</th><th>embedding dim</th><th class='l'>sha256</th></tr>"
+        )
         for v in versions:
-            parts.append(f"<tr><td class='l'>{_e(v.kind)}</td><td>{v.id}</td><td>{_e(v.state)}</td><td>{_e(v.run_id)}</td>"
-                         f"<td class='l'>{_e(v.created_at.strftime('%Y-%m-%d %H:%M') if v.created_at else '')}</td>"
-                         f"<td>{_e(v.embedding_dim or '')}</td><td class='l'><code>{_e((v.artifact_sha256 or '')[:16])}</code></td></tr>")
+            parts.append(
+                f"<tr><td class='l'>{_e(v.kind)}</td><td>{v.id}</td><td>{_e(v.state)}</td><td>{_e(v.run_id)}</td>"
+                f"<td class='l'>{_e(v.created_at.strftime('%Y-%m-%d %H:%M') if v.created_at else '')}</td>"
+                f"<td>{_e(v.embedding_dim or '')}</td>"
+                f"<td class='l'><code>{_e((v.artifact_sha256 or '')[:16])}</code></td></tr>"
+            )
         parts.append("</table>")
 
     # --- figures
@@ -241,8 +273,10 @@ def write_report(db: Database, out_dir: str | os.PathLike) -> Path:
             name = f"history_{v.kind}_v{v.id}.png"
             _history_png(v, out / name)
             best = (v.metrics.get("history") or {}).get("best_epoch")
-            parts.append(f"<div><img src='{name}' alt='learning curves of {_e(v.kind)}'>"
-                         f"<br>early stopping kept epoch {_e(best)}</div>")
+            parts.append(
+                f"<div><img src='{name}' alt='learning curves of {_e(v.kind)}'>"
+                f"<br>early stopping kept epoch {_e(best)}</div>"
+            )
     swept = [v for v in clusterers if len((v.metrics or {}).get("sweep") or []) > 1]
     if swept:
         parts.append("<h2>Silhouette against k</h2>")
@@ -258,12 +292,16 @@ def write_report(db: Database, out_dir: str | os.PathLike) -> Path:
             parts.append(f"<tr><td class='l'>{_e(lab if lab is not None else '(unlabelled)')}</td><td>{c}</td></tr>")
         parts.append("</table>")
     if least and genre_v is not None:
-        parts.append(f"<h2>Least confident genre predictions ({_e(genre_v.kind)} v{genre_id})</h2><table>"
-                     "<tr><th class='l'>title</th><th class='l'>artist</th><th class='l'>label</th>"
-                     "<th class='l'>predicted</th><th>confidence</th></tr>")
+        parts.append(
+            f"<h2>Least confident genre predictions ({_e(genre_v.kind)} v{genre_id})</h2><table>"
+            "<tr><th class='l'>title</th><th class='l'>artist</th><th class='l'>label</th>"
+            "<th class='l'>predicted</th><th>confidence</th></tr>"
+        )
         for title, artist, path, lab, genre, conf in least:
-            parts.append(f"<tr><td class='l'>{_e(title or os.path.basename(path))}</td><td class='l'>{_e(artist)}</td>"
-                         f"<td class='l'>{_e(lab)}</td><td class='l'>{_e(genre)}</td><td>{_fmt(conf)}</td></tr>")
+            parts.append(
+                f"<tr><td class='l'>{_e(title or os.path.basename(path))}</td><td class='l'>{_e(artist)}</td>"
+                f"<td class='l'>{_e(lab)}</td><td class='l'>{_e(genre)}</td><td>{_fmt(conf)}</td></tr>"
+            )
         parts.append("</table>")
     parts.append("</body></html>")
     path = out / "index.html"

@@ -1,4 +1,5 @@
 """``TrainingService``: what ``MusicIndex`` offers for training, the registry, evaluation and the report."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,16 @@ class TrainingService:
         self.settings = settings
         self.dispatcher = dispatcher
 
-    def train(self, models: str | Iterable[str] | None = None, *, wait: bool = True, local: bool = False,
-              timeout: float | None = None, trigger: str = "manual", **options: Any):
+    def train(
+        self,
+        models: str | Iterable[str] | None = None,
+        *,
+        wait: bool = True,
+        local: bool = False,
+        timeout: float | None = None,
+        trigger: str = "manual",
+        **options: Any,
+    ):
         """Train ``models`` (default all: knn, logreg, ann, cnn, kmeans, birch, gmm).
 
         By default the job runs on a worker (`train` queue); ``wait=True`` blocks until it is
@@ -52,8 +61,10 @@ class TrainingService:
             if isinstance(exc, MusicIndexError):
                 raise
             if type(exc).__name__ == "TimeoutError":
-                raise TimeoutError(f"training did not finish within {timeout} s (task {async_result.id} goes on; "
-                                   "`musicindex models list` shows the result later)") from None
+                raise TimeoutError(
+                    f"training did not finish within {timeout} s (task {async_result.id} goes on; "
+                    "`musicindex models list` shows the result later)"
+                ) from None
             raise MusicIndexError(f"training failed on the worker: {type(exc).__name__}: {exc}") from None
         if out.get("status") == "failed" and out.get("error_type"):
             cls = getattr(errors, out["error_type"], MusicIndexError)
@@ -65,7 +76,9 @@ class TrainingService:
         return res
 
     # ------------------------------------------------------------------ registry
-    def models(self, kind: str | None = None, state: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def models(
+        self, kind: str | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         """Model versions, newest first: id, kind, state, created, key metrics, sha256, ..."""
         from musicindex.ml import registry
 
@@ -79,8 +92,13 @@ class TrainingService:
         with self.db.session() as s:
             v = registry.get_version(s, version_id)
             d = registry.version_summary(v)
-            d.update(params=v.params, snapshot=v.snapshot, metrics=v.metrics, classes=v.classes,
-                     artifact_bytes=len(v.artifact) if v.artifact is not None else None)
+            d.update(
+                params=v.params,
+                snapshot=v.snapshot,
+                metrics=v.metrics,
+                classes=v.classes,
+                artifact_bytes=len(v.artifact) if v.artifact is not None else None,
+            )
             return d
 
     def active_models(self) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ Any failure: the run's versions become ``failed`` (their backfilled rows are rem
 run is ``failed`` with the error, and the active versions are untouched.
 Runs are serialised by a PostgreSQL advisory lock.
 """
+
 from __future__ import annotations
 
 import logging
@@ -105,12 +106,26 @@ class _Trained:
     embedding_dim: int | None = None
 
 
-def train(db: Database, models: str | Iterable[str] | None = None, *, test_size: float = 0.2, seed: int = 42,
-          cv_folds: int = 5, net_cv_folds: int = 3, quick: bool = False, n_clusters: int | None = None,
-          max_k: int = 12, pca: float | None = None, min_per_label: int = MIN_TRACKS_PER_LABEL,
-          drop_rare_labels: bool = False, trigger: str = "manual", net_overrides: dict[str, dict] | None = None,
-          on_progress: Callable[[str], None] | None = None, force: bool = False,
-          promotion_tolerance: float | None = None) -> TrainResult:
+def train(
+    db: Database,
+    models: str | Iterable[str] | None = None,
+    *,
+    test_size: float = 0.2,
+    seed: int = 42,
+    cv_folds: int = 5,
+    net_cv_folds: int = 3,
+    quick: bool = False,
+    n_clusters: int | None = None,
+    max_k: int = 12,
+    pca: float | None = None,
+    min_per_label: int = MIN_TRACKS_PER_LABEL,
+    drop_rare_labels: bool = False,
+    trigger: str = "manual",
+    net_overrides: dict[str, dict] | None = None,
+    on_progress: Callable[[str], None] | None = None,
+    force: bool = False,
+    promotion_tolerance: float | None = None,
+) -> TrainResult:
     """Train ``models`` (default: all) on the indexed tracks; see the module docstring.
 
     ``test_size``: held-out fraction of the stratified split (0.4 for the study's 60:40);
@@ -138,19 +153,52 @@ def train(db: Database, models: str | Iterable[str] | None = None, *, test_size:
             cleaned = cleanup_stale_runs(db)
             if cleaned:
                 say(f"cleaned up after interrupted training run(s) {', '.join(map(str, cleaned))}")
-            return _train_locked(db, kinds, say, t_run, test_size=test_size, seed=seed, cv_folds=cv_folds,
-                                 net_cv_folds=net_cv_folds, quick=quick, n_clusters=n_clusters, max_k=max_k,
-                                 pca=pca, min_per_label=min_per_label, drop_rare_labels=drop_rare_labels,
-                                 trigger=trigger, net_overrides=net_overrides or {},
-                                 promotion_tolerance=promotion_tolerance, force=force)
+            return _train_locked(
+                db,
+                kinds,
+                say,
+                t_run,
+                test_size=test_size,
+                seed=seed,
+                cv_folds=cv_folds,
+                net_cv_folds=net_cv_folds,
+                quick=quick,
+                n_clusters=n_clusters,
+                max_k=max_k,
+                pca=pca,
+                min_per_label=min_per_label,
+                drop_rare_labels=drop_rare_labels,
+                trigger=trigger,
+                net_overrides=net_overrides or {},
+                promotion_tolerance=promotion_tolerance,
+                force=force,
+            )
         finally:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _TRAIN_LOCK})
             lock_conn.commit()
 
 
-def _train_locked(db: Database, kinds: list[str], say, t_run: float, *, test_size, seed, cv_folds, net_cv_folds,
-                  quick, n_clusters, max_k, pca, min_per_label, drop_rare_labels, trigger, net_overrides,
-                  promotion_tolerance, force) -> TrainResult:
+def _train_locked(
+    db: Database,
+    kinds: list[str],
+    say,
+    t_run: float,
+    *,
+    test_size,
+    seed,
+    cv_folds,
+    net_cv_folds,
+    quick,
+    n_clusters,
+    max_k,
+    pca,
+    min_per_label,
+    drop_rare_labels,
+    trigger,
+    net_overrides,
+    promotion_tolerance,
+    force,
+) -> TrainResult:
     # ---- 1. data, checked before anything is written
     with db.session() as s:
         ds = load_dataset(s)
@@ -174,30 +222,44 @@ def _train_locked(db: Database, kinds: list[str], say, t_run: float, *, test_siz
             raise NotEnoughDataError(
                 f"a held-out split of {test_size:.0%} needs at least one track of each of the {len(class_counts)} "
                 f"genres, i.e. at least {min_test} labelled tracks; there are {len(y_all)}. "
-                "Ingest more labelled music or raise the test size.")
+                "Ingest more labelled music or raise the test size."
+            )
     need_n = MIN_TRACKS_CLUSTERING if set(kinds) & set(CLUSTER_KINDS) else 2
     if n < need_n:
         raise NotEnoughDataError(
             f"training {'the clusterers ' if need_n > 2 else ''}needs at least {need_n} indexed tracks; the index "
-            f"has {n}. Ingest music first (`musicindex ingest PATH --wait`).")
+            f"has {n}. Ingest music first (`musicindex ingest PATH --wait`)."
+        )
     specs: dict[int, np.ndarray] = {}
     if "cnn" in kinds:
         with db.session() as s:
             specs = load_spectrograms(s, ids_lab)
         has = np.array([int(t) in specs for t in ids_lab], dtype=bool)
         if not has.all():
-            check_labels(y_all[has].tolist(), min_per_label=min_per_label, folds=max(cv_folds, net_cv_folds),
-                         what="the CNN (tracks with a stored spectrogram)")
+            check_labels(
+                y_all[has].tolist(),
+                min_per_label=min_per_label,
+                folds=max(cv_folds, net_cv_folds),
+                what="the CNN (tracks with a stored spectrogram)",
+            )
     base_snapshot = {
-        "n_indexed": int(n), "n_labelled": len(y_all), "class_counts": ds.class_counts() if not dropped else
-        {k: v for k, v in ds.class_counts().items() if k not in dropped},
-        "dropped_labels": dropped, "data_fingerprint": ds.fingerprint, "test_size": test_size, "seed": seed,
+        "n_indexed": int(n),
+        "n_labelled": len(y_all),
+        "class_counts": ds.class_counts()
+        if not dropped
+        else {k: v for k, v in ds.class_counts().items() if k not in dropped},
+        "dropped_labels": dropped,
+        "data_fingerprint": ds.fingerprint,
+        "test_size": test_size,
+        "seed": seed,
         "feature_names": list(FEATURE_NAMES),
     }
 
     if not force and _unchanged_since_active(db, kinds, ds.fingerprint):
-        say(f"labelled data unchanged since the active models were trained ({ds.fingerprint[:12]}); "
-            "skipped (force / --force trains anyway)")
+        say(
+            f"labelled data unchanged since the active models were trained ({ds.fingerprint[:12]}); "
+            "skipped (force / --force trains anyway)"
+        )
         return TrainResult(run_id=None, status="skipped", versions=[], seconds=time.perf_counter() - t_run)
 
     # ---- 2. run and version rows
@@ -218,9 +280,23 @@ def _train_locked(db: Database, kinds: list[str], say, t_run: float, *, test_siz
         # ---- 3. train
         for kind, vid in version_ids.items():
             say(f"  training {kind} (version {vid}) ...")
-            res = _train_one(kind, ds, X_lab, y_all, ids_lab, specs, test_size=test_size, seed=seed,
-                             cv_folds=cv_folds, net_cv_folds=net_cv_folds, quick=quick, n_clusters=n_clusters,
-                             max_k=max_k, pca=pca, overrides=net_overrides.get(kind))
+            res = _train_one(
+                kind,
+                ds,
+                X_lab,
+                y_all,
+                ids_lab,
+                specs,
+                test_size=test_size,
+                seed=seed,
+                cv_folds=cv_folds,
+                net_cv_folds=net_cv_folds,
+                quick=quick,
+                n_clusters=n_clusters,
+                max_k=max_k,
+                pca=pca,
+                overrides=net_overrides.get(kind),
+            )
             snapshot = dict(base_snapshot)
             if kind in CLUSTER_KINDS or kind == "scaler":
                 snapshot.update(n_tracks=int(n))
@@ -229,11 +305,21 @@ def _train_locked(db: Database, kinds: list[str], say, t_run: float, *, test_siz
             else:
                 snapshot.update(n_tracks=len(y_all))
             with db.session() as s:
-                s.execute(update(ModelVersion).where(ModelVersion.id == vid).values(
-                    state="candidate", params=clean_json(res.params), metrics=clean_json(res.metrics),
-                    snapshot=clean_json(snapshot), classes=res.classes, embedding_dim=res.embedding_dim,
-                    artifact=res.artifact, artifact_sha256=artifacts.sha256(res.artifact),
-                    training_seconds=float(res.seconds)))
+                s.execute(
+                    update(ModelVersion)
+                    .where(ModelVersion.id == vid)
+                    .values(
+                        state="candidate",
+                        params=clean_json(res.params),
+                        metrics=clean_json(res.metrics),
+                        snapshot=clean_json(snapshot),
+                        classes=res.classes,
+                        embedding_dim=res.embedding_dim,
+                        artifact=res.artifact,
+                        artifact_sha256=artifacts.sha256(res.artifact),
+                        training_seconds=float(res.seconds),
+                    )
+                )
             say(f"  {kind}: {_headline(kind, res.metrics)} in {res.seconds:.1f} s")
 
         # ---- 4. backfill + HNSW
@@ -255,8 +341,11 @@ def _train_locked(db: Database, kinds: list[str], say, t_run: float, *, test_siz
             promote(s, chosen)  # the rest stay candidates, with the comparison recorded
             for kind, c in comparison.items():
                 say(f"  {kind}: {c['decision']} ({c['reason']})")
-            s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(
-                status="succeeded", finished_at=func.now(), comparison=comparison))
+            s.execute(
+                update(TrainingRun)
+                .where(TrainingRun.id == run_id)
+                .values(status="succeeded", finished_at=func.now(), comparison=comparison)
+            )
     except BaseException as exc:
         _fail_run(db, run_id, list(version_ids.values()), exc)
         raise
@@ -267,8 +356,12 @@ def _train_locked(db: Database, kinds: list[str], say, t_run: float, *, test_siz
     except Exception:
         log.exception("catch-up backfill after run %s failed", run_id)
     with db.session() as s:
-        versions = [version_summary(v) for v in s.execute(
-            select(ModelVersion).where(ModelVersion.run_id == run_id).order_by(ModelVersion.id)).scalars()]
+        versions = [
+            version_summary(v)
+            for v in s.execute(
+                select(ModelVersion).where(ModelVersion.run_id == run_id).order_by(ModelVersion.id)
+            ).scalars()
+        ]
     seconds = time.perf_counter() - t_run
     say(f"training run {run_id} succeeded in {seconds:.1f} s")
     return TrainResult(run_id=run_id, status="succeeded", versions=versions, seconds=seconds)
@@ -278,8 +371,9 @@ def _unchanged_since_active(db: Database, kinds: list[str], fingerprint: str) ->
     """Whether every requested kind's active version was trained on exactly this data."""
     with db.session() as s:
         for kind in kinds:
-            v = s.execute(select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.state == "active")
-                          ).scalar_one_or_none()
+            v = s.execute(
+                select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.state == "active")
+            ).scalar_one_or_none()
             if v is None or (v.snapshot or {}).get("data_fingerprint") != fingerprint:
                 return False
     return True
@@ -297,18 +391,32 @@ def cleanup_stale_runs(db: Database) -> list[int]:
         stale = list(s.execute(select(TrainingRun.id).where(TrainingRun.status == "running")).scalars())
         if not stale:
             return []
-        vids = list(s.execute(select(ModelVersion.id).where(
-            ModelVersion.run_id.in_(stale), ModelVersion.state.in_(("training", "candidate")))).scalars())
+        vids = list(
+            s.execute(
+                select(ModelVersion.id).where(
+                    ModelVersion.run_id.in_(stale), ModelVersion.state.in_(("training", "candidate"))
+                )
+            ).scalars()
+        )
         if vids:
             for table in ("embeddings", "predictions", "cluster_assignments"):
                 s.execute(text(f"DELETE FROM {table} WHERE model_version_id = ANY(:ids)"), {"ids": vids})
             for vid in vids:
                 s.execute(text(f'DROP INDEX IF EXISTS "{hnsw_index_name(int(vid))}"'))
-            s.execute(update(ModelVersion).where(ModelVersion.id.in_(vids)).values(
-                state="failed", error="training was interrupted (its worker died); cleaned up by a later run"))
-        s.execute(update(TrainingRun).where(TrainingRun.id.in_(stale)).values(
-            status="failed", finished_at=func.now(),
-            error="interrupted (the worker died); cleaned up by a later run"))
+            s.execute(
+                update(ModelVersion)
+                .where(ModelVersion.id.in_(vids))
+                .values(state="failed", error="training was interrupted (its worker died); cleaned up by a later run")
+            )
+        s.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id.in_(stale))
+            .values(
+                status="failed",
+                finished_at=func.now(),
+                error="interrupted (the worker died); cleaned up by a later run",
+            )
+        )
     return stale
 
 
@@ -329,24 +437,54 @@ def _fail_run(db: Database, run_id: int, version_ids: list[int], exc: BaseExcept
     except Exception:
         log.exception("could not remove the rows of failed versions %s", version_ids)
     with db.session() as s:
-        s.execute(update(ModelVersion).where(ModelVersion.id.in_(version_ids), ModelVersion.state != "active")
-                  .values(state="failed", error=msg[:4000]))
-        s.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(
-            status="failed", error=msg[:4000], finished_at=func.now()))
+        s.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id.in_(version_ids), ModelVersion.state != "active")
+            .values(state="failed", error=msg[:4000])
+        )
+        s.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run_id)
+            .values(status="failed", error=msg[:4000], finished_at=func.now())
+        )
 
 
-def _train_one(kind: str, ds, X_lab, y_lab, ids_lab, specs, *, test_size, seed, cv_folds, net_cv_folds, quick,
-               n_clusters, max_k, pca, overrides) -> _Trained:
+def _train_one(
+    kind: str,
+    ds,
+    X_lab,
+    y_lab,
+    ids_lab,
+    specs,
+    *,
+    test_size,
+    seed,
+    cv_folds,
+    net_cv_folds,
+    quick,
+    n_clusters,
+    max_k,
+    pca,
+    overrides,
+) -> _Trained:
     t0 = time.perf_counter()
     if kind == "scaler":
         from sklearn.preprocessing import StandardScaler
 
         sc = StandardScaler().fit(ds.X)
         scale = sc.scale_
-        params = {"mean": [float(v) for v in sc.mean_], "scale": [float(v) for v in scale],
-                  "feature_names": list(FEATURE_NAMES)}
-        return _Trained(artifacts.dumps_sklearn(sc), params, {"n_tracks": len(ds.X)},
-                        time.perf_counter() - t0, embedding_dim=int(ds.X.shape[1]))
+        params = {
+            "mean": [float(v) for v in sc.mean_],
+            "scale": [float(v) for v in scale],
+            "feature_names": list(FEATURE_NAMES),
+        }
+        return _Trained(
+            artifacts.dumps_sklearn(sc),
+            params,
+            {"n_tracks": len(ds.X)},
+            time.perf_counter() - t0,
+            embedding_dim=int(ds.X.shape[1]),
+        )
     if kind in ("knn", "logreg"):
         from musicindex.ml.classical import train_classical
 
@@ -360,10 +498,17 @@ def _train_one(kind: str, ds, X_lab, y_lab, ids_lab, specs, *, test_size, seed, 
         else:
             keep = [i for i, t in enumerate(ids_lab) if int(t) in specs]
             data, labels = [specs[int(ids_lab[i])] for i in keep], y_lab[keep]
-        n = train_net(kind, data, labels, test_size=test_size, seed=seed, cv_folds=net_cv_folds, quick=quick,
-                      overrides=overrides)
-        return _Trained(artifacts.dumps_keras(n.model), n.params, n.metrics, n.seconds, classes=n.classes,
-                        embedding_dim=n.embedding_dim)
+        n = train_net(
+            kind, data, labels, test_size=test_size, seed=seed, cv_folds=net_cv_folds, quick=quick, overrides=overrides
+        )
+        return _Trained(
+            artifacts.dumps_keras(n.model),
+            n.params,
+            n.metrics,
+            n.seconds,
+            classes=n.classes,
+            embedding_dim=n.embedding_dim,
+        )
     if kind in CLUSTER_KINDS:
         from musicindex.ml.clustering import train_clusterer
 
@@ -374,6 +519,15 @@ def _train_one(kind: str, ds, X_lab, y_lab, ids_lab, specs, *, test_size, seed, 
 
 def latest_runs(db: Database, limit: int = 10) -> list[dict[str, Any]]:
     with db.session() as s:
-        return [{"id": r.id, "trigger": r.trigger, "status": r.status, "models": r.models, "error": r.error,
-                 "started_at": r.started_at, "finished_at": r.finished_at}
-                for r in s.execute(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)).scalars()]
+        return [
+            {
+                "id": r.id,
+                "trigger": r.trigger,
+                "status": r.status,
+                "models": r.models,
+                "error": r.error,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+            }
+            for r in s.execute(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)).scalars()
+        ]

@@ -5,6 +5,7 @@
 offers them); results are the dataclasses of :mod:`musicindex.query.results`;
 :mod:`musicindex.query.engine` holds the snapshot, the spaces and the SQL.
 """
+
 from musicindex.query.results import ClusterResult, GenreResult, QueryResult, TrackHit
 
 __all__ = ["ClusterResult", "GenreResult", "QueryResult", "TrackHit"]

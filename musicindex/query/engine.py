@@ -10,6 +10,7 @@ reach the server as literals, which lets the planner match the partial HNSW inde
 SQL text are integers produced here (model version id, dimension, ef_search), never
 user input.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -137,8 +138,9 @@ class Snapshot:
     def versions(self) -> dict[str, VersionInfo]:
         """The active version of each kind, as of this snapshot."""
         if self._versions is None:
-            rows = self.all("SELECT id, kind, embedding_dim, params, classes, metrics FROM model_versions "
-                            "WHERE state = 'active'")
+            rows = self.all(
+                "SELECT id, kind, embedding_dim, params, classes, metrics FROM model_versions WHERE state = 'active'"
+            )
             self._versions = {r[1]: VersionInfo(int(r[0]), r[1], r[2], r[3] or {}, r[4], r[5] or {}) for r in rows}
         return self._versions
 
@@ -176,7 +178,8 @@ class Snapshot:
             raise TrackNotFoundError(
                 f"no track {ref!r} in the index (give a track id or the path it was ingested under; "
                 "`musicindex status` shows what is indexed, `SELECT id, path FROM musicindex_tracks` lists ids, "
-                "`musicindex ingest PATH` adds a file)")
+                "`musicindex ingest PATH` adds a file)"
+            )
         return TrackRow(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6])
 
     def track_ids(self, refs: Iterable[Any]) -> list[int]:
@@ -194,7 +197,9 @@ class Snapshot:
             return genre
         known = self.known_genres()
         raise UnknownGenreError(
-            f"unknown genre {genre!r}; known genres: {', '.join(known) if known else '(none: no labels and no trained genre model)'}")
+            f"unknown genre {genre!r}; known genres: "
+            + (", ".join(known) if known else "(none: no labels and no trained genre model)")
+        )
 
     def known_genres(self) -> list[str]:
         known = {r[0] for r in self.all("SELECT DISTINCT label FROM tracks WHERE label IS NOT NULL")}
@@ -214,8 +219,11 @@ def snapshot(db: Any, genre_model: str = "auto") -> Iterator[Snapshot]:
 
 # --------------------------------------------------------------------------- spaces
 _STATS_SQL = (
-    "SELECT count(*), ARRAY[" + ", ".join(f"avg(f.{c})" for c in FEATURE_NAMES) + "], ARRAY["
-    + ", ".join(f"stddev_pop(f.{c})" for c in FEATURE_NAMES) + "] "
+    "SELECT count(*), ARRAY["
+    + ", ".join(f"avg(f.{c})" for c in FEATURE_NAMES)
+    + "], ARRAY["
+    + ", ".join(f"stddev_pop(f.{c})" for c in FEATURE_NAMES)
+    + "] "
     "FROM track_features f JOIN tracks t ON t.id = f.track_id WHERE t.status = 'indexed'"
 )
 
@@ -255,8 +263,10 @@ class Space:
             if self.method == "hnsw":  # the indexed expression, verbatim
                 return f"(e.embedding::vector({d}) <=> %(q)s::vector({d}))"
             return f"(e.embedding <=> %(q)s::vector({d}))"
-        return (f"(((e.vec - %(mean)s::vector({N_FEATURES})) * %(inv)s::vector({N_FEATURES})) "
-                f"<=> %(q)s::vector({N_FEATURES}))")
+        return (
+            f"(((e.vec - %(mean)s::vector({N_FEATURES})) * %(inv)s::vector({N_FEATURES})) "
+            f"<=> %(q)s::vector({N_FEATURES}))"
+        )
 
 
 def open_space(snap: Snapshot, space: str, *, exact: bool = False) -> Space:
@@ -266,7 +276,8 @@ def open_space(snap: Snapshot, space: str, *, exact: bool = False) -> Space:
     if v is None and space != "features":
         raise ModelNotTrainedError(
             f"the {space!r} space has no trained model yet: run `musicindex train --models {space}` "
-            f"(or use space='features', which works right after ingestion)")
+            f"(or use space='features', which works right after ingestion)"
+        )
     if v is None:
         row = snap.one(_STATS_SQL)
         n = int(row[0])
@@ -281,14 +292,18 @@ def open_space(snap: Snapshot, space: str, *, exact: bool = False) -> Space:
         raise ModelNotTrainedError(f"model version {v.id} ({v.kind}) has no embedding dimension; retrain it")
     method = "exact"
     if not exact:
-        row = snap.one("SELECT c.reltuples FROM pg_class c WHERE c.relname = %(ix)s AND c.relkind = 'i'",
-                       {"ix": hnsw_index_name(v.id)})
+        row = snap.one(
+            "SELECT c.reltuples FROM pg_class c WHERE c.relname = %(ix)s AND c.relkind = 'i'",
+            {"ix": hnsw_index_name(v.id)},
+        )
         if row is not None:  # no index: brute force is the only way
             if row[0] is not None and row[0] >= EXACT_THRESHOLD:
                 method = "hnsw"
             else:
-                cnt = snap.one(f"SELECT count(*) FROM (SELECT 1 FROM embeddings WHERE model_version_id = {int(v.id)} "
-                               f"LIMIT {EXACT_THRESHOLD}) s")[0]
+                cnt = snap.one(
+                    f"SELECT count(*) FROM (SELECT 1 FROM embeddings WHERE model_version_id = {int(v.id)} "
+                    f"LIMIT {EXACT_THRESHOLD}) s"
+                )[0]
                 method = "hnsw" if cnt >= EXACT_THRESHOLD else "exact"
     return Space(space, v, dim, method)
 
@@ -316,14 +331,17 @@ def vectors(snap: Snapshot, sp: Space, track_ids: Sequence[int]) -> dict[int, np
         return {}
     out: dict[int, np.ndarray] = {}
     if sp.version is not None:
-        for tid, txt in snap.all(f"SELECT track_id, embedding::text FROM embeddings "
-                                 f"WHERE model_version_id = {int(sp.version.id)} AND track_id = ANY(%(ids)s)",
-                                 {"ids": ids}):
+        for tid, txt in snap.all(
+            f"SELECT track_id, embedding::text FROM embeddings "
+            f"WHERE model_version_id = {int(sp.version.id)} AND track_id = ANY(%(ids)s)",
+            {"ids": ids},
+        ):
             out[int(tid)] = parse_vec(txt)
     missing = [t for t in ids if t not in out]
     if missing and (sp.version is None or sp.name == "features"):
-        rows = snap.all("SELECT track_id, vec::text FROM track_features WHERE track_id = ANY(%(ids)s)",
-                        {"ids": missing})
+        rows = snap.all(
+            "SELECT track_id, vec::text FROM track_features WHERE track_id = ANY(%(ids)s)", {"ids": missing}
+        )
         for tid, txt in rows:
             if sp.empty:
                 continue
@@ -332,10 +350,12 @@ def vectors(snap: Snapshot, sp: Space, track_ids: Sequence[int]) -> dict[int, np
     if missing:
         if sp.version is None:
             raise ModelNotTrainedError(
-                f"track {missing[0]} has no audio features yet (not indexed: see `musicindex status`)")
+                f"track {missing[0]} has no audio features yet (not indexed: see `musicindex status`)"
+            )
         raise ModelNotTrainedError(
             f"track {missing[0]} has no {sp.name!r} embedding in model version {sp.version.id} "
-            f"(indexed after that model was trained): run `musicindex train --models {sp.name}` to embed it")
+            f"(indexed after that model was trained): run `musicindex train --models {sp.name}` to embed it"
+        )
     return out
 
 
@@ -347,8 +367,15 @@ class Filters:
     exclude_genres: Sequence[str] = ()
 
 
-def search_sql(snap: Snapshot, sp: Space, q: np.ndarray, limit: int, filters: Filters | None = None,
-               *, ef_search: int | None = None) -> tuple[str, str, dict[str, Any]]:
+def search_sql(
+    snap: Snapshot,
+    sp: Space,
+    q: np.ndarray,
+    limit: int,
+    filters: Filters | None = None,
+    *,
+    ef_search: int | None = None,
+) -> tuple[str, str, dict[str, Any]]:
     """(settings prefix, search statement, params) of one vector search (also used by EXPLAIN tests)."""
     f = filters or Filters()
     limit = int(limit)
@@ -377,8 +404,10 @@ def search_sql(snap: Snapshot, sp: Space, q: np.ndarray, limit: int, filters: Fi
     tie = ", e.track_id" if sp.method == "exact" else ""
     # the candidate query: ORDER BY the indexed expression, LIMIT, filters evaluated per
     # candidate (with relaxed iterative scans the index keeps feeding until LIMIT is met)
-    inner = (f"SELECT e.track_id, {dist} AS distance FROM {table} JOIN tracks t ON t.id = e.track_id {gjoin}"
-             f"WHERE {' AND '.join(where)} ORDER BY {dist}{tie} LIMIT %(lim)s")
+    inner = (
+        f"SELECT e.track_id, {dist} AS distance FROM {table} JOIN tracks t ON t.id = e.track_id {gjoin}"
+        f"WHERE {' AND '.join(where)} ORDER BY {dist}{tie} LIMIT %(lim)s"
+    )
     prefix = ""
     if sp.method == "hnsw":
         ef = int(ef_search) if ef_search else ef_search_for(limit)
@@ -386,21 +415,32 @@ def search_sql(snap: Snapshot, sp: Space, q: np.ndarray, limit: int, filters: Fi
         sp.last_ef = ef
         prefix = f"SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = relaxed_order; "
     # relaxed_order may return candidates slightly out of order: materialize, then re-order
-    sql = (f"WITH c AS MATERIALIZED ({inner}) "
-           f"SELECT c.track_id, t.path, t.title, t.artist, t.album, {gexpr}, c.distance "
-           f"FROM c JOIN tracks t ON t.id = c.track_id {gjoin}ORDER BY c.distance, c.track_id")
+    sql = (
+        f"WITH c AS MATERIALIZED ({inner}) "
+        f"SELECT c.track_id, t.path, t.title, t.artist, t.album, {gexpr}, c.distance "
+        f"FROM c JOIN tracks t ON t.id = c.track_id {gjoin}ORDER BY c.distance, c.track_id"
+    )
     return prefix, sql, params
 
 
-def search(snap: Snapshot, sp: Space, q: np.ndarray, limit: int, filters: Filters | None = None,
-           *, ef_search: int | None = None) -> list[TrackHit]:
+def search(
+    snap: Snapshot,
+    sp: Space,
+    q: np.ndarray,
+    limit: int,
+    filters: Filters | None = None,
+    *,
+    ef_search: int | None = None,
+) -> list[TrackHit]:
     """Nearest tracks to ``q`` in ``sp`` (status 'indexed', filters applied), best first."""
     if sp.empty:
         return []
     prefix, sql, params = search_sql(snap, sp, q, limit, filters, ef_search=ef_search)
     rows = snap.all(prefix + sql, params)  # one round trip: SET LOCALs and the search
-    return [TrackHit(int(r[0]), r[1], r[2], r[3], r[4], r[5], float(r[6]), 1.0 - float(r[6]), sp.version_id,
-                     sp.name) for r in rows]
+    return [
+        TrackHit(int(r[0]), r[1], r[2], r[3], r[4], r[5], float(r[6]), 1.0 - float(r[6]), sp.version_id, sp.name)
+        for r in rows
+    ]
 
 
 # --------------------------------------------------------------------------- diversity
@@ -417,8 +457,9 @@ def fits(c: TrackHit, picks: Sequence[TrackHit], artist_spacing: int, album_rule
     return not (artist_spacing > 0 and art is not None and any(_norm(p.artist) == art for p in picks[-artist_spacing:]))
 
 
-def diversify(cands: Sequence[TrackHit], k: int, artist_spacing: int, album_rule: bool = True,
-              history: Sequence[TrackHit] = ()) -> list[TrackHit]:
+def diversify(
+    cands: Sequence[TrackHit], k: int, artist_spacing: int, album_rule: bool = True, history: Sequence[TrackHit] = ()
+) -> list[TrackHit]:
     """Greedy re-ranking: at each position the best remaining candidate that fits."""
     pool = list(cands)
     picks: list[TrackHit] = []
@@ -438,14 +479,18 @@ def load_space_matrix(snap: Snapshot, sp: Space, track_ids: Sequence[int]) -> tu
     if sp.empty or not track_ids:
         return np.zeros(0, dtype=np.int64), np.zeros((0, sp.dim))
     if sp.version is not None:
-        rows = snap.all(f"SELECT track_id, embedding::text FROM embeddings WHERE model_version_id = "
-                        f"{int(sp.version.id)} AND track_id = ANY(%(ids)s) ORDER BY track_id",
-                        {"ids": list(map(int, track_ids))})
+        rows = snap.all(
+            f"SELECT track_id, embedding::text FROM embeddings WHERE model_version_id = "
+            f"{int(sp.version.id)} AND track_id = ANY(%(ids)s) ORDER BY track_id",
+            {"ids": list(map(int, track_ids))},
+        )
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         mat = np.array([parse_vec(r[1]) for r in rows]).reshape(len(rows), -1)
     else:
-        rows = snap.all("SELECT track_id, vec::text FROM track_features WHERE track_id = ANY(%(ids)s) "
-                        "ORDER BY track_id", {"ids": list(map(int, track_ids))})
+        rows = snap.all(
+            "SELECT track_id, vec::text FROM track_features WHERE track_id = ANY(%(ids)s) ORDER BY track_id",
+            {"ids": list(map(int, track_ids))},
+        )
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         mat = np.array([standardize(sp, parse_vec(r[1])) for r in rows]).reshape(len(rows), -1)
     norms = np.linalg.norm(mat, axis=1, keepdims=True)
@@ -460,10 +505,10 @@ def knn_exact(mat: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
     if k <= 0:
         return out
     for s in range(0, n, chunk):
-        sims = mat[s:s + chunk] @ mat.T
+        sims = mat[s : s + chunk] @ mat.T
         rows = np.arange(sims.shape[0])
         sims[rows, rows + s] = -np.inf
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
-        out[s:s + chunk] = np.take_along_axis(part, order, axis=1)
+        out[s : s + chunk] = np.take_along_axis(part, order, axis=1)
     return out

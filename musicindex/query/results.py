@@ -1,4 +1,5 @@
 """Typed results of the query layer. Every object serializes with ``to_dict()`` (JSON-ready)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -3,6 +3,7 @@
 Each method runs in ONE read-only REPEATABLE READ transaction and returns a typed result
 that names the model version (and dimension) it used. See ``docs/query.md``.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,14 +61,28 @@ class QueryService:
 
     @staticmethod
     def _result(query: str, sp: E.Space, items: list[TrackHit], **params: Any) -> QueryResult:
-        return QueryResult(query=query, space=sp.name, model_version_id=sp.version_id, dimension=sp.dim,
-                           method=sp.method, items=items, ef_search=sp.last_ef if sp.method == "hnsw" else None,
-                           params=params)
+        return QueryResult(
+            query=query,
+            space=sp.name,
+            model_version_id=sp.version_id,
+            dimension=sp.dim,
+            method=sp.method,
+            items=items,
+            ef_search=sp.last_ef if sp.method == "hnsw" else None,
+            params=params,
+        )
 
     # ------------------------------------------------------------------ similar
-    def similar(self, track: TrackRef, k: int = 10, space: str = DEFAULT_SPACE, genre: str | None = None,
-                exclude_same_artist: bool = False, exact: bool = False,
-                ef_search: int | None = None) -> QueryResult:
+    def similar(
+        self,
+        track: TrackRef,
+        k: int = 10,
+        space: str = DEFAULT_SPACE,
+        genre: str | None = None,
+        exclude_same_artist: bool = False,
+        exact: bool = False,
+        ef_search: int | None = None,
+    ) -> QueryResult:
         """The ``k`` tracks closest to ``track`` (id or path) in ``space`` (cosine distance).
 
         ``genre`` restricts the answer to one genre (label, else the genre model's
@@ -89,14 +104,24 @@ class QueryService:
                 filters.exclude_artists = [seed.artist]
             q = E.vectors(snap, sp, [seed.id])[seed.id]
             items = E.search(snap, sp, q, k, filters, ef_search=ef_search)
-        return self._result("similar", sp, items, track=seed.id, k=k, genre=genre,
-                            exclude_same_artist=exclude_same_artist, exact=exact)
+        return self._result(
+            "similar", sp, items, track=seed.id, k=k, genre=genre, exclude_same_artist=exclude_same_artist, exact=exact
+        )
 
     # ------------------------------------------------------------------ recommend
-    def recommend(self, liked: Sequence[TrackRef], disliked: Sequence[TrackRef] = (), k: int = 10,
-                  space: str = DEFAULT_SPACE, exclude_tracks: Sequence[TrackRef] = (),
-                  exclude_artists: Sequence[str] = (), exclude_genres: Sequence[str] = (),
-                  artist_spacing: int = 3, album_spacing: bool = True, exact: bool = False) -> QueryResult:
+    def recommend(
+        self,
+        liked: Sequence[TrackRef],
+        disliked: Sequence[TrackRef] = (),
+        k: int = 10,
+        space: str = DEFAULT_SPACE,
+        exclude_tracks: Sequence[TrackRef] = (),
+        exclude_artists: Sequence[str] = (),
+        exclude_genres: Sequence[str] = (),
+        artist_spacing: int = 3,
+        album_spacing: bool = True,
+        exact: bool = False,
+    ) -> QueryResult:
         """``k`` tracks for someone who likes ``liked`` and dislikes ``disliked``.
 
         The query vector is the mean direction of the liked tracks minus half the mean
@@ -126,8 +151,11 @@ class QueryService:
             q = E.unit(np.mean([E.unit(vecs[i]) for i in like_ids], axis=0))
             if dislike_ids:
                 q = E.unit(q - 0.5 * E.unit(np.mean([E.unit(vecs[i]) for i in dislike_ids], axis=0)))
-            filters = E.Filters(exclude_ids=sorted(set(like_ids + dislike_ids + x_ids)),
-                                exclude_artists=x_artists, exclude_genres=x_genres)
+            filters = E.Filters(
+                exclude_ids=sorted(set(like_ids + dislike_ids + x_ids)),
+                exclude_artists=x_artists,
+                exclude_genres=x_genres,
+            )
             fetch = min(E.MAX_CANDIDATES, 4 * k + 20)
             while True:
                 cands = E.search(snap, sp, q, fetch, filters)
@@ -135,9 +163,19 @@ class QueryService:
                 if len(items) >= k or len(cands) < fetch or fetch >= E.MAX_CANDIDATES:
                     break
                 fetch = min(E.MAX_CANDIDATES, fetch * 4)
-        return self._result("recommend", sp, items, liked=like_ids, disliked=dislike_ids, k=k,
-                            exclude_tracks=x_ids, exclude_artists=x_artists, exclude_genres=x_genres,
-                            artist_spacing=spacing, album_spacing=album_spacing)
+        return self._result(
+            "recommend",
+            sp,
+            items,
+            liked=like_ids,
+            disliked=dislike_ids,
+            k=k,
+            exclude_tracks=x_ids,
+            exclude_artists=x_artists,
+            exclude_genres=x_genres,
+            artist_spacing=spacing,
+            album_spacing=album_spacing,
+        )
 
     # ------------------------------------------------------------------ genres
     def by_genre(self, genre: str, k: int = 10) -> QueryResult:
@@ -154,17 +192,31 @@ class QueryService:
                     f"COALESCE((p.probabilities ->> %(g)s)::float8, CASE WHEN t.label = %(g)s THEN 1.0 END) AS score "
                     f"FROM tracks t LEFT JOIN predictions p ON p.model_version_id = {int(gm.id)} AND p.track_id = t.id "
                     f"WHERE t.status = 'indexed' AND COALESCE(t.label, p.genre) = %(g)s "
-                    f"ORDER BY score DESC NULLS LAST, t.id LIMIT %(k)s", {"g": genre, "k": k})
+                    f"ORDER BY score DESC NULLS LAST, t.id LIMIT %(k)s",
+                    {"g": genre, "k": k},
+                )
             else:
-                rows = snap.all("SELECT id, path, title, artist, album, label, 1.0 FROM tracks "
-                                "WHERE status = 'indexed' AND label = %(g)s ORDER BY id LIMIT %(k)s",
-                                {"g": genre, "k": k})
+                rows = snap.all(
+                    "SELECT id, path, title, artist, album, label, 1.0 FROM tracks "
+                    "WHERE status = 'indexed' AND label = %(g)s ORDER BY id LIMIT %(k)s",
+                    {"g": genre, "k": k},
+                )
         vid = gm.id if gm is not None else None
-        items = [TrackHit(int(r[0]), r[1], r[2], r[3], r[4], r[5], None,
-                          float(r[6]) if r[6] is not None else None, vid, None) for r in rows]
-        return QueryResult(query="by_genre", space=None, model_version_id=vid, dimension=None, method="table",
-                           items=items, params={"genre": genre, "k": k,
-                                                "model_kind": gm.kind if gm is not None else None})
+        items = [
+            TrackHit(
+                int(r[0]), r[1], r[2], r[3], r[4], r[5], None, float(r[6]) if r[6] is not None else None, vid, None
+            )
+            for r in rows
+        ]
+        return QueryResult(
+            query="by_genre",
+            space=None,
+            model_version_id=vid,
+            dimension=None,
+            method="table",
+            items=items,
+            params={"genre": genre, "k": k, "model_kind": gm.kind if gm is not None else None},
+        )
 
     def genre_of(self, track: TrackRef) -> GenreResult:
         """The genre model's label, confidence and class probabilities for ``track``."""
@@ -175,17 +227,30 @@ class QueryService:
                 pref = snap.genre_preference
                 which = "--models logreg" if pref in (None, "auto") else f"--models {pref}"
                 raise ModelNotTrainedError(
-                    f"no genre model is trained{'' if pref in (None, 'auto') else f' (MUSICINDEX_GENRE_MODEL={pref})'}: "
-                    f"run `musicindex train {which}`")
-            row = snap.one(f"SELECT genre, confidence, probabilities FROM predictions "
-                           f"WHERE model_version_id = {int(gm.id)} AND track_id = %(t)s", {"t": t.id})
+                    "no genre model is trained"
+                    + ("" if pref in (None, "auto") else f" (MUSICINDEX_GENRE_MODEL={pref})")
+                    + f": run `musicindex train {which}`"
+                )
+            row = snap.one(
+                f"SELECT genre, confidence, probabilities FROM predictions "
+                f"WHERE model_version_id = {int(gm.id)} AND track_id = %(t)s",
+                {"t": t.id},
+            )
         if row is None:
             raise ModelNotTrainedError(
                 f"track {t.id} has no prediction from genre model version {gm.id} ({gm.kind}; it was indexed "
-                f"after training): run `musicindex train --models {gm.kind}` to predict it")
-        return GenreResult(track_id=t.id, path=t.path, genre=row[0], confidence=float(row[1]),
-                           probabilities={str(a): float(b) for a, b in (row[2] or {}).items()},
-                           model_version_id=gm.id, model_kind=gm.kind, label=t.label)
+                f"after training): run `musicindex train --models {gm.kind}` to predict it"
+            )
+        return GenreResult(
+            track_id=t.id,
+            path=t.path,
+            genre=row[0],
+            confidence=float(row[1]),
+            probabilities={str(a): float(b) for a, b in (row[2] or {}).items()},
+            model_version_id=gm.id,
+            model_kind=gm.kind,
+            label=t.label,
+        )
 
     def cluster_of(self, track: TrackRef, model: str = "kmeans") -> ClusterResult:
         """The cluster of ``track`` in the active ``model`` clustering (kmeans, birch, gmm)."""
@@ -196,19 +261,25 @@ class QueryService:
             v = snap.versions.get(model)
             if v is None:
                 raise ModelNotTrainedError(f"no {model} clustering is trained: run `musicindex train --models {model}`")
-            row = snap.one(f"SELECT a.cluster, (SELECT count(*) FROM cluster_assignments b WHERE "
-                           f"b.model_version_id = {int(v.id)} AND b.cluster = a.cluster) FROM cluster_assignments a "
-                           f"WHERE a.model_version_id = {int(v.id)} AND a.track_id = %(t)s", {"t": t.id})
+            row = snap.one(
+                f"SELECT a.cluster, (SELECT count(*) FROM cluster_assignments b WHERE "
+                f"b.model_version_id = {int(v.id)} AND b.cluster = a.cluster) FROM cluster_assignments a "
+                f"WHERE a.model_version_id = {int(v.id)} AND a.track_id = %(t)s",
+                {"t": t.id},
+            )
         if row is None:
             raise ModelNotTrainedError(
                 f"track {t.id} has no assignment in {model} version {v.id} (indexed after training): "
-                f"run `musicindex train --models {model}`")
-        return ClusterResult(track_id=t.id, path=t.path, cluster=int(row[0]), size=int(row[1]),
-                             model_version_id=v.id, model_kind=model)
+                f"run `musicindex train --models {model}`"
+            )
+        return ClusterResult(
+            track_id=t.id, path=t.path, cluster=int(row[0]), size=int(row[1]), model_version_id=v.id, model_kind=model
+        )
 
     # ------------------------------------------------------------------ query by example
-    def similar_to_file(self, path: str | os.PathLike, k: int = 10, space: str = DEFAULT_SPACE,
-                        exact: bool = False) -> QueryResult:
+    def similar_to_file(
+        self, path: str | os.PathLike, k: int = 10, space: str = DEFAULT_SPACE, exact: bool = False
+    ) -> QueryResult:
         """The ``k`` indexed tracks closest to an outside audio file (analysed, never stored)."""
         k = E.check_k(k)
         space = E.check_space(space)
@@ -238,15 +309,25 @@ class QueryService:
             out = transform_one(session, sp.version.id, features=res.features, logmel=res.logmel)
         emb = np.asarray(out["embedding"], dtype=np.float64).ravel()
         if emb.shape != (sp.dim,):
-            raise ModelNotTrainedError(f"model version {sp.version.id} returned a {emb.shape} embedding, "
-                                       f"expected ({sp.dim},)")
+            raise ModelNotTrainedError(
+                f"model version {sp.version.id} returned a {emb.shape} embedding, expected ({sp.dim},)"
+            )
         return emb
 
     # ------------------------------------------------------------------ playlist
-    def playlist(self, start: TrackRef, end: TrackRef, n: int = 10, space: str = DEFAULT_SPACE,
-                 exclude_tracks: Sequence[TrackRef] = (), exclude_artists: Sequence[str] = (),
-                 exclude_genres: Sequence[str] = (), artist_spacing: int = 3, album_spacing: bool = True,
-                 exact: bool = False) -> QueryResult:
+    def playlist(
+        self,
+        start: TrackRef,
+        end: TrackRef,
+        n: int = 10,
+        space: str = DEFAULT_SPACE,
+        exclude_tracks: Sequence[TrackRef] = (),
+        exclude_artists: Sequence[str] = (),
+        exclude_genres: Sequence[str] = (),
+        artist_spacing: int = 3,
+        album_spacing: bool = True,
+        exact: bool = False,
+    ) -> QueryResult:
         """``n`` tracks (``start`` first, ``end`` last) along a smooth path between them.
 
         Waypoints are spherical interpolations between the two tracks' unit vectors; each
@@ -280,12 +361,17 @@ class QueryService:
                 fetch = max(20, 4 * spacing + 10)
                 chosen = None
                 while chosen is None:
-                    cands = E.search(snap, sp, w, fetch, E.Filters(exclude_ids=sorted(used),
-                                                                   exclude_artists=x_artists,
-                                                                   exclude_genres=x_genres))
+                    cands = E.search(
+                        snap,
+                        sp,
+                        w,
+                        fetch,
+                        E.Filters(exclude_ids=sorted(used), exclude_artists=x_artists, exclude_genres=x_genres),
+                    )
                     for c in cands:
                         if E.fits(c, picks, spacing, album_spacing) and _fits_end(
-                                c, hit_b, (n - 1) - i, spacing, album_spacing):
+                            c, hit_b, (n - 1) - i, spacing, album_spacing
+                        ):
                             chosen = c
                             break
                     if chosen is not None or len(cands) < fetch or fetch >= E.MAX_CANDIDATES:
@@ -297,19 +383,30 @@ class QueryService:
                 picks.append(chosen)
                 used.add(chosen.id)
             picks.append(hit_b)
-        return self._result("playlist", sp, picks, start=a.id, end=b.id, n=n, skipped=skipped,
-                            artist_spacing=spacing, album_spacing=album_spacing)
+        return self._result(
+            "playlist",
+            sp,
+            picks,
+            start=a.id,
+            end=b.id,
+            n=n,
+            skipped=skipped,
+            artist_spacing=spacing,
+            album_spacing=album_spacing,
+        )
 
     @staticmethod
     def _hit(snap: E.Snapshot, sp: E.Space, track_id: int) -> TrackHit:
         gm = snap.genre_model()
         if gm is not None:
-            row = snap.one(f"SELECT t.id, t.path, t.title, t.artist, t.album, COALESCE(t.label, p.genre) FROM tracks t "
-                           f"LEFT JOIN predictions p ON p.model_version_id = {int(gm.id)} AND p.track_id = t.id "
-                           f"WHERE t.id = %(t)s", {"t": track_id})
+            row = snap.one(
+                f"SELECT t.id, t.path, t.title, t.artist, t.album, COALESCE(t.label, p.genre) FROM tracks t "
+                f"LEFT JOIN predictions p ON p.model_version_id = {int(gm.id)} AND p.track_id = t.id "
+                f"WHERE t.id = %(t)s",
+                {"t": track_id},
+            )
         else:
-            row = snap.one("SELECT id, path, title, artist, album, label FROM tracks WHERE id = %(t)s",
-                           {"t": track_id})
+            row = snap.one("SELECT id, path, title, artist, album, label FROM tracks WHERE id = %(t)s", {"t": track_id})
         return TrackHit(int(row[0]), row[1], row[2], row[3], row[4], row[5], 0.0, 1.0, sp.version_id, sp.name)
 
 

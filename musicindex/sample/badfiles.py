@@ -12,6 +12,7 @@ Structural cases:
     symlink_loop (dir/loop -> dir), vanishing_file + delete_file (deleted between scan
     and analysis).
 """
+
 from __future__ import annotations
 
 import io
@@ -48,6 +49,7 @@ def _wav_bytes(audio: np.ndarray, sr: int, subtype: str = "PCM_16") -> bytes:
 
 # --- expected to fail -------------------------------------------------------------
 
+
 def zero_byte(directory: str | os.PathLike, name: str = "empty.wav") -> Path:
     """An empty file with an audio extension."""
     p = _dir(directory) / name
@@ -69,8 +71,7 @@ def random_wav(directory: str | os.PathLike, name: str = "random.wav", size: int
     return p
 
 
-def truncated_header_wav(directory: str | os.PathLike, name: str = "truncated_header.wav",
-                         keep: int = 30) -> Path:
+def truncated_header_wav(directory: str | os.PathLike, name: str = "truncated_header.wav", keep: int = 30) -> Path:
     """A valid 16-bit wav cut after ``keep`` bytes, i.e. inside its 44-byte header."""
     data = _wav_bytes(synthesize("rock", 2.0, 22050, seed=3), 22050)
     assert keep < 44
@@ -86,8 +87,9 @@ def too_short_wav(directory: str | os.PathLike, name: str = "short.wav", seconds
     return p
 
 
-def silent_wav(directory: str | os.PathLike, name: str = "silence.wav",
-               seconds: int = SILENCE_SECONDS, sr: int = SILENCE_SR) -> Path:
+def silent_wav(
+    directory: str | os.PathLike, name: str = "silence.wav", seconds: int = SILENCE_SECONDS, sr: int = SILENCE_SR
+) -> Path:
     """Ten minutes of digital silence, mono 16-bit 22 050 Hz.
 
     Written as a canonical 44-byte header followed by a sparse run of zero bytes
@@ -110,9 +112,9 @@ def nan_inf_wav(directory: str | os.PathLike, name: str = "nan_inf.wav", seconds
     sr = 22050
     audio = synthesize("jazz", seconds, sr, seed=5).copy()
     n = audio.shape[0]
-    audio[n // 5: n // 5 + 2000] = np.nan
-    audio[n // 2: n // 2 + 500] = np.inf
-    audio[(3 * n) // 4: (3 * n) // 4 + 500] = -np.inf
+    audio[n // 5 : n // 5 + 2000] = np.nan
+    audio[n // 2 : n // 2 + 500] = np.inf
+    audio[(3 * n) // 4 : (3 * n) // 4 + 500] = -np.inf
     audio[::997] = np.nan
     p = _dir(directory) / name
     sf.write(str(p), audio, sr, format="WAV", subtype="FLOAT")
@@ -121,8 +123,8 @@ def nan_inf_wav(directory: str | os.PathLike, name: str = "nan_inf.wav", seconds
 
 # --- expected to be indexed ---------------------------------------------------------
 
-def multichannel_hires_wav(directory: str | os.PathLike, name: str = "surround_96k.wav",
-                           seconds: float = 35.0) -> Path:
+
+def multichannel_hires_wav(directory: str | os.PathLike, name: str = "surround_96k.wav", seconds: float = 35.0) -> Path:
     """A GOOD file: 6 channels, 96 kHz, 16-bit, 35 s (about 40 MB)."""
     p = _dir(directory) / name
     write_audio(p, synthesize("rock", seconds, 96000, seed=6, channels=6), 96000, "wav")
@@ -140,6 +142,7 @@ def unicode_path_flac(directory: str | os.PathLike, seconds: float = 30.0) -> Pa
 
 
 # --- structural cases ---------------------------------------------------------------
+
 
 def symlink_loop(directory: str | os.PathLike, name: str = "loopdir") -> Path:
     """A folder ``name`` holding one valid wav and ``loop -> .`` (itself). Returns the link.
@@ -169,6 +172,7 @@ def delete_file(path: str | os.PathLike) -> None:
 
 
 # --- sets ---------------------------------------------------------------------------
+
 
 def make_bad_set(directory: str | os.PathLike) -> dict[str, Path]:
     """Every file that ingestion must mark ``failed`` (never stopping the batch)."""

@@ -11,6 +11,7 @@
 5. run example queries (similar in each space, recommend, by genre, genre of, playlist,
    query by an outside file) and write the HTML report.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,13 +49,22 @@ def run_demo(console: Console) -> None:
         doctor_table(index.doctor(worker_timeout=1.0))
 
         library = home / "demo-library"
-        console.print(f"\n2. sample library: {len(DEMO_GENRES)} styles x {PER_GENRE} clips of {CLIP_SECONDS:.0f} s "
-                      f"in {library}")
+        console.print(
+            f"\n2. sample library: {len(DEMO_GENRES)} styles x {PER_GENRE} clips of {CLIP_SECONDS:.0f} s in {library}"
+        )
         t = time.monotonic()
-        tracks = generate_library(library, per_genre=PER_GENRE, genres=DEMO_GENRES, duration=CLIP_SECONDS,
-                                  formats=("wav", "flac", "ogg", "mp3"), seed=2026)
-        console.print(f"   {len(tracks)} files ready in {time.monotonic() - t:.1f} s "
-                      "(formats wav, flac, ogg, mp3; tags written with mutagen)")
+        tracks = generate_library(
+            library,
+            per_genre=PER_GENRE,
+            genres=DEMO_GENRES,
+            duration=CLIP_SECONDS,
+            formats=("wav", "flac", "ogg", "mp3"),
+            seed=2026,
+        )
+        console.print(
+            f"   {len(tracks)} files ready in {time.monotonic() - t:.1f} s "
+            "(formats wav, flac, ogg, mp3; tags written with mutagen)"
+        )
 
         console.print("\n3. ingest: real Celery workers analyse every file")
         update, finish = progress_bar()
@@ -62,8 +72,10 @@ def run_demo(console: Console) -> None:
             summary = index.ingest([library], wait=True, label_from="folder", on_progress=update)
         finally:
             finish()
-        console.print(f"   scanned {summary.scanned}: {summary.new} new, {summary.changed} changed, "
-                      f"{summary.unchanged} unchanged (a second run does no audio work)")
+        console.print(
+            f"   scanned {summary.scanned}: {summary.new} new, {summary.changed} changed, "
+            f"{summary.unchanged} unchanged (a second run does no audio work)"
+        )
         status = index.status()
         console.print("   " + ", ".join(f"{k} {v}" for k, v in sorted(status.counts.items())), highlight=False)
         _show_features(console, index)
@@ -80,17 +92,30 @@ def run_demo(console: Console) -> None:
 
         out = home / "demo-report"
         path = index.report(out)
-        console.print(f"\n6. report: [bold]{path}[/] (metrics, confusion matrices, learning curves, "
-                      "silhouette sweep, a map of the tracks)")
+        console.print(
+            f"\n6. report: [bold]{path}[/] (metrics, confusion matrices, learning curves, "
+            "silhouette sweep, a map of the tracks)"
+        )
     index.close()
-    console.print(f"\ndemo finished in {time.monotonic() - t0:.1f} s. Data lives in {home}; "
-                  "`musicindex services stop` stops the servers.")
+    console.print(
+        f"\ndemo finished in {time.monotonic() - t0:.1f} s. Data lives in {home}; "
+        "`musicindex services stop` stops the servers."
+    )
 
 
 def _show_models(console: Console, index) -> None:
     rows = sorted(index.models(state="active"), key=lambda r: r["kind"])
-    table = Table("kind", "version", "accuracy", "macro F1", "CV accuracy", "silhouette", "seconds",
-                  title="active models (held-out split 80:20; CV = stratified k-fold mean ± sd)")
+    table = Table(
+        "kind",
+        "version",
+        "accuracy",
+        "macro F1",
+        "CV accuracy",
+        "silhouette",
+        "seconds",
+        title="active models (held-out split 80:20; CV = stratified k-fold mean ± sd)",
+    )
+
     def fmt(m: dict, key: str) -> str:
         v = m.get(key)
         return f"{v:.3f}" if isinstance(v, (int, float)) else ""
@@ -98,11 +123,21 @@ def _show_models(console: Console, index) -> None:
     for r in rows:
         m = r.get("metrics") or {}
 
-        cv = (f"{m['cv_accuracy_mean']:.3f} ± {m.get('cv_accuracy_std', 0):.3f}"
-              if isinstance(m.get("cv_accuracy_mean"), (int, float)) else "")
+        cv = (
+            f"{m['cv_accuracy_mean']:.3f} ± {m.get('cv_accuracy_std', 0):.3f}"
+            if isinstance(m.get("cv_accuracy_mean"), (int, float))
+            else ""
+        )
         secs = r.get("training_seconds")
-        table.add_row(r["kind"], str(r["id"]), fmt(m, "accuracy"), fmt(m, "macro_f1"), cv, fmt(m, "silhouette"),
-                      f"{secs:.1f}" if isinstance(secs, (int, float)) else "")
+        table.add_row(
+            r["kind"],
+            str(r["id"]),
+            fmt(m, "accuracy"),
+            fmt(m, "macro_f1"),
+            cv,
+            fmt(m, "silhouette"),
+            f"{secs:.1f}" if isinstance(secs, (int, float)) else "",
+        )
     console.print(table)
 
 
@@ -113,17 +148,25 @@ def _show_queries(console: Console, index, library: Path) -> None:
     with index.db.session() as s:
         from sqlalchemy import text
 
-        seed_a, seed_b, seed_c = s.execute(text(
-            "SELECT min(id) FILTER (WHERE label = 'jazz'), min(id) FILTER (WHERE label = 'techno'), "
-            "min(id) FILTER (WHERE label = 'metal') FROM tracks WHERE status = 'indexed'")).one()
+        seed_a, seed_b, seed_c = s.execute(
+            text(
+                "SELECT min(id) FILTER (WHERE label = 'jazz'), min(id) FILTER (WHERE label = 'techno'), "
+                "min(id) FILTER (WHERE label = 'metal') FROM tracks WHERE status = 'indexed'"
+            )
+        ).one()
     g = index.genre_of(seed_a)
     top = sorted(g.probabilities.items(), key=lambda kv: -kv[1])[:3]
-    console.print(f"genre_of(track {seed_a}, labelled {g.label!r}): [bold]{g.genre}[/] "
-                  f"({', '.join(f'{k} {v:.2f}' for k, v in top)}; {g.model_kind} v{g.model_version_id})")
+    console.print(
+        f"genre_of(track {seed_a}, labelled {g.label!r}): [bold]{g.genre}[/] "
+        f"({', '.join(f'{k} {v:.2f}' for k, v in top)}; {g.model_kind} v{g.model_version_id})"
+    )
     for space in ("features", "ann", "cnn"):
         hits_table(index.similar(seed_a, k=5, space=space), f"similar to track {seed_a} (jazz) in the {space} space")
-    hits_table(index.recommend(liked=[seed_a, seed_b], disliked=[seed_c], k=8),
-                f"recommend: liked {seed_a} (jazz) and {seed_b} (techno), disliked {seed_c} (metal)", score=True)
+    hits_table(
+        index.recommend(liked=[seed_a, seed_b], disliked=[seed_c], k=8),
+        f"recommend: liked {seed_a} (jazz) and {seed_b} (techno), disliked {seed_c} (metal)",
+        score=True,
+    )
     hits_table(index.by_genre("reggae", k=5), "by_genre('reggae')", score=True)
     hits_table(index.playlist(seed_a, seed_b, n=8), f"playlist from {seed_a} (jazz) to {seed_b} (techno)")
     outside = library.parent / "demo-outside-clip.wav"
@@ -135,14 +178,17 @@ def _show_features(console: Console, index) -> None:
     from sqlalchemy import text
 
     with index.db.session() as s:
-        rows = s.execute(text(
-            "SELECT t.label, count(*) AS n, avg(f.tempo) AS tempo, avg(f.spectral_centroid_mean) AS centroid, "
-            "avg(f.rms_mean) AS rms, avg(f.zero_crossing_rate_mean) AS zcr "
-            "FROM tracks t JOIN track_features f ON f.track_id = t.id "
-            "WHERE t.status = 'indexed' GROUP BY t.label ORDER BY t.label")).all()
-    table = Table("genre (label)", "tracks", "tempo", "centroid Hz", "rms", "zcr",
-                  title="stored features, averaged per genre")
+        rows = s.execute(
+            text(
+                "SELECT t.label, count(*) AS n, avg(f.tempo) AS tempo, avg(f.spectral_centroid_mean) AS centroid, "
+                "avg(f.rms_mean) AS rms, avg(f.zero_crossing_rate_mean) AS zcr "
+                "FROM tracks t JOIN track_features f ON f.track_id = t.id "
+                "WHERE t.status = 'indexed' GROUP BY t.label ORDER BY t.label"
+            )
+        ).all()
+    table = Table(
+        "genre (label)", "tracks", "tempo", "centroid Hz", "rms", "zcr", title="stored features, averaged per genre"
+    )
     for r in rows:
-        table.add_row(str(r.label), str(r.n), f"{r.tempo:.0f}", f"{r.centroid:.0f}", f"{r.rms:.3f}",
-                      f"{r.zcr:.3f}")
+        table.add_row(str(r.label), str(r.n), f"{r.tempo:.0f}", f"{r.centroid:.0f}", f"{r.rms:.3f}", f"{r.zcr:.3f}")
     console.print(table)

@@ -26,6 +26,7 @@ Public API::
 
 Nothing here touches a database or Celery; it is a plain library.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
@@ -179,10 +179,8 @@ GENRES: dict[str, GenreStyle] = {
         fill_prob=0.0,
         humanize=0.01,
         bass=BassSpec("drone", ("sine", "sub"), octave=2, gain=0.35),
-        chords=ChordSpec("pad", ("soft", "string", "organ"), octave=4, gain=0.4,
-                         attack=1.5, decay=20.0, sevenths=True),
-        lead=LeadSpec(("bell", "soft"), octave=5, density=0.12, grid=8, gain=0.2,
-                      prob=0.8, attack=0.05, decay=2.5),
+        chords=ChordSpec("pad", ("soft", "string", "organ"), octave=4, gain=0.4, attack=1.5, decay=20.0, sevenths=True),
+        lead=LeadSpec(("bell", "soft"), octave=5, density=0.12, grid=8, gain=0.2, prob=0.8, attack=0.05, decay=2.5),
         noise="wash",
         noise_level=(0.01, 0.04),
         reverb=0.5,
@@ -203,14 +201,26 @@ GENRES: dict[str, GenreStyle] = {
         drum_gain=0.9,
         fill_prob=0.1,
         humanize=0.0,
-        bass=BassSpec("pattern", ("fmbass", "acid", "saw"), octave=2, gain=0.4,
-                      patterns=("..x...x...x...x.", "..xx..xx..xx..xx", "x.x.x.x.x.x.x.x."),
-                      decay=0.15, gate=0.6),
-        chords=ChordSpec("stab", ("saw", "organ", "square"), octave=4, gain=0.18,
-                         patterns=("...x.....x......", "......x.......x.", "x..x..x...x..x.."),
-                         attack=0.002, decay=0.12, prob=0.7),
-        lead=LeadSpec(("acid", "bell"), octave=4, density=0.5, grid=16, gain=0.15,
-                      prob=0.4, attack=0.002, decay=0.12),
+        bass=BassSpec(
+            "pattern",
+            ("fmbass", "acid", "saw"),
+            octave=2,
+            gain=0.4,
+            patterns=("..x...x...x...x.", "..xx..xx..xx..xx", "x.x.x.x.x.x.x.x."),
+            decay=0.15,
+            gate=0.6,
+        ),
+        chords=ChordSpec(
+            "stab",
+            ("saw", "organ", "square"),
+            octave=4,
+            gain=0.18,
+            patterns=("...x.....x......", "......x.......x.", "x..x..x...x..x.."),
+            attack=0.002,
+            decay=0.12,
+            prob=0.7,
+        ),
+        lead=LeadSpec(("acid", "bell"), octave=4, density=0.5, grid=16, gain=0.15, prob=0.4, attack=0.002, decay=0.12),
         noise="hiss",
         noise_level=(0.002, 0.01),
         description="four-on-the-floor kick, 16th hats, offbeat bass, stabs",
@@ -231,11 +241,26 @@ GENRES: dict[str, GenreStyle] = {
         crash_every=4,
         humanize=0.006,
         bass=BassSpec("root8", ("dull_saw", "sub"), octave=2, gain=0.45, decay=0.3, gate=0.85),
-        chords=ChordSpec("power", ("saw", "dull_saw"), octave=3, gain=0.35,
-                         patterns=("x.x.x.x.x.x.x.x.", "x..x..x.x..x..x.", "x.......x......."),
-                         attack=0.003, decay=0.8),
-        lead=LeadSpec(("square", "reed", "saw"), octave=4, density=0.35, grid=8, gain=0.2,
-                      prob=0.6, attack=0.01, decay=0.5, vibrato=0.004),
+        chords=ChordSpec(
+            "power",
+            ("saw", "dull_saw"),
+            octave=3,
+            gain=0.35,
+            patterns=("x.x.x.x.x.x.x.x.", "x..x..x.x..x..x.", "x.......x......."),
+            attack=0.003,
+            decay=0.8,
+        ),
+        lead=LeadSpec(
+            ("square", "reed", "saw"),
+            octave=4,
+            density=0.35,
+            grid=8,
+            gain=0.2,
+            prob=0.6,
+            attack=0.01,
+            decay=0.5,
+            vibrato=0.004,
+        ),
         distortion=4.0,
         noise="hiss",
         noise_level=(0.003, 0.012),
@@ -258,10 +283,20 @@ GENRES: dict[str, GenreStyle] = {
         fill_prob=0.15,
         humanize=0.012,
         bass=BassSpec("walking", ("sine", "sub", "dull_saw"), octave=2, gain=0.55, decay=0.5, gate=0.9),
-        chords=ChordSpec("comp", ("epiano_t", "soft", "organ"), octave=4, gain=0.3,
-                         attack=0.005, decay=0.7, sevenths=True),
-        lead=LeadSpec(("reed", "brass", "epiano"), octave=4, density=0.55, grid=8, gain=0.25,
-                      prob=0.7, attack=0.02, decay=0.7, vibrato=0.006),
+        chords=ChordSpec(
+            "comp", ("epiano_t", "soft", "organ"), octave=4, gain=0.3, attack=0.005, decay=0.7, sevenths=True
+        ),
+        lead=LeadSpec(
+            ("reed", "brass", "epiano"),
+            octave=4,
+            density=0.55,
+            grid=8,
+            gain=0.25,
+            prob=0.7,
+            attack=0.02,
+            decay=0.7,
+            vibrato=0.006,
+        ),
         noise="hiss",
         noise_level=(0.002, 0.008),
         reverb=0.2,
@@ -276,10 +311,18 @@ GENRES: dict[str, GenreStyle] = {
         drum_prob=0.0,
         humanize=0.015,
         bass=BassSpec("root8", ("dull_saw", "string"), octave=2, gain=0.3, decay=1.2, gate=1.0),
-        chords=ChordSpec("arp", ("string", "soft", "dull_saw"), octave=4, gain=0.3,
-                         attack=0.03, decay=1.0),
-        lead=LeadSpec(("string", "soft", "reed"), octave=5, density=0.45, grid=8, gain=0.28,
-                      prob=0.95, attack=0.08, decay=3.0, vibrato=0.008),
+        chords=ChordSpec("arp", ("string", "soft", "dull_saw"), octave=4, gain=0.3, attack=0.03, decay=1.0),
+        lead=LeadSpec(
+            ("string", "soft", "reed"),
+            octave=5,
+            density=0.45,
+            grid=8,
+            gain=0.28,
+            prob=0.95,
+            attack=0.08,
+            decay=3.0,
+            vibrato=0.008,
+        ),
         noise="hiss",
         noise_level=(0.001, 0.005),
         reverb=0.45,
@@ -302,10 +345,12 @@ GENRES: dict[str, GenreStyle] = {
         fill_prob=0.05,
         humanize=0.008,
         bass=BassSpec("sub808", ("sine", "sub"), octave=1, gain=0.7, decay=0.7, gate=1.0),
-        chords=ChordSpec("pad", ("epiano_t", "soft", "organ"), octave=4, gain=0.18,
-                         attack=0.02, decay=2.0, sevenths=True, prob=0.8),
-        lead=LeadSpec(("epiano", "bell", "soft"), octave=5, density=0.2, grid=8, gain=0.18,
-                      prob=0.6, attack=0.005, decay=0.5),
+        chords=ChordSpec(
+            "pad", ("epiano_t", "soft", "organ"), octave=4, gain=0.18, attack=0.02, decay=2.0, sevenths=True, prob=0.8
+        ),
+        lead=LeadSpec(
+            ("epiano", "bell", "soft"), octave=5, density=0.2, grid=8, gain=0.18, prob=0.6, attack=0.005, decay=0.5
+        ),
         noise="vinyl",
         noise_level=(0.004, 0.015),
         description="boom-bap kick/snare, swung hats, long 808 sub bass, vinyl crackle",
@@ -325,13 +370,35 @@ GENRES: dict[str, GenreStyle] = {
         fill_prob=0.4,
         crash_every=2,
         humanize=0.003,
-        bass=BassSpec("pattern", ("saw", "dull_saw"), octave=1, gain=0.35,
-                      patterns=("xxxxxxxxxxxxxxxx", "x.x.x.x.x.x.x.x."), decay=0.12, gate=0.8),
-        chords=ChordSpec("power", ("saw",), octave=3, gain=0.4,
-                         patterns=("xxxxxxxxxxxxxxxx", "xxx.xxx.xxx.xx.x", "x.xxx.xxx.xxx.xx"),
-                         attack=0.001, decay=0.15),
-        lead=LeadSpec(("saw", "square"), octave=5, density=0.6, grid=16, gain=0.16,
-                      prob=0.5, attack=0.003, decay=0.3, vibrato=0.01),
+        bass=BassSpec(
+            "pattern",
+            ("saw", "dull_saw"),
+            octave=1,
+            gain=0.35,
+            patterns=("xxxxxxxxxxxxxxxx", "x.x.x.x.x.x.x.x."),
+            decay=0.12,
+            gate=0.8,
+        ),
+        chords=ChordSpec(
+            "power",
+            ("saw",),
+            octave=3,
+            gain=0.4,
+            patterns=("xxxxxxxxxxxxxxxx", "xxx.xxx.xxx.xx.x", "x.xxx.xxx.xxx.xx"),
+            attack=0.001,
+            decay=0.15,
+        ),
+        lead=LeadSpec(
+            ("saw", "square"),
+            octave=5,
+            density=0.6,
+            grid=16,
+            gain=0.16,
+            prob=0.5,
+            attack=0.003,
+            decay=0.3,
+            vibrato=0.01,
+        ),
         distortion=12.0,
         noise="hiss",
         noise_level=(0.005, 0.02),
@@ -352,14 +419,27 @@ GENRES: dict[str, GenreStyle] = {
         drum_gain=0.75,
         fill_prob=0.2,
         humanize=0.01,
-        bass=BassSpec("pattern", ("sub", "sine", "dull_saw"), octave=2, gain=0.65,
-                      patterns=("x..x..x.....x...", "x.....x.x...x...", "x..x....x..x.x.."),
-                      decay=0.35, gate=0.8),
-        chords=ChordSpec("skank", ("organ", "dull_saw", "square"), octave=4, gain=0.28,
-                         patterns=("....x.......x...", "..x...x...x...x."),
-                         attack=0.002, decay=0.09),
-        lead=LeadSpec(("reed", "organ", "soft"), octave=5, density=0.25, grid=8, gain=0.18,
-                      prob=0.5, attack=0.02, decay=0.6),
+        bass=BassSpec(
+            "pattern",
+            ("sub", "sine", "dull_saw"),
+            octave=2,
+            gain=0.65,
+            patterns=("x..x..x.....x...", "x.....x.x...x...", "x..x....x..x.x.."),
+            decay=0.35,
+            gate=0.8,
+        ),
+        chords=ChordSpec(
+            "skank",
+            ("organ", "dull_saw", "square"),
+            octave=4,
+            gain=0.28,
+            patterns=("....x.......x...", "..x...x...x...x."),
+            attack=0.002,
+            decay=0.09,
+        ),
+        lead=LeadSpec(
+            ("reed", "organ", "soft"), octave=5, density=0.25, grid=8, gain=0.18, prob=0.5, attack=0.02, decay=0.6
+        ),
         noise="hiss",
         noise_level=(0.002, 0.01),
         reverb=0.25,
@@ -451,14 +531,25 @@ class _Renderer:
             if attack > 0:
                 e *= np.minimum(t / attack, 1.0)
             r = min(n, max(1, int(release * self.sr)))
-            e[n - r:] *= np.linspace(1.0, 0.0, r)
+            e[n - r :] *= np.linspace(1.0, 0.0, r)
             e = e.astype(np.float32)
             self._env[key] = e
         return e
 
-    def tone(self, out: np.ndarray, start: int, length: int, freq: float, vel: float,
-             timbre: str, attack: float, decay: float, ratios: tuple[int, ...] = (1,),
-             vibrato: float = 0.0, phase: float = 0.0) -> None:
+    def tone(
+        self,
+        out: np.ndarray,
+        start: int,
+        length: int,
+        freq: float,
+        vel: float,
+        timbre: str,
+        attack: float,
+        decay: float,
+        ratios: tuple[int, ...] = (1,),
+        vibrato: float = 0.0,
+        phase: float = 0.0,
+    ) -> None:
         """Add one note (or a just-intonation chord) to ``out`` at ``start``."""
         if start >= self.n or length <= 0:
             return
@@ -477,7 +568,8 @@ class _Renderer:
             ph = _arange(length) * (base * _TABLE_SIZE / sr)
             if vibrato:
                 ph += (vibrato * base * _TABLE_SIZE / (2 * np.pi * 5.5)) * np.sin(
-                    _arange(length) * (2 * np.pi * 5.5 / sr))
+                    _arange(length) * (2 * np.pi * 5.5 / sr)
+                )
             idx = (ph + phase * _TABLE_SIZE).astype(np.int64) & _MASK
             sig = tab[idx]
         else:  # FM: carrier at freq, modulator at ratio*freq, decaying index
@@ -485,7 +577,7 @@ class _Renderer:
             w = _arange(length) * (2 * np.pi * freq / sr)
             ienv = index * self.env(length, 0.0, idecay, 0.0)
             sig = np.sin(w + ienv * np.sin(w * ratio)).astype(np.float32)
-        out[start:start + length] += (vel * sig) * env
+        out[start : start + length] += (vel * sig) * env
 
     @staticmethod
     def hit(out: np.ndarray, start: int, sample: np.ndarray, vel: float) -> None:
@@ -496,7 +588,7 @@ class _Renderer:
             sample = sample[-start:]
             start = 0
         m = min(sample.shape[0], n - start)
-        out[start:start + m] += vel * sample[:m]
+        out[start : start + m] += vel * sample[:m]
 
 
 def _onepole(x: np.ndarray, a: float) -> np.ndarray:
@@ -552,19 +644,32 @@ def _drum_kit(rng: np.random.Generator, sr: int) -> dict[str, np.ndarray]:
     # hi-hat pedal, brush, shaker, rim
     kit["hpedal"] = (kit["chat"][: int(0.04 * sr)] * 0.7).copy()
     tb = t(0.18)
-    kit["brush"] = (0.15 * _onepole(rng.standard_normal(tb.size), 0.3)
-                    * np.sin(np.pi * np.minimum(tb / 0.18, 1.0))).astype(np.float32)
+    kit["brush"] = (
+        0.15 * _onepole(rng.standard_normal(tb.size), 0.3) * np.sin(np.pi * np.minimum(tb / 0.18, 1.0))
+    ).astype(np.float32)
     tsh = t(0.12)
-    kit["shaker"] = (0.12 * np.diff(rng.standard_normal(tsh.size + 1))
-                     * np.sin(np.pi * tsh / 0.12)).astype(np.float32)
+    kit["shaker"] = (0.12 * np.diff(rng.standard_normal(tsh.size + 1)) * np.sin(np.pi * tsh / 0.12)).astype(np.float32)
     trm = t(0.08)
-    kit["rim"] = (0.6 * np.sin(2 * np.pi * rng.uniform(700, 1000) * trm) * np.exp(-trm / 0.015)
-                  + 0.2 * np.diff(rng.standard_normal(trm.size + 1)) * np.exp(-trm / 0.01)).astype(np.float32)
+    kit["rim"] = (
+        0.6 * np.sin(2 * np.pi * rng.uniform(700, 1000) * trm) * np.exp(-trm / 0.015)
+        + 0.2 * np.diff(rng.standard_normal(trm.size + 1)) * np.exp(-trm / 0.01)
+    ).astype(np.float32)
     return kit
 
 
-_DRUM_LEVEL = {"kick": 1.0, "snare": 0.8, "clap": 0.6, "chat": 0.5, "ohat": 0.45, "ride": 0.5,
-               "crash": 0.5, "hpedal": 0.4, "brush": 0.7, "shaker": 0.6, "rim": 0.5}
+_DRUM_LEVEL = {
+    "kick": 1.0,
+    "snare": 0.8,
+    "clap": 0.6,
+    "chat": 0.5,
+    "ohat": 0.45,
+    "ride": 0.5,
+    "crash": 0.5,
+    "hpedal": 0.4,
+    "brush": 0.7,
+    "shaker": 0.6,
+    "rim": 0.5,
+}
 
 
 def _parse_step(ch: str, rng: np.random.Generator) -> float:
@@ -583,10 +688,11 @@ def _parse_step(ch: str, rng: np.random.Generator) -> float:
 # Clip synthesis
 # ---------------------------------------------------------------------------------
 
+
 def _genre_rng(genre: str, seed: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF,
-                                                         (int(seed) >> 32) & 0xFFFFFFFF,
-                                                         zlib.crc32(genre.encode())]))
+    return np.random.default_rng(
+        np.random.SeedSequence([int(seed) & 0xFFFFFFFF, (int(seed) >> 32) & 0xFFFFFFFF, zlib.crc32(genre.encode())])
+    )
 
 
 def _chord_info(scale: Sequence[int], degree: int, sevenths: bool) -> tuple[int, tuple[int, ...], list[int]]:
@@ -602,8 +708,7 @@ def _chord_info(scale: Sequence[int], degree: int, sevenths: bool) -> tuple[int,
     return root, ratios, tones
 
 
-def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 0,
-               channels: int = 1) -> np.ndarray:
+def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 0, channels: int = 1) -> np.ndarray:
     """Render one clip of ``genre`` (a key of :data:`GENRES`).
 
     Returns float32 audio of shape ``(frames, channels)`` with
@@ -674,8 +779,7 @@ def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 
             for b in range(3, n_bars, 4):
                 if rng.random() < style.fill_prob:
                     for s in range(12, 16):
-                        R.hit(dbuf, int((step_time(b, s) + jitter()) * sr), kit["snare"],
-                              0.5 + 0.12 * (s - 12))
+                        R.hit(dbuf, int((step_time(b, s) + jitter()) * sr), kit["snare"], 0.5 + 0.12 * (s - 12))
         voices.append((dbuf * dgain, 0.0))
 
     # --- bass ------------------------------------------------------------------
@@ -694,8 +798,9 @@ def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 
                 root, _, tones = _chord_info(scale, chord_at(b), False)
                 for s in range(0, 16, 2):
                     oct_ = 12 if rng.random() < 0.1 else 0
-                    events.append((step_time(b, s) + jitter(), 2 * step * bs.gate,
-                                   base + root + oct_, 0.8 + 0.2 * (s % 8 == 0)))
+                    events.append(
+                        (step_time(b, s) + jitter(), 2 * step * bs.gate, base + root + oct_, 0.8 + 0.2 * (s % 8 == 0))
+                    )
         elif bs.style in ("pattern", "sub808"):
             if bs.style == "pattern":
                 pat = bs.patterns[rng.integers(len(bs.patterns))]
@@ -709,23 +814,41 @@ def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 
                     nxt = hits[j + 1] if j + 1 < len(hits) else 16
                     r = rng.random()
                     iv = 0 if r < 0.7 else (tones[2] if r < 0.85 else 12)
-                    events.append((step_time(b, s) + jitter(), (nxt - s) * step * bs.gate,
-                                   base + root + iv, rng.uniform(0.75, 1.0)))
+                    events.append(
+                        (
+                            step_time(b, s) + jitter(),
+                            (nxt - s) * step * bs.gate,
+                            base + root + iv,
+                            rng.uniform(0.75, 1.0),
+                        )
+                    )
         elif bs.style == "walking":
             for b in range(n_bars):
                 root, _, tones = _chord_info(scale, chord_at(b), True)
                 nroot, _, _ = _chord_info(scale, chord_at(b + 1), True)
-                line = [root,
-                        root + tones[int(rng.integers(1, len(tones)))],
-                        root + scale[(scale.index(root % 12) + int(rng.integers(1, 5))) % 7]
-                        if root % 12 in scale else root + tones[2],
-                        nroot + (1 if rng.random() < 0.5 else -1)]
+                line = [
+                    root,
+                    root + tones[int(rng.integers(1, len(tones)))],
+                    root + scale[(scale.index(root % 12) + int(rng.integers(1, 5))) % 7]
+                    if root % 12 in scale
+                    else root + tones[2],
+                    nroot + (1 if rng.random() < 0.5 else -1),
+                ]
                 for q, m in enumerate(line):
-                    events.append((b * bar + q * beat + jitter(), beat * bs.gate,
-                                   base + (m % 24), rng.uniform(0.75, 1.0)))
+                    events.append(
+                        (b * bar + q * beat + jitter(), beat * bs.gate, base + (m % 24), rng.uniform(0.75, 1.0))
+                    )
         for t0, dur, midi, vel in events:
-            R.tone(bbuf, int(t0 * sr), int(dur * sr), _midi_hz(midi), vel, timbre,
-                   0.005 if bs.style != "drone" else 1.0, bs.decay if bs.style != "drone" else 30.0)
+            R.tone(
+                bbuf,
+                int(t0 * sr),
+                int(dur * sr),
+                _midi_hz(midi),
+                vel,
+                timbre,
+                0.005 if bs.style != "drone" else 1.0,
+                bs.decay if bs.style != "drone" else 30.0,
+            )
         voices.append((bbuf * mixgain(bs.gain), 0.0))
 
     # --- chords ----------------------------------------------------------------
@@ -738,8 +861,17 @@ def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 
             per = style.bars_per_chord
             for b in range(0, n_bars, per):
                 root, ratios, _ = _chord_info(scale, chord_at(b), cs.sevenths)
-                R.tone(cbuf, int(b * bar * sr), int(per * bar * 1.1 * sr), _midi_hz(base + root),
-                       rng.uniform(0.8, 1.0), timbre, cs.attack, cs.decay, ratios)
+                R.tone(
+                    cbuf,
+                    int(b * bar * sr),
+                    int(per * bar * 1.1 * sr),
+                    _midi_hz(base + root),
+                    rng.uniform(0.8, 1.0),
+                    timbre,
+                    cs.attack,
+                    cs.decay,
+                    ratios,
+                )
         elif cs.style in ("power", "stab", "skank"):
             pat = cs.patterns[rng.integers(len(cs.patterns))] if cs.patterns else "x.......x......."
             hits = [s for s, c in enumerate(pat) if c != "."]
@@ -750,19 +882,34 @@ def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 
                 for j, s in enumerate(hits):
                     nxt = hits[j + 1] if j + 1 < len(hits) else 16
                     dur = (nxt - s) * step
-                    R.tone(cbuf, int((step_time(b, s) + jitter()) * sr), int(dur * sr),
-                           _midi_hz(base + root), rng.uniform(0.7, 1.0), timbre,
-                           cs.attack, cs.decay, ratios)
+                    R.tone(
+                        cbuf,
+                        int((step_time(b, s) + jitter()) * sr),
+                        int(dur * sr),
+                        _midi_hz(base + root),
+                        rng.uniform(0.7, 1.0),
+                        timbre,
+                        cs.attack,
+                        cs.decay,
+                        ratios,
+                    )
         elif cs.style == "comp":
             for b in range(n_bars):
                 root, ratios, _ = _chord_info(scale, chord_at(b), True)
-                slots = sorted(rng.choice([0, 2, 4, 6, 8, 10, 12, 14], size=int(rng.integers(1, 4)),
-                                          replace=False))
+                slots = sorted(rng.choice([0, 2, 4, 6, 8, 10, 12, 14], size=int(rng.integers(1, 4)), replace=False))
                 for s in slots:
                     dur = step * float(rng.choice([2, 3, 4, 6]))
-                    R.tone(cbuf, int((step_time(b, int(s)) + jitter()) * sr), int(dur * sr),
-                           _midi_hz(base + root), rng.uniform(0.6, 1.0), timbre,
-                           cs.attack, cs.decay, ratios)
+                    R.tone(
+                        cbuf,
+                        int((step_time(b, int(s)) + jitter()) * sr),
+                        int(dur * sr),
+                        _midi_hz(base + root),
+                        rng.uniform(0.6, 1.0),
+                        timbre,
+                        cs.attack,
+                        cs.decay,
+                        ratios,
+                    )
         elif cs.style == "arp":
             sub = 2 if rng.random() < 0.5 else 1  # 8ths or 16ths
             shape = rng.choice(["up", "updown", "alberti"])
@@ -774,9 +921,16 @@ def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 
                 elif shape == "alberti":
                     seq = [tones[0], tones[2], tones[1], tones[2]]
                 for k, s in enumerate(range(0, 16, sub)):
-                    R.tone(cbuf, int((step_time(b, s) + jitter()) * sr), int(sub * step * 1.6 * sr),
-                           _midi_hz(base + root + seq[k % len(seq)]), rng.uniform(0.6, 0.9),
-                           timbre, cs.attack, cs.decay)
+                    R.tone(
+                        cbuf,
+                        int((step_time(b, s) + jitter()) * sr),
+                        int(sub * step * 1.6 * sr),
+                        _midi_hz(base + root + seq[k % len(seq)]),
+                        rng.uniform(0.6, 0.9),
+                        timbre,
+                        cs.attack,
+                        cs.decay,
+                    )
         if style.distortion:
             g = style.distortion * rng.uniform(0.7, 1.3)
             peak = float(np.max(np.abs(cbuf))) or 1.0
@@ -803,9 +957,17 @@ def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 
                 nxt = motif[j + 1][0] if j + 1 < len(motif) else 32
                 total = cdeg + deg
                 midi = base + scale[total % 7] + 12 * (total // 7)
-                R.tone(lbuf, int((step_time(b, s % 16) + jitter()) * sr),
-                       int(min(nxt - s, 8) * step * sr), _midi_hz(midi), rng.uniform(0.6, 1.0),
-                       timbre, ls.attack, ls.decay, vibrato=ls.vibrato)
+                R.tone(
+                    lbuf,
+                    int((step_time(b, s % 16) + jitter()) * sr),
+                    int(min(nxt - s, 8) * step * sr),
+                    _midi_hz(midi),
+                    rng.uniform(0.6, 1.0),
+                    timbre,
+                    ls.attack,
+                    ls.decay,
+                    vibrato=ls.vibrato,
+                )
         if style.distortion > 6:
             lbuf = np.tanh(lbuf * 3.0)
         voices.append((lbuf * mixgain(ls.gain), float(rng.uniform(-0.7, 0.7))))
@@ -824,8 +986,9 @@ def synthesize(genre: str, duration: float = 30.0, sr: int = 22050, seed: int = 
                 mix[k:] += (wet * g) * src[:-k]
     if style.swell:
         lfo_hz = rng.uniform(0.03, 0.08)
-        mix *= (1.0 - style.swell * 0.5 * (1 + np.sin(
-            _arange(n) * (2 * np.pi * lfo_hz / sr) + rng.uniform(0, 6.28)))).astype(np.float32)
+        mix *= (
+            1.0 - style.swell * 0.5 * (1 + np.sin(_arange(n) * (2 * np.pi * lfo_hz / sr) + rng.uniform(0, 6.28)))
+        ).astype(np.float32)
     mix += _noise(style, rng, n, sr)
     if rng.random() < 0.5:
         # "mastering" tilt: a random gentle low-pass (cutoff ~2-9 kHz) varies brightness
@@ -911,9 +1074,18 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, fmt: str | 
     return path
 
 
-def write_tags(path: str | os.PathLike, fmt: str | None = None, *, title: str, artist: str,
-               album: str, year: int | str, genre: str, track: int | None = None,
-               comment: str | None = None) -> bool:
+def write_tags(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    *,
+    title: str,
+    artist: str,
+    album: str,
+    year: int | str,
+    genre: str,
+    track: int | None = None,
+    comment: str | None = None,
+) -> bool:
     """Write title/artist/album/date/genre (and track number, comment) with mutagen.
 
     Vorbis comments for FLAC/Ogg, ID3v2 for MP3, an ``id3`` chunk for WAV/AIFF.
@@ -942,7 +1114,6 @@ def write_tags(path: str | os.PathLike, fmt: str | None = None, *, title: str, a
         audio.save()
         return True
     from mutagen import id3
-
     from mutagen.aiff import AIFF
     from mutagen.mp3 import MP3
     from mutagen.wave import WAVE
@@ -1010,10 +1181,42 @@ _ARTIST_WORDS = {
     "metal": ["Iron Cathedral", "Abyssal Throne", "Ravenhowl", "Forge of Ruin"],
     "reggae": ["Roots Revival", "Kingston Sun", "The Dub Shepherds", "Irie Lion"],
 }
-_TITLE_A = ["Midnight", "Golden", "Broken", "Silent", "Electric", "Velvet", "Hollow", "Burning",
-            "Distant", "Paper", "Crystal", "Wild", "Lonely", "Neon", "Frozen", "Sweet"]
-_TITLE_B = ["River", "Signal", "Garden", "Machine", "Heart", "Road", "Echo", "Sky", "Island",
-            "Letter", "Engine", "Fire", "Shadow", "Morning", "Window", "Dance"]
+_TITLE_A = [
+    "Midnight",
+    "Golden",
+    "Broken",
+    "Silent",
+    "Electric",
+    "Velvet",
+    "Hollow",
+    "Burning",
+    "Distant",
+    "Paper",
+    "Crystal",
+    "Wild",
+    "Lonely",
+    "Neon",
+    "Frozen",
+    "Sweet",
+]
+_TITLE_B = [
+    "River",
+    "Signal",
+    "Garden",
+    "Machine",
+    "Heart",
+    "Road",
+    "Echo",
+    "Sky",
+    "Island",
+    "Letter",
+    "Engine",
+    "Fire",
+    "Shadow",
+    "Morning",
+    "Window",
+    "Dance",
+]
 
 
 def track_seed(seed: int, genre: str, index: int) -> int:
@@ -1034,9 +1237,17 @@ def _metadata(genre: str, index: int, seed: int) -> tuple[str, str, str, int]:
     return title, artist, album, year
 
 
-def generate_library(root: str | os.PathLike, per_genre: int = 10, genres: Iterable[str] | None = None,
-                     duration: float = 30.0, sr: int = 22050, formats: Sequence[str] = ("wav",),
-                     seed: int = 0, channels: int = 1, tags: bool = True) -> list[SampleTrack]:
+def generate_library(
+    root: str | os.PathLike,
+    per_genre: int = 10,
+    genres: Iterable[str] | None = None,
+    duration: float = 30.0,
+    sr: int = 22050,
+    formats: Sequence[str] = ("wav",),
+    seed: int = 0,
+    channels: int = 1,
+    tags: bool = True,
+) -> list[SampleTrack]:
     """Write a GTZAN-like library ``root/<genre>/<genre>.<nnnnn>.<ext>`` and describe it.
 
     File ``i`` of each genre uses ``formats[i % len(formats)]`` (wav, flac, ogg, mp3,
@@ -1071,22 +1282,40 @@ def generate_library(root: str | os.PathLike, per_genre: int = 10, genres: Itera
             path = gdir / f"{g}.{i:05d}.{f}"
             s = track_seed(seed, g, i)
             title, artist, album, year = _metadata(g, i, seed)
-            fingerprint = (f"{_FINGERPRINT_KEY} v1 genre={g} seed={s} duration={duration:g} "
-                           f"sr={sr} channels={channels}")
+            fingerprint = f"{_FINGERPRINT_KEY} v1 genre={g} seed={s} duration={duration:g} sr={sr} channels={channels}"
             tagged = tags and f in TAGGABLE_FORMATS
-            track = SampleTrack(path=path, genre=g, format=f, duration=float(duration), seed=s,
-                                title=title, artist=artist, album=album, year=year, sr=sr,
-                                channels=channels, tagged=tagged)
+            track = SampleTrack(
+                path=path,
+                genre=g,
+                format=f,
+                duration=float(duration),
+                seed=s,
+                title=title,
+                artist=artist,
+                album=album,
+                year=year,
+                sr=sr,
+                channels=channels,
+                tagged=tagged,
+            )
             tracks.append(track)
-            if tagged and path.is_file() and path.stat().st_size > 0 \
-                    and _read_comment(path, f) == fingerprint:
+            if tagged and path.is_file() and path.stat().st_size > 0 and _read_comment(path, f) == fingerprint:
                 continue
             tmp = gdir / f".{path.stem}.partial-{os.getpid()}.{f}"
             try:
                 write_audio(tmp, synthesize(g, duration, sr, s, channels), sr, f)
                 if tagged:
-                    write_tags(tmp, f, title=title, artist=artist, album=album, year=year,
-                               genre=g, track=i + 1, comment=fingerprint)
+                    write_tags(
+                        tmp,
+                        f,
+                        title=title,
+                        artist=artist,
+                        album=album,
+                        year=year,
+                        genre=g,
+                        track=i + 1,
+                        comment=fingerprint,
+                    )
                 if path.is_file() and path.stat().st_size == tmp.stat().st_size:
                     tmp.unlink()
                 else:

@@ -1,4 +1,5 @@
 """Fast tests of pure functions: no PostgreSQL, no Redis, no audio files (`make test-unit`)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -81,12 +82,15 @@ def test_slerp_of_parallel_vectors_is_linear():
 
 
 # --------------------------------------------------------------------------- promotion
-@pytest.mark.parametrize(("new", "old", "tol", "promote"), [
-    (0.80, 0.80, 0.01, True),
-    (0.795, 0.80, 0.01, True),   # within noise
-    (0.78, 0.80, 0.01, False),   # worse than the champion
-    (0.90, 0.80, 0.0, True),
-])
+@pytest.mark.parametrize(
+    ("new", "old", "tol", "promote"),
+    [
+        (0.80, 0.80, 0.01, True),
+        (0.795, 0.80, 0.01, True),  # within noise
+        (0.78, 0.80, 0.01, False),  # worse than the champion
+        (0.90, 0.80, 0.0, True),
+    ],
+)
 def test_promotion_decision_by_held_out_macro_f1(new, old, tol, promote):
     d = decide("logreg", {"macro_f1": new}, {"macro_f1": old}, tol)
     assert d.promote is promote and d.metric == "macro_f1"
@@ -102,9 +106,13 @@ def test_promotion_decision_edge_cases():
 
 # --------------------------------------------------------------------------- vocabulary
 def test_genre_model_rule():
-    c = [GenreCandidate(1, "knn", {"macro_f1": 0.7}), GenreCandidate(2, "logreg", {"macro_f1": 0.9}),
-         GenreCandidate(3, "cnn", {"macro_f1": 0.9}), GenreCandidate(4, "kmeans", {"macro_f1": 1.0}),
-         GenreCandidate(5, "ann", {"macro_f1": "n/a"})]
+    c = [
+        GenreCandidate(1, "knn", {"macro_f1": 0.7}),
+        GenreCandidate(2, "logreg", {"macro_f1": 0.9}),
+        GenreCandidate(3, "cnn", {"macro_f1": 0.9}),
+        GenreCandidate(4, "kmeans", {"macro_f1": 1.0}),
+        GenreCandidate(5, "ann", {"macro_f1": "n/a"}),
+    ]
     assert pick_genre_model(c).id == 2  # best score; the tie goes to the lower id; clusterers never answer
     assert pick_genre_model(c, "ann").id == 5
     assert pick_genre_model(c[:1], "cnn") is None

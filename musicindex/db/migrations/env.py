@@ -1,4 +1,5 @@
 """Alembic environment: runs against a connection handed in by musicindex, or the configured URL."""
+
 from __future__ import annotations
 
 from alembic import context

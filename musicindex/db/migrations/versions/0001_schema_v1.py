@@ -4,6 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -80,9 +81,7 @@ def upgrade() -> None:
         _ts("updated_at"),
         _ts("indexed_at", nullable=True, default=False),
         sa.CheckConstraint(f"status IN {TRACK_STATUSES}", name="ck_tracks_status"),
-        sa.CheckConstraint(
-            f"label_source IS NULL OR label_source IN {LABEL_SOURCES}", name="ck_tracks_label_source"
-        ),
+        sa.CheckConstraint(f"label_source IS NULL OR label_source IN {LABEL_SOURCES}", name="ck_tracks_label_source"),
     )
     for col in ("status", "content_hash", "label", "artist", "batch_id"):
         op.create_index(f"ix_tracks_{col}", "tracks", [col])

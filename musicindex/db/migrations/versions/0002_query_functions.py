@@ -9,6 +9,7 @@ model version of each kind, like the Python API. Dynamic SQL formats only intege
 model version id and the vector dimension, read from model_versions); every other value
 is passed with USING.
 """
+
 from __future__ import annotations
 
 from alembic import op
@@ -21,8 +22,11 @@ branch_labels = None
 depends_on = None
 
 _MEAN = "ARRAY[" + ", ".join(f"avg(f.{c})" for c in FEATURE_NAMES) + f"]::vector({N_FEATURES})"
-_INV = ("ARRAY[" + ", ".join(f"coalesce(1.0 / nullif(stddev_pop(f.{c}), 0), 0)" for c in FEATURE_NAMES)
-        + f"]::vector({N_FEATURES})")
+_INV = (
+    "ARRAY["
+    + ", ".join(f"coalesce(1.0 / nullif(stddev_pop(f.{c}), 0), 0)" for c in FEATURE_NAMES)
+    + f"]::vector({N_FEATURES})"
+)
 
 ACTIVE_VERSION = """
 CREATE FUNCTION musicindex_active_version(p_kind text) RETURNS integer
