@@ -97,3 +97,7 @@ class ArtifactIntegrityError(MusicIndexError):
     """A stored model artifact does not match its recorded sha256; it is never loaded."""
 
     exit_code = 9
+
+
+class PretrainedModelError(ArtifactIntegrityError):
+    """The weights of a pretrained model (musicnn) are missing, corrupted, or do not fit its network."""
