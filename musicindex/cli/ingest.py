@@ -1,12 +1,14 @@
-"""Ingestion and worker commands: `ingest`, `status`, `worker`, `scheduler`."""
+"""Ingestion and worker commands: `ingest`, `watch`, `status`, `worker`, `scheduler`."""
 
 from __future__ import annotations
+
+import contextlib
 
 import typer
 from rich.table import Table
 
 from musicindex.cli.common import handle_errors, open_index, print_json
-from musicindex.cli.render import console, progress_bar
+from musicindex.cli.render import console, err_console, progress_bar, safe
 from musicindex.config import get_settings
 
 cli = typer.Typer()
@@ -31,24 +33,68 @@ def ingest(
     """Scan PATHS, register new or changed files and queue their analysis on the workers."""
     index = open_index()
     progress_cb, finish = progress_bar() if wait and not as_json else (None, lambda: None)
+    scanning = None if as_json else err_console.status("scanning ...", spinner="dots")
+
+    def on_scan(report) -> None:
+        if scanning is not None:
+            scanning.update(
+                f"{'scanned' if report.done else 'scanning'}: {report.n_files} audio files in {report.n_dirs} folders"
+                + (f", {report.n_errors} unreadable" if report.n_errors else "")
+                + ("; registering and queueing ..." if report.done else "")
+            )
+
     try:
+        if scanning is not None:
+            scanning.start()
         summary = index.ingest(
             paths,
             wait=wait,
             label_from=label_from,
             reanalyse_outdated=reanalyse_outdated,
             follow_symlinks=follow_symlinks,
-            on_progress=progress_cb,
+            on_progress=_stop_then(scanning, progress_cb),
+            on_scan=on_scan,
         )
     finally:
+        if scanning is not None:
+            scanning.stop()
         finish()
     if as_json:
         print_json(summary.to_dict())
         return
+    print_registration(summary)
+    if summary.final is not None:
+        console.print(
+            f"done in {summary.seconds:.1f} s: {summary.final['indexed']} indexed, "
+            f"{summary.final['failed']} failed (see `musicindex status`)",
+            highlight=False,
+        )
+    elif summary.queued:
+        console.print("the workers are on it: `musicindex status` shows progress")
+
+
+def _stop_then(status, callback):
+    """A progress callback that first ends the scanning spinner (the progress bar takes over)."""
+    if callback is None:
+        return None
+
+    def call(p) -> None:
+        if status is not None:
+            status.stop()
+        callback(p)
+
+    return call
+
+
+def print_registration(summary) -> None:
+    """What a registration found and queued, in one or two lines."""
+    pending = ""
+    if summary.still_pending:
+        pending = f", {summary.still_pending} still pending from earlier ({summary.held} of them held by a job)"
     console.print(
-        f"scanned {summary.scanned} files: {summary.new} new, {summary.changed} changed or outdated, "
+        f"scanned {summary.scanned} files: {summary.new} new, {summary.changed} changed or outdated{pending}, "
         f"{summary.unchanged} unchanged, {summary.missing} now missing; "
-        f"queued {summary.queued} in {summary.jobs} jobs (batch {summary.batch_id})",
+        f"queued {len(summary.send_ids)} in {summary.jobs} jobs (batch {summary.batch_id})",
         highlight=False,
     )
     extras = []
@@ -59,17 +105,59 @@ def ingest(
     if summary.loops:
         extras.append(f"{summary.loops} symlink loops skipped")
     if summary.scan_errors:
-        extras.append(f"{len(summary.scan_errors)} unreadable entries (first: {summary.scan_errors[0]})")
+        extras.append(f"{len(summary.scan_errors)} scan problems (first: {safe(summary.scan_errors[0])})")
+    if summary.protected:
+        extras.append(f"{summary.protected} tracks in unreadable or empty folders kept as they were (not missing)")
     if extras:
         console.print("  " + "; ".join(extras), highlight=False)
-    if summary.final is not None:
-        console.print(
-            f"done in {summary.seconds:.1f} s: {summary.final['indexed']} indexed, "
-            f"{summary.final['failed']} failed (see `musicindex status`)",
-            highlight=False,
+
+
+@cli.command()
+@handle_errors
+def watch(
+    paths: list[str] = typer.Argument(..., help="folders (or files) to watch, recursively"),
+    label_from: str | None = typer.Option(None, "--label-from", help="training labels from: folder | tag | csv:FILE"),
+    settle: float | None = typer.Option(
+        None, "--settle", help="seconds without change before a file is queued (default MUSICINDEX_WATCH_SETTLE)"
+    ),
+    initial_scan: bool = typer.Option(
+        True, "--initial-scan/--no-initial-scan", help="ingest the folders once before watching"
+    ),
+    follow_symlinks: bool | None = typer.Option(
+        None, "--follow-symlinks/--no-follow-symlinks", help="follow symlinks leading outside the roots"
+    ),
+) -> None:
+    """Watch PATHS and queue new, changed, moved and deleted files as they happen (Ctrl-C stops).
+
+    A file is queued once it has stopped changing, so one still being copied is not analysed
+    half-written. File events do not arrive from network file systems changed elsewhere:
+    there, let `musicindex scheduler` rescan (MUSICINDEX_RESCAN_INTERVAL).
+    """
+    import signal
+    import threading
+    import time
+
+    index = open_index()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def on_batch(summary) -> None:
+        if summary.new or summary.changed or summary.missing or summary.send_ids:
+            console.print(time.strftime("%H:%M:%S "), end="", highlight=False)
+            print_registration(summary)
+
+    console.print(f"watching {', '.join(safe(p) for p in paths)} (Ctrl-C stops)", highlight=False)
+    with contextlib.suppress(KeyboardInterrupt):
+        index.ingestion.watch(
+            paths,
+            label_from=label_from,
+            settle=settle,
+            initial_scan=initial_scan,
+            follow_symlinks=follow_symlinks,
+            stop=stop,
+            on_batch=on_batch,
         )
-    elif summary.queued:
-        console.print("the workers are on it: `musicindex status` shows progress")
+    console.print("stopped watching")
 
 
 @cli.command()
@@ -90,7 +178,7 @@ def status(
     if report.failures:
         fails = Table("file", "reason", title="latest failures")
         for path, reason in report.failures:
-            fails.add_row(path, reason)
+            fails.add_row(safe(path), safe(reason))
         console.print(fails)
     console.print(
         "queues: "
@@ -98,6 +186,15 @@ def status(
         + f"; workers answering: {len(report.workers)}",
         highlight=False,
     )
+    e = report.embedding or {}
+    if e.get("version") is not None:
+        console.print(
+            f"musicnn space: {e['embedded']} of {e['indexed']} indexed tracks embedded (version {e['version']}, "
+            f"{e['state']})",
+            highlight=False,
+        )
+    else:
+        console.print("musicnn space: no track embedded yet (`musicindex embed`)", highlight=False)
 
 
 @cli.command()

@@ -1,43 +1,80 @@
-"""Per-track processing: analyse one registered file and store what it yields.
+"""Processing: analyse registered tracks in a worker, a chunk at a time, and store what they yield.
 
-``process_track`` (what a worker's job runs for each file) takes a per-track advisory
-lock, hashes the file (streamed), recognises moves (same hash as a track whose file is
-gone: the old row takes the new path and keeps its id and everything derived from it) and
-touched-but-identical files (same hash: nothing to recompute), analyses the window, and
-writes features, spectrogram and tags. Any error of the file records it (``failed`` with
-the reason, or ``missing`` when it is gone); the batch goes on. Database errors propagate
-(the Celery task retries them with backoff).
+:func:`process_tracks` (what a worker's job runs for its chunk of track ids) uses one
+database connection for the whole chunk:
+
+1. **claim** (one transaction): a per-track advisory lock on each id (PostgreSQL releases
+   it if the worker dies, so two deliveries of a track do the work once), what each track
+   needs (new, changed, outdated extractor), and an attempt counted on each track that has
+   no unfinished attempt;
+2. **analyse** each track: the content hash (skipped for a re-analysis after an extractor
+   version change: size and mtime equal, the stored hash stands), moves (same hash as a
+   track whose file is gone: the old row takes the new path and keeps its id and everything
+   derived from it), touched-but-identical files (same hash: nothing to recompute), the
+   analysis window, the tags; features are checked finite;
+3. **write** the results of several tracks in one transaction (multi-row upserts; every 8
+   tracks or 2 seconds, and at the end), which also notifies waiting clients.
+
+A track whose earlier attempt never ended (its worker was killed mid-chunk: nothing of the
+chunk's unwritten results survived) is analysed alone, with its attempt counted and its
+result written at once, so a file that kills its worker is found and failed after
+:data:`MAX_ATTEMPTS` instead of taking the rest of its chunk down with it. Attempts are
+reset when an analysis succeeds.
+
+Errors of a file record it (``failed`` with the reason, or ``missing`` when it is gone);
+the chunk goes on. A database that rejects one track's data (a permanent error, e.g. a
+value out of range) fails that track with the reason and writes the others. Connection
+errors (an outage) propagate: the Celery task retries the chunk with backoff, and an
+attempt cut short by the outage is not counted (``uncount``). Exceptions listed in
+``reraise`` (Celery's soft time limit) propagate with the processor's state intact, so
+the task can fail the current file, write what is done and re-queue the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
-from collections.abc import Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from musicindex.audio.window import AnalysisWindow
 from musicindex.db.orm import Spectrogram, Track, TrackFeatures
 from musicindex.db.session import Database
 from musicindex.errors import AudioError
 from musicindex.ingest import lifecycle
-from musicindex.ingest.register import current_versions
+from musicindex.ingest.paths import display, fs_path
+from musicindex.ingest.register import TRACK_LOCK_NS, current_versions
+from musicindex.ingest.scan import within
 from musicindex.vocab import FAILED, FEATURE_NAMES, INDEXED, MISSING, PENDING
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 """A file whose analysis killed the worker this often is failed, not retried forever."""
-TRACK_LOCK_NS = 0x4D49
-"""Advisory lock namespace of per-track processing."""
+NOTIFY_CHANNEL = "musicindex_ingest"
+"""PostgreSQL channel notified when results are written (``IngestService.wait_for`` listens)."""
+FLUSH_EVERY = 8
+FLUSH_SECONDS = 2.0
+
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
+"""Database errors that mean "the server or the connection is gone": retried, never a file's fault."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error is a passing outage (retry) rather than a permanent error (fail the file)."""
+    if isinstance(exc, OUTAGE_ERRORS):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 @dataclass
@@ -48,167 +85,278 @@ class ProcessOutcome:
     did_audio_work: bool = False
 
 
-def _track_lock(conn: Connection, track_id: int) -> bool:
-    return bool(
-        conn.execute(
-            text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": TRACK_LOCK_NS, "id": int(track_id) & 0x7FFFFFFF}
-        ).scalar()
-    )
+@dataclass
+class _Claimed:
+    id: int
+    path: str
+    path_bytes: bytes | None
+    content_hash: str | None
+    status: str
+    size: int | None
+    mtime: float | None
+    label: str | None
+    label_source: str | None
+    need_feat: bool
+    need_spec: bool
+
+    @property
+    def fs(self) -> str:
+        return fs_path(self.path, self.path_bytes)
 
 
-def _track_unlock(conn: Connection, track_id: int) -> None:
-    conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": TRACK_LOCK_NS, "id": int(track_id) & 0x7FFFFFFF})
+@dataclass
+class _Result:
+    """What one track's analysis produced, waiting to be written."""
+
+    id: int
+    kind: str  # indexed | failed | missing
+    values: dict[str, Any] = field(default_factory=dict)
+    features: np.ndarray | None = None
+    logmel: np.ndarray | None = None
+    reason: str | None = None
 
 
-def record_failure(db: Database, track_id: int, reason: str) -> ProcessOutcome:
-    """Record a file as failed with its reason (the worker's time-limit handler calls this too)."""
-    with db.session() as s:
-        lifecycle.mark_failed(s, track_id, reason)
-    return ProcessOutcome(track_id, FAILED, reason)
+class ChunkProcessor:
+    """Analyses a chunk of tracks over one connection (see the module docstring).
 
-
-def _record_missing(db: Database, track_id: int, reason: str) -> ProcessOutcome:
-    with db.session() as s:
-        lifecycle.mark_missing(s, [track_id], reason)
-    return ProcessOutcome(track_id, MISSING, reason)
-
-
-def process_track(
-    db: Database, track_id: int, *, window: AnalysisWindow | None = None, label_from_tag: bool = False
-) -> ProcessOutcome:
-    """Analyse one registered track and store the results; never raises for a bad file.
-
-    A per-track advisory lock (released by PostgreSQL if the worker dies) makes concurrent
-    deliveries of the same track do the work once; the others return ``skipped``.
+    ``roots``: the ingest roots; a file whose real path left them since the scan (swapped for
+    a symlink) is failed, not read. ``reraise``: exceptions to let through (a time limit).
     """
-    feat_v, spec_v = current_versions()
-    with db.engine.connect() as lock_conn:
-        if not _track_lock(lock_conn, track_id):
-            return ProcessOutcome(track_id, "skipped", "being analysed by another worker")
-        lock_conn.commit()
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        window: AnalysisWindow | None = None,
+        label_from_tag: bool = False,
+        roots: Sequence[str] | None = None,
+        reraise: tuple[type[BaseException], ...] = (),
+        flush_every: int = FLUSH_EVERY,
+        flush_seconds: float = FLUSH_SECONDS,
+    ):
+        self.db = db
+        self.window = window
+        self.label_from_tag = label_from_tag
+        self.real_roots = [os.path.realpath(r) for r in roots] if roots is not None else None
+        self.reraise = reraise
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self.feat_v, self.spec_v = current_versions()
+        self.outcomes: dict[int, ProcessOutcome] = {}
+        self.analysed: list[int] = []
+        self.current: int | None = None
+        self.unstarted: list[int] = []
+        self.marked: set[int] = set()  # attempts counted by this processor (committed)
+        self.claimed = False  # the chunk's claim transaction committed
+        self._buffer: list[_Result] = []
+        self._buffer_since = 0.0
+        self._conn: Any = None
+        self._session: Session | None = None
+
+    # ------------------------------------------------------------------ connection
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._conn = self.db.engine.connect()
+            self._session = Session(bind=self._conn, expire_on_commit=False)
+        return self._session
+
+    def close(self) -> None:
+        """Release the advisory locks and the connection (a dead connection releases them by itself)."""
+        if self._session is None:
+            return
         try:
-            # short transaction: what is there to do? count the attempt (survives a crash)
-            with db.session() as s:
-                track = s.get(Track, track_id)
-                if track is None:
-                    return ProcessOutcome(track_id, "skipped", "track no longer registered")
-                feats = s.get(TrackFeatures, track_id)
-                spec = s.get(Spectrogram, track_id)
-                need_feat = feats is None or feats.version < feat_v
-                need_spec = spec is None or spec.version < spec_v
-                if track.status == INDEXED and not (need_feat or need_spec):
-                    return ProcessOutcome(track_id, "skipped", "already indexed")
-                if track.status in (FAILED, MISSING):
-                    return ProcessOutcome(track_id, "skipped", f"status is {track.status}")
-                track.attempts += 1
-                attempts = track.attempts
-                path, old_hash, old_status = track.path, track.content_hash, track.status
-            if attempts > MAX_ATTEMPTS:
-                return record_failure(
-                    db,
-                    track_id,
-                    f"analysis did not finish after {MAX_ATTEMPTS} attempts (the worker died or timed out each time)",
-                )
-            try:
-                return _analyse_and_store(
-                    db,
-                    track_id,
-                    path,
-                    old_hash,
-                    old_status,
-                    need_feat,
-                    need_spec,
-                    window,
-                    label_from_tag,
-                    feat_v,
-                    spec_v,
-                )
-            except FileNotFoundError:  # os.stat or the decoder: the file went away after the scan
-                return _record_missing(db, track_id, f"file vanished before analysis: {path}")
-            except AudioError as exc:
-                return record_failure(db, track_id, str(exc))
-            except DBAPIError:
-                raise
-            except MemoryError:
-                return record_failure(db, track_id, "out of memory while analysing the file")
-            except Exception as exc:
-                log.exception("unexpected error analysing %s", path)
-                return record_failure(db, track_id, f"unexpected {type(exc).__name__}: {exc}")
+            self._session.rollback()
+            self._session.execute(text("SELECT pg_advisory_unlock_all()"))
+            self._session.commit()
+        except DBAPIError:
+            pass  # the connection is gone; PostgreSQL released the locks with it
         finally:
-            try:
-                _track_unlock(lock_conn, track_id)
-                lock_conn.commit()
-            except DBAPIError:
-                pass  # the connection is gone; PostgreSQL released the lock with it
+            self._session.close()
+            self._conn.close()
+            self._session = self._conn = None
 
-
-def _analyse_and_store(
-    db: Database,
-    track_id: int,
-    path: str,
-    old_hash: str | None,
-    old_status: str,
-    need_feat: bool,
-    need_spec: bool,
-    window: AnalysisWindow | None,
-    label_from_tag: bool,
-    feat_v: int,
-    spec_v: int,
-) -> ProcessOutcome:
-    from musicindex import audio
-
-    st = os.stat(path)  # FileNotFoundError: vanished
-    if not stat.S_ISREG(st.st_mode):
-        raise AudioError(f"not a regular file: {path}")
-    content_hash = audio.file_sha256(path)
-
-    with db.session() as s:
-        # a move: a track with the same content whose file is gone keeps its id and data
-        if old_status == PENDING and old_hash is None:
-            twins = (
-                s.execute(
-                    select(Track)
-                    .where(Track.content_hash == content_hash, Track.id != track_id)
-                    .order_by(Track.id)
-                    .with_for_update(skip_locked=True)
+    # ------------------------------------------------------------------ the chunk
+    def run(self, track_ids: Sequence[int], *, deadline: float | None = None, uncount: Iterable[int] = ()) -> list[int]:
+        """Process ``track_ids``; returns those not started because ``deadline`` (monotonic) passed."""
+        ids = [int(t) for t in dict.fromkeys(track_ids)]
+        fresh, suspects = self._claim(ids, [int(t) for t in uncount])
+        self.unstarted = [t.id for t in fresh + suspects]
+        for t in fresh:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            self._one(t)
+            if len(self._buffer) >= self.flush_every or time.monotonic() - self._buffer_since >= self.flush_seconds:
+                self.flush()
+        self.flush()
+        for t in suspects:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if self._count_attempt(t.id) > MAX_ATTEMPTS:
+                self.unstarted.remove(t.id)
+                self._buffer_result(
+                    _Result(
+                        t.id,
+                        FAILED,
+                        reason=f"analysis did not finish after {MAX_ATTEMPTS} attempts "
+                        "(the worker died or timed out each time)",
+                    )
                 )
-                .scalars()
-                .all()
+            else:
+                self._one(t)
+            self.flush()  # a suspect's result is written at once
+        rest = list(self.unstarted)
+        self.release(rest)
+        return rest
+
+    def _claim(self, ids: list[int], uncount: list[int]) -> tuple[list[_Claimed], list[_Claimed]]:
+        """Lock, look up and count attempts, in one transaction: (fresh tracks, suspects)."""
+        s = self.session
+        s.execute(text("SET LOCAL synchronous_commit = off"))  # the attempt survives a worker's death either way
+        if uncount:
+            lifecycle.uncount_attempt(s, uncount)
+        locked = set(
+            s.execute(
+                text(
+                    "SELECT id FROM unnest(CAST(:ids AS bigint[])) AS u(id) "
+                    "WHERE pg_try_advisory_lock(:ns, CAST(id & 2147483647 AS integer))"
+                ),
+                {"ids": ids, "ns": TRACK_LOCK_NS},
+            ).scalars()
+        )
+        rows = {
+            r.id: r
+            for r in s.execute(
+                text(
+                    "SELECT t.id, t.path, t.path_bytes, t.content_hash, t.status, t.size, t.mtime, t.attempts, "
+                    "t.label, t.label_source, f.version AS fv, sp.version AS sv FROM tracks t "
+                    "LEFT JOIN track_features f ON f.track_id = t.id LEFT JOIN spectrograms sp ON sp.track_id = t.id "
+                    "WHERE t.id = ANY(CAST(:ids AS bigint[]))"
+                ),
+                {"ids": sorted(locked)},
             )
-            for other in twins:
-                if other.status == MISSING or not os.path.exists(other.path):
-                    new = s.get(Track, track_id)
-                    assert new is not None
-                    label, label_source = new.label, new.label_source
-                    s.delete(new)
-                    s.flush()
-                    values: dict[str, Any] = {"path": path, "size": st.st_size, "mtime": st.st_mtime}
-                    if label_source in ("folder", "csv"):
-                        values.update(label=label, label_source=label_source)
-                    s.execute(update(Track).where(Track.id == other.id).values(updated_at=func.now(), **values))
-                    if other.indexed_at is not None:
-                        lifecycle.mark_indexed(s, other.id)
-                    elif other.status != PENDING:
-                        lifecycle.requeue(s, [other.id])
-                    return ProcessOutcome(other.id, "moved", f"moved from a missing track, kept id {other.id}")
-        # touched but identical content: nothing to recompute
-        if old_hash == content_hash and not (need_feat or need_spec):
-            lifecycle.mark_indexed(s, track_id, size=st.st_size, mtime=st.st_mtime)
-            return ProcessOutcome(track_id, INDEXED, "content unchanged")
-        if old_hash is not None and old_hash != content_hash:
+        }
+        work: list[tuple[_Claimed, int]] = []
+        for tid in ids:
+            if tid not in locked:
+                self.outcomes[tid] = ProcessOutcome(tid, "skipped", "being analysed by another worker")
+                continue
+            r = rows.get(tid)
+            if r is None:
+                self.outcomes[tid] = ProcessOutcome(tid, "skipped", "track no longer registered")
+                continue
+            need_feat = r.fv is None or r.fv < self.feat_v
+            need_spec = r.sv is None or r.sv < self.spec_v
+            if r.status == INDEXED and not (need_feat or need_spec):
+                self.outcomes[tid] = ProcessOutcome(tid, "skipped", "already indexed")
+                continue
+            if r.status in (FAILED, MISSING):
+                self.outcomes[tid] = ProcessOutcome(tid, "skipped", f"status is {r.status}")
+                continue
+            claimed = _Claimed(
+                tid,
+                r.path,
+                None if r.path_bytes is None else bytes(r.path_bytes),
+                r.content_hash,
+                r.status,
+                r.size,
+                r.mtime,
+                r.label,
+                r.label_source,
+                need_feat,
+                need_spec,
+            )
+            work.append((claimed, int(r.attempts)))
+        counted = lifecycle.count_attempt(s, [c.id for c, a in work if a == 0], only_fresh=True)
+        s.commit()
+        self.marked.update(counted)
+        self.claimed = True
+        fresh = [c for c, _ in work if c.id in counted]
+        # the least suspect first: a file that killed its worker before does not hold up the others
+        suspects = [c for c, _ in sorted((w for w in work if w[0].id not in counted), key=lambda w: w[1])]
+        return fresh, suspects
+
+    def _count_attempt(self, track_id: int) -> int:
+        s = self.session
+        attempts = lifecycle.count_attempt(s, [track_id]).get(track_id, 0)
+        s.commit()
+        self.marked.add(track_id)
+        return attempts
+
+    # ------------------------------------------------------------------ one track
+    def _one(self, t: _Claimed) -> None:
+        self.current = t.id
+        self.unstarted.remove(t.id)
+        try:
+            result = self._analyse(t)
+        except self.reraise:
+            raise
+        except FileNotFoundError:  # os.stat or the decoder: the file went away after the scan
+            result = _Result(t.id, MISSING, reason=f"file vanished before analysis: {t.path}")
+        except AudioError as exc:
+            result = _Result(t.id, FAILED, reason=str(exc))
+        except DBAPIError as exc:
+            if is_outage(exc):
+                raise
+            self._rollback()
+            result = _Result(t.id, FAILED, reason=_db_reason(exc))
+        except MemoryError:
+            result = _Result(t.id, FAILED, reason="out of memory while analysing the file")
+        except Exception as exc:
+            log.exception("unexpected error analysing %s", display(t.path))
+            result = _Result(t.id, FAILED, reason=f"unexpected {type(exc).__name__}: {exc}")
+        if isinstance(result, ProcessOutcome):  # a move, done in its own transaction
+            self.outcomes[t.id] = result
+            self.marked.discard(t.id)
+        else:
+            self._buffer_result(result)
+        self.current = None
+
+    def _buffer_result(self, result: _Result) -> None:
+        if not self._buffer:
+            self._buffer_since = time.monotonic()
+        self._buffer.append(result)
+
+    def _analyse(self, t: _Claimed) -> _Result | ProcessOutcome:
+        from musicindex import audio
+
+        fs = t.fs
+        if self.real_roots is not None:
+            real = os.path.realpath(fs)
+            if not within(real, self.real_roots):
+                raise AudioError(
+                    f"not read: {display(fs)} now leads outside the ingested folders (to {display(real)}); "
+                    "use --follow-symlinks to allow that"
+                )
+        st = os.stat(fs)  # FileNotFoundError: vanished
+        if not stat.S_ISREG(st.st_mode):
+            raise AudioError(f"not a regular file: {display(fs)}")
+        # an outdated extractor on an unchanged file (same size and mtime): the stored hash stands
+        unchanged = (t.size, t.mtime) == (st.st_size, st.st_mtime)
+        same_file = t.status == INDEXED and t.content_hash is not None and unchanged
+        content_hash = t.content_hash if same_file else audio.file_sha256(fs)
+        assert content_hash is not None
+        if t.status == PENDING and t.content_hash is None:
+            moved = self._move_if_twin(t, content_hash, st)
+            if moved is not None:
+                return moved
+        need_feat, need_spec = t.need_feat, t.need_spec
+        if t.content_hash is not None and t.content_hash == content_hash and not (need_feat or need_spec):
+            # touched but identical content: nothing to recompute
+            return _Result(t.id, INDEXED, {"size": st.st_size, "mtime": st.st_mtime}, reason="content unchanged")
+        if t.content_hash is not None and t.content_hash != content_hash:
             need_feat = need_spec = True  # content changed: everything is recomputed
 
-    result = audio.analyse_file(path, window=window, features=need_feat, spectrogram=need_spec)
-    tags = audio.read_tags(path)
-    after = os.stat(path)
-    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-        raise AudioError("the file changed while it was being analysed; ingest it again once it is complete")
-
-    with db.session() as s:
-        if s.get(Track, track_id, with_for_update=True) is None:
-            return ProcessOutcome(track_id, "skipped", "track removed during analysis")
+        result = audio.analyse_file(fs, window=self.window, features=need_feat, spectrogram=need_spec)
+        if result.features is not None and not np.isfinite(result.features).all():
+            bad = [n for n, v in zip(FEATURE_NAMES, result.features, strict=True) if not np.isfinite(v)]
+            raise AudioError(f"non-finite feature values (NaN or infinity): {', '.join(bad[:5])}")
+        tags = audio.read_tags(fs)
+        after = os.stat(fs)
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            raise AudioError("the file changed while it was being analysed; ingest it again once it is complete")
         info = result.info
-        values = {
+        values: dict[str, Any] = {
             "content_hash": content_hash,
             "size": st.st_size,
             "mtime": st.st_mtime,
@@ -222,53 +370,208 @@ def _analyse_and_store(
             "year": tags.get("year"),
             "genre_tag": tags.get("genre"),
         }
-        if label_from_tag and tags.get("genre"):
-            values.update(label=tags["genre"], label_source="tag")
-        if result.features is not None:
-            vec = np.asarray(result.features, dtype=np.float64)
-            named = {name: float(v) for name, v in zip(FEATURE_NAMES, vec, strict=True)}
-            stmt = pg_insert(TrackFeatures).values(
-                track_id=track_id, version=feat_v, vec=vec.astype(np.float32), computed_at=func.now(), **named
+        for key in ("title", "artist", "album", "genre_tag"):
+            if values[key] is not None:
+                values[key] = display(values[key]).replace("\x00", " ")
+        if self.label_from_tag and values["genre_tag"]:
+            values.update(label=values["genre_tag"], label_source="tag")
+        return _Result(t.id, INDEXED, values, features=result.features, logmel=result.logmel)
+
+    def _move_if_twin(self, t: _Claimed, content_hash: str, st: os.stat_result) -> ProcessOutcome | None:
+        """A track with the same content whose file is gone keeps its id and data: the new row folds into it."""
+        s = self.session
+        twins = (
+            s.execute(
+                select(Track)
+                .where(Track.content_hash == content_hash, Track.id != t.id)
+                .order_by(Track.id)
+                .with_for_update(skip_locked=True)
             )
+            .scalars()
+            .all()
+        )
+        for other in twins:
+            if other.status == MISSING or not os.path.exists(fs_path(other.path, other.path_bytes)):
+                new = s.get(Track, t.id)
+                assert new is not None
+                label, label_source = new.label, new.label_source
+                s.delete(new)
+                s.flush()
+                values: dict[str, Any] = {
+                    "path": t.path,
+                    "path_bytes": t.path_bytes,
+                    "size": st.st_size,
+                    "mtime": st.st_mtime,
+                }
+                if label_source in ("folder", "csv"):
+                    values.update(label=label, label_source=label_source)
+                s.execute(update(Track).where(Track.id == other.id).values(updated_at=func.now(), **values))
+                if other.indexed_at is not None:
+                    lifecycle.mark_indexed(s, other.id)
+                elif other.status != PENDING:
+                    lifecycle.requeue(s, [other.id])
+                s.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
+                s.commit()
+                return ProcessOutcome(other.id, "moved", f"moved from a missing track, kept id {other.id}")
+        s.rollback()
+        return None
+
+    # ------------------------------------------------------------------ writing
+    def flush(self) -> None:
+        """Write the buffered results: one transaction; a permanent error isolates the track that causes it."""
+        if not self._buffer:
+            return
+        items = list(self._buffer)
+        try:
+            self._write(items)
+        except DBAPIError as exc:
+            self._rollback()
+            if is_outage(exc):
+                raise
+            log.warning("writing %d results failed (%s); writing them one at a time", len(items), exc.orig)
+            for item in items:
+                try:
+                    self._write([item])
+                except DBAPIError as one:
+                    self._rollback()
+                    if is_outage(one):
+                        raise
+                    self._write([_Result(item.id, FAILED, reason=_db_reason(one))])
+        self._buffer.clear()
+
+    def _write(self, items: list[_Result]) -> None:
+        s = self.session
+        indexed = [i for i in items if i.kind == INDEXED]
+        moved = set(lifecycle.mark_indexed_many(s, [{"id": i.id, **i.values} for i in indexed]))
+        feats = [i for i in indexed if i.id in moved and i.features is not None]
+        if feats:
+            rows = []
+            for i in feats:
+                vec = np.asarray(i.features, dtype=np.float64)
+                named = {name: float(v) for name, v in zip(FEATURE_NAMES, vec, strict=True)}
+                rows.append({"track_id": i.id, "version": self.feat_v, "vec": vec.astype(np.float32), **named})
+            stmt = pg_insert(TrackFeatures).values(rows)
             s.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["track_id"],
                     set_={
-                        "version": feat_v,
+                        "version": stmt.excluded.version,
                         "vec": stmt.excluded.vec,
                         "computed_at": func.now(),
                         **{n: stmt.excluded[n] for n in FEATURE_NAMES},
                     },
                 )
             )
-        if result.logmel is not None:
-            data = audio.encode_spectrogram(result.logmel)
-            n_mels, n_frames = result.logmel.shape
-            sstmt = pg_insert(Spectrogram).values(
-                track_id=track_id, version=spec_v, n_mels=n_mels, n_frames=n_frames, data=data
-            )
+        specs = [i for i in indexed if i.id in moved and i.logmel is not None]
+        if specs:
+            from musicindex import audio
+
+            srows = []
+            for i in specs:
+                assert i.logmel is not None
+                n_mels, n_frames = i.logmel.shape
+                srows.append(
+                    {
+                        "track_id": i.id,
+                        "version": self.spec_v,
+                        "n_mels": n_mels,
+                        "n_frames": n_frames,
+                        "data": audio.encode_spectrogram(i.logmel),
+                    }
+                )
+            sstmt = pg_insert(Spectrogram).values(srows)
             s.execute(
                 sstmt.on_conflict_do_update(
                     index_elements=["track_id"],
                     set_={
-                        "version": spec_v,
-                        "n_mels": n_mels,
-                        "n_frames": n_frames,
-                        "data": data,
+                        "version": sstmt.excluded.version,
+                        "n_mels": sstmt.excluded.n_mels,
+                        "n_frames": sstmt.excluded.n_frames,
+                        "data": sstmt.excluded.data,
                         "computed_at": func.now(),
                     },
                 )
             )
-        lifecycle.mark_indexed(s, track_id, **values)
-    return ProcessOutcome(track_id, INDEXED, None, did_audio_work=True)
+        failed = [(i.id, i.reason or "failed") for i in items if i.kind == FAILED]
+        lifecycle.mark_failed_many(s, failed)
+        for i in items:
+            if i.kind == MISSING:
+                lifecycle.mark_missing(s, [i.id], i.reason)
+        s.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
+        s.commit()
+        for i in items:
+            self.marked.discard(i.id)
+            if i.kind == INDEXED and i.id not in moved:
+                self.outcomes[i.id] = ProcessOutcome(i.id, "skipped", "track removed or changed during analysis")
+            elif i.kind == INDEXED:
+                work = i.features is not None or i.logmel is not None
+                self.outcomes[i.id] = ProcessOutcome(i.id, INDEXED, i.reason, did_audio_work=work)
+                if work:
+                    self.analysed.append(i.id)
+            else:
+                self.outcomes[i.id] = ProcessOutcome(i.id, i.kind, i.reason)
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(DBAPIError):
+            self.session.rollback()
+
+    # ------------------------------------------------------------------ ending early
+    def fail_current(self, reason: str) -> int | None:
+        """The current file ends ``failed`` with ``reason`` (a time limit); written with the buffer."""
+        self._rollback()
+        tid, self.current = self.current, None
+        if tid is not None:
+            self._buffer_result(_Result(tid, FAILED, reason=reason))
+        return tid
+
+    def release(self, track_ids: Sequence[int]) -> None:
+        """Tracks this processor claimed but will not start: their counted attempt is taken back."""
+        back = [t for t in track_ids if t in self.marked]
+        if back:
+            lifecycle.uncount_attempt(self.session, back)
+            self.session.commit()
+            self.marked.difference_update(back)
+
+    def unfinished(self) -> list[int]:
+        """Claimed tracks without a final result yet (the current one, the buffered ones, the unstarted)."""
+        ids = [r.id for r in self._buffer]
+        if self.current is not None:
+            ids.append(self.current)
+        return ids + [t for t in self.unstarted if t not in ids]
 
 
-def process_tracks(db: Database, track_ids: Iterable[int], **kwargs: Any) -> list[ProcessOutcome]:
-    """Analyse tracks in this process (what a worker's job does, without Celery)."""
-    return [process_track(db, tid, **kwargs) for tid in track_ids]
+def _db_reason(exc: DBAPIError) -> str:
+    first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    return f"the database rejected this track's data: {first}"
 
 
-def has_active_models(db: Database) -> bool:
-    """Whether any trained model is active (then newly indexed tracks need embedding)."""
-    with db.engine.connect() as conn:
-        return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM model_versions WHERE state = 'active')")).scalar())
+def process_tracks(
+    db: Database,
+    track_ids: Iterable[int],
+    *,
+    window: AnalysisWindow | None = None,
+    label_from_tag: bool = False,
+    roots: Sequence[str] | None = None,
+) -> list[ProcessOutcome]:
+    """Analyse tracks in this process (what a worker's job does, without Celery); one outcome per id."""
+    ids = [int(t) for t in track_ids]
+    proc = ChunkProcessor(db, window=window, label_from_tag=label_from_tag, roots=roots)
+    try:
+        proc.run(ids)
+    finally:
+        proc.close()
+    return [proc.outcomes.get(t, ProcessOutcome(t, "skipped", "not processed")) for t in ids]
+
+
+def process_track(
+    db: Database, track_id: int, *, window: AnalysisWindow | None = None, label_from_tag: bool = False
+) -> ProcessOutcome:
+    """Analyse one registered track and store the results; never raises for a bad file."""
+    return process_tracks(db, [track_id], window=window, label_from_tag=label_from_tag)[0]
+
+
+def record_failure(db: Database, track_id: int, reason: str) -> ProcessOutcome:
+    """Record a file as failed with its reason."""
+    with db.session() as s:
+        lifecycle.mark_failed(s, track_id, reason)
+    return ProcessOutcome(track_id, FAILED, reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from musicindex.db.orm import Track
 from musicindex.db.session import Database
@@ -19,6 +19,8 @@ class Progress:
     failed: int
     pending: int
     missing: int
+    requeued: int = 0
+    """Files queued again while waiting because no job held them any more (``wait_for``)."""
 
     @property
     def done(self) -> int:
@@ -30,9 +32,10 @@ def progress(db: Database, track_ids: Sequence[int]) -> Progress:
     counts = dict.fromkeys(TRACK_STATUSES, 0)
     ids = list(track_ids)
     with db.session() as s:
-        for i in range(0, len(ids), 10000):
+        for i in range(0, len(ids), 100_000):
             for status, n in s.execute(
-                select(Track.status, func.count()).where(Track.id.in_(ids[i : i + 10000])).group_by(Track.status)
+                text("SELECT status, count(*) FROM tracks WHERE id = ANY(CAST(:ids AS bigint[])) GROUP BY status"),
+                {"ids": [int(t) for t in ids[i : i + 100_000]]},
             ):
                 counts[status] = counts.get(status, 0) + n
     seen = sum(counts.values())
