@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-unit lint format bench services-stop clean
+.PHONY: install demo test test-fast test-unit lint format bench services-stop clean browser browser-check
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -18,9 +18,26 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/musicindex demo
+	@echo
+	@echo "Browse the demo library: $(VENV)/bin/musicindex serve   then open http://127.0.0.1:8765/"
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	@$(MAKE) --no-print-directory browser-check
+	$(PY) -m pytest -q; rc=$$?; $(MAKE) --no-print-directory browser-check; exit $$rc
+
+# The browser tests need Debian's Chromium (`apt-get install -y chromium`, as .ci/run does).
+# Without it they are skipped (a failure under CI=true): say so loudly, before and after.
+CHROMIUM ?= /usr/bin/chromium
+browser-check:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	  echo "!!! $(CHROMIUM) not found: the BROWSER TESTS (tests/test_browser.py) WILL BE SKIPPED."; \
+	  echo "!!! Install it: apt-get update && apt-get install -y chromium   (CI=true turns the skip into a failure)"; \
+	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	fi
+
+browser: ## install Debian's Chromium for the browser tests (root)
+	apt-get update && apt-get install -y chromium
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -1,0 +1,104 @@
+"""M3U8 playlists of query answers, for media servers (Navidrome, Jellyfin, ...) and players.
+
+One writer for the CLI (``--m3u FILE``) and the HTTP API (``format=m3u8``, ``/api/m3u``). Paths are
+absolute (as indexed), or relative to a base folder the user chooses (the folder the playlist file
+will live in, typically the music folder a media server scans). Nothing here reads a file.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from musicindex.errors import InvalidArgumentError
+
+M3U8_MEDIA_TYPE = "audio/x-mpegurl"
+"""``Content-Type`` of an M3U8 answer (with ``charset=utf-8``)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One playlist line: the file, and what ``#EXTINF`` shows."""
+
+    path: str
+    title: str | None = None
+    artist: str | None = None
+    duration: float | None = None
+
+    @classmethod
+    def of(cls, item: Any) -> Entry:
+        """An entry from a TrackHit, a TrackSummary or a dict with ``path`` (and title, artist, duration)."""
+        get = item.get if isinstance(item, dict) else (lambda k, d=None: getattr(item, k, d))
+        path = get("path")
+        if not isinstance(path, str) or not path:
+            raise InvalidArgumentError(f"a playlist entry needs a path, got {item!r}")
+        duration = get("duration", None)
+        return cls(path, get("title", None), get("artist", None), float(duration) if duration is not None else None)
+
+
+def _clean(s: str | None) -> str:
+    """One line of text: no line breaks (a tag with a newline must not start a new playlist line)."""
+    return " ".join((s or "").split())
+
+
+def check_base(base: str | os.PathLike[str] | None) -> str | None:
+    """A base folder for relative paths: absolute, normalised, no NUL or line break. Not read."""
+    if base is None:
+        return None
+    b = os.fspath(base)
+    if not b:
+        return None
+    if "\x00" in b or "\n" in b or "\r" in b or len(b) > 4096:
+        raise InvalidArgumentError("the base folder must be one line of at most 4096 characters")
+    if not (b.startswith("/") or (len(b) > 2 and b[1] == ":" and b[2] in "\\/")):
+        raise InvalidArgumentError(f"the base folder must be an absolute path, got {b!r}")
+    return b
+
+
+def relative_path(path: str, base: str | None) -> str:
+    """``path`` as written into the playlist: absolute, or relative to ``base`` (``../`` when outside)."""
+    if base is None:
+        return path
+    if path.startswith("/") and base.startswith("/"):
+        return posixpath.relpath(posixpath.normpath(path), posixpath.normpath(base))
+    try:
+        return os.path.relpath(path, base)
+    except ValueError:  # another drive (Windows): only an absolute path can reach it
+        return path
+
+
+def render_m3u8(items: Iterable[Any], *, base: str | os.PathLike[str] | None = None, title: str | None = None) -> str:
+    """The text of an extended M3U playlist (UTF-8, ``#EXTM3U``, ``#EXTINF`` per entry)."""
+    b = check_base(base)
+    lines = ["#EXTM3U"]
+    if title:
+        lines.append(f"#PLAYLIST:{_clean(title)}")
+    for item in items:
+        e = item if isinstance(item, Entry) else Entry.of(item)
+        if "\n" in e.path or "\r" in e.path:
+            raise InvalidArgumentError(f"a path with a line break cannot be written to an M3U playlist: {e.path!r}")
+        seconds = round(e.duration) if e.duration is not None and e.duration >= 0 else -1
+        label = " - ".join(x for x in (_clean(e.artist), _clean(e.title)) if x) or Path(e.path).stem
+        lines.append(f"#EXTINF:{seconds},{label}")
+        lines.append(relative_path(e.path, b))
+    return "\n".join(lines) + "\n"
+
+
+def write_m3u8(
+    out: str | os.PathLike[str],
+    items: Iterable[Any],
+    *,
+    base: str | os.PathLike[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write the playlist to ``out`` (UTF-8, atomically); returns its path."""
+    text = render_m3u8(items, base=base, title=title)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    return out

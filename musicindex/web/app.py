@@ -1,0 +1,145 @@
+"""The ASGI app of ``musicindex serve``: the JSON API (``/api/``), the web page, the static files.
+
+``create_app(index)`` builds it over one ``MusicIndex`` (the same services the CLI and Python
+programs use); ``serve()`` runs it on uvicorn after the security checks (``security.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from musicindex.web import api, errors, pages, security
+
+if TYPE_CHECKING:
+    from musicindex.app import MusicIndex
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+DESCRIPTION = """\
+The HTTP API of musicindex: the same queries as the Python API and the CLI.
+
+* Tracks are named by id (`GET /api/tracks?q=...` finds them).
+* Similar tracks carry `distance` (cosine, 0..2) and `similarity` (0..1, 1 = the same track:
+  the OpenSubsonic `sonicSimilarity` convention), and `why` where the space supports it.
+* List answers (`similar`, `recommend`, `genres/{genre}/tracks`, `playlist`) are also M3U8 playlists
+  with `format=m3u8` (`base=FOLDER` for relative paths); `GET /api/m3u?ids=...` for any list.
+* Errors: `{"error": category, "message": ..., "exit_code": ...}`: 404 unknown track, 422 bad argument,
+  409 model not trained / not enough data, 503 server unreachable, 401/403 token.
+* Changes (ingest, train, promote, rollback) need `Authorization: Bearer <MUSICINDEX_API_TOKEN>`.
+"""
+
+
+def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
+    """The app over ``index``; ``host`` is the address it will be bound to (it decides the Host check)."""
+    from musicindex import __version__
+
+    settings = index.settings
+    app = FastAPI(
+        title="musicindex",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,  # the stock pages load their scripts from a CDN: /api/docs is rendered here instead
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.index = index
+    errors.install(app, html=pages.render_error)
+    app.include_router(api.build_router(index))
+    app.include_router(pages.build_router(index))
+    app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
+
+    @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs(request: Request) -> Response:
+        return pages.templates.TemplateResponse(
+            request, "docs.html", {"page": "docs", "q": "", "spec": app.openapi(), "ops": _operations(app.openapi())}
+        )
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    # outermost last: the Host check runs first, the headers go on every answer (errors too)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(host, settings))
+    app.add_middleware(security.SecurityHeaders)
+    return app
+
+
+def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The OpenAPI operations, flattened for the docs page."""
+    out = []
+    for path, methods in spec.get("paths", {}).items():
+        for method, op in methods.items():
+            params = []
+            for p in op.get("parameters", []):
+                schema = p.get("schema", {})
+                if "anyOf" in schema:
+                    schema = next((s for s in schema["anyOf"] if s.get("type") != "null"), schema)
+                bounds = ", ".join(
+                    f"{k} {schema[k]}"
+                    for k in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems")
+                    if k in schema
+                )
+                kind = schema.get("type", "")
+                if kind == "array":
+                    kind = f"list of {schema.get('items', {}).get('type', '')}"
+                if "enum" in schema:
+                    kind = " | ".join(str(x) for x in schema["enum"])
+                params.append(
+                    {
+                        "name": p.get("name"),
+                        "in": p.get("in"),
+                        "required": p.get("required", False),
+                        "type": kind,
+                        "default": p.get("schema", {}).get("default"),
+                        "bounds": bounds,
+                        "description": p.get("description", ""),
+                    }
+                )
+            body = op.get("requestBody", {}).get("content", {})
+            out.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "tag": (op.get("tags") or [""])[0],
+                    "params": params,
+                    "body": ", ".join(body),
+                }
+            )
+    return out
+
+
+def serve(index: MusicIndex, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "warning") -> None:
+    """Run the app on uvicorn (blocks). Refuses a non-loopback ``host`` without an API token."""
+    import uvicorn
+
+    security.check_bind(host, index.settings)
+    app = create_app(index, host=host)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=log_level in ("info", "debug", "trace"),
+        server_header=False,
+        proxy_headers=False,
+        limit_concurrency=256,
+        timeout_keep_alive=5,
+    )
