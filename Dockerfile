@@ -15,16 +15,13 @@ RUN apt-get update \
 WORKDIR /app
 
 # dependencies first (cached layer), then the source
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md alembic.ini ./
 COPY musicindex ./musicindex
 COPY workers ./workers
-COPY migrations ./migrations
-COPY alembic.ini ./
 
-# Editable install: musicindex/db/migrate.py finds alembic.ini and migrations/ next to the
-# package source (/app), which a plain site-packages install would not ship.
+# A plain install: the migrations and the musicnn weights ship inside the package.
 RUN pip install --upgrade pip \
-    && pip install -e ".[ml]"
+    && pip install ".[ml]"
 
 RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home musicindex \
     && mkdir -p /data /music \

@@ -71,12 +71,17 @@ class MusicIndex:
         self.queries = QueryService(db, settings)
         # the services' methods, offered on the index itself
         i, t, q = self.ingestion, self.training, self.queries
-        self.ingest, self.wait_for, self.status = i.ingest, i.wait_for, i.status
+        self.ingest, self.wait_for = i.ingest, i.wait_for
         self.train, self.models, self.model, self.active_models = t.train, t.models, t.model, t.active_models
         self.promote, self.rollback, self.embed_tracks = t.promote, t.rollback, t.embed_tracks
-        self.evaluate, self.report = t.evaluate, t.report
+        self.evaluate, self.report, self.embed = t.evaluate, t.report, t.embed
         self.similar, self.recommend, self.by_genre, self.genre_of = q.similar, q.recommend, q.by_genre, q.genre_of
         self.cluster_of, self.similar_to_file, self.playlist = q.cluster_of, q.similar_to_file, q.playlist
+        self.tags_of, self.search_by_tags, self.track_file = q.tags_of, q.search_by_tags, q.track_file
+        # track search, details, lists, spaces and the map (the HTTP API and web page use them too)
+        self.search_tracks, self.track_details, self.genres = q.search_tracks, q.track_details, q.genres
+        self.track_summaries, self.spaces, self.library_map = q.track_summaries, q.spaces, q.library_map
+        self.ingest_progress = q.ingest_progress
 
     @property
     def settings(self) -> Settings:
@@ -103,7 +108,7 @@ class MusicIndex:
             settings = settings.with_(database_url=url)
         if start_services:
             services.start(settings)
-        db = Database.connect(settings.database_url, settings, check_schema=check_schema)
+        db = Database.connect(services.database_url(settings), check_schema=check_schema)
         return cls(db, settings)
 
     def close(self) -> None:
@@ -114,6 +119,15 @@ class MusicIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def status(self, failures: int = 10) -> StatusReport:
+        """Counts by status, the latest failures with reasons, queue depths, live workers and the coverage of
+        the musicnn space."""
+        from musicindex.ml import pretrained
+
+        report = self.ingestion.status(failures)
+        report.embedding = pretrained.coverage(self.db).to_dict()
+        return report
 
     # ------------------------------------------------------------------ admin
     def upgrade(self, revision: str = "head") -> None:

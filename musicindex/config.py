@@ -45,8 +45,8 @@ class Settings:
     """Length of the analysis window, seconds."""
     worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Worker processes per ``musicindex worker`` (default: one per core)."""
-    ingest_chunk: int = 8
-    """Files per ingest job (jobs are chunked for throughput)."""
+    ingest_chunk: int = 32
+    """Most files per ingest job (jobs shrink towards the end of a batch so every process stays busy)."""
     task_time_limit: int = 600
     """Hard time limit of one job, seconds (the soft limit is 90 % of it)."""
     visibility_timeout: int = 1800
@@ -55,6 +55,15 @@ class Settings:
     """Retries (with exponential backoff) for passing database or broker errors."""
     follow_symlinks: bool = False
     """Follow symlinks that lead outside the ingested roots."""
+    watch_settle: float = 2.0
+    """`musicindex watch`: seconds without any event on a file before it is queued (then its size and mtime
+    must hold still for half as long), so a file still being copied is not analysed half-written."""
+    rescan_interval: int = 0
+    """Seconds between rescans by `musicindex scheduler` (for folders where file events do not arrive, e.g.
+    network mounts); 0: no scheduled rescan."""
+    rescan_paths: str = ""
+    """Folders the scheduled rescan ingests, separated by ``os.pathsep`` (``:``); empty: the roots of earlier
+    ingests."""
     genre_model: str = "auto"
     """Classifier that answers genre questions: knn, logreg, ann, cnn, or auto (best held-out macro-F1)."""
     promotion_tolerance: float = 0.01
@@ -62,8 +71,26 @@ class Settings:
     is lower by more than this."""
     retrain_cron: str = "0 3 * * *"
     """Crontab (minute hour day month weekday) of the nightly retrain."""
+    query_timeout: float = 30.0
+    """Seconds a query statement may run before PostgreSQL cancels it (statement_timeout of query sessions)."""
+    artifact_key: str | None = field(default=None, repr=False)
+    """Secret that signs model artifacts (HMAC-SHA256), at least 16 characters; unset: a random key kept in
+    ``home/artifact.key`` (0600). Every machine that trains or loads models needs the same key."""
     log_level: str = "WARNING"
     """Logging level of the CLI and workers."""
+    api_token: str | None = field(default=None, repr=False)
+    """Token of the HTTP API (``musicindex serve``), at least 16 characters: requests that change anything
+    (ingest, train, promote, rollback) must send ``Authorization: Bearer <token>``; unset: those requests are
+    refused, and ``serve`` binds only to loopback addresses."""
+    cors_origins: str = ""
+    """Comma-separated origins (``https://host:port``) whose pages may call the HTTP API from a browser
+    (CORS); empty: none."""
+    allowed_hosts: str = ""
+    """Comma-separated host names the HTTP server answers to (``Host`` header; ``*``: any); empty: the
+    loopback names when bound to loopback (against DNS rebinding), any host otherwise."""
+    upload_max_bytes: int = 50_000_000
+    """Largest audio file the HTTP API accepts for a query by example (bytes); the file is analysed, never
+    stored, and its temporary copy deleted."""
 
     # ------------------------------------------------------------------
     @classmethod
@@ -92,6 +119,13 @@ class Settings:
             raise ConfigError("MUSICINDEX_WORKER_CONCURRENCY must be >= 1")
         if self.ingest_chunk < 1:
             raise ConfigError("MUSICINDEX_INGEST_CHUNK must be >= 1")
+        if not 0.1 <= self.watch_settle <= 3600:
+            raise ConfigError(f"MUSICINDEX_WATCH_SETTLE={self.watch_settle}: must be in [0.1, 3600] seconds")
+        if self.rescan_interval != 0 and not 60 <= self.rescan_interval <= 30 * 86400:
+            raise ConfigError(f"MUSICINDEX_RESCAN_INTERVAL={self.rescan_interval}: 0 (off) or between 60 s and 30 days")
+        for folder in self.rescan_path_list:
+            if not os.path.isabs(os.path.expanduser(folder)):
+                raise ConfigError(f"MUSICINDEX_RESCAN_PATHS: {folder!r} is not an absolute path")
         if self.task_time_limit < 10:
             raise ConfigError("MUSICINDEX_TASK_TIME_LIMIT must be >= 10 seconds")
         if self.visibility_timeout <= self.task_time_limit:
@@ -110,11 +144,50 @@ class Settings:
                 f"MUSICINDEX_RETRAIN_CRON={self.retrain_cron!r}: expected 5 fields "
                 "'minute hour day-of-month month day-of-week', e.g. '0 3 * * *'"
             )
+        if not 0 < self.query_timeout <= 3600:
+            raise ConfigError(f"MUSICINDEX_QUERY_TIMEOUT={self.query_timeout}: must be in (0, 3600] seconds")
+        if self.artifact_key is not None and len(self.artifact_key) < 16:
+            raise ConfigError("MUSICINDEX_ARTIFACT_KEY must be at least 16 characters (e.g. `openssl rand -hex 32`)")
         if self.database_url is not None and not self.database_url.startswith("postgresql"):
             raise ConfigError(
                 f"MUSICINDEX_DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg2://user:pass@host/db), "
                 f"got scheme {self.database_url.split(':', 1)[0]!r}"
             )
+        self._validate_web()
+
+    def _validate_web(self) -> None:
+        """The HTTP API's settings (``musicindex serve``)."""
+        import re
+
+        if self.api_token is not None and (len(self.api_token) < 16 or any(c.isspace() for c in self.api_token)):
+            raise ConfigError(
+                "MUSICINDEX_API_TOKEN must be at least 16 characters without spaces (e.g. `openssl rand -hex 32`)"
+            )
+        for origin in self.cors_origin_list:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+                raise ConfigError(
+                    f"MUSICINDEX_CORS_ORIGINS: {origin!r} is not an origin like https://music.example.org or "
+                    "http://localhost:4533 (scheme and host, optional port, no path; '*' is not accepted)"
+                )
+        for host in self.allowed_host_list:
+            if host != "*" and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:*]+", host):
+                raise ConfigError(f"MUSICINDEX_ALLOWED_HOSTS: {host!r} is not a host name")
+        if not 1024 <= self.upload_max_bytes <= 2**31:
+            raise ConfigError(
+                f"MUSICINDEX_UPLOAD_MAX_BYTES={self.upload_max_bytes}: must be between 1024 and {2**31} bytes"
+            )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
+    def rescan_path_list(self) -> list[str]:
+        return [p for p in self.rescan_paths.split(os.pathsep) if p.strip()]
 
     @property
     def embedded_database(self) -> bool:

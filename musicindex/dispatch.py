@@ -9,8 +9,10 @@ socket is used, and the entry points (CLI, worker, tests) start it beforehand.
 
 from __future__ import annotations
 
+import base64
 import functools
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from musicindex import services
@@ -26,12 +28,14 @@ TASK_INGEST: Final = "musicindex.ingest_files"
 TASK_EMBED: Final = "musicindex.embed_tracks"
 TASK_TRAIN: Final = "musicindex.train"
 TASK_RETRAIN_SCHEDULED: Final = "musicindex.scheduled_retrain"
+TASK_RESCAN: Final = "musicindex.rescan"
 
 TASK_QUEUES: Final = {
     TASK_INGEST: QUEUE_INGEST,
     TASK_EMBED: QUEUE_EMBED,
     TASK_TRAIN: QUEUE_TRAIN,
     TASK_RETRAIN_SCHEDULED: QUEUE_TRAIN,
+    TASK_RESCAN: QUEUE_INGEST,
 }
 """Every task name and the queue it runs on (the workers route by this table too)."""
 
@@ -103,6 +107,37 @@ class Dispatcher:
             kwargs["roots"] = list(roots)
         return self.send(TASK_INGEST, args=[[int(t) for t in track_ids]], kwargs=kwargs)
 
+    def ingest_many(
+        self, chunks: Iterable[Sequence[int]], *, label_from_tag: bool = False, roots: Sequence[str] | None = None
+    ) -> int:
+        """One ingest job per chunk of track ids, all sent over one broker connection; returns how many."""
+        from kombu.exceptions import OperationalError
+
+        kwargs: dict[str, Any] = {"label_from_tag": label_from_tag}
+        if roots is not None:
+            kwargs["roots"] = list(roots)
+        sent = 0
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for chunk in chunks:
+                    self.app.send_task(
+                        TASK_INGEST,
+                        args=[[int(t) for t in chunk]],
+                        kwargs=kwargs,
+                        queue=TASK_QUEUES[TASK_INGEST],
+                        producer=producer,
+                        retry=True,
+                        retry_policy=_SEND_RETRY,
+                    )
+                    sent += 1
+        except OperationalError as exc:
+            raise BrokerUnavailableError(
+                f"cannot reach the Celery broker ({exc}) after queueing {sent} jobs. "
+                "Check MUSICINDEX_BROKER_URL, or `musicindex services start`; "
+                "`musicindex ingest` again queues the rest."
+            ) from None
+        return sent
+
     def embed(self, track_ids: Sequence[int]) -> AsyncResult:
         """Predictions, clusters and embeddings of tracks on the ``embed`` queue."""
         return self.send(TASK_EMBED, args=[[int(t) for t in track_ids]])
@@ -112,10 +147,10 @@ class Dispatcher:
         return self.send(TASK_TRAIN, kwargs={"models": list(models), "options": options, "trigger": trigger})
 
     # ------------------------------------------------------------------ looking
-    def ping_workers(self, timeout: float = 1.0) -> list[str]:
-        """Names of the workers that answer a ping within ``timeout`` seconds."""
+    def ping_workers(self, timeout: float = 1.0, destination: list[str] | None = None) -> list[str]:
+        """Names of the workers (or of those in ``destination``) that answer a ping within ``timeout`` seconds."""
         try:
-            replies = self.app.control.ping(timeout=timeout) or []
+            replies = self.app.control.ping(timeout=timeout, destination=destination) or []
         except Exception:  # noqa: BLE001 - an unreachable broker means: no worker answers
             return []
         return sorted(name for reply in replies for name in reply)
@@ -125,6 +160,39 @@ class Dispatcher:
 
         broker, _ = broker_urls(self.settings)
         return redis.Redis.from_url(services.redis_client_url(broker), socket_timeout=2)
+
+    def held_track_ids(self) -> Iterator[int]:
+        """Track ids of the ingest jobs that wait in the broker or that a worker has reserved (Redis).
+
+        What "a job holds this track" means to ``ingest`` (no duplicate jobs) and ``--wait`` (work
+        no job holds any more is queued again). Reads kombu's Redis layout: the queue's lists
+        (one per priority step) and the ``unacked`` hash of reserved messages.
+        """
+        import redis
+
+        queue = TASK_QUEUES[TASK_INGEST]
+        client = self._redis()
+        try:
+            for key in (queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))):
+                n = int(client.llen(key))
+                for start in range(0, n, 2000):
+                    for raw in client.lrange(key, start, start + 1999):
+                        yield from _ingest_ids(raw)
+            cursor = 0
+            while True:
+                cursor, entries = client.hscan("unacked", cursor, count=2000)
+                for raw in entries.values():
+                    try:
+                        payload = json.loads(raw)[0]
+                    except (ValueError, TypeError, IndexError, KeyError):
+                        continue
+                    yield from _ingest_ids(payload)
+                if not cursor:
+                    break
+        except redis.RedisError as exc:
+            raise BrokerUnavailableError(f"cannot read the ingest queue from the broker: {exc}") from None
+        finally:
+            client.close()
 
     def queue_depths(self) -> dict[str, int]:
         """Messages waiting in each queue (Redis broker: the length of the queue's list)."""
@@ -149,3 +217,21 @@ class Dispatcher:
             return None
         finally:
             client.close()
+
+
+def _ingest_ids(message: Any) -> Iterator[int]:
+    """The track ids of one kombu message of the ingest task (raw JSON, or already decoded)."""
+    try:
+        envelope = json.loads(message) if isinstance(message, (bytes, str)) else message
+        if envelope.get("headers", {}).get("task") != TASK_INGEST:
+            return
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        ids = args[0] if args else []
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return
+    for t in ids:
+        if isinstance(t, int):
+            yield t

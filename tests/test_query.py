@@ -146,7 +146,13 @@ def add_genre_model(db, rows, kind: str = "logreg", macro_f1: float = 0.8) -> in
     vid = make_version(
         db,
         kind,
-        metrics={"macro_f1": macro_f1, "accuracy": 0.8, "cv_accuracy_mean": 0.78, "cv_accuracy_std": 0.02},
+        metrics={
+            "macro_f1": macro_f1,
+            "cv_macro_f1_mean": macro_f1,
+            "accuracy": 0.8,
+            "cv_accuracy_mean": 0.78,
+            "cv_accuracy_std": 0.02,
+        },
         classes=GENRES,
     )
     rng = np.random.default_rng(5)
@@ -178,9 +184,14 @@ def lib(index):
         dim=32,
         vectors=clustered(rows, 32),
         space="ann",
-        metrics={"macro_f1": 0.7, "cv_accuracy_mean": 0.7},
+        metrics={"macro_f1": 0.7, "cv_macro_f1_mean": 0.7, "cv_accuracy_mean": 0.7},
         classes=GENRES,
     )
+    with index.db.engine.begin() as conn:  # as training records it: the tracks the ann never saw (every 4th)
+        conn.execute(
+            text("UPDATE model_versions SET snapshot = CAST(:s AS jsonb) WHERE id = :v"),
+            {"v": ann, "s": json.dumps({"heldout_track_ids": [r["id"] for r in rows[::4]]})},
+        )
     km = make_version(index.db, "kmeans")
     with index.db.engine.begin() as conn:
         conn.execute(
@@ -616,6 +627,7 @@ def test_evaluate_spaces_and_classifiers(index, lib):
     rep = index.evaluate()
     spaces = {s.space: s for s in rep.spaces}
     assert set(spaces) == {"features", "ann"}
+    assert spaces["ann"].queries == spaces["features"].queries == 20  # the held-out tracks only
     assert spaces["ann"].precision_at_10 > 0.95 and spaces["features"].precision_at_10 > 0.8
     assert spaces["ann"].model_version_id == lib["ann"]
     kinds = {c.kind: c for c in rep.classifiers}
@@ -675,3 +687,40 @@ def test_cli_queries_exit_codes_and_json(index, lib):
     assert r.returncode == 0 and "precision" in r.stdout and "logreg" in r.stdout
     r = run_cli("evaluate", "--json", env=env)
     assert r.returncode == 0 and {s["space"] for s in json.loads(r.stdout)["spaces"]} == {"features", "ann"}
+
+
+# --------------------------------------------------------------------------- bounds and hostile data (#13)
+def test_every_argument_is_bounded_and_queries_time_out(index, lib, monkeypatch):
+    from musicindex.errors import QueryTimeoutError
+
+    rows = lib["rows"]
+    with pytest.raises(InvalidArgumentError, match="at most 1000"):
+        index.recommend([rows[0]["id"]], exclude_artists=[f"a{i}" for i in range(1001)])
+    with pytest.raises(InvalidArgumentError, match="at most 1000"):
+        index.recommend([rows[0]["id"]], exclude_tracks=list(range(1001)))
+    with pytest.raises(InvalidArgumentError, match="at most 200 tracks"):
+        index.playlist(rows[0]["id"], rows[1]["id"], n=500)
+    with pytest.raises(InvalidArgumentError, match="max_tracks must be an integer between 2 and 50000"):
+        index.evaluate(max_tracks=10**7)
+    monkeypatch.setattr(E, "EXACT_MAX", 10)
+    with pytest.raises(InvalidArgumentError, match="exact search is limited to 10 vectors"):
+        index.similar(rows[0]["id"], space="ann", exact=True)
+    assert len(index.similar(rows[0]["id"], space="ann", k=3)) == 3  # the index path is not bounded
+    with pytest.raises(QueryTimeoutError, match="MUSICINDEX_QUERY_TIMEOUT"), E.snapshot(index.db, timeout=0.2) as snap:
+        snap.one("SELECT pg_sleep(2)")
+    index.settings = index.settings.with_(query_timeout=0.2)
+    assert len(index.similar(rows[0]["id"], k=3)) == 3  # ordinary queries are far below any sane timeout
+
+
+def test_cli_prints_hostile_titles_literally(index, lib):
+    rows = lib["rows"]
+    with index.db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tracks SET title = :t, artist = :a WHERE id = :i"),
+            {"t": "[/bold]Evil[red]", "a": "\x1b[31mAnsi\x07", "i": rows[1]["id"]},
+        )
+    env = {**settings_env(index.settings), "COLUMNS": "300"}  # wide enough that no cell wraps
+    r = run_cli("similar", str(rows[0]["id"]), "-k", "79", "--space", "ann", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "[/bold]Evil[red]" in r.stdout and "Ansi" in r.stdout
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout

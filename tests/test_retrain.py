@@ -19,6 +19,7 @@ from musicindex.app import MusicIndex
 from musicindex.config import Settings
 from musicindex.db.orm import Embedding, ModelVersion, TrainingRun
 from musicindex.dispatch import TASK_RETRAIN_SCHEDULED, Dispatcher
+from musicindex.errors import TrainingInProgressError
 from musicindex.localworker import settings_env
 from musicindex.ml import registry, training
 from musicindex.sample.synth import generate_library
@@ -186,7 +187,15 @@ def test_retrain_killed_mid_backfill_leaves_active_version_answering(labelled):
         stale = s.execute(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)).scalar_one()
         assert stale.status == "running"  # nobody could mark it: its process died
         stale_id = stale.id
-    # the next run cleans up after it
+    # while its heartbeat is fresh, no run may touch it (its worker might only have lost the database)
+    with pytest.raises(TrainingInProgressError):
+        training.train(db, ["knn"], force=True, **QUICK)
+    # once the heartbeat is older than STALE_AFTER_SECONDS (time passing, simulated), the next run cleans up
+    with db.session() as s:
+        s.execute(
+            text("UPDATE training_runs SET heartbeat_at = now() - make_interval(secs => :s) WHERE id = :r"),
+            {"s": training.STALE_AFTER_SECONDS + 1, "r": stale_id},
+        )
     cleaned_by = training.train(db, ["knn"], force=True, **QUICK)
     assert cleaned_by.status == "succeeded"
     with db.session() as s:

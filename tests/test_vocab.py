@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 
 from sqlalchemy import text
 
 from musicindex import vocab
+
+M = vocab.GENRE_MODEL_METRIC
 
 
 def _check_values(db, name: str) -> set[str]:
@@ -70,9 +73,7 @@ def test_sql_genre_model_rule_equals_the_python_rule(fresh_db):
             active = []
             for kind in rng.sample(kinds, rng.randint(0, len(kinds))):
                 score = rng.choice(scores)
-                metrics = (
-                    "{}" if score is None else ('{"macro_f1": "n/a"}' if score == "n/a" else f'{{"macro_f1": {score}}}')
-                )
+                metrics = "{}" if score is None else json.dumps({M: score})
                 vid = conn.execute(
                     text(
                         "INSERT INTO model_versions (kind, state, metrics) "
@@ -82,20 +83,15 @@ def test_sql_genre_model_rule_equals_the_python_rule(fresh_db):
                 ).scalar_one()
                 # a retired version of the same kind with a better score must never win
                 conn.execute(
-                    text(
-                        "INSERT INTO model_versions (kind, state, metrics) "
-                        "VALUES (:k, 'retired', '{\"macro_f1\": 1.0}')"
-                    ),
-                    {"k": kind},
+                    text("INSERT INTO model_versions (kind, state, metrics) VALUES (:k, 'retired', CAST(:m AS jsonb))"),
+                    {"k": kind, "m": json.dumps({M: 1.0})},
                 )
-                active.append(vocab.GenreCandidate(vid, kind, {} if score is None else {"macro_f1": score}))
+                active.append(vocab.GenreCandidate(vid, kind, {} if score is None else {M: score}))
             numeric = [
-                c.metrics["macro_f1"]
-                for c in active
-                if c.kind in vocab.CLASSIFIER_KINDS and isinstance(c.metrics.get("macro_f1"), float)
+                c.metrics[M] for c in active if c.kind in vocab.CLASSIFIER_KINDS and isinstance(c.metrics.get(M), float)
             ]
             ties += len(numeric) != len(set(numeric))
-            gaps += any(not isinstance(c.metrics.get("macro_f1"), float) for c in active)
+            gaps += any(not isinstance(c.metrics.get(M), float) for c in active)
             for pref in vocab.GENRE_MODEL_PREFERENCES:
                 sql = conn.execute(text("SELECT musicindex_genre_model_version(:p)"), {"p": pref}).scalar()
                 py = vocab.pick_genre_model(active, pref)

@@ -23,6 +23,7 @@ def make_app(settings: Settings | None = None) -> Celery:
     app = Celery("musicindex", broker=broker, backend=backend, include=["workers.tasks", "workers.train_tasks"])
     app.conf.update(
         task_acks_late=True,
+        task_track_started=True,  # a waiting client learns which worker runs its job (and notices it dying)
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,

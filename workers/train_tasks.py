@@ -63,7 +63,9 @@ def scheduled_retrain(models: Any = None, options: dict[str, Any] | None = None)
     max_retries=_settings.task_max_retries,
 )
 def embed_tracks(self, track_ids: list[int]) -> dict:
-    """Predictions, clusters and embeddings of ``track_ids`` from every active model version."""
-    from musicindex.ml import backfill
+    """The musicnn embedding and tags of ``track_ids``, then their outputs from every active trained version."""
+    from musicindex.audio.window import AnalysisWindow
+    from musicindex.ml import pretrained
 
-    return backfill.embed_tracks(get_db(), [int(t) for t in track_ids])
+    window = AnalysisWindow(offset=_settings.window_offset, duration=_settings.window_duration)
+    return pretrained.embed_job(get_db(), track_ids, window=window, model=pretrained.get_model(threads=1))

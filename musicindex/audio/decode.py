@@ -41,6 +41,7 @@ human-readable message (stored as the track's failure reason):
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,11 @@ class AudioInfo:
 
 
 # ------------------------------------------------------------------------------------------
+def _native(path: Path) -> bytes:
+    """The path as the OS's bytes: a name that is not valid UTF-8 (surrogate escapes) opens too."""
+    return os.fsencode(path)
+
+
 def _check_file(path: Path) -> None:
     try:
         st = path.stat()
@@ -183,7 +189,7 @@ def probe(path) -> AudioInfo:
     path = Path(path)
     _check_file(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(_native(path))
     except FileNotFoundError:
         raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
@@ -213,7 +219,7 @@ def _window_frames(info: AudioInfo, window: AnalysisWindow) -> tuple[int, int]:
 
 def _read_sndfile(path: Path, info: AudioInfo, start: int, n: int) -> np.ndarray:
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(_native(path)) as f:
             if info.format in _SEEK_UNRELIABLE:
                 # lead-in, then one single read call (see module doc)
                 lead = min(start, MP3_LEAD_IN)
@@ -270,13 +276,13 @@ def _mixdown(data: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _resample(y: np.ndarray, sr: int) -> np.ndarray:
-    if sr == SAMPLE_RATE:
+def _resample(y: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    if sr == target:
         return np.ascontiguousarray(y, dtype=np.float32)
     import soxr
 
-    out = soxr.resample(y, sr, SAMPLE_RATE, quality=RESAMPLE_QUALITY)
-    n = math.ceil(len(y) * SAMPLE_RATE / sr)  # librosa.resample(fix=True) length
+    out = soxr.resample(y, sr, target, quality=RESAMPLE_QUALITY)
+    n = math.ceil(len(y) * target / sr)  # librosa.resample(fix=True) length
     if len(out) > n:
         out = out[:n]
     elif len(out) < n:
@@ -284,9 +290,12 @@ def _resample(y: np.ndarray, sr: int) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def read_window(path, window: AnalysisWindow | None = None) -> tuple[np.ndarray, AudioInfo]:
-    """Decode only the analysis window of ``path``; return (mono float32 at SAMPLE_RATE, header info).
+def read_window(
+    path, window: AnalysisWindow | None = None, sample_rate: int = SAMPLE_RATE
+) -> tuple[np.ndarray, AudioInfo]:
+    """Decode only the analysis window of ``path``; return (mono float32 at ``sample_rate``, header info).
 
+    The features use SAMPLE_RATE (22 050 Hz); the pretrained musicnn model reads 16 kHz.
     Raises AudioError subclasses (see the module docstring) for unusable files.
     """
     path = Path(path)
@@ -310,7 +319,7 @@ def read_window(path, window: AnalysisWindow | None = None) -> tuple[np.ndarray,
             f"silent: the analysed window ({got:.1f} s from {start_s:.1f} s) is digital silence "
             f"(peak {20 * math.log10(max(peak, 1e-12)):.0f} dBFS)"
         )
-    return _resample(y, info.sample_rate), info
+    return _resample(y, info.sample_rate, sample_rate), info
 
 
 __all__ = [

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+from typing import BinaryIO
 
 MAX_TAG_CHARS = 1000
 TAG_KEYS = ("title", "artist", "album", "year", "genre")
@@ -67,10 +69,103 @@ def _get(tags, key: str):
     return None
 
 
+MAX_TAG_BYTES = 16 * 1024 * 1024
+"""Metadata larger than this (mostly embedded pictures) is not read: mutagen would load it whole into memory."""
+
+
+def _syncsafe(b: bytes) -> int:
+    return (b[0] & 0x7F) << 21 | (b[1] & 0x7F) << 14 | (b[2] & 0x7F) << 7 | (b[3] & 0x7F)
+
+
+def _ogg_comment_bytes(fh: BinaryIO) -> int:
+    """Bytes of an Ogg stream's second packet (the comments, where pictures live), from the page headers only."""
+    packets, size, pos = 0, 0, 0
+    while packets < 2:
+        fh.seek(pos)
+        head = fh.read(27)
+        if len(head) < 27 or head[:4] != b"OggS":
+            return 0
+        lacing = fh.read(head[26])
+        pos += 27 + head[26] + sum(lacing)
+        for value in lacing:
+            if packets == 1:
+                size += value
+            if value < 255:
+                packets += 1
+                if packets == 2:
+                    break
+        if pos > 1 << 40:
+            break
+    return size
+
+
+def metadata_bytes(path: str | os.PathLike[str]) -> int:
+    """How many bytes of metadata (tags, pictures) the file's headers announce, read without loading them:
+    ID3v2 at the start, FLAC metadata blocks, RIFF/AIFF ``id3`` chunks, the MP4 ``moov`` box, Ogg comments."""
+    total = 0
+    with open(os.fspath(path), "rb") as fh:
+        head = fh.read(12)
+        if head[:3] == b"ID3" and len(head) >= 10:
+            return 10 + _syncsafe(head[6:10])
+        if head[:4] == b"fLaC":
+            pos = 4
+            while True:
+                fh.seek(pos)
+                block = fh.read(4)
+                if len(block) < 4:
+                    break
+                length = int.from_bytes(block[1:4], "big")
+                total += length
+                pos += 4 + length
+                if block[0] & 0x80:  # last metadata block
+                    break
+            return total
+        if head[:4] in (b"RIFF", b"FORM"):
+            little = head[:4] == b"RIFF"
+            pos = 12
+            while True:
+                fh.seek(pos)
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    break
+                length = int.from_bytes(chunk[4:8], "little" if little else "big")
+                if chunk[:4].lower() == b"id3 ":
+                    total += length
+                pos += 8 + length + (length & 1)
+            return total
+        if head[4:8] == b"ftyp":
+            pos = 0
+            while True:
+                fh.seek(pos)
+                box = fh.read(16)
+                if len(box) < 8:
+                    break
+                length = int.from_bytes(box[:4], "big")
+                if length == 1 and len(box) == 16:
+                    length = int.from_bytes(box[8:16], "big")
+                if length < 8:
+                    break
+                if box[4:8] == b"moov":
+                    return length
+                pos += length
+            return 0
+        if head[:4] == b"OggS":
+            return _ogg_comment_bytes(fh)
+    return total
+
+
 def read_tags(path) -> dict:
-    """Return ``{"title", "artist", "album", "year": int | None, "genre"}``; missing or unreadable -> None."""
+    """Return ``{"title", "artist", "album", "year": int | None, "genre"}``; missing or unreadable -> None.
+
+    A file whose metadata exceeds ``MAX_TAG_BYTES`` (a huge embedded picture) keeps its tags unread:
+    its analysis goes on without them, and a worker's memory stays bounded.
+    """
     out: dict = dict.fromkeys(TAG_KEYS)
     try:
+        size = metadata_bytes(path)
+        if size > MAX_TAG_BYTES:
+            _log.info("tags of %s not read: %d MB of metadata (limit %d MB)", path, size >> 20, MAX_TAG_BYTES >> 20)
+            return out
         import mutagen
 
         audio = mutagen.File(str(path), easy=True)
@@ -87,4 +182,4 @@ def read_tags(path) -> dict:
     return out
 
 
-__all__ = ["MAX_TAG_CHARS", "TAG_KEYS", "read_tags"]
+__all__ = ["MAX_TAG_BYTES", "MAX_TAG_CHARS", "TAG_KEYS", "metadata_bytes", "read_tags"]

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from musicindex.cli.common import handle_errors, open_index, print_json
-from musicindex.cli.render import console, doctor_table
+from musicindex.cli.render import console, doctor_table, safe
 
 cli = typer.Typer()
 services_app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL and Redis servers.")
@@ -31,7 +31,7 @@ def services_status(as_json: bool = typer.Option(False, "--json", help="machine-
         state = "[green]running[/]" if r.running else "[yellow]stopped[/]"
         if not r.embedded:
             state = "external"
-        table.add_row(r.name, state, str(r.pid or ""), r.version or "", r.url or "", str(r.data_dir or ""))
+        table.add_row(r.name, state, str(r.pid or ""), safe(r.version or ""), safe(r.url or ""), safe(r.data_dir or ""))
     console.print(table)
 
 

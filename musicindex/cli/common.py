@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from musicindex.cli.render import err_console
+from musicindex.cli.render import err_console, safe
 from musicindex.config import get_settings
 from musicindex.errors import MusicIndexError
 
@@ -21,17 +21,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def handle_errors(fn: F) -> F:
-    """Library errors become one clear message and the error class's exit code (no traceback,
-    unless MUSICINDEX_LOG_LEVEL=DEBUG)."""
+    """Library errors become one clear message and the error class's exit code (MUSICINDEX_LOG_LEVEL=DEBUG
+    also logs the traceback; the exit code is the same at every log level)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except MusicIndexError as exc:
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            if logging.getLogger().isEnabledFor(logging.DEBUG):  # the traceback too; the exit code stays
+                logging.getLogger("musicindex").debug("%s", type(exc).__name__, exc_info=True)
+            err_console.print(f"[bold red]error:[/] {safe(exc, lines=True)}", highlight=False, markup=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -7,8 +7,8 @@ import sys
 
 import typer
 
-from musicindex.cli import admin, demo, ingest, query, train
-from musicindex.cli.render import err_console
+from musicindex.cli import admin, demo, ingest, query, train, web
+from musicindex.cli.render import err_console, safe
 from musicindex.config import get_settings
 from musicindex.errors import MusicIndexError
 
@@ -17,7 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Index a music folder and answer genre and 'sounds like' questions.",
 )
-for _group in (admin, ingest, train, query, demo):
+for _group in (admin, ingest, train, query, web, demo):
     app.registered_commands.extend(_group.cli.registered_commands)
     app.registered_groups.extend(_group.cli.registered_groups)
 
@@ -27,7 +27,7 @@ def main() -> None:
     try:
         settings = get_settings()
     except MusicIndexError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {safe(exc, lines=True)}")
         sys.exit(exc.exit_code)
     level = getattr(logging, settings.log_level.upper(), logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -1,4 +1,4 @@
-"""Query commands: similar, recommend, genre, by-genre, cluster, playlist, similar-file.
+"""Query commands: similar, recommend, genre, by-genre, cluster, playlist, similar-file, tags, search.
 
 Each is a thin layer over a ``MusicIndex`` query method.
 TRACK arguments are a track id or the path the file was ingested under.
@@ -6,15 +6,33 @@ TRACK arguments are a track id or the path the file was ingested under.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 from rich.table import Table
 
 from musicindex.cli.common import handle_errors, open_index, print_json, track_arg
-from musicindex.cli.render import console, hits_table
+from musicindex.cli.render import console, hits_table, safe
 
 cli = typer.Typer()
 
-SPACE_HELP = "similarity space: features (works right after ingestion), ann, cnn"
+
+def _write_m3u(result: Any, out: Path | None, base: str | None, title: str, quiet: bool = False) -> None:
+    """``--m3u FILE``: the answer as an M3U8 playlist (durations from the index; paths absolute or relative)."""
+    if out is None:
+        return
+    from musicindex.playlists import write_m3u8
+
+    path = write_m3u8(out, open_index(broker=False).track_summaries(result.ids), base=base, title=title)
+    if not quiet:
+        console.print(f"wrote {len(result.ids)} tracks to {path}", highlight=False)
+
+
+SPACE_HELP = (
+    "similarity space: musicnn (pretrained), features (works right after ingestion), ann, cnn; "
+    "default: the best available (musicnn once tracks are embedded)"
+)
 
 
 @cli.command()
@@ -22,20 +40,32 @@ SPACE_HELP = "similarity space: features (works right after ingestion), ann, cnn
 def similar(
     track: str = typer.Argument(..., help="track id or path"),
     k: int = typer.Option(10, "-k", "--k", help="how many tracks (1-1000)"),
-    space: str = typer.Option("features", "--space", help=SPACE_HELP),
+    space: str | None = typer.Option(None, "--space", help=SPACE_HELP),
     genre: str | None = typer.Option(None, "--genre", help="only tracks of this genre"),
     exclude_same_artist: bool = typer.Option(False, "--exclude-same-artist", help="skip the seed's artist"),
     exact: bool = typer.Option(False, "--exact", help="brute-force search instead of the HNSW index"),
+    tag: list[str] | None = typer.Option(None, "--tag", help="only tracks with this musicnn tag; repeat"),
+    min_tag_probability: float = typer.Option(0.3, "--min-tag-probability", help="threshold of --tag (0-1)"),
+    m3u: Path | None = typer.Option(None, "--m3u", help="also write the list as an M3U8 playlist to this file"),
+    m3u_base: str | None = typer.Option(None, "--m3u-base", help="M3U8 paths relative to this folder"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """The K tracks that sound most like TRACK."""
+    """The K tracks that sound most like TRACK, each with why it matched."""
     result = open_index(broker=False).similar(
-        track_arg(track), k=k, space=space, genre=genre, exclude_same_artist=exclude_same_artist, exact=exact
+        track_arg(track),
+        k=k,
+        space=space,
+        genre=genre,
+        exclude_same_artist=exclude_same_artist,
+        exact=exact,
+        tags=tag or [],
+        min_tag_probability=min_tag_probability,
     )
     if as_json:
         print_json(result.to_dict())
     else:
         hits_table(result, f"similar to {track}")
+    _write_m3u(result, m3u, m3u_base, f"similar to {track}", quiet=as_json)
 
 
 @cli.command()
@@ -44,12 +74,14 @@ def recommend(
     like: list[str] = typer.Option(..., "--like", help="a liked track (id or path); repeat"),
     dislike: list[str] | None = typer.Option(None, "--dislike", help="a disliked track; repeat"),
     k: int = typer.Option(10, "-k", "--k", help="how many tracks (1-1000)"),
-    space: str = typer.Option("features", "--space", help=SPACE_HELP),
+    space: str | None = typer.Option(None, "--space", help=SPACE_HELP),
     exclude_track: list[str] | None = typer.Option(None, "--exclude-track", help="never suggest this track"),
     exclude_artist: list[str] | None = typer.Option(None, "--exclude-artist", help="never suggest this artist"),
     exclude_genre: list[str] | None = typer.Option(None, "--exclude-genre", help="never suggest this genre"),
     artist_spacing: int = typer.Option(3, "--artist-spacing", help="tracks between two of one artist (0: off)"),
     exact: bool = typer.Option(False, "--exact"),
+    m3u: Path | None = typer.Option(None, "--m3u", help="also write the list as an M3U8 playlist to this file"),
+    m3u_base: str | None = typer.Option(None, "--m3u-base", help="M3U8 paths relative to this folder"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Tracks for someone who likes the --like tracks (and not the --dislike ones)."""
@@ -68,6 +100,7 @@ def recommend(
         print_json(result.to_dict())
     else:
         hits_table(result, "recommended", score=True)
+    _write_m3u(result, m3u, m3u_base, "recommended", quiet=as_json)
 
 
 @cli.command("genre")
@@ -89,7 +122,7 @@ def genre_cmd(
     )
     table = Table("genre", "probability")
     for g, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
-        table.add_row(g, f"{p:.3f}")
+        table.add_row(safe(g), f"{p:.3f}")
     console.print(table)
 
 
@@ -98,6 +131,8 @@ def genre_cmd(
 def by_genre_cmd(
     genre: str = typer.Argument(..., help="a genre (label or genre-model class)"),
     k: int = typer.Option(10, "-k", "--k"),
+    m3u: Path | None = typer.Option(None, "--m3u", help="also write the list as an M3U8 playlist to this file"),
+    m3u_base: str | None = typer.Option(None, "--m3u-base", help="M3U8 paths relative to this folder"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """K tracks of GENRE, most confident first."""
@@ -106,6 +141,7 @@ def by_genre_cmd(
         print_json(result.to_dict())
     else:
         hits_table(result, f"genre {genre}", score=True)
+    _write_m3u(result, m3u, m3u_base, f"genre {genre}", quiet=as_json)
 
 
 @cli.command()
@@ -133,10 +169,12 @@ def playlist(
     start: str = typer.Argument(..., help="first track (id or path)"),
     end: str = typer.Argument(..., help="last track (id or path)"),
     n: int = typer.Option(10, "-n", "--n", help="tracks in the playlist, start and end included"),
-    space: str = typer.Option("features", "--space", help=SPACE_HELP),
+    space: str | None = typer.Option(None, "--space", help=SPACE_HELP),
     artist_spacing: int = typer.Option(3, "--artist-spacing", help="tracks between two of one artist (0: off)"),
     exclude_artist: list[str] | None = typer.Option(None, "--exclude-artist"),
     exclude_genre: list[str] | None = typer.Option(None, "--exclude-genre"),
+    m3u: Path | None = typer.Option(None, "--m3u", help="also write the list as an M3U8 playlist to this file"),
+    m3u_base: str | None = typer.Option(None, "--m3u-base", help="M3U8 paths relative to this folder"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """A smooth path of N tracks from START to END."""
@@ -153,6 +191,7 @@ def playlist(
         print_json(result.to_dict())
     else:
         hits_table(result, f"playlist {start} -> {end}")
+    _write_m3u(result, m3u, m3u_base, f"playlist {start} -> {end}", quiet=as_json)
 
 
 @cli.command("similar-file")
@@ -160,7 +199,7 @@ def playlist(
 def similar_file(
     path: str = typer.Argument(..., help="an audio file (analysed, not stored)"),
     k: int = typer.Option(10, "-k", "--k"),
-    space: str = typer.Option("features", "--space", help=SPACE_HELP),
+    space: str | None = typer.Option(None, "--space", help=SPACE_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The K indexed tracks that sound most like an outside audio file."""
@@ -169,3 +208,40 @@ def similar_file(
         print_json(result.to_dict())
     else:
         hits_table(result, f"similar to file {path}")
+
+
+@cli.command()
+@handle_errors
+def tags(
+    track: str = typer.Argument(..., help="track id or path"),
+    n: int = typer.Option(10, "-n", "--n", help="how many tags (1-50)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The most probable musicnn tags of TRACK (rock, jazz, mellow, female vocalists, ...)."""
+    result = open_index(broker=False).tags_of(track_arg(track), n=n)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    table = Table(
+        "tag", "probability", title=f"tags of track {result.track_id} (musicnn version {result.model_version_id})"
+    )
+    for tag, p in result.tags:
+        table.add_row(safe(tag), f"{p:.3f}")
+    console.print(table)
+
+
+@cli.command()
+@handle_errors
+def search(
+    tag: list[str] = typer.Option(..., "--tag", help="a musicnn tag every track must have; repeat"),
+    min_probability: float = typer.Option(0.3, "--min-probability", help="least probability of each tag (0-1)"),
+    k: int = typer.Option(10, "-k", "--k", help="how many tracks (1-1000)"),
+    genre: str | None = typer.Option(None, "--genre", help="only tracks of this genre"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Tracks with all the --tag tags (musicnn), most probable first."""
+    result = open_index(broker=False).search_by_tags(tag, k=k, min_probability=min_probability, genre=genre)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        hits_table(result, f"tracks tagged {' + '.join(tag)} (>= {min_probability})", score=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -20,6 +21,17 @@ if TYPE_CHECKING:
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
+
+_CONTROLS = dict.fromkeys((*range(32), 127, *range(128, 160)))
+_CONTROLS.update({ord("\n"): " ", ord("\t"): " ", ord("\r"): " "})
+_CONTROLS_KEEP_LINES = {**_CONTROLS, ord("\n"): "\n"}
+
+
+def safe(value: object, *, lines: bool = False) -> str:
+    """Data (titles, paths, tags, reasons, error messages) made safe to print: control characters (terminal
+    escape sequences included) removed, Rich markup escaped. ``lines`` keeps line breaks."""
+    text = str(value).translate(_CONTROLS_KEEP_LINES if lines else _CONTROLS)
+    return escape(text)
 
 
 def doctor_table(report: DoctorReport) -> None:
@@ -36,13 +48,13 @@ def doctor_table(report: DoctorReport) -> None:
         "schema",
         f"{report.schema_current or 'base'} / head {report.schema_head} {ok if report.schema_at_head else bad}",
     )
-    table.add_row("database", report.database_url)
-    table.add_row("broker", report.broker_url)
-    table.add_row("data folder", report.home)
-    table.add_row("workers", ", ".join(report.workers) if report.workers else "none answering")
+    table.add_row("database", safe(report.database_url))
+    table.add_row("broker", safe(report.broker_url))
+    table.add_row("data folder", safe(report.home))
+    table.add_row("workers", safe(", ".join(report.workers)) if report.workers else "none answering")
     console.print(table)
     for p in report.problems:
-        console.print(f"  [yellow]-[/] {p}", highlight=False)
+        console.print(f"  [yellow]-[/] {safe(p, lines=True)}", highlight=False)
 
 
 def hits_table(result: QueryResult, title: str, score: bool = False) -> None:
@@ -50,6 +62,7 @@ def hits_table(result: QueryResult, title: str, score: bool = False) -> None:
     where = f"space {result.space}" if result.space else "genre model"
     version = f"model version {result.model_version_id}" if result.model_version_id is not None else "no model"
     extra = f", {result.method}" + (f" ef_search={result.ef_search}" if result.ef_search else "")
+    why = any(h.why for h in result.items)
     table = Table(
         "#",
         "id",
@@ -58,18 +71,20 @@ def hits_table(result: QueryResult, title: str, score: bool = False) -> None:
         "album",
         "genre",
         "score" if score else "distance",
-        title=f"{title}  ({where}, {version}{extra})",
+        *(("why",) if why else ()),
+        title=f"{safe(title)}  ({where}, {version}{extra})",
     )
     for i, h in enumerate(result.items, 1):
         value = h.score if score else h.distance
         table.add_row(
             str(i),
             str(h.id),
-            h.title or h.path,
-            h.artist or "",
-            h.album or "",
-            h.genre or "",
+            safe(h.title or h.path),
+            safe(h.artist or ""),
+            safe(h.album or ""),
+            safe(h.genre or ""),
             "" if value is None else f"{value:.4f}",
+            *((safe((h.why or {}).get("summary", "")),) if why else ()),
         )
     console.print(table)
     if not result.items:
@@ -96,8 +111,8 @@ def versions_table(rows: list[dict[str, Any]], title: str | None = None) -> Tabl
         state = d["state"]
         table.add_row(
             str(d["id"]),
-            d["kind"],
-            f"[{colors.get(state, 'white')}]{state}[/]",
+            safe(d["kind"]),
+            f"[{colors.get(state, 'white')}]{safe(state)}[/]",
             (d.get("created_at") or "")[:19].replace("T", " "),
             metric_text(d),
             f"{d['training_seconds']:.1f}" if d.get("training_seconds") is not None else "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import typer
 from rich.table import Table
 
 from musicindex.cli.common import handle_errors, open_index, print_json
-from musicindex.cli.render import console, versions_table
+from musicindex.cli.render import console, safe, versions_table
 
 cli = typer.Typer()
 
@@ -34,6 +35,9 @@ def train(
     force: bool = typer.Option(
         False, "--force", help="train even if the labelled data has not changed since the active models were trained"
     ),
+    inputs: str = typer.Option(
+        "auto", "--inputs", help="what knn, logreg and ann read: features, musicnn, or auto (both; the better CV wins)"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train genre classifiers and clusterers on the indexed tracks (queued on the `train` queue).
@@ -51,6 +55,7 @@ def train(
         "quick": quick,
         "drop_rare_labels": drop_rare_labels,
         "force": force,
+        "inputs": inputs,
     }
     if local:
         with console.status("training ...") if not as_json else contextlib.nullcontext():
@@ -117,22 +122,23 @@ def models_show(
     for key, val in m.items():
         if key in ("per_class", "confusion_matrix", "history", "sweep"):
             continue
-        table.add_row(key, f"{val:.4f}" if isinstance(val, float) else str(val))
+        table.add_row(safe(key), f"{val:.4f}" if isinstance(val, float) else safe(val))
     console.print(table)
     if m.get("per_class"):
         pc = Table("class", "precision", "recall", "f1", "support", title="per class (held-out)")
         for label, row in m["per_class"].items():
             if isinstance(row, dict):
                 pc.add_row(
-                    label,
+                    safe(label),
                     *(f"{row.get(k, 0):.3f}" for k in ("precision", "recall", "f1-score")),
                     str(int(row.get("support", 0))),
                 )
         console.print(pc)
     console.print("params:", d.get("params"), highlight=False)
-    console.print(
-        "snapshot:", {k: v for k, v in (d.get("snapshot") or {}).items() if k != "feature_names"}, highlight=False
-    )
+    snapshot = {k: v for k, v in (d.get("snapshot") or {}).items() if k not in ("feature_names", "heldout_track_ids")}
+    if (d.get("snapshot") or {}).get("heldout_track_ids"):
+        snapshot["heldout_tracks"] = len(d["snapshot"]["heldout_track_ids"])
+    console.print("snapshot:", snapshot, highlight=False)
 
 
 @models_app.command("promote")
@@ -161,59 +167,114 @@ def report(out: Path = typer.Option(Path("musicindex-report"), "--out", "-o", he
 
 @cli.command()
 @handle_errors
-def evaluate(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Genre precision@10 and hubness of each similarity space; classifiers' cross-validated accuracy."""
-    report = open_index(broker=False).evaluate()
+def evaluate(
+    labels: str | None = typer.Option(
+        None, "--labels", help="csv:FILE of labels not used for training (rows path,label): scored instead"
+    ),
+    max_tracks: int = typer.Option(20_000, "--max-tracks", help="at most this many tracks take part (2-50000)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Genre precision@10 and hubness of each similarity space and the classifiers' scores, never measured on
+    tracks they were trained on (the protocol is printed with the numbers)."""
+    report = open_index(broker=False).evaluate(labels=labels, max_tracks=max_tracks)
     if as_json:
         print_json(report.to_dict())
         return
 
     def pct(x: Any) -> str:
-        return "" if x is None else f"{x:.1%}"
+        return "" if x is None or math.isnan(x) else f"{x:.1%}"
 
     spaces = Table(
         "space",
-        "model version",
+        "version",
         "dim",
-        "tracks",
+        "queries",
         "precision@10",
         "hubness (N10 skew)",
         "never in a top 10",
-        title=f"similarity spaces ({report.sampled_tracks} of {report.labelled_tracks} labelled tracks)",
+        title="similarity spaces",
     )
-    for s in report.spaces:
+    for sp in report.spaces:
         spaces.add_row(
-            s.space,
-            str(s.model_version_id or "-"),
-            str(s.dimension),
-            str(s.tracks),
-            pct(s.precision_at_10),
-            f"{s.hubness_skewness:.2f}",
-            pct(s.never_in_top10),
+            sp.space,
+            str(sp.model_version_id or "-"),
+            str(sp.dimension),
+            str(sp.queries),
+            pct(sp.precision_at_10),
+            f"{sp.hubness_skewness:.2f}",
+            pct(sp.never_in_top10),
         )
     console.print(spaces)
+    for sp in report.spaces:
+        console.print(f"  {sp.space}: {safe(sp.protocol)}", highlight=False)
     if report.classifiers:
+        labelled = labels is not None
         cls = Table(
             "classifier",
-            "model version",
+            "version",
+            "input",
             "cv accuracy",
+            "cv macro F1",
             "held-out accuracy",
-            "macro F1",
+            *(("labels-file accuracy", "labels-file macro F1") if labelled else ()),
             "genre model",
-            title="classifiers (registry metrics)",
+            title="classifiers",
         )
         for c in report.classifiers:
             cv = (
                 ""
                 if c.cv_accuracy_mean is None
-                else (
-                    f"{c.cv_accuracy_mean:.1%}"
-                    + (f" ± {c.cv_accuracy_std:.1%}" if c.cv_accuracy_std is not None else "")
-                )
+                else f"{c.cv_accuracy_mean:.1%}"
+                + (f" ± {c.cv_accuracy_std:.1%}" if c.cv_accuracy_std is not None else "")
             )
+            file_cols = (pct(c.labels_accuracy), pct(c.labels_macro_f1)) if labelled else ()
             cls.add_row(
-                c.kind, str(c.model_version_id), cv, pct(c.accuracy), pct(c.macro_f1), "yes" if c.genre_model else ""
+                c.kind,
+                str(c.model_version_id),
+                c.input or "",
+                cv,
+                pct(c.cv_macro_f1_mean),
+                pct(c.accuracy),
+                *file_cols,
+                "yes" if c.genre_model else "",
             )
         console.print(cls)
     else:
         console.print("no classifier trained yet (`musicindex train`)", style="yellow")
+    console.print(f"protocol: {safe(report.protocol)}", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {safe(note)}", highlight=False)
+
+
+@cli.command()
+@handle_errors
+def embed(
+    wait: bool = typer.Option(False, "--wait", help="wait until the embed jobs are done"),
+    local: bool = typer.Option(False, "--local", help="embed in this process (no worker needed)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Embed every indexed track that has no musicnn embedding yet (the pretrained space and its tags).
+
+    New tracks are embedded on the `embed` queue as they are indexed; this is the backfill of a
+    library that predates the space, or of a new extractor version (then queries switch to it once
+    every track is embedded)."""
+    index = open_index(broker=not local)
+    summary = index.embed(local=local, wait=wait)
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    if not summary.queued:
+        console.print(f"every indexed track is embedded (musicnn version {summary.version_id})")
+        return
+    if local or wait:
+        console.print(
+            f"embedded {summary.embedded} of {summary.queued} tracks (musicnn version {summary.version_id}); "
+            f"{len(summary.failed)} could not be read" + ("; the new version is active" if summary.promoted else ""),
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"queued {summary.queued} tracks in {summary.jobs} jobs on the embed queue (musicnn version "
+            f"{summary.version_id}); `musicindex status` shows the progress",
+            highlight=False,
+        )

@@ -10,6 +10,7 @@ from musicindex.db.orm import (
     Spectrogram,
     Track,
     TrackFeatures,
+    TrackTag,
     TrainingRun,
 )
 from musicindex.db.session import Database
@@ -25,5 +26,6 @@ __all__ = [
     "Spectrogram",
     "Track",
     "TrackFeatures",
+    "TrackTag",
     "TrainingRun",
 ]

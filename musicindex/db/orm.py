@@ -25,7 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from musicindex.vocab import (
@@ -73,10 +73,17 @@ class Track(Base):
         Index("ix_tracks_label", "label"),
         Index("ix_tracks_artist", "artist"),
         Index("ix_tracks_batch_id", "batch_id"),
+        # migration 0003: full-text track search (musicindex_search_doc, docs/web.md)
+        Index("ix_tracks_search", text("musicindex_search_doc(title, artist, album, path)"), postgresql_using="gin"),
+        # migration 0004: one row per file on disk (a display path plus the bytes of a name that is not UTF-8)
+        Index("uq_tracks_path", "path", "path_bytes", unique=True, postgresql_nulls_not_distinct=True),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    """The path as text; for a name that is not valid UTF-8 a display form (undecodable bytes as ``\\xNN``)."""
+    path_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The raw path when it is not valid UTF-8 (the worker opens the file by it); NULL otherwise."""
     content_hash: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(BigInteger)
     mtime: Mapped[float | None] = mapped_column(Double)
@@ -148,6 +155,8 @@ class TrainingRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """Refreshed while the run is alive; a running run whose heartbeat stopped is stale."""
 
 
 class ModelVersion(Base):
@@ -171,6 +180,8 @@ class ModelVersion(Base):
     embedding_dim: Mapped[int | None] = mapped_column(Integer)
     artifact: Mapped[bytes | None] = mapped_column(LargeBinary)
     artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    artifact_hmac: Mapped[str | None] = mapped_column(String(64))
+    """HMAC-SHA256 of the artifact under the artifact key (kept outside the database); checked before loading."""
     training_seconds: Mapped[float | None] = mapped_column(Double)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
@@ -179,6 +190,7 @@ class ModelVersion(Base):
 
 class Prediction(Base):
     __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_genre", "model_version_id", "genre", text("confidence DESC")),)  # 0003
 
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
@@ -211,3 +223,16 @@ class Embedding(Base):
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
     space: Mapped[str] = mapped_column(String(16))
     embedding: Mapped[Any] = mapped_column(Vector())
+
+
+class TrackTag(Base):
+    """The musicnn tag probabilities of a track under one musicnn version (``probs`` in the order of the
+    version's ``classes``), and its top tags (probability >= ``vocab.TOP_TAG_MIN``, best first)."""
+
+    __tablename__ = "track_tags"
+    __table_args__ = (Index("ix_track_tags_top_tags", "top_tags", postgresql_using="gin"),)
+
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+    probs: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    top_tags: Mapped[list[str]] = mapped_column(ARRAY(Text))

@@ -11,7 +11,6 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from musicindex.config import Settings, get_settings
 from musicindex.db import migrate
 from musicindex.errors import (
     ConfigError,
@@ -21,15 +20,6 @@ from musicindex.errors import (
 )
 
 CONNECT_TIMEOUT_S = 5
-
-
-def database_url(settings: Settings) -> str:
-    """The configured database URL, or the embedded server's (which this does not start)."""
-    if settings.database_url:
-        return settings.database_url
-    from musicindex import services
-
-    return services.EmbeddedPostgres(services.paths_for(settings), settings).url
 
 
 def _redact(url: str) -> str:
@@ -77,17 +67,13 @@ class Database:
 
     # -- construction ------------------------------------------------------
     @classmethod
-    def connect(
-        cls, url: str | None = None, settings: Settings | None = None, *, check_schema: bool = True, pool_size: int = 5
-    ) -> Database:
-        """Connect to ``url``, the configured URL, or the embedded server's socket.
+    def connect(cls, url: str, *, check_schema: bool = True, pool_size: int = 5) -> Database:
+        """Connect to ``url`` (``services.database_url(settings)`` names the configured or embedded one).
 
         Starts nothing (entry points call ``services.start``). Raises DatabaseUnavailableError
         if the server does not answer and SchemaOutdatedError if migrations are pending
         (``check_schema=False`` skips that, for `db upgrade`).
         """
-        settings = settings or get_settings()
-        url = url or database_url(settings)
         db = cls(url, pool_size=pool_size)
         db.ping()
         if check_schema:

@@ -20,10 +20,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from musicindex.db.orm import ClusterAssignment, Embedding, ModelVersion, Prediction, Track, TrackFeatures
 from musicindex.db.session import Database
-from musicindex.ml.data import load_features, load_spectrograms
+from musicindex.ml.data import load_embeddings, load_features, load_spectrograms
 from musicindex.ml.inference import apply_batch, load_model, needs_spectrogram, prediction_of
 from musicindex.ml.registry import active_versions, get_version
-from musicindex.vocab import CLASSIFIER_KINDS, CLUSTER_KINDS, KIND_SPACE, hnsw_index_name
+from musicindex.vocab import CLASSIFIER_KINDS, CLUSTER_KINDS, KIND_SPACE, MUSICNN, TRAINED_KINDS, hnsw_index_name
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def backfill(
     values). Returns rows written per version.
     """
     with db.session() as s:
-        versions = [get_version(s, v) for v in version_ids]
+        versions = [v for v in (get_version(s, v) for v in version_ids) if v.kind in TRAINED_KINDS]
         loaded = [load_model(s, v) for v in versions]
     written = {v.id: 0 for v in versions}
     if not versions:
@@ -89,6 +89,12 @@ def backfill(
                     if not rows_ids:
                         continue
                     out = apply_batch(lm, None, [specs[t] for t in rows_ids])
+                elif lm.input == MUSICNN:  # trained on the musicnn embedding: tracks that have one
+                    eid, E = load_embeddings(s, int(lm.input_version or 0), cid)
+                    if len(eid) == 0:
+                        continue
+                    rows_ids = [int(t) for t in eid]
+                    out = apply_batch(lm, E)
                 else:
                     rows_ids = [int(t) for t in cid]
                     out = apply_batch(lm, X)
@@ -125,19 +131,38 @@ def _write(session, v: ModelVersion, ids: list[int], out: dict[str, Any]) -> int
 
 
 def create_hnsw_index(db: Database, version_id: int, dim: int) -> str:
-    """The partial HNSW expression index of one embedding version (idempotent); returns its name."""
+    """The partial HNSW expression index of one embedding version (idempotent); returns its name.
+
+    Built with ``CREATE INDEX CONCURRENTLY``: embedding writes and queries go on during the build.
+    An invalid index left by an interrupted concurrent build is dropped and built again.
+    """
     name = hnsw_index_name(version_id)
     vid, dim = int(version_id), int(dim)
-    with db.engine.begin() as conn:
-        conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        invalid = conn.execute(
+            text(
+                "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :n"
+            ),
+            {"n": name},
+        ).scalar()
+        if invalid:
+            conn.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+        conn.execute(text("SET maintenance_work_mem = '256MB'"))
         conn.execute(
             text(
-                f"CREATE INDEX IF NOT EXISTS {name} ON embeddings "
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON embeddings "
                 f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
                 f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE model_version_id = {vid}"
             )
         )
     return name
+
+
+def drop_hnsw_indexes(db: Database, version_ids: Sequence[int]) -> None:
+    """Drop the versions' HNSW indexes without blocking queries (``DROP INDEX CONCURRENTLY``)."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for v in version_ids:
+            conn.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {hnsw_index_name(int(v))}"))
 
 
 def analyze(db: Database) -> None:
@@ -151,12 +176,10 @@ def drop_version_rows(db: Database, version_ids: Sequence[int]) -> None:
     ids = [int(v) for v in version_ids]
     if not ids:
         return
+    drop_hnsw_indexes(db, ids)
     with db.session() as s:
         for model in (Prediction, ClusterAssignment, Embedding):
             s.execute(delete(model).where(model.model_version_id.in_(ids)))
-    with db.engine.begin() as conn:
-        for v in ids:
-            conn.execute(text(f"DROP INDEX IF EXISTS {hnsw_index_name(v)}"))
 
 
 def _table_for(kind: str):
@@ -188,7 +211,9 @@ def missing_track_ids(db: Database, version_id: int) -> list[int]:
 def embed_missing(db: Database, version_ids: Sequence[int]) -> dict[int, int]:
     """Backfill only the tracks each version is missing (catch-up after a promotion or rollback)."""
     written: dict[int, int] = {}
-    for v in version_ids:
+    with db.session() as s:
+        trained = [v for v in version_ids if get_version(s, v).kind in TRAINED_KINDS]
+    for v in trained:
         ids = missing_track_ids(db, v)
         if ids:
             written.update(backfill(db, [v], track_ids=ids))
@@ -202,7 +227,7 @@ def embed_tracks(db: Database, track_ids: Sequence[int]) -> dict[str, Any]:
     Returns {"tracks": n, "versions": {version id: rows}}.
     """
     with db.session() as s:
-        active = [v.id for v in active_versions(s)]
+        active = [v.id for v in active_versions(s) if v.kind in TRAINED_KINDS]
     if not active or not track_ids:
         return {"tracks": len(track_ids), "versions": {}}
     written = backfill(db, active, track_ids=track_ids)

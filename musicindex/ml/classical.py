@@ -104,6 +104,7 @@ class ClassicalResult:
     params: dict[str, Any]
     metrics: dict[str, Any]
     seconds: float
+    heldout: np.ndarray  # row indices of the held-out split
 
 
 def train_classical(
@@ -129,7 +130,8 @@ def train_classical(
     grid = grid or (QUICK_GRIDS if quick else GRIDS)[kind]
     y = np.asarray(y, dtype=str)
     classes = sorted(set(y.tolist()))
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
+    tr, te = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y, random_state=seed)
+    X_tr, X_te, y_tr, y_te = X[tr], X[te], y[tr], y[te]
     inner = max(2, min(cv_folds, int(min(np.unique(y_tr, return_counts=True)[1]))))
     search = GridSearchCV(
         _pipeline(kind, seed),
@@ -168,5 +170,5 @@ def train_classical(
         "candidates": len(search.cv_results_["params"]),
     }
     return ClassicalResult(
-        model=model, classes=classes, params=params, metrics=metrics, seconds=time.perf_counter() - t0
+        model=model, classes=classes, params=params, metrics=metrics, seconds=time.perf_counter() - t0, heldout=te
     )

@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from musicindex.db.orm import Spectrogram, Track, TrackFeatures
+from musicindex.db.orm import Embedding, Spectrogram, Track, TrackFeatures
 from musicindex.errors import NotEnoughDataError
 from musicindex.vocab import FEATURE_NAMES, N_FEATURES
 
@@ -85,6 +85,27 @@ def load_features(session: Session, track_ids: Sequence[int]) -> tuple[np.ndarra
     arr = np.array(X, dtype=np.float64).reshape(len(X), N_FEATURES)
     ok = np.isfinite(arr).all(axis=1)
     return np.array(ids_out, dtype=np.int64)[ok], arr[ok]
+
+
+def load_embeddings(
+    session: Session, version_id: int, track_ids: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of those of ``track_ids`` that have an embedding under ``version_id`` (ids ascending)."""
+    ids = [int(t) for t in track_ids]
+    out_ids: list[int] = []
+    vecs: list[np.ndarray] = []
+    for i in range(0, len(ids), 5000):
+        for tid, vec in session.execute(
+            select(Embedding.track_id, Embedding.embedding)
+            .where(Embedding.model_version_id == int(version_id), Embedding.track_id.in_(ids[i : i + 5000]))
+            .order_by(Embedding.track_id)
+        ):
+            out_ids.append(int(tid))
+            vecs.append(np.asarray(vec, dtype=np.float64))
+    if not vecs:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0))
+    order = np.argsort(out_ids, kind="stable")
+    return np.array(out_ids, dtype=np.int64)[order], np.array(vecs, dtype=np.float64)[order]
 
 
 def load_spectrograms(session: Session, track_ids: Iterable[int]) -> dict[int, np.ndarray]:

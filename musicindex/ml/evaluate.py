@@ -1,32 +1,54 @@
-"""Evaluation of the similarity spaces and classifiers (``musicindex evaluate``).
+"""Honest evaluation of the similarity spaces and classifiers (``musicindex evaluate``).
 
-Reads through the query engine's snapshot (one consistent set of active versions).
+Nothing is ever scored on tracks it was trained on:
+
+* **spaces**: genre precision@k of exact nearest neighbours (the query track excluded) for a
+  set of *query* tracks, the neighbours searched among every track whose genre is known. A
+  space trained on labels (ann, cnn) is queried only with the held-out tracks of its own
+  version (recorded in the version's snapshot at training); the unsupervised spaces
+  (features, musicnn) use the held-out tracks of the classifiers when there are any, so the
+  spaces are compared on the same queries, else every labelled track (nothing was trained).
+* **classifiers**: their cross-validated and held-out scores from the registry (computed at
+  training on folds and a split the model did not see).
+* with ``labels`` (``evaluate --labels csv:FILE``): the file's labels are the truth; the
+  queries are its tracks that carry *no training label* (so no model saw their genre), and
+  every active classifier is scored by its predictions on those tracks.
+
+Each result carries its protocol in words, printed next to the numbers. Reads through the
+query engine's snapshot (one consistent set of active versions).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from musicindex.db.session import Database
-from musicindex.errors import ModelNotTrainedError
+from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
 from musicindex.query import engine as E
 from musicindex.vocab import CLASSIFIER_KINDS, SPACES
+
+MAX_EVAL_TRACKS = 50_000
+"""The exact neighbour search is quadratic: at most this many tracks take part (a random sample above)."""
 
 
 @dataclass(frozen=True)
 class SpaceEvaluation:
-    """Quality of one similarity space on the labelled tracks (exact neighbours)."""
+    """Quality of one similarity space: genre precision@k for held-out queries (exact neighbours)."""
 
     space: str
     model_version_id: int | None
     dimension: int
-    tracks: int
+    queries: int
+    candidates: int
     precision_at_10: float
     hubness_skewness: float
     never_in_top10: float
+    protocol: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,15 +56,21 @@ class SpaceEvaluation:
 
 @dataclass(frozen=True)
 class ClassifierEvaluation:
-    """Registry metrics of one active classifier."""
+    """One active classifier: registry metrics (cross-validated, held-out split) and, with a labels file,
+    its accuracy on that file's tracks."""
 
     kind: str
     model_version_id: int
+    input: str | None
     cv_accuracy_mean: float | None
     cv_accuracy_std: float | None
+    cv_macro_f1_mean: float | None
     accuracy: float | None
     macro_f1: float | None
     genre_model: bool
+    labels_accuracy: float | None = None
+    labels_macro_f1: float | None = None
+    labels_tracks: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,86 +79,213 @@ class ClassifierEvaluation:
 @dataclass(frozen=True)
 class EvaluationReport:
     labelled_tracks: int
-    sampled_tracks: int
     spaces: list[SpaceEvaluation]
     classifiers: list[ClassifierEvaluation]
+    protocol: str
+    labels_file: str | None = None
+    labels_excluded: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "labelled_tracks": self.labelled_tracks,
-            "sampled_tracks": self.sampled_tracks,
+            "protocol": self.protocol,
+            "labels_file": self.labels_file,
+            "labels_excluded": self.labels_excluded,
+            "notes": self.notes,
             "spaces": [s.to_dict() for s in self.spaces],
             "classifiers": [c.to_dict() for c in self.classifiers],
         }
 
 
-def evaluate(
-    db: Database, k: int = 10, max_tracks: int = 20_000, seed: int = 0, genre_model: str = "auto"
-) -> EvaluationReport:
-    """Genre precision@k of similar() (exact neighbours among the labelled tracks) and the
-    hubness of each available space, plus the classifiers' registry metrics.
+def _num(m: Mapping[str, Any], key: str) -> float | None:
+    x = m.get(key)
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
-    Hubness: skewness of the k-occurrence distribution N_k (how often each track is in
-    another's top k) and the share of tracks that are in nobody's top k. Above
-    ``max_tracks`` labelled tracks a random sample of that size is evaluated.
-    """
+
+def _precision_and_hubness(
+    ids: np.ndarray, mat: np.ndarray, genre: Mapping[int, str], queries: set[int], k: int
+) -> tuple[float, float, float, int]:
+    """(precision@k of the queries, hubness skewness, share never in a top k, number of queries scored)."""
+    nn = E.knn_exact(mat, k)
+    lab = np.array([genre[int(i)] for i in ids], dtype=object)
+    is_query = np.array([int(i) in queries for i in ids], dtype=bool)
+    hits = lab[nn] == lab[:, None]
+    prec = float(hits[is_query].mean()) if is_query.any() else float("nan")
+    occ = np.bincount(nn.ravel(), minlength=len(ids)).astype(np.float64)
+    sd = occ.std()
+    skew = float(np.mean((occ - occ.mean()) ** 3) / sd**3) if sd > 0 else 0.0
+    return prec, skew, float(np.mean(occ == 0)), int(is_query.sum())
+
+
+def _heldout(snap: E.Snapshot, version_id: int) -> set[int]:
+    """The track ids a version was not trained on (recorded in its snapshot at training)."""
+    row = snap.one(f"SELECT snapshot -> 'heldout_track_ids' FROM model_versions WHERE id = {int(version_id)}")
+    return {int(t) for t in (row[0] or [])} if row is not None else set()
+
+
+def read_labels(spec: str) -> dict[str, str]:
+    """``csv:FILE`` -> {absolute path: label} (the ``--label-from csv:`` format)."""
+    from pathlib import Path
+
+    from musicindex.ingest.labels import read_label_csv
+
+    if not spec.startswith("csv:"):
+        raise InvalidArgumentError(f"--labels must be csv:FILE (rows path,label), got {spec!r}")
+    return read_label_csv(Path(spec[4:]).expanduser())
+
+
+def evaluate(
+    db: Database,
+    k: int = 10,
+    max_tracks: int = 20_000,
+    seed: int = 0,
+    genre_model: str = "auto",
+    labels: str | Mapping[str, str] | None = None,
+) -> EvaluationReport:
+    """Genre precision@k and hubness of each available space, and the classifiers' scores, by the protocol of
+    the module docstring. ``labels``: ``csv:FILE`` or a {path: label} map of labels not used for training."""
     k = E.check_k(k)
+    if isinstance(max_tracks, bool) or not isinstance(max_tracks, int) or not 2 <= max_tracks <= MAX_EVAL_TRACKS:
+        raise InvalidArgumentError(f"max_tracks must be an integer between 2 and {MAX_EVAL_TRACKS}, got {max_tracks!r}")
+    label_map = read_labels(labels) if isinstance(labels, str) else dict(labels or {})
+    rng = np.random.default_rng(seed)
+    notes: list[str] = []
     with E.snapshot(db, genre_model) as snap:
-        rows = snap.all("SELECT id, label FROM tracks WHERE status = 'indexed' AND label IS NOT NULL ORDER BY id")
-        n_labelled = len(rows)
-        if n_labelled > max_tracks:
-            pick = np.sort(np.random.default_rng(seed).choice(n_labelled, max_tracks, replace=False))
-            rows = [rows[i] for i in pick]
-        labels = {int(r[0]): r[1] for r in rows}
+        rows = snap.all("SELECT id, path, label FROM tracks WHERE status = 'indexed' ORDER BY id")
+        train_label = {int(r[0]): r[2] for r in rows if r[2] is not None}
+        genre: dict[int, str] = dict(train_label)
+        excluded = 0
+        file_queries: set[int] = set()
+        if label_map:
+            by_path = {os.path.abspath(p): lab for p, lab in label_map.items()}
+            for tid, path, lab in rows:
+                truth = by_path.get(path)
+                if truth is None:
+                    continue
+                if lab is not None:
+                    excluded += 1  # its genre was a training label: never a query
+                    continue
+                genre[int(tid)] = truth
+                file_queries.add(int(tid))
+            if not file_queries:
+                raise InvalidArgumentError(
+                    "none of the labels file's tracks is indexed without a training label: there is nothing "
+                    "held out to score (ingest them without --label-from, or check the paths)"
+                )
+        pool = sorted(genre)
+        if len(pool) > max_tracks:
+            keep = set(file_queries) if len(file_queries) < max_tracks else set()
+            rest = [t for t in pool if t not in keep]
+            pick = rng.choice(len(rest), max_tracks - len(keep), replace=False)
+            pool = sorted(keep | {rest[i] for i in pick})
+            notes.append(f"{len(genre)} tracks with a known genre; a random sample of {len(pool)} took part")
+        pool_set = set(pool)
+        gm = snap.genre_model()
+        classifier_heldout: set[int] = set()
+        for kind in ("logreg", "knn", "ann", "cnn"):
+            v = snap.versions.get(kind)
+            if v is not None:
+                classifier_heldout = _heldout(snap, v.id)
+                if classifier_heldout:
+                    break
+
         spaces: list[SpaceEvaluation] = []
         for name in SPACES:
             try:
-                sp = E.open_space(snap, name, exact=True)
+                sp = E.open_space(snap, name, exact=True, bound_exact=False)
             except ModelNotTrainedError:
                 continue
-            ids, mat = E.load_space_matrix(snap, sp, list(labels))
-            if len(ids) < 2:
+            supervised = name in ("ann", "cnn")
+            if label_map:
+                queries = file_queries
+                protocol = "queries: the labels file's tracks without a training label"
+            elif supervised:
+                held = _heldout(snap, sp.version.id) if sp.version is not None else set()
+                if not held:
+                    notes.append(f"the {name} space's version records no held-out tracks: not scored (retrain it)")
+                    continue
+                queries = held
+                protocol = f"queries: the tracks held out from training {name} v{sp.version_id}"
+            elif classifier_heldout:
+                queries = classifier_heldout
+                protocol = "queries: the classifiers' held-out tracks (the space itself uses no labels)"
+            else:
+                queries = set(pool)
+                protocol = "queries: every labelled track (no model was trained on labels)"
+            queries &= pool_set
+            ids, mat = E.load_space_matrix(snap, sp, pool)
+            if len(ids) < 2 or not queries:
                 continue
-            nn = E.knn_exact(mat, k)
-            lab = np.array([labels[int(i)] for i in ids], dtype=object)
-            prec = float(np.mean(lab[nn] == lab[:, None]))
-            occ = np.bincount(nn.ravel(), minlength=len(ids)).astype(np.float64)
-            sd = occ.std()
-            skew = float(np.mean((occ - occ.mean()) ** 3) / sd**3) if sd > 0 else 0.0
+            prec, skew, never, nq = _precision_and_hubness(ids, mat, genre, queries, k)
             spaces.append(
                 SpaceEvaluation(
                     space=name,
                     model_version_id=sp.version_id,
                     dimension=sp.dim,
-                    tracks=len(ids),
+                    queries=nq,
+                    candidates=len(ids),
                     precision_at_10=prec,
                     hubness_skewness=skew,
-                    never_in_top10=float(np.mean(occ == 0)),
+                    never_in_top10=never,
+                    protocol=f"{protocol}; neighbours: exact top {k} among {len(ids)} tracks of known genre",
                 )
             )
-        gm = snap.genre_model()
+
         classifiers = []
         for kind in CLASSIFIER_KINDS:
             v = snap.versions.get(kind)
             if v is None:
                 continue
             m = v.metrics
+            extra: dict[str, Any] = {}
+            if label_map:
+                pred = snap.all(
+                    f"SELECT track_id, genre FROM predictions WHERE model_version_id = {int(v.id)} "
+                    "AND track_id = ANY(%(ids)s)",
+                    {"ids": sorted(file_queries)},
+                )
+                if pred:
+                    from musicindex.ml.metrics import classification_metrics
 
-            def num(key: str, m: dict[str, Any] = m) -> float | None:
-                x = m.get(key)
-                return float(x) if isinstance(x, (int, float)) else None
-
+                    y_true = [genre[int(t)] for t, _ in pred]
+                    y_pred = [str(g) for _, g in pred]
+                    cm = classification_metrics(y_true, y_pred, sorted(set(y_true) | set(y_pred)))
+                    extra = {
+                        "labels_accuracy": cm["accuracy"],
+                        "labels_macro_f1": cm["macro_f1"],
+                        "labels_tracks": len(pred),
+                    }
             classifiers.append(
                 ClassifierEvaluation(
                     kind=kind,
                     model_version_id=v.id,
-                    cv_accuracy_mean=num("cv_accuracy_mean"),
-                    cv_accuracy_std=num("cv_accuracy_std"),
-                    accuracy=num("accuracy"),
-                    macro_f1=num("macro_f1"),
+                    input=v.params.get("input"),
+                    cv_accuracy_mean=_num(m, "cv_accuracy_mean"),
+                    cv_accuracy_std=_num(m, "cv_accuracy_std"),
+                    cv_macro_f1_mean=_num(m, "cv_macro_f1_mean"),
+                    accuracy=_num(m, "accuracy"),
+                    macro_f1=_num(m, "macro_f1"),
                     genre_model=gm is not None and gm.id == v.id,
+                    **extra,
                 )
             )
+    if label_map:
+        protocol = (
+            f"truth: the labels file ({len(file_queries)} tracks without a training label; {excluded} with one "
+            "left out); classifiers: accuracy of their predictions on those tracks"
+        )
+    else:
+        protocol = (
+            "truth: the training labels; spaces: held-out queries only; classifiers: cross-validated and "
+            "held-out-split scores from training"
+        )
     return EvaluationReport(
-        labelled_tracks=n_labelled, sampled_tracks=len(labels), spaces=spaces, classifiers=classifiers
+        labelled_tracks=len(train_label),
+        spaces=spaces,
+        classifiers=classifiers,
+        protocol=protocol,
+        labels_file=labels if isinstance(labels, str) else None,
+        labels_excluded=excluded,
+        notes=notes,
     )

@@ -18,7 +18,7 @@ from musicindex.db.orm import ModelVersion
 from musicindex.errors import InvalidArgumentError
 from musicindex.ml import artifacts
 from musicindex.ml.registry import get_version, load_artifact
-from musicindex.vocab import CLASSIFIER_KINDS, CLUSTER_KINDS, N_FEATURES, NET_KINDS
+from musicindex.vocab import CLASSIFIER_KINDS, CLUSTER_KINDS, MUSICNN, N_FEATURES, NET_KINDS
 
 
 @dataclass
@@ -29,6 +29,10 @@ class LoadedModel:
     classes: list[str] | None
     model: Any  # sklearn estimator, or a two-headed Keras model (embedding, probabilities)
     embedding_dim: int | None
+    input: str = "features"
+    """What the model reads: the 43 ``features``, the ``musicnn`` embedding, or (cnn) the spectrogram."""
+    input_version: int | None = None
+    """For ``musicnn`` input: the musicnn version whose embeddings it was trained on."""
 
 
 _cache: dict[tuple[int, str], LoadedModel] = {}
@@ -64,6 +68,8 @@ def load_model(session: Session, version: ModelVersion | int) -> LoadedModel:
         list(version.classes) if version.classes else None,
         model,
         version.embedding_dim,
+        input=str((version.params or {}).get("input", "features")),
+        input_version=(version.params or {}).get("input_version"),
     )
     with _lock:
         _cache[key] = loaded
@@ -72,6 +78,15 @@ def load_model(session: Session, version: ModelVersion | int) -> LoadedModel:
 
 def needs_spectrogram(kind: str) -> bool:
     return kind == "cnn"
+
+
+def input_width(loaded: LoadedModel) -> int:
+    """Columns of the input matrix a features- or embedding-reading model expects."""
+    if loaded.input == MUSICNN:
+        from musicindex.pretrained.musicnn import EMBEDDING_DIM
+
+        return EMBEDDING_DIM
+    return N_FEATURES
 
 
 def apply_batch(loaded: LoadedModel, X: np.ndarray | None, specs: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
@@ -85,8 +100,9 @@ def apply_batch(loaded: LoadedModel, X: np.ndarray | None, specs: Sequence[np.nd
         emb, proba = cnn_outputs(loaded.model, specs)
         return {"embedding": emb.astype(np.float32), "proba": proba, "classes": loaded.classes}
     if X is None:
-        raise InvalidArgumentError(f"the {kind} model needs the 43 features")
-    X = np.asarray(X, dtype=np.float64).reshape(-1, N_FEATURES)
+        what = "musicnn embedding" if loaded.input == MUSICNN else "43 features"
+        raise InvalidArgumentError(f"the {kind} model (version {loaded.version_id}) needs the {what}")
+    X = np.asarray(X, dtype=np.float64).reshape(-1, input_width(loaded))
     if kind == "ann":
         from musicindex.ml.nets import ann_outputs
 
@@ -116,21 +132,24 @@ def transform_one(
     *,
     features: np.ndarray | None = None,
     logmel: np.ndarray | None = None,
+    musicnn: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """What backfill would store for one track under ``version``.
 
     ``features``: the 43 features (FEATURE_NAMES order); ``logmel``: the (96, n_frames) dB
-    spectrogram (``audio.analyse_file(path).logmel``). Returns ``{"embedding": ndarray}`` for
-    ann / cnn / scaler, ``{"genre", "confidence", "probabilities"}`` for classifiers (ann and cnn
-    give both), ``{"cluster": int}`` for clusterers.
+    spectrogram (``audio.analyse_file(path).logmel``); ``musicnn``: the 200-d musicnn embedding
+    (for models trained on it). Returns ``{"embedding": ndarray}`` for ann / cnn / scaler,
+    ``{"genre", "confidence", "probabilities"}`` for classifiers (ann and cnn give both),
+    ``{"cluster": int}`` for clusterers.
     """
     loaded = load_model(session, version)
-    if features is not None:
-        features = np.asarray(features, dtype=np.float64).reshape(1, N_FEATURES)
-        if not np.isfinite(features).all():
-            raise InvalidArgumentError("features contain non-finite values")
+    X = musicnn if loaded.input == MUSICNN else features
+    if X is not None:
+        X = np.asarray(X, dtype=np.float64).reshape(1, input_width(loaded))
+        if not np.isfinite(X).all():
+            raise InvalidArgumentError("the model's input contains non-finite values")
     specs = [np.asarray(logmel, dtype=np.float32)] if logmel is not None else None
-    out = apply_batch(loaded, features, specs)
+    out = apply_batch(loaded, X, specs)
     result: dict[str, Any] = {}
     if "embedding" in out:
         result["embedding"] = out["embedding"][0]

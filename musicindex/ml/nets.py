@@ -237,13 +237,14 @@ class NetResult:
     metrics: dict[str, Any]
     seconds: float
     embedding_dim: int
+    heldout: np.ndarray  # row indices of the held-out split
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def train_net(
     kind: str,
     data: Any,
-    labels: Sequence[str],
+    labels: Sequence[str] | np.ndarray,
     *,
     test_size: float = 0.2,
     seed: int = 42,
@@ -251,7 +252,7 @@ def train_net(
     quick: bool = False,
     overrides: dict[str, Any] | None = None,
 ) -> NetResult:
-    """Train the ANN (``data``: (n, 43) features) or CNN (``data``: list of (96, frames) spectrograms).
+    """Train the ANN (``data``: (n, d) features or embeddings) or CNN (``data``: list of (96, frames) spectrograms).
 
     The stored model is trained on the stratified training split and scored on the held-out
     split; ``cv_folds`` more networks with the same budget give the k-fold mean and std.
@@ -295,6 +296,7 @@ def train_net(
         metrics=metrics,
         seconds=time.perf_counter() - t0,
         embedding_dim=int(cfg.embedding_dim),
+        heldout=te,
     )
 
 

@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from musicindex.db.orm import ModelVersion
 from musicindex.errors import ArtifactIntegrityError, InvalidArgumentError, ModelNotTrainedError
-from musicindex.ml.artifacts import sha256
+from musicindex.ml.artifacts import sha256, signing_key, verify
 from musicindex.vocab import (
     ACTIVE,
     CANDIDATE,
     CLASSIFIER_KINDS,
     CLUSTER_KINDS,
+    GENRE_MODEL_METRIC,
     HNSW_INDEX_PATTERN,
     MODEL_KINDS,
     GenreCandidate,
@@ -73,19 +74,19 @@ def list_versions(
 
 
 def load_artifact(session: Session, version_id: int) -> bytes:
-    """The artifact bytes of a version, after checking them against the recorded sha256.
+    """The artifact bytes of a version, after checking their HMAC (artifact key) and their sha256.
 
-    Raises ArtifactIntegrityError (and returns nothing) if they do not match: such an
+    Raises ArtifactIntegrityError (and returns nothing) if either does not match: such an
     artifact is never deserialised.
     """
     row = session.execute(
-        select(ModelVersion.artifact, ModelVersion.artifact_sha256, ModelVersion.kind).where(
-            ModelVersion.id == int(version_id)
-        )
+        select(
+            ModelVersion.artifact, ModelVersion.artifact_sha256, ModelVersion.kind, ModelVersion.artifact_hmac
+        ).where(ModelVersion.id == int(version_id))
     ).one_or_none()
     if row is None:
         raise ModelNotTrainedError(f"no model version {version_id}")
-    data, recorded, kind = row
+    data, recorded, kind, signature = row
     if data is None or not recorded:
         raise ModelNotTrainedError(f"model version {version_id} ({kind}) has no artifact (it did not finish training)")
     data = bytes(data)
@@ -96,11 +97,22 @@ def load_artifact(session: Session, version_id: int) -> bytes:
             f"(recorded {recorded[:12]}..., stored bytes hash to {actual[:12]}...); it was not loaded. "
             f"Retrain (`musicindex train --models {kind}`) or roll back (`musicindex models rollback {kind}`)."
         )
+    if not verify(data, signature, signing_key()):
+        raise ArtifactIntegrityError(
+            f"the artifact of model version {version_id} ({kind}) is not signed with this installation's artifact "
+            "key (MUSICINDEX_ARTIFACT_KEY, or MUSICINDEX_HOME/artifact.key); it was not loaded. Every machine that "
+            f"trains or loads models needs the same key. Retrain (`musicindex train --models {kind}`) to sign "
+            "a new version."
+        )
     return data
 
 
-QUALITY_METRIC = {**dict.fromkeys(CLASSIFIER_KINDS, "macro_f1"), **dict.fromkeys(CLUSTER_KINDS, "silhouette")}
-"""The held-out score a challenger must not lose against the champion, per kind."""
+QUALITY_METRIC = {
+    **dict.fromkeys(CLASSIFIER_KINDS, GENRE_MODEL_METRIC),
+    **dict.fromkeys(CLUSTER_KINDS, "silhouette"),
+}
+"""The score a challenger must not lose against the champion, per kind: cross-validated macro-F1 for
+classifiers (the genre-model rule's score), silhouette for clusterers."""
 
 
 @dataclass(frozen=True)
@@ -255,10 +267,20 @@ def genre_model_version(session: Session, preference: str = "auto") -> ModelVers
 def version_summary(v: ModelVersion) -> dict[str, Any]:
     """id, kind, state, created, key metrics and sha256 prefix of a version (for listings)."""
     m = v.metrics or {}
-    keys = ("accuracy", "macro_f1", "cv_accuracy_mean", "cv_accuracy_std", "silhouette", "davies_bouldin", "n_clusters")
+    keys = (
+        "accuracy",
+        "macro_f1",
+        "cv_accuracy_mean",
+        "cv_accuracy_std",
+        "cv_macro_f1_mean",
+        "silhouette",
+        "davies_bouldin",
+        "n_clusters",
+    )
     return {
         "id": v.id,
         "kind": v.kind,
+        "input": (v.params or {}).get("input"),
         "state": v.state,
         "run_id": v.run_id,
         "created_at": v.created_at.isoformat() if v.created_at else None,

@@ -5,16 +5,43 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from musicindex.audio.window import AnalysisWindow
 from musicindex.config import Settings
 from musicindex.db.session import Database
 from musicindex.dispatch import Dispatcher
-from musicindex.errors import MusicIndexError
+from musicindex.errors import MusicIndexError, WorkerLostError
 
 if TYPE_CHECKING:
     from musicindex.ml.evaluate import EvaluationReport
+
+
+@dataclass
+class EmbedSummary:
+    """What ``embed`` queued and (when it waited or ran locally) what came of it."""
+
+    version_id: int
+    queued: int
+    jobs: int = 0
+    embedded: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    promoted: bool = False
+
+    def add(self, job: dict[str, Any]) -> None:
+        m = job.get("musicnn") or {}
+        self.embedded += int(m.get("embedded", 0))
+        self.failed.update(m.get("failed") or {})
+        self.promoted = self.promoted or bool(m.get("promoted"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+WORKER_LOST_AFTER = 15.0
+"""Seconds a training worker may stay silent (no answer to pings) before ``train(wait=True)`` gives up."""
 
 
 class TrainingService:
@@ -55,25 +82,52 @@ class TrainingService:
         if not wait:
             return training.TrainResult(run_id=None, status="queued", task_id=async_result.id)
         t0 = time.monotonic()
-        try:
-            out = async_result.get(timeout=timeout, propagate=True, interval=0.5)
-        except Exception as exc:
-            if isinstance(exc, MusicIndexError):
-                raise
-            if type(exc).__name__ == "TimeoutError":
-                raise TimeoutError(
-                    f"training did not finish within {timeout} s (task {async_result.id} goes on; "
-                    "`musicindex models list` shows the result later)"
-                ) from None
-            raise MusicIndexError(f"training failed on the worker: {type(exc).__name__}: {exc}") from None
+        out = self._wait(async_result, timeout)
         if out.get("status") == "failed" and out.get("error_type"):
             cls = getattr(errors, out["error_type"], MusicIndexError)
             raise cls(out.get("error") or "training failed")
-        res = training.TrainResult(**{k: out.get(k) for k in ("run_id", "status", "versions", "seconds", "error")})
-        res.task_id = async_result.id
-        if res.seconds is None:
-            res.seconds = time.monotonic() - t0
-        return res
+        return training.TrainResult(
+            run_id=out.get("run_id"),
+            status=str(out.get("status")),
+            versions=list(out.get("versions") or []),
+            seconds=out.get("seconds") or time.monotonic() - t0,
+            error=out.get("error"),
+            task_id=async_result.id,
+        )
+
+    def _wait(self, async_result: Any, timeout: float | None, poll: float = 1.0) -> dict[str, Any]:
+        """The task's result; TimeoutError after ``timeout``; WorkerLostError when the worker that runs it stops
+        answering (the task is acknowledged on receipt, so nobody would ever finish it)."""
+        start = time.monotonic()
+        silent_since: float | None = None
+        while not async_result.ready():
+            now = time.monotonic()
+            if timeout is not None and now - start > timeout:
+                raise TimeoutError(
+                    f"training did not finish within {timeout} s (task {async_result.id} goes on; "
+                    "`musicindex models list` shows the result later)"
+                )
+            info = async_result.info if async_result.state == "STARTED" else None
+            host = info.get("hostname") if isinstance(info, dict) else None
+            if host is not None:
+                if self.dispatcher.ping_workers(timeout=1.0, destination=[host]):
+                    silent_since = None
+                elif silent_since is None:
+                    silent_since = now
+                elif now - silent_since > WORKER_LOST_AFTER:
+                    raise WorkerLostError(
+                        f"the worker {host} that was training (task {async_result.id}) stopped answering for "
+                        f"{now - silent_since:.0f} s; the run will not finish. Start a worker "
+                        "(`musicindex worker --queues train`) and train again; the next run cleans up."
+                    )
+            time.sleep(poll)
+        try:
+            out: dict[str, Any] = async_result.get(propagate=True)
+        except Exception as exc:
+            if isinstance(exc, MusicIndexError):
+                raise
+            raise MusicIndexError(f"training failed on the worker: {type(exc).__name__}: {exc}") from None
+        return out
 
     # ------------------------------------------------------------------ registry
     def models(
@@ -133,6 +187,42 @@ class TrainingService:
 
         return backfill.embed_tracks(self.db, track_ids)
 
+    def embed(
+        self,
+        track_ids: Sequence[int] | None = None,
+        *,
+        local: bool = False,
+        wait: bool = False,
+        timeout: float | None = None,
+        chunk: int = 16,
+    ) -> EmbedSummary:
+        """Embed tracks in the pretrained musicnn space (and give them their tags and trained-model outputs).
+
+        ``track_ids`` None: every indexed track not embedded yet under the current extractor version (the
+        backfill of a library that predates the space, or of a new extractor version). Jobs go to the
+        ``embed`` queue (``local=True``: in this process); ``wait=True`` returns when they are done.
+        """
+        from musicindex.ml import pretrained
+
+        vid = pretrained.current_version(self.db)
+        ids = list(track_ids) if track_ids is not None else pretrained.missing_track_ids(self.db, vid)
+        summary = EmbedSummary(version_id=vid, queued=len(ids))
+        window = AnalysisWindow(self.settings.window_offset, self.settings.window_duration)
+        chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
+        if local:
+            model = pretrained.get_model()
+            for part in chunks:
+                summary.add(pretrained.embed_job(self.db, part, window=window, model=model))
+            return summary
+        results = [self.dispatcher.embed(part) for part in chunks]
+        summary.jobs = len(results)
+        if wait:
+            start = time.monotonic()
+            for r in results:
+                left = None if timeout is None else max(0.1, timeout - (time.monotonic() - start))
+                summary.add(self._wait(r, left))
+        return summary
+
     def report(self, out_dir: str | os.PathLike) -> Path:
         """Write the HTML model report (and its PNGs) into ``out_dir``; returns the path of index.html."""
         from musicindex.ml import report
@@ -140,8 +230,14 @@ class TrainingService:
         return report.write_report(self.db, out_dir)
 
     # ------------------------------------------------------------------ judging
-    def evaluate(self, k: int = 10, max_tracks: int = 20_000, seed: int = 0) -> EvaluationReport:
-        """Genre precision@k and hubness of each similarity space, and the classifiers' metrics."""
+    def evaluate(
+        self, k: int = 10, max_tracks: int = 20_000, seed: int = 0, labels: str | dict[str, str] | None = None
+    ) -> EvaluationReport:
+        """Genre precision@k and hubness of each similarity space and the classifiers' scores, never on tracks
+        they were trained on (``musicindex.ml.evaluate``); ``labels``: ``csv:FILE`` of labels not used for
+        training, scored instead of the training labels."""
         from musicindex.ml.evaluate import evaluate
 
-        return evaluate(self.db, k=k, max_tracks=max_tracks, seed=seed, genre_model=self.settings.genre_model)
+        return evaluate(
+            self.db, k=k, max_tracks=max_tracks, seed=seed, genre_model=self.settings.genre_model, labels=labels
+        )

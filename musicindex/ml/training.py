@@ -19,8 +19,10 @@ Runs are serialised by a PostgreSQL advisory lock.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -32,7 +34,7 @@ from sqlalchemy import func, select, text, update
 
 from musicindex.db.orm import ModelVersion, TrainingRun
 from musicindex.db.session import Database
-from musicindex.errors import InvalidArgumentError, NotEnoughDataError
+from musicindex.errors import InvalidArgumentError, NotEnoughDataError, TrainingInProgressError
 from musicindex.ml import artifacts, backfill
 from musicindex.ml.data import (
     MIN_TRACKS_CLUSTERING,
@@ -42,12 +44,28 @@ from musicindex.ml.data import (
     load_spectrograms,
 )
 from musicindex.ml.registry import decide_promotion, promote, version_summary
-from musicindex.vocab import CLASSIFIER_KINDS, CLUSTER_KINDS, FEATURE_NAMES, TRAINABLE_KINDS, hnsw_index_name
+from musicindex.vocab import (
+    CLASSIFIER_INPUTS,
+    CLASSIFIER_KINDS,
+    CLUSTER_KINDS,
+    FEATURE_NAMES,
+    GENRE_MODEL_METRIC,
+    MUSICNN,
+    TRAINABLE_KINDS,
+)
 
 log = logging.getLogger(__name__)
 
 ALL_MODELS = TRAINABLE_KINDS
 _TRAIN_LOCK = 0x6D69_7472_6169  # advisory lock key serialising training runs ('mi trai')
+HEARTBEAT_SECONDS = 10.0
+"""A running run refreshes ``training_runs.heartbeat_at`` this often."""
+STALE_AFTER_SECONDS = 120.0
+"""A ``running`` run whose heartbeat is older than this is stale (its worker died)."""
+MUSICNN_MIN_COVERAGE = 0.9
+"""``inputs='auto'`` also trains on the musicnn embedding when at least this share of labelled tracks has one."""
+HELDOUT_IDS_KEPT = 20_000
+"""At most this many held-out track ids are recorded per version (``evaluate`` queries them)."""
 
 
 @dataclass
@@ -104,6 +122,15 @@ class _Trained:
     seconds: float
     classes: list[str] | None = None
     embedding_dim: int | None = None
+    heldout_ids: list[int] | None = None
+
+
+@dataclass
+class _Inputs:
+    """The labelled training data per classifier input: input name -> (X, y, track ids)."""
+
+    data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    musicnn_version: int | None = None
 
 
 def train(
@@ -125,6 +152,7 @@ def train(
     on_progress: Callable[[str], None] | None = None,
     force: bool = False,
     promotion_tolerance: float | None = None,
+    inputs: str = "auto",
 ) -> TrainResult:
     """Train ``models`` (default: all) on the indexed tracks; see the module docstring.
 
@@ -137,8 +165,13 @@ def train(
     of every requested kind were trained (otherwise the run is ``skipped``: what the nightly
     schedule relies on). A run first cleans up after runs whose worker died
     (``cleanup_stale_runs``); promotion follows ``registry.decide_promotion``.
+    ``inputs``: what knn, logreg and the ann read: ``features`` (the 43), ``musicnn`` (the pretrained
+    embedding) or ``auto`` (both when the embedding covers the labelled tracks; each kind keeps the input
+    with the better cross-validated macro-F1, recorded in its params and metrics).
     """
     kinds = parse_models(models)
+    if inputs not in ("auto", *CLASSIFIER_INPUTS):
+        raise InvalidArgumentError(f"inputs {inputs!r}: choose auto, {', '.join(CLASSIFIER_INPUTS)}")
     if not 0.05 <= test_size <= 0.5:
         raise InvalidArgumentError(f"test_size {test_size}: choose a held-out fraction between 0.05 and 0.5")
     if cv_folds < 2 or net_cv_folds < 0 or net_cv_folds == 1:
@@ -153,6 +186,13 @@ def train(
             cleaned = cleanup_stale_runs(db)
             if cleaned:
                 say(f"cleaned up after interrupted training run(s) {', '.join(map(str, cleaned))}")
+            alive = live_runs(db)
+            if alive:
+                run, ago = alive[0]
+                raise TrainingInProgressError(
+                    f"training run {run} is still running (last heartbeat {ago:.0f} s ago); wait until it finishes "
+                    "(`musicindex models list`), or until its heartbeat stops if its worker died"
+                )
             return _train_locked(
                 db,
                 kinds,
@@ -172,6 +212,7 @@ def train(
                 net_overrides=net_overrides or {},
                 promotion_tolerance=promotion_tolerance,
                 force=force,
+                inputs=inputs,
             )
         finally:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _TRAIN_LOCK})
@@ -198,6 +239,7 @@ def _train_locked(
     net_overrides,
     promotion_tolerance,
     force,
+    inputs,
 ) -> TrainResult:
     # ---- 1. data, checked before anything is written
     with db.session() as s:
@@ -242,6 +284,13 @@ def _train_locked(
                 folds=max(cv_folds, net_cv_folds),
                 what="the CNN (tracks with a stored spectrogram)",
             )
+    data = _classifier_inputs(db, inputs, X_lab, y_all, ids_lab, min_per_label, cv_folds, net_cv_folds, kinds)
+    fingerprint = ds.fingerprint
+    if data.musicnn_version is not None:
+        m_ids = data.data[MUSICNN][2]
+        fingerprint = hashlib.sha256(
+            f"{ds.fingerprint}|musicnn:{data.musicnn_version}:{','.join(map(str, m_ids))}".encode()
+        ).hexdigest()
     base_snapshot = {
         "n_indexed": int(n),
         "n_labelled": len(y_all),
@@ -249,22 +298,24 @@ def _train_locked(
         if not dropped
         else {k: v for k, v in ds.class_counts().items() if k not in dropped},
         "dropped_labels": dropped,
-        "data_fingerprint": ds.fingerprint,
+        "data_fingerprint": fingerprint,
         "test_size": test_size,
         "seed": seed,
         "feature_names": list(FEATURE_NAMES),
     }
 
-    if not force and _unchanged_since_active(db, kinds, ds.fingerprint):
+    if not force and _unchanged_since_active(db, kinds, fingerprint):
         say(
-            f"labelled data unchanged since the active models were trained ({ds.fingerprint[:12]}); "
+            f"labelled data unchanged since the active models were trained ({fingerprint[:12]}); "
             "skipped (force / --force trains anyway)"
         )
         return TrainResult(run_id=None, status="skipped", versions=[], seconds=time.perf_counter() - t_run)
 
     # ---- 2. run and version rows
     with db.session() as s:
-        run = TrainingRun(trigger=trigger, status="running", models=kinds, data_fingerprint=ds.fingerprint)
+        run = TrainingRun(
+            trigger=trigger, status="running", models=kinds, data_fingerprint=fingerprint, heartbeat_at=func.now()
+        )
         s.add(run)
         s.flush()
         run_id = run.id
@@ -276,14 +327,16 @@ def _train_locked(
             version_ids[kind] = v.id
     say(f"training run {run_id}: {', '.join(kinds)} on {n} indexed tracks ({len(y_all)} labelled)")
 
+    heartbeat = _Heartbeat(db, run_id)
     try:
+        key = artifacts.signing_key()  # before any work: a missing or unsafe key fails the run at once
         # ---- 3. train
         for kind, vid in version_ids.items():
             say(f"  training {kind} (version {vid}) ...")
             res = _train_one(
                 kind,
                 ds,
-                X_lab,
+                data,
                 y_all,
                 ids_lab,
                 specs,
@@ -304,6 +357,8 @@ def _train_locked(
                 snapshot.update(n_tracks=int(sum(int(t) in specs for t in ids_lab)))
             else:
                 snapshot.update(n_tracks=len(y_all))
+            if res.heldout_ids is not None:
+                snapshot.update(heldout_track_ids=sorted(res.heldout_ids)[:HELDOUT_IDS_KEPT])
             with db.session() as s:
                 s.execute(
                     update(ModelVersion)
@@ -317,6 +372,7 @@ def _train_locked(
                         embedding_dim=res.embedding_dim,
                         artifact=res.artifact,
                         artifact_sha256=artifacts.sha256(res.artifact),
+                        artifact_hmac=artifacts.sign(res.artifact, key),
                         training_seconds=float(res.seconds),
                     )
                 )
@@ -337,6 +393,12 @@ def _train_locked(
 
         # ---- 5. promotion, one transaction
         with db.session() as s:
+            state = s.execute(select(TrainingRun.status).where(TrainingRun.id == run_id).with_for_update()).scalar_one()
+            if state != "running":  # another run declared this one dead (no heartbeat for too long)
+                raise TrainingInProgressError(
+                    f"training run {run_id} was marked {state} by another run while it was cut off from the "
+                    "database; its results are dropped"
+                )
             chosen, comparison = decide_promotion(s, run_id, promotion_tolerance)
             promote(s, chosen)  # the rest stay candidates, with the comparison recorded
             for kind, c in comparison.items():
@@ -347,8 +409,10 @@ def _train_locked(
                 .values(status="succeeded", finished_at=func.now(), comparison=comparison)
             )
     except BaseException as exc:
+        heartbeat.stop()
         _fail_run(db, run_id, list(version_ids.values()), exc)
         raise
+    heartbeat.stop()
 
     # ---- catch-up: tracks ingested while this run was training
     try:
@@ -379,16 +443,39 @@ def _unchanged_since_active(db: Database, kinds: list[str], fingerprint: str) ->
     return True
 
 
-def cleanup_stale_runs(db: Database) -> list[int]:
+def live_runs(db: Database, stale_after: float = STALE_AFTER_SECONDS) -> list[tuple[int, float]]:
+    """``running`` runs whose heartbeat is fresh: (run id, seconds since its last beat)."""
+    with db.session() as s:
+        rows = s.execute(
+            select(
+                TrainingRun.id,
+                func.extract("epoch", func.now() - func.coalesce(TrainingRun.heartbeat_at, TrainingRun.started_at)),
+            ).where(TrainingRun.status == "running")
+        ).all()
+    return [(int(r[0]), float(r[1])) for r in rows if float(r[1]) < stale_after]
+
+
+def cleanup_stale_runs(db: Database, stale_after: float = STALE_AFTER_SECONDS) -> list[int]:
     """Mark runs left ``running`` by a dead worker failed, and remove what they wrote.
 
-    Call only while holding the training lock (as ``train`` does): then no run is really
-    running, so any ``running`` row is stale. Its versions become ``failed``, their
-    predictions, clusters and embeddings are deleted and their HNSW indexes dropped. Active
-    versions are never touched.
+    Call only while holding the training lock (as ``train`` does). A ``running`` run is stale
+    when its heartbeat is older than ``stale_after`` seconds; one with a fresh heartbeat is
+    still alive (its lock connection may have died in a PostgreSQL restart) and is left alone:
+    ``train`` then refuses to start (TrainingInProgressError). A stale run's versions become
+    ``failed``, their predictions, clusters and embeddings are deleted and their HNSW indexes
+    dropped (concurrently). Active versions are never touched.
     """
     with db.session() as s:
-        stale = list(s.execute(select(TrainingRun.id).where(TrainingRun.status == "running")).scalars())
+        stale = [
+            int(r[0])
+            for r in s.execute(
+                select(TrainingRun.id).where(
+                    TrainingRun.status == "running",
+                    func.coalesce(TrainingRun.heartbeat_at, TrainingRun.started_at)
+                    < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, stale_after),
+                )
+            )
+        ]
         if not stale:
             return []
         vids = list(
@@ -398,11 +485,10 @@ def cleanup_stale_runs(db: Database) -> list[int]:
                 )
             ).scalars()
         )
+    if vids:
+        backfill.drop_version_rows(db, vids)
+    with db.session() as s:
         if vids:
-            for table in ("embeddings", "predictions", "cluster_assignments"):
-                s.execute(text(f"DELETE FROM {table} WHERE model_version_id = ANY(:ids)"), {"ids": vids})
-            for vid in vids:
-                s.execute(text(f'DROP INDEX IF EXISTS "{hnsw_index_name(int(vid))}"'))
             s.execute(
                 update(ModelVersion)
                 .where(ModelVersion.id.in_(vids))
@@ -449,10 +535,24 @@ def _fail_run(db: Database, run_id: int, version_ids: list[int], exc: BaseExcept
         )
 
 
+def _score(metrics: dict[str, Any]) -> float:
+    """What picks a classifier's input: the genre-model score (cross-validated macro-F1), else held-out macro-F1."""
+    for key in (GENRE_MODEL_METRIC, "macro_f1"):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return float("-inf")
+
+
+def _input_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    keys = ("cv_macro_f1_mean", "cv_accuracy_mean", "accuracy", "macro_f1", "n_train", "n_test")
+    return {k: metrics[k] for k in keys if k in metrics}
+
+
 def _train_one(
     kind: str,
     ds,
-    X_lab,
+    data: _Inputs,
     y_lab,
     ids_lab,
     specs,
@@ -485,29 +585,76 @@ def _train_one(
             time.perf_counter() - t0,
             embedding_dim=int(ds.X.shape[1]),
         )
-    if kind in ("knn", "logreg"):
-        from musicindex.ml.classical import train_classical
+    if kind in ("knn", "logreg", "ann"):
+        # one model per input; the kind keeps the one with the better cross-validated score
+        results: dict[str, tuple[Any, np.ndarray]] = {}
+        for name, (X, y, ids) in data.data.items():
+            if kind == "ann":
+                from musicindex.ml.nets import train_net
 
-        c = train_classical(kind, X_lab, y_lab, test_size=test_size, seed=seed, cv_folds=cv_folds, quick=quick)
-        return _Trained(artifacts.dumps_sklearn(c.model), c.params, c.metrics, c.seconds, classes=c.classes)
-    if kind in ("ann", "cnn"):
+                results[name] = (
+                    train_net(
+                        "ann",
+                        X,
+                        y,
+                        test_size=test_size,
+                        seed=seed,
+                        cv_folds=net_cv_folds,
+                        quick=quick,
+                        overrides=overrides,
+                    ),
+                    ids,
+                )
+            else:
+                from musicindex.ml.classical import train_classical
+
+                results[name] = (
+                    train_classical(kind, X, y, test_size=test_size, seed=seed, cv_folds=cv_folds, quick=quick),
+                    ids,
+                )
+        # the better cross-validated score; a tie keeps the first of CLASSIFIER_INPUTS (the features)
+        best = max((n for n in CLASSIFIER_INPUTS if n in results), key=lambda name: _score(results[name][0].metrics))
+        r, ids = results[best]
+        params = {**r.params, "input": best, "input_version": data.musicnn_version if best == MUSICNN else None}
+        metrics = {
+            **r.metrics,
+            "input": best,
+            "by_input": {name: _input_summary(res.metrics) for name, (res, _) in results.items()},
+        }
+        artifact = artifacts.dumps_keras(r.model) if kind == "ann" else artifacts.dumps_sklearn(r.model)
+        return _Trained(
+            artifact,
+            params,
+            metrics,
+            time.perf_counter() - t0,
+            classes=r.classes,
+            embedding_dim=getattr(r, "embedding_dim", None),
+            heldout_ids=[int(t) for t in ids[r.heldout]],
+        )
+    if kind == "cnn":
         from musicindex.ml.nets import train_net
 
-        if kind == "ann":
-            data, labels = X_lab, y_lab
-        else:
-            keep = [i for i, t in enumerate(ids_lab) if int(t) in specs]
-            data, labels = [specs[int(ids_lab[i])] for i in keep], y_lab[keep]
+        keep = [i for i, t in enumerate(ids_lab) if int(t) in specs]
+        spec_data, labels = [specs[int(ids_lab[i])] for i in keep], y_lab[keep]
         n = train_net(
-            kind, data, labels, test_size=test_size, seed=seed, cv_folds=net_cv_folds, quick=quick, overrides=overrides
+            kind,
+            spec_data,
+            labels,
+            test_size=test_size,
+            seed=seed,
+            cv_folds=net_cv_folds,
+            quick=quick,
+            overrides=overrides,
         )
+        kept_ids = np.asarray(ids_lab)[keep]
         return _Trained(
             artifacts.dumps_keras(n.model),
-            n.params,
+            {**n.params, "input": "spectrogram"},
             n.metrics,
             n.seconds,
             classes=n.classes,
             embedding_dim=n.embedding_dim,
+            heldout_ids=[int(t) for t in kept_ids[n.heldout]],
         )
     if kind in CLUSTER_KINDS:
         from musicindex.ml.clustering import train_clusterer
@@ -515,6 +662,79 @@ def _train_one(
         k = train_clusterer(kind, ds.X, n_clusters=n_clusters, max_k=(8 if quick else max_k), pca=pca, seed=seed)
         return _Trained(artifacts.dumps_sklearn(k.model), k.params, k.metrics, k.seconds)
     raise InvalidArgumentError(f"unknown model kind {kind!r}")
+
+
+def _classifier_inputs(
+    db: Database,
+    inputs: str,
+    X_lab: np.ndarray,
+    y_lab: np.ndarray,
+    ids_lab: np.ndarray,
+    min_per_label: int,
+    cv_folds: int,
+    net_cv_folds: int,
+    kinds: list[str],
+) -> _Inputs:
+    """The inputs the classifiers train on: the 43 features and/or the musicnn embedding of the labelled tracks."""
+    data = _Inputs({"features": (X_lab, y_lab, ids_lab)} if inputs != MUSICNN else {})
+    wants = {"knn", "logreg", "ann"} & set(kinds)
+    if inputs == "features" or not wants:
+        if inputs == MUSICNN:
+            data.data["features"] = (X_lab, y_lab, ids_lab)
+        return data
+    from musicindex.ml import pretrained
+    from musicindex.ml.data import load_embeddings
+
+    active = pretrained.active_version(db)
+    if active is None:
+        if inputs == MUSICNN:
+            raise NotEnoughDataError("no track is embedded in the musicnn space yet: run `musicindex embed` first")
+        return data
+    with db.session() as s:
+        eids, E = load_embeddings(s, active.id, ids_lab)
+    keep = np.isin(ids_lab, eids)
+    coverage = float(keep.mean()) if len(keep) else 0.0
+    if inputs == "auto" and coverage < MUSICNN_MIN_COVERAGE:
+        log.info("musicnn input skipped: %.0f%% of the labelled tracks are embedded", 100 * coverage)
+        return data
+    y_m, ids_m = y_lab[keep], ids_lab[keep]
+    try:
+        check_labels(
+            y_m.tolist(),
+            min_per_label=min_per_label,
+            folds=max(cv_folds, net_cv_folds),
+            what="classifiers on the musicnn embedding",
+        )
+    except NotEnoughDataError:
+        if inputs == MUSICNN:
+            raise
+        return data
+    order = {int(t): i for i, t in enumerate(eids)}
+    data.data[MUSICNN] = (E[[order[int(t)] for t in ids_m]], y_m, ids_m)
+    data.musicnn_version = int(active.id)
+    return data
+
+
+class _Heartbeat:
+    """Refreshes ``training_runs.heartbeat_at`` of a run from a background thread until stopped."""
+
+    def __init__(self, db: Database, run_id: int, interval: float = HEARTBEAT_SECONDS):
+        self.db, self.run_id, self.interval = db, run_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-run-{run_id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                with self.db.session() as s:
+                    s.execute(update(TrainingRun).where(TrainingRun.id == self.run_id).values(heartbeat_at=func.now()))
+            except Exception:
+                log.warning("heartbeat of training run %s failed", self.run_id, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def latest_runs(db: Database, limit: int = 10) -> list[dict[str, Any]]:

@@ -21,20 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pgvector import Vector
 from sqlalchemy.engine import Connection
 
 from musicindex.errors import (
     InvalidArgumentError,
     ModelNotTrainedError,
+    QueryTimeoutError,
     TrackNotFoundError,
     UnknownGenreError,
 )
 from musicindex.query.results import TrackHit
 from musicindex.vocab import (
+    DEFAULT_SPACE,
     FEATURE_NAMES,
+    MUSICNN,
     N_FEATURES,
     SPACE_KIND,
     SPACES,
+    TOP_TAG_MIN,
     GenreCandidate,
     hnsw_index_name,
     pick_genre_model,
@@ -45,6 +50,8 @@ EXACT_THRESHOLD = 10_000
 """Versions with fewer vectors than this are searched exactly (brute force is fast and exact)."""
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 MAX_CANDIDATES = 4000
+EXACT_MAX = 200_000
+"""``exact=True`` (brute force) is refused above this many vectors (``evaluate`` bounds its own sample)."""
 
 
 EF_SEARCH_MIN = 200
@@ -71,15 +78,16 @@ def check_space(space: Any) -> str:
 
 
 def vec_literal(v: np.ndarray) -> str:
-    """pgvector text form of a 1-d array (sent as a parameter, never formatted into SQL)."""
+    """pgvector's text form of a finite 1-d array (sent as a parameter, never formatted into SQL)."""
     arr = np.asarray(v, dtype=np.float64).ravel()
     if not np.all(np.isfinite(arr)):
         raise InvalidArgumentError("query vector has non-finite values")
-    return "[" + ",".join(repr(float(x)) for x in arr) + "]"
+    return str(Vector(arr).to_text())
 
 
 def parse_vec(text: str) -> np.ndarray:
-    return np.array(text[1:-1].split(","), dtype=np.float64)
+    """A vector read as text (``embedding::text``), by pgvector's own parser."""
+    return np.asarray(Vector.from_text(text).to_numpy(), dtype=np.float64)
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -210,11 +218,24 @@ class Snapshot:
 
 
 @contextlib.contextmanager
-def snapshot(db: Any, genre_model: str = "auto") -> Iterator[Snapshot]:
-    """ONE read-only REPEATABLE READ transaction for a whole query."""
+def snapshot(db: Any, genre_model: str = "auto", timeout: float | None = None) -> Iterator[Snapshot]:
+    """ONE read-only REPEATABLE READ transaction for a whole query; each of its statements is cancelled after
+    ``timeout`` seconds (``MUSICINDEX_QUERY_TIMEOUT``) with a QueryTimeoutError."""
+    from sqlalchemy.exc import OperationalError
+
     with db.engine.connect() as conn, conn.begin():
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield Snapshot(conn, genre_model)
+        if timeout:
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(float(timeout) * 1000))}")
+        try:
+            yield Snapshot(conn, genre_model)
+        except OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) == "57014":  # query_canceled: the statement timeout
+                raise QueryTimeoutError(
+                    f"the query took longer than {timeout} s (MUSICINDEX_QUERY_TIMEOUT) and was cancelled; "
+                    "ask for fewer results, or raise the setting"
+                ) from None
+            raise
 
 
 # --------------------------------------------------------------------------- spaces
@@ -269,10 +290,32 @@ class Space:
         )
 
 
-def open_space(snap: Snapshot, space: str, *, exact: bool = False) -> Space:
+def default_space(snap: Snapshot, track_ids: Sequence[int] = ()) -> str:
+    """The best space that can answer (``vocab.SPACE_PREFERENCE``): musicnn when it has an active version that
+    holds vectors of ``track_ids`` (any vector at all when none are given), else the features space."""
+    v = snap.versions.get(MUSICNN)
+    if v is None:
+        return DEFAULT_SPACE
+    ids = sorted({int(t) for t in track_ids})
+    if not ids:
+        found = snap.one(f"SELECT 1 FROM embeddings WHERE model_version_id = {int(v.id)} LIMIT 1")
+        return MUSICNN if found is not None else DEFAULT_SPACE
+    n = snap.one(
+        f"SELECT count(*) FROM embeddings WHERE model_version_id = {int(v.id)} AND track_id = ANY(%(ids)s)",
+        {"ids": ids},
+    )[0]
+    return MUSICNN if int(n) == len(ids) else DEFAULT_SPACE
+
+
+def open_space(snap: Snapshot, space: str, *, exact: bool = False, bound_exact: bool = True) -> Space:
     """The active vectors of ``space``; raises ModelNotTrainedError for an untrained ann/cnn space."""
     space = check_space(space)
     v = snap.versions.get(SPACE_KIND[space])
+    if v is None and space == MUSICNN:
+        raise ModelNotTrainedError(
+            "no track is embedded in the musicnn space yet: run `musicindex embed` (a worker serving the embed "
+            "queue embeds new tracks as they are indexed), or use space='features'"
+        )
     if v is None and space != "features":
         raise ModelNotTrainedError(
             f"the {space!r} space has no trained model yet: run `musicindex train --models {space}` "
@@ -305,6 +348,16 @@ def open_space(snap: Snapshot, space: str, *, exact: bool = False) -> Space:
                     f"LIMIT {EXACT_THRESHOLD}) s"
                 )[0]
                 method = "hnsw" if cnt >= EXACT_THRESHOLD else "exact"
+    elif bound_exact:
+        n = snap.one(
+            f"SELECT count(*) FROM (SELECT 1 FROM embeddings WHERE model_version_id = {int(v.id)} "
+            f"LIMIT {EXACT_MAX + 1}) s"
+        )[0]
+        if n > EXACT_MAX:
+            raise InvalidArgumentError(
+                f"exact search is limited to {EXACT_MAX} vectors and the {space} space holds more; leave out "
+                "exact (the HNSW index answers with recall@10 >= 0.95)"
+            )
     return Space(space, v, dim, method)
 
 
@@ -365,6 +418,120 @@ class Filters:
     genre: str | None = None
     exclude_artists: Sequence[str] = ()
     exclude_genres: Sequence[str] = ()
+    tags: TagFilter | None = None
+
+
+# --------------------------------------------------------------------------- musicnn tags
+MAX_TAGS = 10
+"""At most this many tags in one tag search or filter."""
+
+
+@dataclass(frozen=True)
+class TagSpace:
+    """The tag names of the active musicnn version (``classes``, in the order of ``track_tags.probs``)."""
+
+    version_id: int
+    names: list[str]
+
+    def index(self, tag: str) -> int:
+        """1-based position of ``tag`` in ``track_tags.probs``; InvalidArgumentError naming close tags if unknown."""
+        if tag in self.names:
+            return self.names.index(tag) + 1
+        import difflib
+
+        close = difflib.get_close_matches(tag, self.names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        raise InvalidArgumentError(f"unknown tag {tag!r}; {hint}the tags are: {', '.join(self.names)}")
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    space: TagSpace
+    tags: tuple[str, ...]
+    min_probability: float
+
+
+def tag_space(snap: Snapshot) -> TagSpace:
+    """The active musicnn version's tags; ModelNotTrainedError when nothing is embedded yet."""
+    v = snap.versions.get(MUSICNN)
+    if v is None or not v.classes:
+        raise ModelNotTrainedError(
+            "no track has musicnn tags yet: run `musicindex embed` (a worker serving the embed queue tags new "
+            "tracks as they are indexed)"
+        )
+    return TagSpace(v.id, [str(c) for c in v.classes])
+
+
+def check_tag_filter(snap: Snapshot, tags: Sequence[Any], min_probability: Any) -> TagFilter:
+    """Validated tags and threshold for a tag search or a tag filter."""
+    names = list(tags)
+    if not names or len(names) > MAX_TAGS or not all(isinstance(t, str) and t for t in names):
+        raise InvalidArgumentError(f"give 1 to {MAX_TAGS} tags as non-empty strings, got {list(tags)!r}")
+    if isinstance(min_probability, bool) or not isinstance(min_probability, (int, float)):
+        raise InvalidArgumentError(f"min_probability must be a number in [0, 1), got {min_probability!r}")
+    if not 0.0 <= float(min_probability) < 1.0:
+        raise InvalidArgumentError(f"min_probability must be in [0, 1), got {min_probability}")
+    ts = tag_space(snap)
+    for t in names:
+        ts.index(t)
+    return TagFilter(ts, tuple(dict.fromkeys(names)), float(min_probability))
+
+
+def tag_condition(f: TagFilter, track_col: str, params: dict[str, Any]) -> str:
+    """SQL: the track in ``track_col`` has every tag of ``f`` at least ``f.min_probability`` probable."""
+    params["tmin"] = f.min_probability
+    checks = " AND ".join(f"tt.probs[{f.space.index(t)}] >= %(tmin)s" for t in f.tags)
+    gin = ""
+    if f.min_probability >= TOP_TAG_MIN:  # every such tag is among the top tags: the GIN index narrows it
+        params["ttags"] = list(f.tags)
+        gin = " AND tt.top_tags @> %(ttags)s::text[]"
+    return (
+        f"EXISTS (SELECT 1 FROM track_tags tt WHERE tt.model_version_id = {int(f.space.version_id)} "
+        f"AND tt.track_id = {track_col}{gin} AND {checks})"
+    )
+
+
+def tag_probabilities(snap: Snapshot, ts: TagSpace, track_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """The tag probabilities (in ``ts.names`` order) of those of ``track_ids`` that have them."""
+    ids = [int(t) for t in track_ids]
+    if not ids:
+        return {}
+    rows = snap.all(
+        f"SELECT track_id, probs FROM track_tags WHERE model_version_id = {int(ts.version_id)} "
+        "AND track_id = ANY(%(ids)s)",
+        {"ids": ids},
+    )
+    return {int(r[0]): np.asarray(r[1], dtype=np.float64) for r in rows}
+
+
+def top_tags(
+    probs: np.ndarray, names: Sequence[str], n: int = 5, floor: float = TOP_TAG_MIN
+) -> list[tuple[str, float]]:
+    """The ``n`` most probable tags at least ``floor`` probable, best first."""
+    order = np.argsort(-probs, kind="stable")[:n]
+    return [(str(names[i]), float(probs[i])) for i in order if probs[i] >= floor]
+
+
+def raw_features(snap: Snapshot, track_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """The 43 raw features of those of ``track_ids`` that have them."""
+    ids = [int(t) for t in track_ids]
+    if not ids:
+        return {}
+    rows = snap.all("SELECT track_id, vec::text FROM track_features WHERE track_id = ANY(%(ids)s)", {"ids": ids})
+    return {int(r[0]): parse_vec(r[1]) for r in rows}
+
+
+def feature_scale(snap: Snapshot) -> np.ndarray | None:
+    """Per-feature standard deviation of the library (the active scaler's, else the table's); None when empty."""
+    v = snap.versions.get(SPACE_KIND["features"])
+    if v is not None and v.params.get("scale") is not None:
+        scale = np.asarray(v.params["scale"], dtype=np.float64)
+        if scale.shape == (N_FEATURES,):
+            return scale
+    row = snap.one(_STATS_SQL)
+    if row is None or int(row[0]) == 0:
+        return None
+    return np.array([float(x) if x is not None else 0.0 for x in row[2]], dtype=np.float64)
 
 
 def search_sql(
@@ -400,6 +567,8 @@ def search_sql(
     if f.exclude_genres:
         where.append(f"({gexpr} IS NULL OR {gexpr} <> ALL(%(xgen)s))")
         params["xgen"] = list(f.exclude_genres)
+    if f.tags is not None:
+        where.append(tag_condition(f.tags, "e.track_id", params))
     dist = sp.dist_expr()
     tie = ", e.track_id" if sp.method == "exact" else ""
     # the candidate query: ORDER BY the indexed expression, LIMIT, filters evaluated per

@@ -29,9 +29,23 @@ class TrackHit:
     score: float | None
     model_version: int | None
     space: str | None
+    why: dict[str, Any] | None = None
+    """Why this hit matched (similarity answers): ``summary`` (one line), ``shared_tags`` (musicnn top tags it
+    shares with the query) and ``feature_differences`` (the named features that differ most, with both values)."""
+
+    @property
+    def similarity(self) -> float | None:
+        """``distance`` as a score in [0, 1]: 1 = the same track (direction), 0 = opposite;
+        ``1 - distance / 2`` clipped (the OpenSubsonic ``sonicSimilarity`` convention).
+        ``None`` when the hit has no distance (``by_genre``)."""
+        if self.distance is None:
+            return None
+        return min(1.0, max(0.0, 1.0 - float(self.distance) / 2.0))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["similarity"] = self.similarity
+        return d
 
 
 @dataclass(frozen=True)
@@ -108,3 +122,141 @@ class ClusterResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class TagsResult:
+    """The musicnn tags of one track: ``tags`` (tag, probability), most probable first, under a musicnn version."""
+
+    track_id: int
+    path: str
+    model_version_id: int
+    tags: list[tuple[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tags"] = [{"tag": t, "probability": p} for t, p in self.tags]
+        return d
+
+
+# --------------------------------------------------------------------------- track search, details, map (HTTP API, web)
+@dataclass(frozen=True)
+class TrackSummary:
+    """A track in a list that is no similarity answer (search results, a playlist's entries)."""
+
+    id: int
+    path: str
+    title: str | None
+    artist: str | None
+    album: str | None
+    genre: str | None
+    duration: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Tracks whose title, artist, album or file name match ``query`` (word prefixes, all words).
+
+    ``candidates``: how many matches were ranked; ``truncated``: more tracks match than were
+    ranked (``candidates`` is the cap): a longer query narrows the answer.
+    """
+
+    query: str
+    field: str
+    items: list[TrackSummary]
+    candidates: int
+    truncated: bool
+    limit: int
+    offset: int
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def ids(self) -> list[int]:
+        return [t.id for t in self.items]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["items"] = [t.to_dict() for t in self.items]
+        return d
+
+
+@dataclass(frozen=True)
+class TrackDetails:
+    """Everything known about one track: file facts, tags, the 43 features, the genre model's
+    answer, the cluster, and the pretrained tag probabilities (best first) when that space exists.
+
+    ``genre`` / ``cluster`` are ``None`` when no model answers for the track; ``notes`` then
+    says why (the message of the error the query would raise).
+    """
+
+    id: int
+    path: str
+    status: str
+    title: str | None
+    artist: str | None
+    album: str | None
+    year: int | None
+    genre_tag: str | None
+    label: str | None
+    label_source: str | None
+    duration: float | None
+    sample_rate: int | None
+    channels: int | None
+    format: str | None
+    size: int | None
+    error: str | None
+    indexed_at: str | None
+    features: dict[str, float] | None
+    genre: GenreResult | None
+    cluster: ClusterResult | None
+    tags: dict[str, float] | None = None
+    tags_model_version: int | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["genre"] = self.genre.to_dict() if self.genre is not None else None
+        d["cluster"] = self.cluster.to_dict() if self.cluster is not None else None
+        return d
+
+
+@dataclass(frozen=True)
+class MapPoint:
+    id: int
+    x: float
+    y: float
+    group: str | None
+    title: str | None
+    artist: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LibraryMap:
+    """A 2-D picture of a similarity space: PCA of (a bounded random sample of) its unit vectors.
+
+    ``color_by``: ``genre`` (label, else the genre model's prediction) or ``cluster`` (the
+    active ``kmeans`` clustering); ``groups``: the distinct group names, most frequent first;
+    ``explained_variance``: the share of variance of each of the two axes.
+    """
+
+    space: str
+    model_version_id: int | None
+    color_by: str
+    total: int
+    sampled: int
+    points: list[MapPoint]
+    groups: list[str]
+    explained_variance: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["points"] = [p.to_dict() for p in self.points]
+        return d

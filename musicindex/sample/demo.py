@@ -6,10 +6,16 @@
    ``MUSICINDEX_HOME/demo-library`` (reused by the next run);
 3. start real Celery workers, ingest the library with a live progress bar, and show
    what was stored;
-4. train every model on the `train` queue (skipped on a second run when the labelled data
+4. embed every track in the pretrained musicnn space (the `embed` queue) and show a
+   track's tags;
+5. train every model on the `train` queue (skipped on a second run when the labelled data
    has not changed since the active models were trained), print the metrics table;
-5. run example queries (similar in each space, recommend, by genre, genre of, playlist,
-   query by an outside file) and write the HTML report.
+6. run example queries (similar in the default space with why each hit matched, in each
+   other space, tag search, recommend, by genre, genre of, playlist, query by an outside
+   file), the honest evaluation, and write the HTML report; print how to browse it.
+
+Synthesized styles are separable by construction: the demo proves the plumbing, not the
+quality on real music (benchmarks/quality.py measures that on real recordings).
 """
 
 from __future__ import annotations
@@ -80,26 +86,43 @@ def run_demo(console: Console) -> None:
         console.print("   " + ", ".join(f"{k} {v}" for k, v in sorted(status.counts.items())), highlight=False)
         _show_features(console, index)
 
-        console.print("\n4. training: KNN, logistic regression, ANN, CNN, K-Means, Birch, GMM on the `train` queue")
+        console.print("\n4. the pretrained musicnn space: every track embedded on the `embed` queue")
+        t = time.monotonic()
+        embedded = index.embed(wait=True, timeout=1800)
+        cov = index.status().embedding or {}
+        console.print(
+            f"   {embedded.queued} tracks needed embedding, done in {time.monotonic() - t:.1f} s; "
+            f"{cov.get('embedded')} of {cov.get('indexed')} indexed tracks are in musicnn version {cov.get('version')}",
+            highlight=False,
+        )
+
+        console.print(
+            "\n5. training: KNN, logistic regression, ANN (each on the 43 features and on the musicnn embedding), "
+            "CNN, K-Means, Birch, GMM on the `train` queue"
+        )
         t = time.monotonic()
         result = index.train(wait=True, force=False)
         state = getattr(result, "status", None) or "done"
         console.print(f"   training {state} in {time.monotonic() - t:.1f} s", highlight=False)
         _show_models(console, index)
 
-        console.print("\n5. queries")
+        console.print("\n6. queries")
         _show_queries(console, index, library)
 
         out = home / "demo-report"
         path = index.report(out)
         console.print(
-            f"\n6. report: [bold]{path}[/] (metrics, confusion matrices, learning curves, "
+            f"\n7. report: [bold]{path}[/] (metrics, confusion matrices, learning curves, "
             "silhouette sweep, a map of the tracks)"
         )
     index.close()
     console.print(
         f"\ndemo finished in {time.monotonic() - t0:.1f} s. Data lives in {home}; "
         "`musicindex services stop` stops the servers."
+    )
+    console.print(
+        "browse the demo library in a web browser: run [bold].venv/bin/musicindex serve[/] and open "
+        "[bold]http://127.0.0.1:8765/[/] (search, a track's player, similar tracks with why, playlists, the map)"
     )
 
 
@@ -108,12 +131,13 @@ def _show_models(console: Console, index) -> None:
     table = Table(
         "kind",
         "version",
-        "accuracy",
-        "macro F1",
+        "input",
+        "held-out accuracy",
         "CV accuracy",
+        "CV macro F1",
         "silhouette",
         "seconds",
-        title="active models (held-out split 80:20; CV = stratified k-fold mean ± sd)",
+        title="active models (held-out split 80:20; CV = stratified k-fold mean ± sd; input: the better by CV)",
     )
 
     def fmt(m: dict, key: str) -> str:
@@ -122,7 +146,6 @@ def _show_models(console: Console, index) -> None:
 
     for r in rows:
         m = r.get("metrics") or {}
-
         cv = (
             f"{m['cv_accuracy_mean']:.3f} ± {m.get('cv_accuracy_std', 0):.3f}"
             if isinstance(m.get("cv_accuracy_mean"), (int, float))
@@ -132,9 +155,10 @@ def _show_models(console: Console, index) -> None:
         table.add_row(
             r["kind"],
             str(r["id"]),
+            r.get("input") or "",
             fmt(m, "accuracy"),
-            fmt(m, "macro_f1"),
             cv,
+            fmt(m, "cv_macro_f1_mean"),
             fmt(m, "silhouette"),
             f"{secs:.1f}" if isinstance(secs, (int, float)) else "",
         )
@@ -160,8 +184,20 @@ def _show_queries(console: Console, index, library: Path) -> None:
         f"genre_of(track {seed_a}, labelled {g.label!r}): [bold]{g.genre}[/] "
         f"({', '.join(f'{k} {v:.2f}' for k, v in top)}; {g.model_kind} v{g.model_version_id})"
     )
+    tags = index.tags_of(seed_a, n=5)
+    console.print(
+        f"tags_of(track {seed_a}): "
+        + ", ".join(f"{t} {p:.2f}" for t, p in tags.tags)
+        + f" (musicnn version {tags.model_version_id})",
+        highlight=False,
+    )
+    best = index.similar(seed_a, k=5)
+    hits_table(best, f"similar to track {seed_a} (jazz), default space, with why each hit matched")
+    console.print(f"   why #1: {best[0].why['summary'] if best.items and best[0].why else '-'}", highlight=False)
     for space in ("features", "ann", "cnn"):
         hits_table(index.similar(seed_a, k=5, space=space), f"similar to track {seed_a} (jazz) in the {space} space")
+    tag = tags.tags[0][0]
+    hits_table(index.search_by_tags([tag], k=5, min_probability=0.1), f"search_by_tags([{tag!r}])", score=True)
     hits_table(
         index.recommend(liked=[seed_a, seed_b], disliked=[seed_c], k=8),
         f"recommend: liked {seed_a} (jazz) and {seed_b} (techno), disliked {seed_c} (metal)",
@@ -172,6 +208,14 @@ def _show_queries(console: Console, index, library: Path) -> None:
     outside = library.parent / "demo-outside-clip.wav"
     write_audio(outside, synthesize("classical", 30.0, 22050, seed=424242), 22050)
     hits_table(index.similar_to_file(outside, k=5), "similar_to_file(a new classical clip, not stored)")
+    report = index.evaluate()
+    console.print(
+        "evaluate (never on tracks a model trained on): "
+        + "; ".join(
+            f"{sp.space} precision@10 {sp.precision_at_10:.2f} ({sp.queries} held-out queries)" for sp in report.spaces
+        ),
+        highlight=False,
+    )
 
 
 def _show_features(console: Console, index) -> None:

@@ -22,6 +22,9 @@ from musicindex.vocab import (
     GenreCandidate,
     pick_genre_model,
 )
+from musicindex.vocab import (
+    GENRE_MODEL_METRIC as M,
+)
 
 
 def hit(i: int, artist: str | None = None, album: str | None = None) -> TrackHit:
@@ -92,26 +95,26 @@ def test_slerp_of_parallel_vectors_is_linear():
     ],
 )
 def test_promotion_decision_by_held_out_macro_f1(new, old, tol, promote):
-    d = decide("logreg", {"macro_f1": new}, {"macro_f1": old}, tol)
-    assert d.promote is promote and d.metric == "macro_f1"
+    d = decide("logreg", {M: new}, {M: old}, tol)
+    assert d.promote is promote and d.metric == M
     assert ("stays a candidate" in d.reason) is (not promote)
 
 
 def test_promotion_decision_edge_cases():
-    assert decide("knn", {"macro_f1": 0.1}, None, 0.01).reason == "no active version"
+    assert decide("knn", {M: 0.1}, None, 0.01).reason == "no active version"
     assert decide("scaler", {}, {}, 0.01).promote
     assert decide("kmeans", {"silhouette": 0.2}, {"silhouette": 0.3}, 0.01).promote is False
-    assert decide("ann", {}, {"macro_f1": 0.9}, 0.01).reason == "macro_f1 missing on one side"
+    assert decide("ann", {}, {M: 0.9}, 0.01).reason == f"{M} missing on one side"
 
 
 # --------------------------------------------------------------------------- vocabulary
 def test_genre_model_rule():
     c = [
-        GenreCandidate(1, "knn", {"macro_f1": 0.7}),
-        GenreCandidate(2, "logreg", {"macro_f1": 0.9}),
-        GenreCandidate(3, "cnn", {"macro_f1": 0.9}),
-        GenreCandidate(4, "kmeans", {"macro_f1": 1.0}),
-        GenreCandidate(5, "ann", {"macro_f1": "n/a"}),
+        GenreCandidate(1, "knn", {M: 0.7}),
+        GenreCandidate(2, "logreg", {M: 0.9}),
+        GenreCandidate(3, "cnn", {M: 0.9}),
+        GenreCandidate(4, "kmeans", {M: 1.0}),
+        GenreCandidate(5, "ann", {M: "n/a"}),
     ]
     assert pick_genre_model(c).id == 2  # best score; the tie goes to the lower id; clusterers never answer
     assert pick_genre_model(c, "ann").id == 5

@@ -16,10 +16,9 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from musicindex.config import get_settings
-    from musicindex.db.session import database_url
+    from musicindex.services import database_url
 
-    return database_url(get_settings())
+    return database_url()
 
 
 def run_migrations_offline() -> None:
