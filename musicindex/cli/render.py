@@ -62,7 +62,6 @@ def hits_table(result: QueryResult, title: str, score: bool = False) -> None:
     where = f"space {result.space}" if result.space else "genre model"
     version = f"model version {result.model_version_id}" if result.model_version_id is not None else "no model"
     extra = f", {result.method}" + (f" ef_search={result.ef_search}" if result.ef_search else "")
-    why = any(h.why for h in result.items)
     table = Table(
         "#",
         "id",
@@ -71,7 +70,6 @@ def hits_table(result: QueryResult, title: str, score: bool = False) -> None:
         "album",
         "genre",
         "score" if score else "distance",
-        *(("why",) if why else ()),
         title=f"{safe(title)}  ({where}, {version}{extra})",
     )
     for i, h in enumerate(result.items, 1):
@@ -84,11 +82,13 @@ def hits_table(result: QueryResult, title: str, score: bool = False) -> None:
             safe(h.album or ""),
             safe(h.genre or ""),
             "" if value is None else f"{value:.4f}",
-            *((safe((h.why or {}).get("summary", "")),) if why else ()),
         )
     console.print(table)
     if not result.items:
         console.print("no tracks match", style="yellow")
+    for i, h in enumerate(result.items, 1):
+        if h.why:
+            console.print(f"  why #{i}: {safe(h.why.get('summary', ''))}", highlight=False)
 
 
 def metric_text(d: dict[str, Any]) -> str:

@@ -275,6 +275,7 @@ class IngestService:
         """
         start = time.monotonic()
         warned = False
+        next_ping, silent = start + 10, 0  # a busy worker may miss one ping: warn after two silent ones
         requeued = 0
         waiter: _Waiter | None = None
         last_done, last_move = -1, time.monotonic()
@@ -308,9 +309,12 @@ class IngestService:
                     if n:
                         requeued += n
                         last_move = now
-                if not warned and now - start > 10 and not self.dispatcher.ping_workers(0.5):
-                    warned = True
-                    log.warning("no worker answers; jobs wait in the queue. Start one with `musicindex worker`.")
+                if not warned and now >= next_ping and prog.done == 0:
+                    next_ping = now + 5
+                    silent = 0 if self.dispatcher.ping_workers(2.0) else silent + 1
+                    if silent >= 2:
+                        warned = True
+                        log.warning("no worker answers; jobs wait in the queue. Start one with `musicindex worker`.")
                 waiter.wait(poll)
         finally:
             if waiter is not None:

@@ -193,7 +193,7 @@ def _show_queries(console: Console, index, library: Path) -> None:
     )
     best = index.similar(seed_a, k=5)
     hits_table(best, f"similar to track {seed_a} (jazz), default space, with why each hit matched")
-    console.print(f"   why #1: {best[0].why['summary'] if best.items and best[0].why else '-'}", highlight=False)
+
     for space in ("features", "ann", "cnn"):
         hits_table(index.similar(seed_a, k=5, space=space), f"similar to track {seed_a} (jazz) in the {space} space")
     tag = tags.tags[0][0]
