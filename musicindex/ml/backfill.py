@@ -50,7 +50,8 @@ def indexed_track_ids(db: Database) -> list[int]:
         )
 
 
-def _upsert(session, model, rows: list[dict[str, Any]], update_cols: Sequence[str]) -> None:
+def upsert_rows(session, model, rows: list[dict[str, Any]], update_cols: Sequence[str]) -> None:
+    """Insert rows keyed by (model_version_id, track_id), replacing ``update_cols`` of existing ones, in batches."""
     if not rows:
         return
     stmt = pg_insert(model)
@@ -109,14 +110,14 @@ def _write(session, v: ModelVersion, ids: list[int], out: dict[str, Any]) -> int
             {"model_version_id": v.id, "track_id": t, **prediction_of(p, out["classes"])}
             for t, p in zip(ids, out["proba"], strict=True)
         ]
-        _upsert(session, Prediction, rows, ("genre", "confidence", "probabilities"))
+        upsert_rows(session, Prediction, rows, ("genre", "confidence", "probabilities"))
         n = len(rows)
     if "cluster" in out:
         rows = [
             {"model_version_id": v.id, "track_id": t, "cluster": int(c)}
             for t, c in zip(ids, out["cluster"], strict=True)
         ]
-        _upsert(session, ClusterAssignment, rows, ("cluster",))
+        upsert_rows(session, ClusterAssignment, rows, ("cluster",))
         n = len(rows)
     if "embedding" in out:
         space = KIND_SPACE[v.kind]
@@ -125,7 +126,7 @@ def _write(session, v: ModelVersion, ids: list[int], out: dict[str, Any]) -> int
             {"model_version_id": v.id, "track_id": t, "space": space, "embedding": e}
             for t, e in zip(ids, emb, strict=True)
         ]
-        _upsert(session, Embedding, rows, ("space", "embedding"))
+        upsert_rows(session, Embedding, rows, ("space", "embedding"))
         n = len(rows)
     return n
 

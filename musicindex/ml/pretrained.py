@@ -31,14 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from musicindex.audio.window import AnalysisWindow
 from musicindex.db.orm import Embedding, ModelVersion, Track, TrackTag
 from musicindex.db.session import Database
 from musicindex.errors import AudioError, ModelNotTrainedError
 from musicindex.ingest.paths import fs_path
-from musicindex.ml.backfill import create_hnsw_index
+from musicindex.ml.backfill import create_hnsw_index, upsert_rows
 from musicindex.ml.registry import promote
 from musicindex.vocab import ACTIVE, CANDIDATE, INDEXED, MUSICNN, TOP_TAG_MIN
 
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _VERSION_LOCK = 0x6D69_6D6E_6E76  # advisory lock serialising the creation of musicnn versions ('mimnnv')
-WRITE_BATCH = 500
 
 
 def extractor_params() -> dict[str, Any]:
@@ -223,37 +221,29 @@ def write(
     if not (np.isfinite(emb).all() and np.isfinite(probs).all()):
         raise ModelNotTrainedError("the musicnn network returned non-finite values; its weights may be damaged")
     with db.session() as s:
-        for i in range(0, len(ids), WRITE_BATCH):
-            part = range(i, min(i + WRITE_BATCH, len(ids)))
-            e_rows = [
-                {"model_version_id": version_id, "track_id": int(ids[j]), "space": MUSICNN, "embedding": emb[j]}
-                for j in part
-            ]
-            stmt = pg_insert(Embedding)
-            s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["model_version_id", "track_id"],
-                    set_={"space": stmt.excluded.space, "embedding": stmt.excluded.embedding},
-                ),
-                e_rows,
-            )
-            t_rows = [
+        upsert_rows(
+            s,
+            Embedding,
+            [
+                {"model_version_id": version_id, "track_id": int(t), "space": MUSICNN, "embedding": emb[j]}
+                for j, t in enumerate(ids)
+            ],
+            ("space", "embedding"),
+        )
+        upsert_rows(
+            s,
+            TrackTag,
+            [
                 {
                     "model_version_id": version_id,
-                    "track_id": int(ids[j]),
+                    "track_id": int(t),
                     "probs": [float(p) for p in probs[j]],
                     "top_tags": top_tags(probs[j], names),
                 }
-                for j in part
-            ]
-            tstmt = pg_insert(TrackTag)
-            s.execute(
-                tstmt.on_conflict_do_update(
-                    index_elements=["model_version_id", "track_id"],
-                    set_={"probs": tstmt.excluded.probs, "top_tags": tstmt.excluded.top_tags},
-                ),
-                t_rows,
-            )
+                for j, t in enumerate(ids)
+            ],
+            ("probs", "top_tags"),
+        )
 
 
 def embed_job(
