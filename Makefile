@@ -18,8 +18,6 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/musicindex demo
-	@echo
-	@echo "Browse the demo library: $(VENV)/bin/musicindex serve   then open http://127.0.0.1:8765/"
 
 test: $(STAMP)
 	@$(MAKE) --no-print-directory browser-check
