@@ -521,14 +521,24 @@ def raw_features(snap: Snapshot, track_ids: Sequence[int]) -> dict[int, np.ndarr
     return {int(r[0]): parse_vec(r[1]) for r in rows}
 
 
+SCALE_SAMPLE = 5000
+"""Without a trained scaler, ``feature_scale`` estimates the spread from this many tracks (bounded work per query)."""
+_SCALE_SQL = (
+    "SELECT count(*), NULL, ARRAY["
+    + ", ".join(f"stddev_pop(f.{c})" for c in FEATURE_NAMES)
+    + f"] FROM (SELECT * FROM track_features LIMIT {SCALE_SAMPLE}) f"
+)
+
+
 def feature_scale(snap: Snapshot) -> np.ndarray | None:
-    """Per-feature standard deviation of the library (the active scaler's, else the table's); None when empty."""
+    """Per-feature standard deviation of the library: the active scaler's, else an estimate from at most
+    ``SCALE_SAMPLE`` tracks (explanations only rank differences, so an estimate serves); None when empty."""
     v = snap.versions.get(SPACE_KIND["features"])
     if v is not None and v.params.get("scale") is not None:
         scale = np.asarray(v.params["scale"], dtype=np.float64)
         if scale.shape == (N_FEATURES,):
             return scale
-    row = snap.one(_STATS_SQL)
+    row = snap.one(_SCALE_SQL)
     if row is None or int(row[0]) == 0:
         return None
     return np.array([float(x) if x is not None else 0.0 for x in row[2]], dtype=np.float64)
