@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicindex import services
+from musicindex import servers
 from musicindex.config import Settings, set_settings
 from musicindex.db.scratch import scratch_database
 from musicindex.db.session import Database
@@ -31,12 +31,12 @@ def bench_environment(prefix: str, keep: bool = False) -> Iterator[tuple[Setting
     base = Settings.from_env(home=home)
     set_settings(base)
     try:
-        settings = base.with_(database_url=services.ensure_database(base), broker_url=services.ensure_broker(base))
+        settings = base.with_(database_url=servers.ensure_database(base), broker_url=servers.ensure_broker(base))
         with scratch_database(settings.database_url, prefix=prefix.replace("-", "_")) as db:
             yield settings.with_(database_url=db.url), db, tmp
     finally:
         set_settings(None)
         if own_home and base.embedded_database:
-            services.stop(base)
+            servers.stop(base)
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import bench_environment
-from musicindex.app import MusicIndex
+from musicindex.index import MusicIndex
 from musicindex.ingest.labels import read_label_csv
 from musicindex.localworker import LocalWorker
 from musicindex.ml import training

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from musicindex import services
-from musicindex.app import MusicIndex
+from musicindex import servers
 from musicindex.config import Settings, set_settings
 from musicindex.db.session import Database
+from musicindex.index import MusicIndex
 from musicindex.query import engine as E
 
 DIMS = {"features": 43, "ann": 32, "cnn": 64}
@@ -269,14 +269,14 @@ def main() -> None:
     home = Path(os.environ.get("MUSICINDEX_HOME") or tempfile.mkdtemp(prefix="mi-qbench-"))
     settings = Settings.from_env(home=home)
     set_settings(settings)
-    url = services.ensure_database(settings)
+    url = servers.ensure_database(settings)
     admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", pool_size=1)
     if args.shared_buffers and own_home:
         with admin.connect() as conn:
             conn.execute(text("ALTER SYSTEM SET shared_buffers = :v"), {"v": args.shared_buffers})
         admin.dispose()
-        services.stop(settings)
-        url = services.ensure_database(settings)
+        servers.stop(settings)
+        url = servers.ensure_database(settings)
         admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", pool_size=1)
     name = f"mi_qbench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
@@ -301,7 +301,7 @@ def main() -> None:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
         if own_home:
-            services.stop(settings)
+            servers.stop(settings)
             shutil.rmtree(home, ignore_errors=True)
         set_settings(None)
 

@@ -13,7 +13,7 @@ __all__ = ["MusicIndex", "Settings", "__version__"]
 
 def __getattr__(name: str):  # lazy: importing musicindex stays cheap for workers and the CLI
     if name == "MusicIndex":
-        from musicindex.app import MusicIndex
+        from musicindex.index import MusicIndex
 
         return MusicIndex
     if name == "Settings":

@@ -7,7 +7,9 @@ configuration table lists them. ``Settings.from_env()`` validates values and rai
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -235,3 +237,114 @@ def set_settings(settings: Settings | None) -> None:
     """Replace (or with None: forget) the process-wide settings; used by tests and the API."""
     global _settings
     _settings = settings
+
+
+# --------------------------------------------------------------------------- the data folder and server URLs
+DB_NAME = "musicindex"
+PG_USER = "postgres"
+PG_PORT = 5432  # only names the socket file; no TCP listener
+_MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
+
+
+@dataclass(frozen=True)
+class ServicePaths:
+    """Where the embedded servers keep their data, sockets and lock under the data folder ``home``."""
+
+    home: Path
+
+    @property
+    def lock(self) -> Path:
+        return self.home / "services.lock"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "postgres" / "data"
+
+    @property
+    def pglog(self) -> Path:
+        return self.home / "postgres" / "server.log"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.home / "redis"
+
+    @property
+    def redis_pidfile(self) -> Path:
+        return self.redis_dir / "redis.pid"
+
+    @property
+    def redis_conf(self) -> Path:
+        return self.redis_dir / "redis.conf"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        return _socket_dir(self.home, "pgsock", ".s.PGSQL.5432")
+
+    @property
+    def redis_socket_dir(self) -> Path:
+        return _socket_dir(self.home, "redissock", "redis.sock")
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.redis_socket_dir / "redis.sock"
+
+    @property
+    def postgres_url(self) -> str:
+        """SQLAlchemy URL of the embedded PostgreSQL (its unix socket)."""
+        return f"postgresql+psycopg2://{PG_USER}@/{DB_NAME}?host={self.pg_socket_dir}&port={PG_PORT}"
+
+    @property
+    def redis_url(self) -> str:
+        """Celery broker URL of the embedded Redis (kombu's unix-socket transport)."""
+        return f"redis+socket://{self.redis_socket}"
+
+
+def _socket_dir(home: Path, name: str, filename: str) -> Path:
+    """A private folder for a unix socket; in /tmp when HOME's path would be too long."""
+    candidate = home / name
+    if len(str(candidate / filename)) <= _MAX_SOCKET_PATH:
+        return candidate
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"musicindex-{os.getuid()}-{digest}" / name
+
+
+def paths_for(settings: Settings | None = None) -> ServicePaths:
+    """The layout of the data folder of ``settings`` (the embedded servers' data, sockets, keys)."""
+    settings = settings or get_settings()
+    return ServicePaths(Path(settings.home).expanduser().absolute())
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """The configured database URL, or the embedded server's (this starts nothing: entry points call
+    ``musicindex.servers.start``)."""
+    settings = settings or get_settings()
+    return settings.database_url or paths_for(settings).postgres_url
+
+
+def broker_urls(settings: Settings | None = None) -> tuple[str, str]:
+    """(broker, result backend): the configured ones, or the embedded redis-server's socket (starts nothing)."""
+    settings = settings or get_settings()
+    broker = settings.broker_url or paths_for(settings).redis_url
+    return broker, settings.result_backend or broker
+
+
+def redis_client_url(broker_url: str) -> str:
+    """Turn a Celery broker URL into one redis-py understands."""
+    if broker_url.startswith("redis+socket://"):
+        return "unix://" + broker_url[len("redis+socket://") :]
+    return broker_url
+
+
+def redact_url(url: str | None) -> str | None:
+    """Hide the password of a URL (never log secrets)."""
+    if not url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: hide what looks like user:pass@
+        if "@" in url and "://" in url:
+            scheme, rest = url.split("://", 1)
+            return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return url

@@ -15,8 +15,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from musicindex import services
-from musicindex.config import Settings, get_settings
+from musicindex.config import Settings, broker_urls, get_settings, redis_client_url
 from musicindex.errors import BrokerUnavailableError
 from musicindex.vocab import QUEUE_EMBED, QUEUE_INGEST, QUEUE_TRAIN, QUEUES
 
@@ -40,16 +39,6 @@ TASK_QUEUES: Final = {
 """Every task name and the queue it runs on (the workers route by this table too)."""
 
 _SEND_RETRY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
-
-
-def broker_urls(settings: Settings | None = None) -> tuple[str, str]:
-    """(broker, result backend): the configured ones, or the embedded redis-server's socket.
-
-    Starts nothing (entry points call ``services.start``).
-    """
-    settings = settings or get_settings()
-    broker = settings.broker_url or services.EmbeddedRedis(services.paths_for(settings)).url
-    return broker, settings.result_backend or broker
 
 
 @functools.lru_cache(maxsize=4)
@@ -159,13 +148,14 @@ class Dispatcher:
         import redis
 
         broker, _ = broker_urls(self.settings)
-        return redis.Redis.from_url(services.redis_client_url(broker), socket_timeout=2)
+        return redis.Redis.from_url(redis_client_url(broker), socket_timeout=2)
 
-    def held_track_ids(self) -> Iterator[int]:
+    def queued_ingest_ids(self) -> Iterator[int]:
         """Track ids of the ingest jobs that wait in the broker or that a worker has reserved (Redis).
 
-        What "a job holds this track" means to ``ingest`` (no duplicate jobs) and ``--wait`` (work
-        no job holds any more is queued again). Reads kombu's Redis layout: the queue's lists
+        With the tracks workers have locked, what "a job holds this track" means
+        (``ingest.lifecycle.held_track_ids``) to ``ingest`` (no duplicate jobs) and ``--wait`` (work no job
+        holds any more is queued again). Reads kombu's Redis layout: the queue's lists
         (one per priority step) and the ``unacked`` hash of reserved messages.
         """
         import redis

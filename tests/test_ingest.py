@@ -18,9 +18,9 @@ import soundfile as sf
 from sqlalchemy import func, select, text
 
 from musicindex import ingest
-from musicindex.app import MusicIndex
 from musicindex.db.orm import Spectrogram, Track, TrackFeatures
 from musicindex.errors import InvalidArgumentError
+from musicindex.index import MusicIndex
 from musicindex.localworker import settings_env
 from musicindex.sample import badfiles
 from musicindex.sample.synth import generate_library

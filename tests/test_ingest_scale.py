@@ -10,7 +10,7 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import func, select
 
-from musicindex import ingest, services
+from musicindex import ingest, servers
 from musicindex.db.orm import Spectrogram, Track, TrackFeatures
 from musicindex.dispatch import Dispatcher
 from musicindex.ingest.service import job_chunks
@@ -30,7 +30,7 @@ def _queue_len(settings) -> int:
 
 @pytest.fixture
 def empty_queue(base_settings):
-    client = redis_lib.Redis.from_url(services.redis_client_url(base_settings.broker_url))
+    client = redis_lib.Redis.from_url(servers.redis_client_url(base_settings.broker_url))
     client.flushdb()
     yield client
     client.flushdb()

@@ -404,7 +404,7 @@ def test_no_tensorflow_on_the_ingest_path():
     from tests.conftest import REPO
 
     code = (
-        "import sys, workers.tasks, workers.train_tasks, musicindex.app, musicindex.cli.main, "
+        "import sys, workers.tasks, workers.train_tasks, musicindex.index, musicindex.cli.main, "
         "musicindex.ml.backfill, musicindex.ml.training, musicindex.ml.inference, musicindex.ml.report; "
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select, text
 
 from musicindex import ingest, vocab
-from musicindex.app import MusicIndex
 from musicindex.config import Settings
 from musicindex.db.orm import Embedding, ModelVersion, TrainingRun
 from musicindex.dispatch import TASK_RETRAIN_SCHEDULED, Dispatcher
 from musicindex.errors import TrainingInProgressError
+from musicindex.index import MusicIndex
 from musicindex.localworker import settings_env
 from musicindex.ml import registry, training
 from musicindex.sample.synth import generate_library

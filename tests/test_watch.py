@@ -221,9 +221,9 @@ def test_scheduled_rescan(index, tmp_path, empty_queue_ingest):
 def empty_queue_ingest(base_settings):
     import redis as redis_lib
 
-    from musicindex import services
+    from musicindex import servers
 
-    client = redis_lib.Redis.from_url(services.redis_client_url(base_settings.broker_url))
+    client = redis_lib.Redis.from_url(servers.redis_client_url(base_settings.broker_url))
     client.flushdb()
     yield
     client.flushdb()

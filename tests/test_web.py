@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from musicindex import errors as E
-from musicindex.app import MusicIndex
 from musicindex.db.scratch import scratch_database
 from musicindex.db.session import Database
 from musicindex.errors import ConfigError
+from musicindex.index import MusicIndex
 from musicindex.localworker import settings_env
 from musicindex.playlists import render_m3u8
 from musicindex.query.results import TrackHit

@@ -19,11 +19,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from musicindex import services
-from musicindex.config import get_settings
+from musicindex.config import database_url, get_settings
 from musicindex.dispatch import TASK_INGEST, TASK_RESCAN, Dispatcher
 from musicindex.errors import BrokerUnavailableError, DatabaseUnavailableError
-from workers.app import app
+from workers.celery_app import app
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
@@ -40,7 +39,7 @@ def get_db():
     if _db is None:
         from musicindex.db.session import Database
 
-        _db = Database.connect(services.database_url(_settings), pool_size=2)
+        _db = Database.connect(database_url(_settings), pool_size=2)
     return _db
 
 

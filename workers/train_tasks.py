@@ -20,7 +20,7 @@ from typing import Any
 from musicindex.config import get_settings
 from musicindex.dispatch import TASK_EMBED, TASK_RETRAIN_SCHEDULED, TASK_TRAIN
 from musicindex.errors import MusicIndexError
-from workers.app import app
+from workers.celery_app import app
 from workers.tasks import RETRYABLE, get_db
 
 log = logging.getLogger(__name__)

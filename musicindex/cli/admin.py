@@ -20,9 +20,9 @@ cli.add_typer(db_app, name="db")
 @handle_errors
 def services_status(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Show whether the servers run, their pids, URLs and data folders."""
-    from musicindex import services
+    from musicindex import servers
 
-    rows = services.status()
+    rows = servers.status()
     if as_json:
         print_json([r.__dict__ for r in rows])
         return
@@ -39,9 +39,9 @@ def services_status(as_json: bool = typer.Option(False, "--json", help="machine-
 @handle_errors
 def services_start() -> None:
     """Start the embedded servers (no-op for those given by URL or already running)."""
-    from musicindex import services
+    from musicindex import servers
 
-    services.start()
+    servers.start()
     services_status(as_json=False)
 
 
@@ -49,9 +49,9 @@ def services_start() -> None:
 @handle_errors
 def services_stop() -> None:
     """Stop the embedded servers of this MUSICINDEX_HOME. Data is kept."""
-    from musicindex import services
+    from musicindex import servers
 
-    stopped = services.stop()
+    stopped = servers.stop()
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 

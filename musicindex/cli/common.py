@@ -15,7 +15,7 @@ from musicindex.config import get_settings
 from musicindex.errors import MusicIndexError
 
 if TYPE_CHECKING:  # the API is imported when a command runs, not at CLI start-up
-    from musicindex.app import MusicIndex
+    from musicindex.index import MusicIndex
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,13 +40,13 @@ def handle_errors(fn: F) -> F:
 def open_index(check_schema: bool = True, broker: bool = True) -> MusicIndex:
     """The index of the configured servers, or of the embedded ones (started here when not running;
     ``broker=False``: only PostgreSQL, for commands that send no task)."""
-    from musicindex import services
-    from musicindex.app import MusicIndex
+    from musicindex import servers
+    from musicindex.index import MusicIndex
 
     settings = get_settings()
-    services.ensure_database(settings)
+    servers.ensure_database(settings)
     if broker:
-        services.ensure_broker(settings)
+        servers.ensure_broker(settings)
     return MusicIndex.connect(settings=settings, check_schema=check_schema)
 
 

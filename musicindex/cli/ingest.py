@@ -215,7 +215,7 @@ def worker(
     if unknown or not names:
         raise typer.BadParameter(f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}")
     open_index().close()  # starts the embedded servers; fails early, clearly, when the schema is not migrated
-    from workers.app import app as celery_app
+    from workers.celery_app import app as celery_app
 
     argv = [
         "worker",
@@ -237,12 +237,12 @@ def worker(
 @handle_errors
 def scheduler(loglevel: str = typer.Option("INFO", "--loglevel")) -> None:
     """Run Celery beat with the nightly retrain (MUSICINDEX_RETRAIN_CRON)."""
-    from musicindex import services
+    from musicindex import servers
 
     settings = get_settings()
-    services.ensure_broker(settings)
-    home = services.paths_for(settings).home
+    servers.ensure_broker(settings)
+    home = servers.paths_for(settings).home
     home.mkdir(parents=True, exist_ok=True)
-    from workers.app import app as celery_app
+    from workers.celery_app import app as celery_app
 
     celery_app.start(["beat", "--loglevel", loglevel, "-s", str(home / "celerybeat-schedule")])

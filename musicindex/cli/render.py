@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from musicindex.app import DoctorReport
+    from musicindex.index import DoctorReport
     from musicindex.ingest.progress import Progress
     from musicindex.query.results import QueryResult
 

@@ -68,9 +68,9 @@ class Database:
     # -- construction ------------------------------------------------------
     @classmethod
     def connect(cls, url: str, *, check_schema: bool = True, pool_size: int = 5) -> Database:
-        """Connect to ``url`` (``services.database_url(settings)`` names the configured or embedded one).
+        """Connect to ``url`` (``config.database_url(settings)`` names the configured or embedded one).
 
-        Starts nothing (entry points call ``services.start``). Raises DatabaseUnavailableError
+        Starts nothing (entry points call ``servers.start``). Raises DatabaseUnavailableError
         if the server does not answer and SchemaOutdatedError if migrations are pending
         (``check_schema=False`` skips that, for `db upgrade`).
         """

@@ -22,6 +22,13 @@ died or was killed): it is reset when the track is queued anew and when an analy
 
 Besides the per-track functions, registration moves whole sets at once through
 :func:`insert_new_from` and :func:`requeue_from` (set-based SQL over a staging table).
+
+The track lock: a worker analysing a track holds a PostgreSQL advisory lock on it
+(:func:`try_lock_tracks`; released with the connection, so a dead worker releases it). A track is
+**held** by a job when the job's message waits in the broker or is reserved by a worker
+(``Dispatcher.queued_ingest_ids``), or when a worker has it locked (:data:`LOCKED_TRACKS_SQL`):
+:func:`held_track_ids` is that one definition, which registration (no duplicate jobs) and the
+waiter (orphans are queued again) both use.
 """
 
 from __future__ import annotations
@@ -33,10 +40,17 @@ from sqlalchemy import func, text, update
 from sqlalchemy.orm import Session
 
 from musicindex.db.orm import Track
-from musicindex.ingest.paths import display
+from musicindex.db.paths import display
 from musicindex.vocab import FAILED, INDEXED, MISSING, PENDING
 
 MAX_ERROR_CHARS = 2000
+TRACK_LOCK_NS = 0x4D49
+"""Advisory lock namespace of per-track processing (two-key form: namespace, track id)."""
+LOCKED_TRACKS_SQL = (
+    "SELECT objid::bigint FROM pg_locks "
+    f"WHERE locktype = 'advisory' AND classid = {TRACK_LOCK_NS} AND objsubid = 2 AND granted"
+)
+"""The ids of the tracks some worker has locked right now (their analysis is running)."""
 
 TRANSITIONS: dict[str | None, tuple[str, ...]] = {
     None: (PENDING,),
@@ -226,3 +240,34 @@ def requeue_from(session: Session, source: str, batch_id: int, into: str) -> int
         {"b": batch_id},
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- the track lock
+def try_lock_tracks(session: Session, track_ids: Sequence[int]) -> set[int]:
+    """Take the advisory lock of each of ``track_ids`` that no other connection holds; the ids locked.
+
+    Session-level locks: held until :func:`unlock_all` or until the connection ends (a dead worker's end).
+    """
+    if not track_ids:
+        return set()
+    return set(
+        session.execute(
+            text(
+                "SELECT id FROM unnest(CAST(:ids AS bigint[])) AS u(id) "
+                "WHERE pg_try_advisory_lock(:ns, CAST(id & 2147483647 AS integer))"
+            ),
+            {"ids": [int(t) for t in track_ids], "ns": TRACK_LOCK_NS},
+        ).scalars()
+    )
+
+
+def unlock_all(session: Session) -> None:
+    """Release every track lock of the session's connection."""
+    session.execute(text("SELECT pg_advisory_unlock_all()"))
+
+
+def held_track_ids(cursor: Any, queued: Iterable[int]) -> set[int]:
+    """The tracks some job holds: ``queued`` (ids in the broker's waiting and reserved ingest jobs) and those a
+    worker has locked. ``cursor``: a DBAPI cursor."""
+    cursor.execute(LOCKED_TRACKS_SQL)
+    return {int(t) for t in queued} | {int(r[0]) for r in cursor.fetchall()}

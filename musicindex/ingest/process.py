@@ -43,17 +43,18 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from musicindex.audio.spectrogram import encode as encode_spectrogram
 from musicindex.audio.window import AnalysisWindow
 from musicindex.db.orm import Spectrogram, Track, TrackFeatures
+from musicindex.db.paths import display, fs_path
 from musicindex.db.session import Database
+from musicindex.db.upsert import upsert
 from musicindex.errors import AudioError
 from musicindex.ingest import lifecycle
-from musicindex.ingest.paths import display, fs_path
-from musicindex.ingest.register import TRACK_LOCK_NS, current_versions
+from musicindex.ingest.register import current_versions
 from musicindex.ingest.scan import within
 from musicindex.vocab import FAILED, FEATURE_NAMES, INDEXED, MISSING, PENDING
 
@@ -167,7 +168,7 @@ class ChunkProcessor:
             return
         try:
             self._session.rollback()
-            self._session.execute(text("SELECT pg_advisory_unlock_all()"))
+            lifecycle.unlock_all(self._session)
             self._session.commit()
         except DBAPIError:
             pass  # the connection is gone; PostgreSQL released the locks with it
@@ -215,15 +216,7 @@ class ChunkProcessor:
         s.execute(text("SET LOCAL synchronous_commit = off"))  # the attempt survives a worker's death either way
         if uncount:
             lifecycle.uncount_attempt(s, uncount)
-        locked = set(
-            s.execute(
-                text(
-                    "SELECT id FROM unnest(CAST(:ids AS bigint[])) AS u(id) "
-                    "WHERE pg_try_advisory_lock(:ns, CAST(id & 2147483647 AS integer))"
-                ),
-                {"ids": ids, "ns": TRACK_LOCK_NS},
-            ).scalars()
-        )
+        locked = lifecycle.try_lock_tracks(s, ids)
         rows = {
             r.id: r
             for r in s.execute(
@@ -443,55 +436,13 @@ class ChunkProcessor:
         s = self.session
         indexed = [i for i in items if i.kind == INDEXED]
         moved = set(lifecycle.mark_indexed_many(s, [{"id": i.id, **i.values} for i in indexed]))
-        feats = [i for i in indexed if i.id in moved and i.features is not None]
-        if feats:
-            rows = []
-            for i in feats:
-                vec = np.asarray(i.features, dtype=np.float64)
-                named = {name: float(v) for name, v in zip(FEATURE_NAMES, vec, strict=True)}
-                rows.append({"track_id": i.id, "version": self.feat_v, "vec": vec.astype(np.float32), **named})
-            stmt = pg_insert(TrackFeatures).values(rows)
-            s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["track_id"],
-                    set_={
-                        "version": stmt.excluded.version,
-                        "vec": stmt.excluded.vec,
-                        "computed_at": func.now(),
-                        **{n: stmt.excluded[n] for n in FEATURE_NAMES},
-                    },
-                )
-            )
-        specs = [i for i in indexed if i.id in moved and i.logmel is not None]
-        if specs:
-            from musicindex import audio
-
-            srows = []
-            for i in specs:
-                assert i.logmel is not None
-                n_mels, n_frames = i.logmel.shape
-                srows.append(
-                    {
-                        "track_id": i.id,
-                        "version": self.spec_v,
-                        "n_mels": n_mels,
-                        "n_frames": n_frames,
-                        "data": audio.encode_spectrogram(i.logmel),
-                    }
-                )
-            sstmt = pg_insert(Spectrogram).values(srows)
-            s.execute(
-                sstmt.on_conflict_do_update(
-                    index_elements=["track_id"],
-                    set_={
-                        "version": sstmt.excluded.version,
-                        "n_mels": sstmt.excluded.n_mels,
-                        "n_frames": sstmt.excluded.n_frames,
-                        "data": sstmt.excluded.data,
-                        "computed_at": func.now(),
-                    },
-                )
-            )
+        done = [i for i in indexed if i.id in moved]
+        features = [_feature_row(i.id, self.feat_v, i.features) for i in done if i.features is not None]
+        upsert(s, TrackFeatures, features, keys=("track_id",), update=("version", "vec", *FEATURE_NAMES), also_set=NOW)
+        specs = [_spectrogram_row(i.id, self.spec_v, i.logmel) for i in done if i.logmel is not None]
+        upsert(
+            s, Spectrogram, specs, keys=("track_id",), update=("version", "n_mels", "n_frames", "data"), also_set=NOW
+        )
         failed = [(i.id, i.reason or "failed") for i in items if i.kind == FAILED]
         lifecycle.mark_failed_many(s, failed)
         for i in items:
@@ -538,6 +489,23 @@ class ChunkProcessor:
         if self.current is not None:
             ids.append(self.current)
         return ids + [t for t in self.unstarted if t not in ids]
+
+
+NOW = {"computed_at": func.now()}
+
+
+def _feature_row(track_id: int, version: int, features: np.ndarray) -> dict[str, Any]:
+    """A ``track_features`` row: the 43 features as named columns and as one vector."""
+    vec = np.asarray(features, dtype=np.float64)
+    named = {name: float(v) for name, v in zip(FEATURE_NAMES, vec, strict=True)}
+    return {"track_id": track_id, "version": version, "vec": vec.astype(np.float32), **named}
+
+
+def _spectrogram_row(track_id: int, version: int, logmel: np.ndarray) -> dict[str, Any]:
+    """A ``spectrograms`` row: the compact encoding of the log-mel spectrogram."""
+    n_mels, n_frames = logmel.shape
+    return {"track_id": track_id, "version": version, "n_mels": n_mels, "n_frames": n_frames,
+            "data": encode_spectrogram(logmel)}  # fmt: skip
 
 
 def _db_reason(exc: DBAPIError) -> str:

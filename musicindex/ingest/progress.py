@@ -1,9 +1,10 @@
-"""Progress and status of ingestion: counts by status, a batch's progress, the latest failures."""
+"""Progress and status of ingestion: counts by status, a batch's progress, the latest failures, the latest batch."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy import func, select, text
 
@@ -60,3 +61,65 @@ def latest_failures(db: Database, limit: int = 10) -> list[tuple[str, str]]:
             select(Track.path, Track.error).where(Track.status == FAILED).order_by(Track.updated_at.desc()).limit(limit)
         )
         return [(r.path, r.error or "") for r in rows]
+
+
+@dataclass
+class StatusReport:
+    counts: dict[str, int]
+    failures: list[tuple[str, str]]
+    queues: dict[str, int]
+    workers: list[str]
+    embedding: dict[str, Any] | None = None
+    """Coverage of the musicnn space: version, state, embedded and indexed tracks (``MusicIndex.status``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ingest_progress(db: Database) -> dict[str, Any]:
+    """The latest ingest batch (roots, when, what it queued) and how far the analysis of the files it
+    queued has come (``counts`` by status, ``done`` of ``total``), the analysis rate over the last
+    minute and an ETA, and every root ever ingested (``roots``: what a re-scan may be asked to scan)."""
+    with db.session() as s:
+        roots = sorted({str(r) for (rs,) in s.execute(text("SELECT roots FROM ingest_batches")) for r in (rs or [])})
+        b = s.execute(
+            text(
+                "SELECT id, roots, created_at, finished_at, scanned, queued, unchanged, moved, missing "
+                "FROM ingest_batches ORDER BY id DESC LIMIT 1"
+            )
+        ).first()
+        if b is None:
+            return {"batch": None, "roots": roots, "counts": {}, "total": 0, "done": 0, "rate_per_s": 0.0}
+        counts = {
+            str(st): int(n)
+            for st, n in s.execute(
+                text("SELECT status, count(*) FROM tracks WHERE batch_id = :b GROUP BY status"), {"b": int(b[0])}
+            )
+        }
+        recent = s.execute(
+            text("SELECT count(*) FROM tracks WHERE batch_id = :b AND indexed_at > now() - interval '60 seconds'"),
+            {"b": int(b[0])},
+        ).scalar_one()
+    total = int(b[5] or 0)
+    pending = counts.get(PENDING, 0)
+    rate = int(recent) / 60.0
+    return {
+        "batch": {
+            "id": int(b[0]),
+            "roots": list(b[1] or []),
+            "created_at": b[2].isoformat() if b[2] is not None else None,
+            "finished_at": b[3].isoformat() if b[3] is not None else None,
+            "scanned": b[4],
+            "queued": b[5],
+            "unchanged": b[6],
+            "moved": b[7],
+            "missing": b[8],
+        },
+        "roots": roots,
+        "counts": counts,
+        "total": total,
+        "done": max(0, total - pending),
+        "pending": pending,
+        "rate_per_s": rate,
+        "eta_seconds": (pending / rate) if pending and rate > 0 else None,
+    }

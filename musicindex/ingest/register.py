@@ -20,28 +20,25 @@ first batch is queued adds no duplicate jobs.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from musicindex.db.orm import Spectrogram, Track, TrackFeatures
+from musicindex.db.copy import copy_out, copy_rows, dbapi
+from musicindex.db.paths import display, raw_bytes
 from musicindex.db.session import Database
 from musicindex.ingest import lifecycle
 from musicindex.ingest.labels import LabelSource, LabelSpec
-from musicindex.ingest.paths import display, raw_bytes
 from musicindex.ingest.scan import ScannedFile, ScanReport, absolute_roots, iter_scan, outermost
 from musicindex.vocab import INDEXED, MISSING, PENDING
 
 REGISTER_LOCK = 0x6D75736963
 """Advisory lock key serialising registrations ('music')."""
-TRACK_LOCK_NS = 0x4D49
-"""Advisory lock namespace of per-track processing (two-key form: namespace, track id)."""
 
 
 @dataclass
@@ -77,70 +74,6 @@ def current_versions() -> tuple[int, int]:
     return FEATURES_VERSION, SPECTROGRAM_VERSION
 
 
-# --------------------------------------------------------------------------- COPY
-def _copy_text(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bytes):
-        return "\\\\x" + value.hex()
-    if isinstance(value, float):
-        return repr(value)
-    s = str(value)
-    if "\\" in s or "\n" in s or "\r" in s or "\t" in s:
-        s = s.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return s
-
-
-class _CopyStream(io.TextIOBase):
-    """A read-only text stream of COPY rows made lazily from an iterator of tuples (bounded memory)."""
-
-    def __init__(self, rows: Iterator[tuple[Any, ...]]):
-        self._rows = rows
-        self._buf = ""
-        self.error: Exception | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> str:
-        want = 1 << 16 if size is None or size < 0 else size
-        parts = [self._buf]
-        have = len(self._buf)
-        try:
-            for row in self._rows:
-                line = "\t".join(_copy_text(v) for v in row) + "\n"
-                parts.append(line)
-                have += len(line)
-                if have >= want:
-                    break
-        except Exception as exc:  # psycopg2 turns it into "COPY failed": keep it to raise it as it was
-            self.error = exc
-            raise
-        data = "".join(parts)
-        self._buf = data[want:]
-        return data[:want]
-
-
-def dbapi(session: Session) -> Any:
-    """The psycopg2 connection under ``session`` (in its transaction): for COPY and server-side cursors."""
-    raw = session.connection().connection.dbapi_connection
-    assert raw is not None
-    return raw
-
-
-def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
-    """``COPY table (columns) FROM STDIN`` of ``rows``, streamed."""
-    stream = _CopyStream(iter(rows))
-    with dbapi(session).cursor() as cur:
-        try:
-            cur.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", stream)
-        except Exception:
-            if stream.error is not None:
-                raise stream.error from None
-            raise
-
-
 def _scan_rows(files: Iterator[ScannedFile], labels: LabelSource) -> Iterator[tuple[Any, ...]]:
     for f in files:
         path = display(f.path)
@@ -158,7 +91,7 @@ def register(
     reanalyse_outdated: bool = True,
     scopes: Sequence[str] | None = None,
     on_scan: Callable[[ScanReport], None] | None = None,
-    held: Callable[[], Iterable[int]] | None = None,
+    in_broker: Callable[[], Iterable[int]] | None = None,
 ) -> RegisterResult:
     """Scan ``roots`` and register what needs audio work, in one transaction.
 
@@ -168,8 +101,9 @@ def register(
 
     ``scopes`` (paths under the roots: what a watcher saw change) limits the scan, and the
     tracks that may turn missing, to those paths. ``on_scan(report)`` is called while a long
-    scan runs. ``held()`` returns the ids some job already holds (the broker's ingest jobs):
-    tracks still pending from an earlier registration are queued again only when no job holds them.
+    scan runs. ``in_broker()`` returns the ids of the broker's ingest jobs (waiting or reserved):
+    tracks still pending from an earlier registration are queued again only when no job holds them
+    (``lifecycle.held_track_ids``).
     """
     labels = LabelSource(label_from)
     report = ScanReport()
@@ -246,7 +180,7 @@ def register(
                 )
             ).scalar_one()
         )
-        held_count = _mark_held(s, held) if pending else 0
+        held_count = _mark_held(s, in_broker) if pending else 0
         queued, send = _queued_ids(s)
         s.execute(
             text("UPDATE ingest_batches SET queued = :q, unchanged = :u, missing = :m WHERE id = :b"),
@@ -364,18 +298,13 @@ def _protected(path: str, unreadable: set[str], empty: set[str]) -> bool:
         p = parent
 
 
-def _mark_held(s: Session, held: Callable[[], Iterable[int]] | None) -> int:
-    """Flag the still-pending tracks some job holds (in the broker, or locked by a worker); how many."""
+def _mark_held(s: Session, in_broker: Callable[[], Iterable[int]] | None) -> int:
+    """Flag the still-pending tracks some job holds (``lifecycle.held_track_ids``: in the broker's jobs, or
+    locked by a worker), set-based for libraries of millions; how many."""
     s.execute(text("CREATE TEMP TABLE mi_held (id bigint) ON COMMIT DROP"))
-    ids: Iterable[int] = held() if held is not None else ()
+    ids: Iterable[int] = in_broker() if in_broker is not None else ()
     copy_rows(s, "mi_held", ("id",), ((int(i),) for i in ids))
-    s.execute(
-        text(
-            "INSERT INTO mi_held SELECT objid::bigint FROM pg_locks "
-            "WHERE locktype = 'advisory' AND classid = :ns AND objsubid = 2 AND granted"
-        ),
-        {"ns": TRACK_LOCK_NS},
-    )
+    s.execute(text(f"INSERT INTO mi_held {lifecycle.LOCKED_TRACKS_SQL}"))
     return int(
         s.execute(
             text("UPDATE mi_queue q SET held = true WHERE q.kind = 'p' AND q.id IN (SELECT id FROM mi_held)")
@@ -386,39 +315,29 @@ def _mark_held(s: Session, held: Callable[[], Iterable[int]] | None) -> int:
 
 def _queued_ids(s: Session) -> tuple[list[int], list[int]]:
     """(every queued id, those needing a job), in id order, streamed out of the database."""
-    raw = dbapi(s)
-    buf = io.StringIO()
-    with raw.cursor() as cur:
-        cur.copy_expert("COPY (SELECT id, coalesce(held, false) FROM mi_queue ORDER BY id) TO STDOUT", buf)
     queued: list[int] = []
     send: list[int] = []
-    for line in buf.getvalue().splitlines():
-        tid, is_held = line.split("\t")
+    for tid, is_held in copy_out(s, "SELECT id, coalesce(held, false) FROM mi_queue ORDER BY id"):
         queued.append(int(tid))
         if is_held != "t":
             send.append(int(tid))
     return queued, send
 
 
-def outdated_track_ids(session: Session, feat_v: int, spec_v: int, roots: Sequence[str] | None = None) -> list[int]:
-    """Indexed tracks whose features or spectrogram come from an older extractor version."""
-    q = (
-        select(Track.id)
-        .outerjoin(TrackFeatures, TrackFeatures.track_id == Track.id)
-        .outerjoin(Spectrogram, Spectrogram.track_id == Track.id)
-        .where(Track.status == INDEXED)
-        .where(
-            (TrackFeatures.version.is_(None))
-            | (TrackFeatures.version < feat_v)
-            | (Spectrogram.version.is_(None))
-            | (Spectrogram.version < spec_v)
-        )
-    )
-    if roots:
-        conds = []
-        for r in roots:
-            root = display(str(r))
-            prefix = root.rstrip(os.sep) + os.sep
-            conds.append((Track.path == root) | (func.left(Track.path, len(prefix)) == prefix))
-        q = q.where(or_(*conds))
-    return list(session.execute(q.order_by(Track.id)).scalars())
+@dataclass
+class IngestSummary(RegisterResult):
+    """What ``ingest`` registered and queued; ``final`` holds the counts after ``wait=True``."""
+
+    jobs: int = 0
+    final: dict[str, int] | None = None  # counts after --wait: indexed / failed / pending
+    seconds: float | None = None
+
+    @property
+    def queued(self) -> int:
+        return len(self.queued_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        del d["queued_ids"], d["send_ids"]
+        d["queued"] = self.queued
+        return d

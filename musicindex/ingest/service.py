@@ -19,64 +19,28 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from musicindex.config import Settings
+from musicindex.db.copy import copy_in
 from musicindex.db.session import Database
 from musicindex.dispatch import Dispatcher
 from musicindex.errors import InvalidArgumentError
+from musicindex.ingest import lifecycle
 from musicindex.ingest.labels import LabelSource
 from musicindex.ingest.process import NOTIFY_CHANNEL
-from musicindex.ingest.progress import Progress, latest_failures, status_counts
-from musicindex.ingest.register import TRACK_LOCK_NS, RegisterResult, register
+from musicindex.ingest.progress import Progress, StatusReport, ingest_progress, latest_failures, status_counts
+from musicindex.ingest.register import IngestSummary, register
 from musicindex.ingest.scan import ScanReport
 
 log = logging.getLogger("musicindex")
 
 
-@dataclass
-class IngestSummary(RegisterResult):
-    """What ``ingest`` registered and queued; ``final`` holds the counts after ``wait=True``."""
-
-    jobs: int = 0
-    final: dict[str, int] | None = None  # counts after --wait: indexed / failed / pending
-    seconds: float | None = None
-
-    @property
-    def queued(self) -> int:
-        return len(self.queued_ids)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        del d["queued_ids"], d["send_ids"]
-        d["queued"] = self.queued
-        return d
-
-
-@dataclass
-class StatusReport:
-    counts: dict[str, int]
-    failures: list[tuple[str, str]]
-    queues: dict[str, int]
-    workers: list[str]
-    embedding: dict[str, Any] | None = None
-    """Coverage of the musicnn space: version, state, embedded and indexed tracks (``MusicIndex.status``)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 QUEUE_LOCK = 0x6D75736964
 """Advisory lock key serialising registration + sending across clients (no duplicate jobs)."""
-
-
-def chunks(ids: Sequence[int], n: int) -> Iterable[list[int]]:
-    for i in range(0, len(ids), n):
-        yield [int(x) for x in ids[i : i + n]]
 
 
 def job_chunks(ids: Sequence[int], max_chunk: int, processes: int) -> Iterator[list[int]]:
@@ -106,9 +70,7 @@ class _Waiter:
             cur.execute(f"LISTEN {NOTIFY_CHANNEL}")
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS mi_wait (id bigint PRIMARY KEY)")
             cur.execute("TRUNCATE mi_wait")
-            from musicindex.ingest.register import _CopyStream
-
-            cur.copy_expert("COPY mi_wait (id) FROM STDIN", _CopyStream((int(t),) for t in dict.fromkeys(track_ids)))
+            copy_in(cur, "mi_wait", ("id",), ((int(t),) for t in dict.fromkeys(track_ids)))
             cur.execute("ANALYZE mi_wait")
         self.total = len(dict.fromkeys(track_ids))
 
@@ -133,13 +95,10 @@ class _Waiter:
             )
             return [int(r[0]) for r in cur.fetchall()]
 
-    def locked_ids(self) -> set[int]:
+    def held_ids(self, queued: Iterable[int]) -> set[int]:
+        """``lifecycle.held_track_ids``: ``queued`` (the broker's ingest jobs) and the tracks workers have locked."""
         with self._conn.cursor() as cur:
-            cur.execute(
-                "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objsubid = 2",
-                (TRACK_LOCK_NS,),
-            )
-            return {int(r[0]) for r in cur.fetchall()}
+            return lifecycle.held_track_ids(cur, queued)
 
     def wait(self, seconds: float) -> bool:
         """Block up to ``seconds`` for a notification; True if one came."""
@@ -213,7 +172,7 @@ class IngestService:
                 follow_symlinks=follow,
                 scopes=scopes,
                 on_scan=on_scan,
-                held=self.dispatcher.held_track_ids,
+                in_broker=self.dispatcher.queued_ingest_ids,
             )
             roots = None if follow else reg.roots
             t1 = time.monotonic()
@@ -335,7 +294,7 @@ class IngestService:
             pending = waiter.pending_ids()
             if not pending:
                 return set()
-            held = set(self.dispatcher.held_track_ids()) | waiter.locked_ids()
+            held = waiter.held_ids(self.dispatcher.queued_ingest_ids())
             return {t for t in pending if t not in held}
 
         first = orphans()
@@ -391,7 +350,7 @@ class IngestService:
         from musicindex.ingest.watch import watch_folders
 
         watch_folders(
-            self,
+            self.ingest,
             paths,
             label_from=label_from,
             settle=self.settings.watch_settle if settle is None else settle,
@@ -400,6 +359,10 @@ class IngestService:
             stop=stop,
             on_batch=on_batch,
         )
+
+    def ingest_progress(self) -> dict[str, Any]:
+        """The latest ingest batch and how far its analysis has come (``progress.ingest_progress``)."""
+        return ingest_progress(self.db)
 
     def status(self, failures: int = 10) -> StatusReport:
         """Counts by status, the latest failures with reasons, queue depths and live workers."""

@@ -22,15 +22,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
 from musicindex.errors import MusicIndexError
+from musicindex.ingest.register import IngestSummary
 from musicindex.ingest.scan import absolute_roots, is_audio_name, outermost, within
-
-if TYPE_CHECKING:
-    from musicindex.ingest.service import IngestService, IngestSummary
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +126,7 @@ class ChangeCollector:
 
 
 def watch_folders(
-    service: IngestService,
+    ingest: Callable[..., IngestSummary],
     paths: Sequence[str | os.PathLike[str]],
     *,
     label_from: str | None = None,
@@ -139,7 +137,8 @@ def watch_folders(
     on_batch: Callable[[IngestSummary], None] | None = None,
     tick: float = 0.25,
 ) -> None:
-    """Watch ``paths`` until ``stop`` is set (or KeyboardInterrupt), queueing changes as they settle.
+    """Watch ``paths`` until ``stop`` is set (or KeyboardInterrupt), registering changes with ``ingest`` (the
+    signature of ``IngestService.ingest``) as they settle.
 
     With ``initial_scan`` the folders are ingested once first (what changed while nobody
     watched). ``on_batch(summary)`` is called after every registration.
@@ -161,7 +160,7 @@ def watch_folders(
     observer.start()  # before the first scan: nothing that happens meanwhile is missed
     try:
         if initial_scan:
-            summary = service.ingest(roots, label_from=label_from, follow_symlinks=follow_symlinks)
+            summary = ingest(roots, label_from=label_from, follow_symlinks=follow_symlinks)
             if on_batch is not None:
                 on_batch(summary)
         while not stop.wait(tick):
@@ -169,7 +168,7 @@ def watch_folders(
             if not ready:
                 continue
             try:
-                summary = service.ingest(roots, label_from=label_from, follow_symlinks=follow_symlinks, scopes=ready)
+                summary = ingest(roots, label_from=label_from, follow_symlinks=follow_symlinks, scopes=ready)
             except (MusicIndexError, DBAPIError) as exc:  # a root unmounted, the database restarting: again later
                 log.warning("could not register %d changed paths (%s); trying again", len(ready), exc)
                 for p in ready:

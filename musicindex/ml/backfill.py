@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
 
 from musicindex.db.orm import ClusterAssignment, Embedding, ModelVersion, Prediction, Track, TrackFeatures
 from musicindex.db.session import Database
+from musicindex.db.upsert import upsert
 from musicindex.ml.data import load_embeddings, load_features, load_spectrograms
 from musicindex.ml.inference import apply_batch, load_model, needs_spectrogram, prediction_of
 from musicindex.ml.registry import active_versions, get_version
@@ -50,16 +51,9 @@ def indexed_track_ids(db: Database) -> list[int]:
         )
 
 
-def upsert_rows(session, model, rows: list[dict[str, Any]], update_cols: Sequence[str]) -> None:
-    """Insert rows keyed by (model_version_id, track_id), replacing ``update_cols`` of existing ones, in batches."""
-    if not rows:
-        return
-    stmt = pg_insert(model)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["model_version_id", "track_id"], set_={c: stmt.excluded[c] for c in update_cols}
-    )
-    for i in range(0, len(rows), BATCH):
-        session.execute(stmt, rows[i : i + BATCH])
+def upsert_rows(session: Session, model: Any, rows: list[dict[str, Any]], update_cols: Sequence[str]) -> None:
+    """Rows keyed by (model_version_id, track_id), replacing ``update_cols`` of existing ones (``db.upsert``)."""
+    upsert(session, model, rows, keys=("model_version_id", "track_id"), update=update_cols, batch=BATCH)
 
 
 def backfill(

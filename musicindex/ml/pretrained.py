@@ -34,9 +34,9 @@ from sqlalchemy import func, select
 
 from musicindex.audio.window import AnalysisWindow
 from musicindex.db.orm import Embedding, ModelVersion, Track, TrackTag
+from musicindex.db.paths import fs_path
 from musicindex.db.session import Database
 from musicindex.errors import AudioError, ModelNotTrainedError
-from musicindex.ingest.paths import fs_path
 from musicindex.ml.backfill import create_hnsw_index, upsert_rows
 from musicindex.ml.registry import promote
 from musicindex.vocab import ACTIVE, CANDIDATE, INDEXED, MUSICNN, TOP_TAG_MIN

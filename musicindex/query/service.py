@@ -335,7 +335,7 @@ class QueryService:
 
     def track_file(self, track: TrackRef) -> str:
         """The file of ``track`` as the operating system names it (names that are not valid UTF-8 included)."""
-        from musicindex.ingest.paths import fs_path
+        from musicindex.db.paths import fs_path
 
         with self._snapshot() as snap:
             t = snap.track(track)

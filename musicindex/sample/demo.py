@@ -33,20 +33,20 @@ CLIP_SECONDS = 30.0
 
 
 def run_demo(console: Console) -> None:
-    from musicindex import services
-    from musicindex.app import MusicIndex
+    from musicindex import servers
     from musicindex.cli.render import doctor_table, progress_bar
     from musicindex.config import get_settings
+    from musicindex.index import MusicIndex
     from musicindex.localworker import LocalWorker
     from musicindex.sample.synth import generate_library
 
     t0 = time.monotonic()
     console.rule("[bold]musicindex demo")
     console.print("1. servers: starting the embedded PostgreSQL + pgvector and Redis if needed ...")
-    services.start()
+    servers.start()
     index = MusicIndex.connect(check_schema=False)
     index.upgrade()
-    home = services.paths_for().home
+    home = servers.paths_for().home
 
     settings = get_settings()
     worker = LocalWorker(settings, name=f"demo-{os.getpid()}", log_path=home / "demo-worker.log")

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from musicindex.web.app import DEFAULT_HOST, DEFAULT_PORT, create_app, serve
+from musicindex.web.server import DEFAULT_HOST, DEFAULT_PORT, create_app, serve
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_app", "serve"]

@@ -34,7 +34,7 @@ from musicindex.web.errors import ApiError
 from musicindex.web.security import check_token
 
 if TYPE_CHECKING:
-    from musicindex.app import MusicIndex
+    from musicindex.index import MusicIndex
 
 MAX_SEEDS = 100
 """Liked plus disliked tracks of one recommend request, and the ids of one /api/m3u request: at most this many

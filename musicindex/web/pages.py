@@ -20,7 +20,7 @@ from musicindex.errors import MusicIndexError
 from musicindex.web.errors import category_of
 
 if TYPE_CHECKING:
-    from musicindex.app import MusicIndex
+    from musicindex.index import MusicIndex
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))

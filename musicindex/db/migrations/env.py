@@ -16,7 +16,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from musicindex.services import database_url
+    from musicindex.config import database_url
 
     return database_url()
 

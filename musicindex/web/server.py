@@ -17,7 +17,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from musicindex.web import api, errors, pages, security
 
 if TYPE_CHECKING:
-    from musicindex.app import MusicIndex
+    from musicindex.index import MusicIndex
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

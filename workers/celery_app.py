@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from musicindex.config import Settings, get_settings
-from musicindex.dispatch import TASK_QUEUES, broker_urls
+from musicindex.config import Settings, broker_urls, get_settings
+from musicindex.dispatch import TASK_QUEUES
 from musicindex.vocab import QUEUE_INGEST
 
 

@@ -1,0 +1,335 @@
+#!/usr/bin/env python
+"""Write the ONNX graphs of musicnn (``musicindex/pretrained/data/msd_musicnn*.onnx``) from the shipped npz weights.
+
+    .venv/bin/python tools/export_musicnn_onnx.py            # fp32 graph (+ the int8 graph, see below)
+    .venv/bin/python tools/export_musicnn_onnx.py --check    # also compare with the Keras port (imports TensorFlow)
+
+The graph is built directly with ``onnx.helper`` from the arrays of ``msd_musicnn.npz``, reproducing the Keras 3
+port (``musicindex/pretrained/musicnn.py``) layer by layer; neither TensorFlow nor tf2onnx is needed (tf2onnx
+1.17 installs next to TF 2.21, but a converted Keras 3 graph would carry the port's TF-specific ops and could not
+fold anything; building the graph here keeps every folding explicit and reviewable):
+
+* input: ``logmel`` ``(batch, 187, 96)`` float32; outputs ``embedding`` ``(batch, 200)`` (the penultimate layer,
+  after its batch norm) and ``probabilities`` ``(batch, 50)`` (sigmoid of the tag logits);
+* input batch norm (one scalar): ``x * inv + (beta - mean * inv)`` as ``tf.nn.batch_normalization`` computes it;
+* front end, five branches ``Conv -> MaxPool over all frequencies -> x sign -> ReLU -> batch norm`` with the
+  FrequencyMaxBlock sign trick: for channels whose batch-norm scale is negative the kernel and the bias are
+  negated, so the max over frequency of the negated convolution is minus the min; multiplying back by the sign
+  gives ``min_f(c + b)``. Float rounding is monotone, so this equals ``BN(ReLU(·))`` then max over frequency
+  exactly, given the same convolution sums. Timbral 204 x (7 x 38) and 204 x (7 x 67) with 3 frames of zero
+  padding in time (the port's ZeroPadding2D after the input batch norm, i.e. zeros in the normalised domain:
+  Conv's own ``pads``), temporal 51 x (128|64|32 x 1) with TF "same" padding (``k - 1`` frames, the smaller
+  half before);
+* mid end: three Conv1D 64 x 7 (pads 3) -> ReLU -> batch norm, residuals on the 2nd and 3rd, dense concat to
+  753 channels. The batch norms follow a ReLU, so they cannot be folded into the convolution before them (a
+  negative scale does not commute with ReLU), nor into the next one (its zero padding is in the normalised
+  domain); they stay as ``Mul``/``Add`` on ``(batch, C, 187)`` tensors (a few thousand FLOP per frame);
+* back end: ``ReduceMax`` and ``ReduceMean`` over time, concatenated as ``[max_0..max_752, mean_0..mean_752]``
+  instead of the original's interleaving: the rows of batch norm 9 and of the dense kernel are permuted to
+  match (exact). Batch norm 9 is folded into the dense layer (in float64, then rounded: differences of a few
+  1e-7), ReLU, batch norm 10 (= ``embedding``), dense_1 + sigmoid (= ``probabilities``).
+
+The int8 graph (``msd_musicnn_int8.onnx``, written only if ``--int8`` is given and the dev set exists) is the
+fp32 graph with static QDQ quantization by ``onnxruntime.quantization``; see ``quantize_int8``.
+
+The output is a pure function of the npz file and the onnx / onnxruntime versions: no timestamp is stored. The
+sha256 values printed at the end go to ``musicindex/pretrained/runtime.py`` (``ONNX_FILES``) and ``PROVENANCE.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "musicindex" / "pretrained" / "data"
+NPZ = DATA / "msd_musicnn.npz"
+OUT = DATA / "msd_musicnn.onnx"
+OUT_INT8 = DATA / "msd_musicnn_int8.onnx"
+OPSET = 17
+EPSILON = 1e-3  # the TF1 batch-norm default, as in the port
+PATCH_FRAMES = 187
+N_MELS = 96
+CHANNEL_BLOCK = 8
+"""The front-end convolutions get zero filters up to a multiple of this (ONNX Runtime's NCHWc block on AVX2;
+16 on AVX-512, where 8 still works but leaves the pool in NCHW) so that the MaxPool stays in the blocked layout;
+the extra channels are sliced off after the pool."""
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _bn(arrays: dict[str, np.ndarray], scope: str) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, shift) of an inference batch norm, float32 as ``tf.nn.batch_normalization`` computes them."""
+    gamma = arrays[f"{scope}/gamma"]
+    beta = arrays[f"{scope}/beta"]
+    mean = arrays[f"{scope}/moving_mean"]
+    var = arrays[f"{scope}/moving_variance"]
+    inv = (np.float32(1) / np.sqrt(var + np.float32(EPSILON))).astype(np.float32) * gamma
+    return inv.astype(np.float32), (beta - mean * inv).astype(np.float32)
+
+
+class _Graph:
+    """A small helper that collects nodes and initializers under readable names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._count = 0
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], name: str, output: str | None = None, **attrs: Any) -> str:
+        from onnx import helper
+
+        out = output or name
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=name, **attrs))
+        return out
+
+
+def build_model(arrays: dict[str, np.ndarray], npz_sha256: str) -> Any:
+    """The fp32 ONNX model of the network whose checkpoint arrays are ``arrays`` (see the module docstring)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = _Graph()
+    n_tags = arrays["dense_1/bias"].shape[0]
+    emb_dim = arrays["dense/bias"].shape[0]
+
+    def channel_bn(x: str, scope: str, name: str) -> str:
+        scale, shift = _bn(arrays, scope)
+        x = g.op("Mul", [x, g.const(f"{name}/scale", scale[:, None])], f"{name}/mul")
+        return g.op("Add", [x, g.const(f"{name}/shift", shift[:, None])], f"{name}/add")
+
+    x = g.op("Unsqueeze", ["logmel", g.const("axes_1", np.array([1], np.int64))], "input/unsqueeze")
+    s0, t0 = _bn(arrays, "batch_normalization")
+    x = g.op("Mul", [x, g.const("input_bn/scale", s0.reshape(()))], "input_bn/mul")
+    x = g.op("Add", [x, g.const("input_bn/shift", t0.reshape(()))], "input_bn/add")
+
+    branches = []
+    specs = [("conv2d", "batch_normalization_1", (3, 3))]
+    specs.append(("conv2d_1", "batch_normalization_2", (3, 3)))
+    for i, k in zip((2, 3, 4), (128, 64, 32), strict=True):
+        before = (k - 1) // 2  # TF "same": the smaller half before
+        specs.append((f"conv2d_{i}", f"batch_normalization_{i + 1}", (before, k - 1 - before)))
+    for conv, norm, (pad_before, pad_after) in specs:
+        kernel = arrays[f"{conv}/kernel"]  # (kt, kf, 1, C)
+        bias = arrays[f"{conv}/bias"]
+        scale, _ = _bn(arrays, norm)
+        sign = np.where(scale < 0, np.float32(-1), np.float32(1)).astype(np.float32)
+        w = np.transpose(kernel, (3, 2, 0, 1)) * sign[:, None, None, None]  # (C, 1, kt, kf)
+        n_out = w.shape[0]
+        padded_out = -(-n_out // CHANNEL_BLOCK) * CHANNEL_BLOCK
+        w = np.concatenate([w, np.zeros((padded_out - n_out, *w.shape[1:]), np.float32)])
+        b = np.concatenate([bias * sign, np.zeros(padded_out - n_out, np.float32)])
+        c = g.op(
+            "Conv",
+            [x, g.const(f"{conv}/kernel", w.astype(np.float32)), g.const(f"{conv}/bias", b.astype(np.float32))],
+            f"{conv}/conv",
+            pads=[pad_before, 0, pad_after, 0],
+        )
+        # MaxPool over the whole frequency axis rather than ReduceMax: ONNX Runtime's NCHWc layout transformer
+        # keeps a MaxPool in the blocked layout of the convolution, so only the 30-96 times smaller maxima are
+        # reordered back to NCHW (ReduceMax made it reorder the whole convolution output: ~10 ms a patch)
+        n_freq = N_MELS - kernel.shape[1] + 1
+        m = g.op("MaxPool", [c], f"{conv}/max_over_frequency", kernel_shape=[1, n_freq])  # (B, C, T, 1)
+        m = g.op("Squeeze", [m, g.const(f"{conv}/axes_3", np.array([3], np.int64))], f"{conv}/squeeze")
+        if padded_out != n_out:
+            bounds = [g.const(f"{conv}/{k}", np.array([v], np.int64)) for k, v in (("start", 0), ("stop", n_out))]
+            m = g.op("Slice", [m, *bounds, "axes_1"], f"{conv}/drop_padding_channels")
+        m = g.op("Mul", [m, g.const(f"{conv}/sign", sign[:, None])], f"{conv}/unsign")
+        m = g.op("Relu", [m], f"{conv}/relu")
+        branches.append(channel_bn(m, norm, norm))
+    front = g.op("Concat", branches, "frontend", axis=1)  # (B, 561, T)
+
+    mid = [front]
+    h = front
+    for i in range(3):
+        conv, norm = f"conv2d_{5 + i}", f"batch_normalization_{6 + i}"
+        w = np.transpose(arrays[f"{conv}/kernel"][:, :, 0, :], (2, 1, 0))  # (7, C, 64) -> (64, C, 7)
+        out = g.op(
+            "Conv",
+            [h, g.const(f"{conv}/kernel", w.astype(np.float32)), g.const(f"{conv}/bias", arrays[f"{conv}/bias"])],
+            f"{conv}/conv",
+            pads=[3, 3],
+        )
+        out = channel_bn(g.op("Relu", [out], f"{conv}/relu"), norm, norm)
+        h = out if i == 0 else g.op("Add", [out, h], f"midend/residual_{i}")
+        mid.append(h)
+    midend = g.op("Concat", mid, "midend", axis=1)  # (B, 753, T)
+
+    pooled = g.op(
+        "Concat",
+        [
+            g.op("ReduceMax", [midend], "backend/max_over_time", axes=[2], keepdims=0),
+            g.op("ReduceMean", [midend], "backend/mean_over_time", axes=[2], keepdims=0),
+        ],
+        "backend/pooled",
+        axis=1,
+    )  # (B, 1506): [max_0..max_752, mean_0..mean_752]
+    n_ch = arrays["batch_normalization_9/gamma"].shape[0] // 2
+    perm = np.concatenate([np.arange(0, 2 * n_ch, 2), np.arange(1, 2 * n_ch, 2)])  # interleaved -> blocked
+    s9, t9 = _bn(arrays, "batch_normalization_9")
+    dense_w = arrays["dense/kernel"].astype(np.float64)
+    folded_w = (s9.astype(np.float64)[:, None] * dense_w)[perm].astype(np.float32)
+    folded_b = (arrays["dense/bias"].astype(np.float64) + t9.astype(np.float64) @ dense_w).astype(np.float32)
+    hidden = g.op("MatMul", [pooled, g.const("dense/kernel_bn9", folded_w)], "dense/matmul")
+    hidden = g.op("Add", [hidden, g.const("dense/bias_bn9", folded_b)], "dense/add")
+    hidden = g.op("Relu", [hidden], "dense/relu")
+    s10, t10 = _bn(arrays, "batch_normalization_10")
+    hidden = g.op("Mul", [hidden, g.const("batch_normalization_10/scale", s10)], "batch_normalization_10/mul")
+    g.op("Add", [hidden, g.const("batch_normalization_10/shift", t10)], "batch_normalization_10/add", "embedding")
+    logits = g.op("MatMul", ["embedding", g.const("dense_1/kernel", arrays["dense_1/kernel"])], "dense_1/matmul")
+    logits = g.op("Add", [logits, g.const("dense_1/bias", arrays["dense_1/bias"])], "dense_1/add")
+    g.op("Sigmoid", [logits], "dense_1/sigmoid", "probabilities")
+
+    graph = helper.make_graph(
+        g.nodes,
+        "musicnn_MSD",
+        [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", PATCH_FRAMES, N_MELS])],
+        [
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", emb_dim]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n_tags]),
+        ],
+        g.initializers,
+    )
+    model = helper.make_model(
+        graph,
+        producer_name="musicindex tools/export_musicnn_onnx.py",
+        producer_version="1",
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        doc_string="musicnn MSD_musicnn (Pons & Serra, ISC licence), built from msd_musicnn.npz",
+    )
+    model.ir_version = 8  # readable by onnxruntime >= 1.14
+    helper.set_model_props(
+        model, {"source_npz": "msd_musicnn.npz", "source_npz_sha256": npz_sha256, "onnx": onnx.__version__}
+    )
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+# --- int8 ------------------------------------------------------------------------------------------------------
+def calibration_patches(devset_csv: Path, n_tracks: int, per_track: int, cache: Path | None) -> np.ndarray:
+    """Log-mel patches of the dev set's TRAIN split (never the held-out tracks), for static quantization."""
+    import csv
+
+    sys.path.insert(0, str(REPO))
+    from musicindex.audio.decode import read_window
+    from musicindex.audio.window import AnalysisWindow
+    from musicindex.pretrained import musicnn
+
+    with devset_csv.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "train"]
+    rows.sort(key=lambda r: hashlib.sha256(r["path"].encode()).hexdigest())  # a fixed, label-mixed order
+    out = []
+    for row in rows[:n_tracks]:
+        y, _ = read_window(row["path"], AnalysisWindow(), sample_rate=16000)
+        cut = musicnn.patches(musicnn.logmel(y))
+        out.append(cut[np.linspace(0, cut.shape[0] - 1, min(per_track, cut.shape[0])).round().astype(int)])
+    return np.concatenate(out)
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, *, per_channel: bool = True) -> None:
+    """Static QDQ int8 (activations u8 asymmetric, weights s8 symmetric per channel) of the convolutions.
+
+    Only the Conv nodes are quantized (the front end holds ~97 % of the arithmetic); everything after them
+    stays fp32. Calibration: min/max of each Conv input and output over ``calibration`` patches.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it: Iterator[np.ndarray] = iter(np.array_split(calibration, max(1, len(calibration) // 16)))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self._it, None)
+            return None if batch is None else {"logmel": batch.astype(np.float32)}
+
+    model = onnx.load(str(fp32_path))
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
+    quantize_static(
+        str(fp32_path),
+        str(out_path),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+        nodes_to_quantize=convs,
+        op_types_to_quantize=["Conv"],
+        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+    )
+
+
+def check_against_keras(path: Path) -> None:
+    """Print the max abs differences of the ONNX graph to the Keras port on the reference signal's patches."""
+    import importlib.util
+
+    import onnxruntime as ort
+
+    sys.path.insert(0, str(REPO))
+    from musicindex.pretrained import musicnn
+
+    spec = importlib.util.spec_from_file_location("rec", REPO / "tools" / "record_musicnn_reference.py")
+    assert spec is not None and spec.loader is not None
+    rec = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rec)
+    batch = musicnn.patches(musicnn.logmel(rec.reference_signal()))
+    keras_emb, keras_tags = musicnn.MusicnnModel.load().patch_outputs(batch)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    emb, tags = sess.run(None, {"logmel": batch})
+    print(
+        f"{path.name} vs Keras port: max |d embedding| {np.abs(emb - keras_emb).max():.2e}, "
+        f"max |d probabilities| {np.abs(tags - keras_tags).max():.2e}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--npz", type=Path, default=NPZ)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--int8", action="store_true", help="also write the static-QDQ int8 graph (needs the dev set)")
+    parser.add_argument("--devset", type=Path, default=Path.home() / ".cache/musicindex-devset/set/all.csv")
+    parser.add_argument("--calibration-tracks", type=int, default=64)
+    parser.add_argument("--calibration-patches", type=int, default=4, help="per track")
+    parser.add_argument("--check", action="store_true", help="compare with the Keras port (imports TensorFlow)")
+    args = parser.parse_args()
+
+    import onnx
+
+    with np.load(args.npz, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    npz_sha = sha256_of(args.npz)
+    model = build_model(arrays, npz_sha)
+    args.out.write_bytes(model.SerializeToString())
+    written = [args.out]
+    if args.int8:
+        calib = calibration_patches(args.devset, args.calibration_tracks, args.calibration_patches, None)
+        out8 = args.out.with_name(args.out.stem + "_int8.onnx")
+        quantize_int8(args.out, out8, calib)
+        written.append(out8)
+        print(f"int8 calibration: {calib.shape[0]} patches of {args.calibration_tracks} train-split tracks")
+    versions = f"onnx {onnx.__version__}, onnxruntime {metadata.version('onnxruntime')}, numpy {np.__version__}"
+    print(f"source {args.npz.name} sha256 {npz_sha}; {versions}")
+    for path in written:
+        print(f"wrote {path} ({path.stat().st_size} bytes) sha256 {sha256_of(path)}")
+        if args.check:
+            check_against_keras(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
