@@ -37,7 +37,8 @@ from musicindex import servers
 from musicindex.config import Settings, set_settings
 from musicindex.db.session import Database
 from musicindex.index import MusicIndex
-from musicindex.query import engine as E
+from musicindex.query.search import ef_search_for
+from musicindex.vocab import hnsw_index_name
 
 DIMS = {"features": 43, "ann": 32, "cnn": 64}
 KINDS = {"features": "scaler", "ann": "ann", "cnn": "cnn"}
@@ -129,11 +130,11 @@ def fill(db: Database, n: int, spaces: list[str], seed: int, workers: int, clust
                 cur.execute(f"SET max_parallel_maintenance_workers = {int(workers)}")
                 t0 = time.perf_counter()
                 cur.execute(
-                    f"CREATE INDEX {E.hnsw_index_name(vid)} ON embeddings USING hnsw "
+                    f"CREATE INDEX {hnsw_index_name(vid)} ON embeddings USING hnsw "
                     f"((embedding::vector({dim})) vector_cosine_ops) WHERE model_version_id = {vid}"
                 )
                 build_s = time.perf_counter() - t0
-                cur.execute("SELECT pg_relation_size(%s::regclass)", (E.hnsw_index_name(vid),))
+                cur.execute("SELECT pg_relation_size(%s::regclass)", (hnsw_index_name(vid),))
                 size = cur.fetchone()[0]
             raw.commit()
         finally:
@@ -193,7 +194,7 @@ def measure(index: MusicIndex, info: dict, space: str, queries: int, seed: int, 
         "space": space,
         "dim": s["dim"],
         "method": method,
-        "ef": ef or E.ef_search_for(10),
+        "ef": ef or ef_search_for(10),
         "p50": np.percentile(ms, 50),
         "p95": np.percentile(ms, 95),
         "p99": np.percentile(ms, 99),

@@ -17,6 +17,7 @@ from typing import Any
 
 import platformdirs
 
+from musicindex.audio.window import AnalysisWindow
 from musicindex.errors import ConfigError
 from musicindex.vocab import GENRE_MODEL_PREFERENCES
 
@@ -178,6 +179,11 @@ class Settings:
             raise ConfigError(
                 f"MUSICINDEX_UPLOAD_MAX_BYTES={self.upload_max_bytes}: must be between 1024 and {2**31} bytes"
             )
+
+    @property
+    def window(self) -> AnalysisWindow:
+        """The analysis window of these settings (``MUSICINDEX_WINDOW_OFFSET`` / ``_DURATION``)."""
+        return AnalysisWindow(offset=self.window_offset, duration=self.window_duration)
 
     @property
     def cors_origin_list(self) -> list[str]:

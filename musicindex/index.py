@@ -1,18 +1,21 @@
-"""The public Python API: ``MusicIndex``. The CLI (and the web app) are thin layers over it.
+"""The public Python API: ``MusicIndex``, the facade. The CLI and the web app are thin layers over it.
 
 ``MusicIndex`` is composed of explicit services that share one database and one
 :class:`~musicindex.dispatch.Dispatcher` (the only thing that sends Celery tasks):
 
-* ``index.ingestion`` -- :class:`~musicindex.ingest.service.IngestService` (ingest, wait, status)
-* ``index.training``  -- :class:`~musicindex.ml.service.TrainingService` (train, registry, evaluate, report)
-* ``index.queries``   -- :class:`~musicindex.query.service.QueryService` (similar, recommend, genres, ...)
+* ``index.ingestion`` -- :class:`~musicindex.ingest.service.IngestService` (ingest, wait, watch, rescan, progress)
+* ``index.training``  -- :class:`~musicindex.ml.service.TrainingService` (train, embed, registry, evaluate, report)
+* ``index.queries``   -- :class:`~musicindex.query.service.QueryService` (similar, recommend, genres, tags, ...)
+* ``index.library``   -- :class:`~musicindex.query.library.LibraryService` (search, details, lists, spaces, map)
 
-Every public method of those services is also a method of ``MusicIndex`` itself
-(``index.similar(...)`` is ``index.queries.similar(...)``).
+Every public method of those services is also a method of ``MusicIndex`` itself (``index.similar(...)`` is
+``index.queries.similar(...)``; ``SERVICE_METHODS`` lists them). What needs two layers is composed here:
+``similar_to_file`` (the models analyse the file, the query layer searches with it) and ``status``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,12 +23,25 @@ from musicindex import servers
 from musicindex.config import Settings, broker_urls, database_url, get_settings, paths_for, redact_url
 from musicindex.db.session import Database
 from musicindex.dispatch import Dispatcher
-from musicindex.errors import MusicIndexError
+from musicindex.errors import ModelNotTrainedError, MusicIndexError
 from musicindex.ingest.service import IngestService, IngestSummary, StatusReport
 from musicindex.ml.service import TrainingService
+from musicindex.query.library import LibraryService
+from musicindex.query.results import QueryResult
 from musicindex.query.service import QueryService
 
-__all__ = ["DoctorReport", "IngestSummary", "MusicIndex", "StatusReport"]
+__all__ = ["SERVICE_METHODS", "DoctorReport", "IngestSummary", "MusicIndex", "StatusReport"]
+
+SERVICE_METHODS: dict[str, tuple[str, ...]] = {
+    "ingestion": ("ingest", "wait_for", "watch", "rescan", "known_roots", "ingest_progress"),
+    "training": (
+        "train", "models", "model", "active_models", "promote", "rollback", "embed", "embed_tracks", "evaluate",
+        "report",
+    ),
+    "queries": ("similar", "recommend", "by_genre", "genre_of", "cluster_of", "playlist", "tags_of", "search_by_tags"),
+    "library": ("search_tracks", "track_details", "track_summaries", "track_file", "genres", "spaces", "library_map"),
+}  # fmt: skip
+"""The methods of each service that ``MusicIndex`` offers as its own."""
 
 
 @dataclass
@@ -69,19 +85,24 @@ class MusicIndex:
         self.ingestion = IngestService(db, settings, self.dispatcher)
         self.training = TrainingService(db, settings, self.dispatcher)
         self.queries = QueryService(db, settings)
-        # the services' methods, offered on the index itself
-        i, t, q = self.ingestion, self.training, self.queries
-        self.ingest, self.wait_for = i.ingest, i.wait_for
+        self.library = LibraryService(db, settings)
+        # the services' methods, offered on the index itself (SERVICE_METHODS lists them; tests check both agree)
+        i, t, q, lib = self.ingestion, self.training, self.queries, self.library
+        self.ingest, self.wait_for, self.watch, self.rescan = i.ingest, i.wait_for, i.watch, i.rescan
+        self.known_roots, self.ingest_progress = i.known_roots, i.ingest_progress
         self.train, self.models, self.model, self.active_models = t.train, t.models, t.model, t.active_models
-        self.promote, self.rollback, self.embed_tracks = t.promote, t.rollback, t.embed_tracks
-        self.evaluate, self.report, self.embed = t.evaluate, t.report, t.embed
+        self.promote, self.rollback, self.embed, self.embed_tracks = t.promote, t.rollback, t.embed, t.embed_tracks
+        self.evaluate, self.report = t.evaluate, t.report
         self.similar, self.recommend, self.by_genre, self.genre_of = q.similar, q.recommend, q.by_genre, q.genre_of
-        self.cluster_of, self.similar_to_file, self.playlist = q.cluster_of, q.similar_to_file, q.playlist
-        self.tags_of, self.search_by_tags, self.track_file = q.tags_of, q.search_by_tags, q.track_file
-        # track search, details, lists, spaces and the map (the HTTP API and web page use them too)
-        self.search_tracks, self.track_details, self.genres = q.search_tracks, q.track_details, q.genres
-        self.track_summaries, self.spaces, self.library_map = q.track_summaries, q.spaces, q.library_map
-        self.ingest_progress = q.ingest_progress
+        self.cluster_of, self.playlist, self.tags_of, self.search_by_tags = (
+            q.cluster_of, q.playlist, q.tags_of, q.search_by_tags
+        )  # fmt: skip
+        self.search_tracks, self.track_details, self.track_summaries = (
+            lib.search_tracks, lib.track_details, lib.track_summaries
+        )  # fmt: skip
+        self.track_file, self.genres, self.spaces, self.library_map = (
+            lib.track_file, lib.genres, lib.spaces, lib.library_map
+        )  # fmt: skip
 
     @property
     def settings(self) -> Settings:
@@ -91,7 +112,7 @@ class MusicIndex:
     def settings(self, settings: Settings) -> None:
         """New settings apply to every service of this index (and its dispatcher)."""
         self._settings = settings
-        for part in (self.dispatcher, self.ingestion, self.training, self.queries):
+        for part in (self.dispatcher, self.ingestion, self.training, self.queries, self.library):
             part.settings = settings
 
     @classmethod
@@ -119,6 +140,32 @@ class MusicIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def similar_to_file(
+        self,
+        path: str | os.PathLike[str],
+        k: int = 10,
+        space: str | None = None,
+        exact: bool = False,
+        explain: bool = True,
+    ) -> QueryResult:
+        """The ``k`` indexed tracks closest to an outside audio file (analysed, never stored; ``space`` None: the
+        best available one). The models analyse the file (``ml.probe``), the query layer searches with it; a model
+        promoted in between is noticed and the file analysed again for the new version."""
+        from musicindex.ml import probe
+        from musicindex.query.validation import check_k
+
+        k = check_k(k)
+        chosen, version = self.queries.example_space(space)
+        while True:
+            example = probe.analyse_example(self.db, path, space=chosen, version=version, window=self.settings.window)
+            try:
+                return self.queries.similar_to_example(example, k=k, space=chosen, exact=exact, explain=explain)
+            except ModelNotTrainedError:
+                now = self.queries.example_space(chosen)[1]
+                if (now and now.id) == (version and version.id):
+                    raise  # not a promotion in between: the space cannot answer
+                version = now
 
     def status(self, failures: int = 10) -> StatusReport:
         """Counts by status, the latest failures with reasons, queue depths, live workers and the coverage of

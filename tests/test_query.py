@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import text
 
+import musicindex.query.spaces as query_spaces
 from musicindex import ingest
 from musicindex.errors import (
     AudioError,
@@ -25,8 +26,10 @@ from musicindex.errors import (
     UnknownGenreError,
 )
 from musicindex.localworker import settings_env
-from musicindex.query import engine as E
 from musicindex.query.results import QueryResult
+from musicindex.query.search import Filters, ef_search_for, search_sql
+from musicindex.query.snapshot import snapshot
+from musicindex.query.spaces import open_space
 from musicindex.sample.synth import generate_library
 from musicindex.vocab import FEATURE_NAMES, N_FEATURES
 from tests.conftest import run_cli
@@ -455,13 +458,13 @@ def test_no_models_errors(index):
 
 # --------------------------------------------------------------------------- consistency
 def test_query_runs_in_one_read_only_repeatable_read_snapshot(index, lib):
-    with E.snapshot(index.db) as snap:
+    with snapshot(index.db) as snap:
         assert snap.one("SHOW transaction_isolation")[0] == "repeatable read"
         assert snap.one("SHOW transaction_read_only")[0] == "on"
         before = snap.versions["ann"].id
         # another session promotes a new ann version meanwhile
         newer = make_version(index.db, "ann", dim=32, vectors=clustered(lib["rows"], 32, seed=9), space="ann")
-        sp = E.open_space(snap, "ann")
+        sp = open_space(snap, "ann")
         assert sp.version_id == before
         with pytest.raises(sqlalchemy.exc.InternalError, match="read-only transaction"):
             snap.conn.exec_driver_sql("DELETE FROM tracks")
@@ -511,19 +514,19 @@ def big(index):
 
 def test_hnsw_plan_recall_and_filters_at_20k(index, big):
     vid, ids, vecs = big["vid"], big["ids"], big["vecs"]
-    with E.snapshot(index.db) as snap:
-        sp = E.open_space(snap, "ann")
+    with snapshot(index.db) as snap:
+        sp = open_space(snap, "ann")
         assert sp.method == "hnsw" and sp.version_id == vid
         for filters in (
-            E.Filters(exclude_ids=[int(ids[0])]),
-            E.Filters(exclude_ids=[int(ids[0])], exclude_genres=["g7"], exclude_artists=["artist 3"]),
+            Filters(exclude_ids=[int(ids[0])]),
+            Filters(exclude_ids=[int(ids[0])], exclude_genres=["g7"], exclude_artists=["artist 3"]),
         ):
-            prefix, sql, params = E.search_sql(snap, sp, vecs[0], 10, filters)
+            prefix, sql, params = search_sql(snap, sp, vecs[0], 10, filters)
             snap.conn.exec_driver_sql(prefix)
             plan = "\n".join(r[0] for r in snap.all("EXPLAIN " + sql, params))
             assert f"Index Scan using ix_emb_hnsw_v{vid}" in plan, plan
-        exact_sp = E.open_space(snap, "ann", exact=True)
-        prefix, sql, params = E.search_sql(snap, exact_sp, vecs[0], 10)
+        exact_sp = open_space(snap, "ann", exact=True)
+        prefix, sql, params = search_sql(snap, exact_sp, vecs[0], 10)
         plan = "\n".join(r[0] for r in snap.all("EXPLAIN " + sql, params))
         assert "hnsw" not in plan
     # recall@10 against exact search
@@ -533,7 +536,7 @@ def test_hnsw_plan_recall_and_filters_at_20k(index, big):
         t0 = time.perf_counter()
         res = index.similar(int(ids[qi]), k=10, space="ann")
         times.append(time.perf_counter() - t0)
-        assert res.method == "hnsw" and res.ef_search == E.ef_search_for(10) == 200 and len(res) == 10
+        assert res.method == "hnsw" and res.ef_search == ef_search_for(10) == 200 and len(res) == 10
         sims = vecs @ vecs[qi]
         sims[qi] = -np.inf
         truth = set(ids[np.argsort(-sims)[:10]].tolist())
@@ -702,11 +705,11 @@ def test_every_argument_is_bounded_and_queries_time_out(index, lib, monkeypatch)
         index.playlist(rows[0]["id"], rows[1]["id"], n=500)
     with pytest.raises(InvalidArgumentError, match="max_tracks must be an integer between 2 and 50000"):
         index.evaluate(max_tracks=10**7)
-    monkeypatch.setattr(E, "EXACT_MAX", 10)
+    monkeypatch.setattr(query_spaces, "EXACT_MAX", 10)
     with pytest.raises(InvalidArgumentError, match="exact search is limited to 10 vectors"):
         index.similar(rows[0]["id"], space="ann", exact=True)
     assert len(index.similar(rows[0]["id"], space="ann", k=3)) == 3  # the index path is not bounded
-    with pytest.raises(QueryTimeoutError, match="MUSICINDEX_QUERY_TIMEOUT"), E.snapshot(index.db, timeout=0.2) as snap:
+    with pytest.raises(QueryTimeoutError, match="MUSICINDEX_QUERY_TIMEOUT"), snapshot(index.db, timeout=0.2) as snap:
         snap.one("SELECT pg_sleep(2)")
     index.settings = index.settings.with_(query_timeout=0.2)
     assert len(index.similar(rows[0]["id"], k=3)) == 3  # ordinary queries are far below any sane timeout

@@ -58,12 +58,6 @@ def _shutdown_process(**_: object) -> None:
         _db.dispose()
 
 
-def _window():
-    from musicindex.audio import AnalysisWindow
-
-    return AnalysisWindow(offset=_settings.window_offset, duration=_settings.window_duration)
-
-
 _threadpools = None
 
 
@@ -120,7 +114,7 @@ def ingest_files(
     soft = self.soft_time_limit or app.conf.task_soft_time_limit or _settings.task_time_limit
     deadline = time.monotonic() + 0.5 * float(soft)
     proc = ChunkProcessor(
-        db, window=_window(), label_from_tag=label_from_tag, roots=roots, reraise=(SoftTimeLimitExceeded,)
+        db, window=_settings.window, label_from_tag=label_from_tag, roots=roots, reraise=(SoftTimeLimitExceeded,)
     )
     rest: list[int] = []
     try:

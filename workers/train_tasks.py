@@ -64,8 +64,6 @@ def scheduled_retrain(models: Any = None, options: dict[str, Any] | None = None)
 )
 def embed_tracks(self, track_ids: list[int]) -> dict:
     """The musicnn embedding and tags of ``track_ids``, then their outputs from every active trained version."""
-    from musicindex.audio.window import AnalysisWindow
     from musicindex.ml import pretrained
 
-    window = AnalysisWindow(offset=_settings.window_offset, duration=_settings.window_duration)
-    return pretrained.embed_job(get_db(), track_ids, window=window, model=pretrained.get_model(threads=1))
+    return pretrained.embed_job(get_db(), track_ids, window=_settings.window, model=pretrained.get_model(threads=1))

@@ -6,89 +6,49 @@ Knows nothing of the database.  Typical use (a worker)::
     audio.warm_up()                      # once per process: numba JIT, filter banks, imports
     res = audio.analyse_file(path)       # AnalysisResult(info, features, logmel)
     blob = audio.encode_spectrogram(res.logmel)
+
+The names below are imported from their submodules on first use: importing ``musicindex.audio.window`` (the
+analysis window, which the settings use) does not load librosa, numba or the feature code.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    from .analysis import AnalysisResult, analyse, analyse_file, warm_up
+    from .decode import AudioFileVanishedError, AudioInfo, probe, read_window
+    from .features import FEATURE_NAMES, FEATURES_VERSION, N_FEATURES, extract_features, reference_features
+    from .hashing import file_sha256
+    from .spectrogram import N_MELS, SPECTROGRAM_VERSION, compute_logmel
+    from .spectrogram import decode as decode_spectrogram
+    from .spectrogram import encode as encode_spectrogram
+    from .tags import read_tags
+    from .window import HOP, MIN_DURATION, N_FFT, SAMPLE_RATE, WINDOW_DURATION, WINDOW_OFFSET, AnalysisWindow
 
-from .analysis import analyse
-from .decode import AudioFileVanishedError, AudioInfo, probe, read_window
-from .features import FEATURE_NAMES, FEATURES_VERSION, N_FEATURES, extract_features, reference_features
-from .hashing import file_sha256
-from .spectrogram import N_MELS, SPECTROGRAM_VERSION, compute_logmel
-from .spectrogram import decode as decode_spectrogram
-from .spectrogram import encode as encode_spectrogram
-from .tags import read_tags
-from .window import HOP, MIN_DURATION, N_FFT, SAMPLE_RATE, WINDOW_DURATION, WINDOW_OFFSET, AnalysisWindow
-
-
-@dataclass(frozen=True)
-class AnalysisResult:
-    info: AudioInfo
-    features: np.ndarray | None  # (43,) float64, FEATURE_NAMES order (None: not asked for)
-    logmel: np.ndarray | None  # (N_MELS, n_frames) float32, dB (None: not asked for)
-
-
-_warm = False
-_MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc maximum
-_TRIM_THRESHOLD = 512 * 1024 * 1024
-
-
-def _tune_allocator() -> bool:
-    """Keep large freed blocks in the glibc heap instead of returning them to the OS.
-
-    One analysis allocates ~25 MB of short-lived 5-10 MB arrays; with glibc defaults every
-    one of them is a fresh mmap and costs page faults (~17 ms of system time per track,
-    measured).  Raising M_MMAP_THRESHOLD / M_TRIM_THRESHOLD removes that.  Process-wide:
-    the resident heap stays at the peak size (~100 MB) -- fine for a worker process.
-    Linux/glibc only; returns False (and changes nothing) elsewhere.
-    """
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
-            libc.mallopt(M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-        )
-    except (OSError, AttributeError):
-        return False
+_HOMES: dict[str, tuple[str, str]] = {
+    **{n: ("analysis", n) for n in ("AnalysisResult", "analyse", "analyse_file", "warm_up")},
+    **{n: ("decode", n) for n in ("AudioFileVanishedError", "AudioInfo", "probe", "read_window")},
+    **{n: ("features", n) for n in ("FEATURE_NAMES", "FEATURES_VERSION", "N_FEATURES", "extract_features",
+                                    "reference_features")},
+    "file_sha256": ("hashing", "file_sha256"),
+    **{n: ("spectrogram", n) for n in ("N_MELS", "SPECTROGRAM_VERSION", "compute_logmel")},
+    "decode_spectrogram": ("spectrogram", "decode"),
+    "encode_spectrogram": ("spectrogram", "encode"),
+    "read_tags": ("tags", "read_tags"),
+    **{n: ("window", n) for n in ("HOP", "MIN_DURATION", "N_FFT", "SAMPLE_RATE", "WINDOW_DURATION", "WINDOW_OFFSET",
+                                  "AnalysisWindow")},
+}  # fmt: skip
 
 
-def warm_up(tune_allocator: bool = True) -> None:
-    """Prepare this process for analysis; idempotent.  Workers call it once at start, not per job.
-
-    Compiles (or loads from numba's on-disk cache) the numba kernels, builds the filter banks,
-    imports soxr, and -- unless ``tune_allocator=False`` -- tunes glibc malloc for the large
-    short-lived arrays of an analysis (see ``_tune_allocator``).  Cold: ~5 s; cached: ~1 s.
-    """
-    global _warm
-    if _warm:
-        return
-    if tune_allocator:
-        _tune_allocator()
-    rng = np.random.default_rng(0)
-    t = np.arange(2 * SAMPLE_RATE, dtype=np.float64) / SAMPLE_RATE
-    y = (0.3 * np.sin(2 * np.pi * 440.0 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
-    analyse(y)
-    import soxr  # noqa: F401  (import cost once)
-
-    _warm = True
-
-
-def analyse_file(
-    path, window: AnalysisWindow | None = None, *, features: bool = True, spectrogram: bool = True
-) -> AnalysisResult:
-    """Decode the analysis window of ``path`` and compute features and/or spectrogram (raises AudioError)."""
-    y, info = read_window(path, window)
-    feats, logmel = analyse(y, features=features, spectrogram=spectrogram)
-    return AnalysisResult(info=info, features=feats, logmel=logmel)
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home[0]}"), home[1])
+    globals()[name] = value
+    return value
 
 
 __all__ = [

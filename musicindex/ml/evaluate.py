@@ -29,7 +29,10 @@ import numpy as np
 
 from musicindex.db.session import Database
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
-from musicindex.query import engine as E
+from musicindex.query.snapshot import Snapshot, snapshot
+from musicindex.query.spaces import load_space_matrix, open_space
+from musicindex.query.validation import check_k
+from musicindex.query.vectors import knn_exact
 from musicindex.vocab import CLASSIFIER_KINDS, SPACES
 
 MAX_EVAL_TRACKS = 50_000
@@ -107,7 +110,7 @@ def _precision_and_hubness(
     ids: np.ndarray, mat: np.ndarray, genre: Mapping[int, str], queries: set[int], k: int
 ) -> tuple[float, float, float, int]:
     """(precision@k of the queries, hubness skewness, share never in a top k, number of queries scored)."""
-    nn = E.knn_exact(mat, k)
+    nn = knn_exact(mat, k)
     lab = np.array([genre[int(i)] for i in ids], dtype=object)
     is_query = np.array([int(i) in queries for i in ids], dtype=bool)
     hits = lab[nn] == lab[:, None]
@@ -118,7 +121,7 @@ def _precision_and_hubness(
     return prec, skew, float(np.mean(occ == 0)), int(is_query.sum())
 
 
-def _heldout(snap: E.Snapshot, version_id: int) -> set[int]:
+def _heldout(snap: Snapshot, version_id: int) -> set[int]:
     """The track ids a version was not trained on (recorded in its snapshot at training)."""
     row = snap.one(f"SELECT snapshot -> 'heldout_track_ids' FROM model_versions WHERE id = {int(version_id)}")
     return {int(t) for t in (row[0] or [])} if row is not None else set()
@@ -145,13 +148,13 @@ def evaluate(
 ) -> EvaluationReport:
     """Genre precision@k and hubness of each available space, and the classifiers' scores, by the protocol of
     the module docstring. ``labels``: ``csv:FILE`` or a {path: label} map of labels not used for training."""
-    k = E.check_k(k)
+    k = check_k(k)
     if isinstance(max_tracks, bool) or not isinstance(max_tracks, int) or not 2 <= max_tracks <= MAX_EVAL_TRACKS:
         raise InvalidArgumentError(f"max_tracks must be an integer between 2 and {MAX_EVAL_TRACKS}, got {max_tracks!r}")
     label_map = read_labels(labels) if isinstance(labels, str) else dict(labels or {})
     rng = np.random.default_rng(seed)
     notes: list[str] = []
-    with E.snapshot(db, genre_model) as snap:
+    with snapshot(db, genre_model) as snap:
         rows = snap.all("SELECT id, path, label FROM tracks WHERE status = 'indexed' ORDER BY id")
         train_label = {int(r[0]): r[2] for r in rows if r[2] is not None}
         genre: dict[int, str] = dict(train_label)
@@ -193,7 +196,7 @@ def evaluate(
         spaces: list[SpaceEvaluation] = []
         for name in SPACES:
             try:
-                sp = E.open_space(snap, name, exact=True, bound_exact=False)
+                sp = open_space(snap, name, exact=True, bound_exact=False)
             except ModelNotTrainedError:
                 continue
             supervised = name in ("ann", "cnn")
@@ -214,7 +217,7 @@ def evaluate(
                 queries = set(pool)
                 protocol = "queries: every labelled track (no model was trained on labels)"
             queries &= pool_set
-            ids, mat = E.load_space_matrix(snap, sp, pool)
+            ids, mat = load_space_matrix(snap, sp, pool)
             if len(ids) < 2 or not queries:
                 continue
             prec, skew, never, nq = _precision_and_hubness(ids, mat, genre, queries, k)

@@ -141,6 +141,12 @@ def get_model(threads: int | None = None) -> MusicnnModel:
         return _model
 
 
+def embed_signals(signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean embeddings ``(n, 200)`` and tag probabilities ``(n, 50)`` of 16 kHz mono signals (this process's
+    network)."""
+    return get_model().embed(signals)
+
+
 # --------------------------------------------------------------------------- embedding
 @dataclass
 class EmbedResult:

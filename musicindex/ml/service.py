@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from musicindex.audio.window import AnalysisWindow
 from musicindex.config import Settings
 from musicindex.db.session import Database
 from musicindex.dispatch import Dispatcher
@@ -207,7 +206,7 @@ class TrainingService:
         vid = pretrained.current_version(self.db)
         ids = list(track_ids) if track_ids is not None else pretrained.missing_track_ids(self.db, vid)
         summary = EmbedSummary(version_id=vid, queued=len(ids))
-        window = AnalysisWindow(self.settings.window_offset, self.settings.window_duration)
+        window = self.settings.window
         chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
         if local:
             model = pretrained.get_model()

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from musicindex.errors import ModelNotTrainedError
-from musicindex.query import engine as E
 from musicindex.query.results import TrackHit
+from musicindex.query.snapshot import Snapshot
+from musicindex.query.spaces import feature_scale, raw_features
+from musicindex.query.tags import TagSpace, tag_probabilities, tag_space, top_tags
 from musicindex.vocab import FEATURE_NAMES
 
 NAMED_FEATURES: dict[str, tuple[str, str, str, str]] = {
@@ -76,7 +78,7 @@ def summary(shared: Sequence[str], diffs: Sequence[dict[str, Any]], space: str |
 
 
 def explain(
-    snap: E.Snapshot,
+    snap: Snapshot,
     hits: Sequence[TrackHit],
     *,
     query_ids: Sequence[int] = (),
@@ -87,28 +89,28 @@ def explain(
     probabilities (several liked tracks), or the given raw features / tag probabilities (an outside file)."""
     if not hits:
         return list(hits)
-    scale = E.feature_scale(snap)
+    scale = feature_scale(snap)
     ids = [h.id for h in hits]
-    feats = E.raw_features(snap, [*ids, *query_ids])
+    feats = raw_features(snap, [*ids, *query_ids])
     q_feat = query_features
     if q_feat is None and query_ids:
         known = [feats[t] for t in query_ids if t in feats]
         q_feat = np.mean(known, axis=0) if known else None
     try:
-        ts: E.TagSpace | None = E.tag_space(snap)
+        ts: TagSpace | None = tag_space(snap)
     except ModelNotTrainedError:  # no musicnn version yet: explanations without tags
         ts = None
-    probs = E.tag_probabilities(snap, ts, [*ids, *query_ids]) if ts is not None else {}
+    probs = tag_probabilities(snap, ts, [*ids, *query_ids]) if ts is not None else {}
     q_tags = query_tags
     if q_tags is None and query_ids:
         known_t = [probs[t] for t in query_ids if t in probs]
         q_tags = np.mean(known_t, axis=0) if known_t else None
-    q_top = {t for t, _ in E.top_tags(q_tags, ts.names)} if (ts is not None and q_tags is not None) else set()
+    q_top = {t for t, _ in top_tags(q_tags, ts.names)} if (ts is not None and q_tags is not None) else set()
     out = []
     for h in hits:
         shared: list[str] = []
         if ts is not None and h.id in probs and q_top:
-            shared = [t for t, _ in E.top_tags(probs[h.id], ts.names) if t in q_top][:MAX_SHARED_TAGS]
+            shared = [t for t, _ in top_tags(probs[h.id], ts.names) if t in q_top][:MAX_SHARED_TAGS]
         diffs = (
             differences(q_feat, feats[h.id], scale)
             if (q_feat is not None and scale is not None and h.id in feats)

@@ -49,6 +49,21 @@ class TrackHit:
 
 
 @dataclass(frozen=True)
+class Example:
+    """An outside audio file as the query layer sees it (analysed in ``musicindex.ml.probe``, never stored).
+
+    ``features``: its 43 raw features; ``musicnn`` / ``tags``: its musicnn embedding and tag probabilities (when
+    the space needs them); ``embeddings``: its vector under a trained model version (version id -> vector).
+    """
+
+    path: str
+    features: Any = None
+    musicnn: Any = None
+    tags: Any = None
+    embeddings: dict[int, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class QueryResult:
     """The answer of a list query (similar, recommend, by_genre, playlist, similar_to_file).
 

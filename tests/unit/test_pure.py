@@ -11,8 +11,9 @@ from musicindex.ingest import lifecycle
 from musicindex.ingest.labels import LabelSource
 from musicindex.ingest.scan import scan, within
 from musicindex.ml.registry import decide
-from musicindex.query import engine as E
 from musicindex.query.results import TrackHit
+from musicindex.query.search import diversify, fits
+from musicindex.query.vectors import knn_exact, slerp, unit
 from musicindex.vocab import (
     CLASSIFIER_KINDS,
     FEATURE_NAMES,
@@ -34,21 +35,21 @@ def hit(i: int, artist: str | None = None, album: str | None = None) -> TrackHit
 # --------------------------------------------------------------------------- diversity
 def test_diversify_keeps_order_but_spaces_artists_and_albums():
     cands = [hit(1, "A", "x"), hit(2, "A", "y"), hit(3, "B", "x"), hit(4, "C", "z"), hit(5, "A", "w")]
-    picks = E.diversify(cands, k=4, artist_spacing=2, album_rule=True)
+    picks = diversify(cands, k=4, artist_spacing=2, album_rule=True)
     # 2 is A again (spacing 2), 3 is album x again right after x: 4 comes second, then 3, then A's 2
     assert [p.id for p in picks] == [1, 4, 3, 2]
     # spacing 0 and no album rule: the original ranking
-    assert [p.id for p in E.diversify(cands, 5, 0, album_rule=False)] == [1, 2, 3, 4, 5]
+    assert [p.id for p in diversify(cands, 5, 0, album_rule=False)] == [1, 2, 3, 4, 5]
 
 
 def test_diversify_stops_when_nothing_fits():
     cands = [hit(1, "A"), hit(2, "A"), hit(3, "A")]
-    assert [p.id for p in E.diversify(cands, k=3, artist_spacing=1)] == [1]
+    assert [p.id for p in diversify(cands, k=3, artist_spacing=1)] == [1]
 
 
 def test_fits_ignores_unknown_artists_and_case():
-    assert E.fits(hit(2, None), [hit(1, None)], artist_spacing=5)
-    assert not E.fits(hit(2, "abba "), [hit(1, "ABBA")], artist_spacing=1)
+    assert fits(hit(2, None), [hit(1, None)], artist_spacing=5)
+    assert not fits(hit(2, "abba "), [hit(1, "ABBA")], artist_spacing=1)
 
 
 # --------------------------------------------------------------------------- exact neighbours
@@ -56,7 +57,7 @@ def test_knn_exact_matches_brute_force_and_excludes_self():
     rng = np.random.default_rng(0)
     mat = rng.standard_normal((300, 8))
     mat /= np.linalg.norm(mat, axis=1, keepdims=True)
-    nn = E.knn_exact(mat, 5, chunk=64)
+    nn = knn_exact(mat, 5, chunk=64)
     sims = mat @ mat.T
     np.fill_diagonal(sims, -np.inf)
     expect = np.argsort(-sims, axis=1, kind="stable")[:, :5]
@@ -65,15 +66,15 @@ def test_knn_exact_matches_brute_force_and_excludes_self():
 
 
 def test_knn_exact_with_fewer_rows_than_k():
-    assert E.knn_exact(np.eye(3), 10).shape == (3, 2)
-    assert E.knn_exact(np.eye(1), 10).shape == (1, 0)
+    assert knn_exact(np.eye(3), 10).shape == (3, 2)
+    assert knn_exact(np.eye(1), 10).shape == (1, 0)
 
 
 # --------------------------------------------------------------------------- slerp
 def test_slerp_stays_on_the_sphere_and_hits_both_ends():
-    a, b = E.unit(np.array([1.0, 0, 0])), E.unit(np.array([0, 1.0, 1.0]))
-    assert np.allclose(E.slerp(a, b, 0.0), a) and np.allclose(E.slerp(a, b, 1.0), b)
-    mids = [E.slerp(a, b, t) for t in np.linspace(0, 1, 7)]
+    a, b = unit(np.array([1.0, 0, 0])), unit(np.array([0, 1.0, 1.0]))
+    assert np.allclose(slerp(a, b, 0.0), a) and np.allclose(slerp(a, b, 1.0), b)
+    mids = [slerp(a, b, t) for t in np.linspace(0, 1, 7)]
     assert all(abs(np.linalg.norm(m) - 1) < 1e-12 for m in mids)
     angles = [np.arccos(np.clip(m @ a, -1, 1)) for m in mids]
     assert np.allclose(np.diff(angles), angles[1] - angles[0])  # equal steps along the arc
@@ -81,7 +82,7 @@ def test_slerp_stays_on_the_sphere_and_hits_both_ends():
 
 def test_slerp_of_parallel_vectors_is_linear():
     a = np.array([0.0, 1.0])
-    assert np.allclose(E.slerp(a, a, 0.3), a)
+    assert np.allclose(slerp(a, a, 0.3), a)
 
 
 # --------------------------------------------------------------------------- promotion

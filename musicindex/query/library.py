@@ -1,0 +1,306 @@
+"""``LibraryService``: browsing the library (what the web page, the HTTP API and the Subsonic API list). Reads only.
+
+Track search, track summaries and details, the file of a track, the genres and spaces on offer and the 2-D map of
+the library; each reads in one snapshot, like the questions of :mod:`musicindex.query.service`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+
+from musicindex.config import Settings
+from musicindex.db.paths import fs_path
+from musicindex.db.session import Database
+from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
+from musicindex.query.results import (
+    ClusterResult,
+    GenreResult,
+    LibraryMap,
+    MapPoint,
+    SearchResult,
+    TrackDetails,
+    TrackSummary,
+)
+from musicindex.query.service import TrackRef, cluster_in, genre_in, tags_in
+from musicindex.query.snapshot import Snapshot, snapshot
+from musicindex.query.spaces import default_space, load_space_matrix, open_space
+from musicindex.query.validation import MAX_K, as_list, check_int, check_k, check_space, check_text
+from musicindex.vocab import DEFAULT_SPACE, FEATURE_NAMES, N_FEATURES, SPACE_KIND, SPACES
+
+SEARCH_FIELDS = ("any", "title", "artist", "album")
+SEARCH_CANDIDATES = 1000
+"""At most this many matches of a search are ranked (a longer query narrows the answer)."""
+MAP_MAX_POINTS = 20_000
+
+
+class LibraryService:
+    """The library's tracks, genres, spaces and map, each read in one snapshot."""
+
+    SEARCH_FIELDS = SEARCH_FIELDS
+    SEARCH_CANDIDATES = SEARCH_CANDIDATES
+    MAP_MAX_POINTS = MAP_MAX_POINTS
+
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
+
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
+        return snapshot(self.db, self.settings.genre_model, timeout=self.settings.query_timeout)
+
+    # ------------------------------------------------------------------ tracks
+    def search_tracks(self, query: str, field: str = "any", limit: int = 20, offset: int = 0) -> SearchResult:
+        """Indexed tracks whose title, artist, album or file name contain words starting with each
+        word of ``query`` (case-insensitive, any order), best first (title matches rank above artist,
+        album and file-name ones). ``field`` restricts the match to ``title``, ``artist`` or ``album``.
+
+        Uses PostgreSQL full-text search (``musicindex_search_doc``, GIN index ``ix_tracks_search``,
+        migration 0003). At most ``SEARCH_CANDIDATES`` matches are ranked (``truncated`` says so).
+        """
+        query = check_text(query, "query", max_length=1000, empty=True)
+        if field not in SEARCH_FIELDS:
+            raise InvalidArgumentError(f"unknown search field {field!r}; choose one of: {', '.join(SEARCH_FIELDS)}")
+        limit = check_k(limit, "limit")
+        offset = check_int(offset, "offset", 0, 10_000)
+        words = [w.lower() for w in re.findall(r"[^\W_]+", query)][:8]
+        if not words:
+            raise InvalidArgumentError(f"search query {query!r} has no letter or digit to look for")
+        weight = {"any": "", "title": "A", "artist": "B", "album": "C"}[field]
+        # words are letters and digits only: nothing in them is tsquery syntax
+        tsq = " & ".join(f"{w}:*{weight}" for w in words)
+        doc = "musicindex_search_doc(t.title, t.artist, t.album, t.path)"
+        with self.snapshot() as snap:
+            gjoin, gexpr = snap.genre_join()
+            rows = snap.all(
+                f"WITH m AS MATERIALIZED (SELECT t.id FROM tracks t WHERE {doc} @@ to_tsquery('simple', %(q)s) "
+                f"AND t.status = 'indexed' LIMIT {SEARCH_CANDIDATES}) "
+                f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr}, t.duration, "
+                f"ts_rank({doc}, to_tsquery('simple', %(q)s)) AS rank, count(*) OVER () "
+                f"FROM m JOIN tracks t ON t.id = m.id {gjoin}"
+                f"ORDER BY rank DESC, lower(t.title), t.id LIMIT %(lim)s OFFSET %(off)s",
+                {"q": tsq, "lim": limit, "off": offset},
+            )
+            candidates = int(rows[0][8]) if rows else 0
+            if not rows and offset:
+                candidates = int(
+                    snap.one(
+                        f"SELECT count(*) FROM (SELECT 1 FROM tracks t WHERE {doc} @@ to_tsquery('simple', %(q)s) "
+                        f"AND t.status = 'indexed' LIMIT {SEARCH_CANDIDATES}) s",
+                        {"q": tsq},
+                    )[0]
+                )
+        return SearchResult(
+            query=query,
+            field=field,
+            items=[_summary(r) for r in rows],
+            candidates=candidates,
+            truncated=candidates >= SEARCH_CANDIDATES,
+            limit=limit,
+            offset=offset,
+        )
+
+    def track_summaries(self, tracks: Sequence[TrackRef]) -> list[TrackSummary]:
+        """Title, artist, album, genre and duration of ``tracks`` (ids or paths), in the given order."""
+        refs = as_list(tracks, "tracks")
+        if len(refs) > MAX_K:
+            raise InvalidArgumentError(f"at most {MAX_K} tracks")
+        with self.snapshot() as snap:
+            ids = snap.track_ids(refs)
+            gjoin, gexpr = snap.genre_join()
+            rows = snap.all(
+                f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr}, t.duration FROM tracks t {gjoin}"
+                "WHERE t.id = ANY(%(ids)s)",
+                {"ids": ids},
+            )
+        by_id = {int(r[0]): _summary(r) for r in rows}
+        return [by_id[i] for i in ids]
+
+    def track_file(self, track: TrackRef) -> str:
+        """The file of ``track`` as the operating system names it (names that are not valid UTF-8 included)."""
+        with self.snapshot() as snap:
+            t = snap.track(track)
+            row = snap.one("SELECT path, path_bytes FROM tracks WHERE id = %(t)s", {"t": t.id})
+        return fs_path(row[0], row[1])
+
+    def track_details(self, track: TrackRef) -> TrackDetails:
+        """Everything about one track (file facts, tags, features, genre, cluster, pretrained tags)."""
+        notes: dict[str, str] = {}
+        with self.snapshot() as snap:
+            t = snap.track(track)
+            r = snap.one(
+                "SELECT id, path, status, title, artist, album, year, genre_tag, label, label_source, duration, "
+                "sample_rate, channels, format, size, error, indexed_at FROM tracks WHERE id = %(t)s",
+                {"t": t.id},
+            )
+            f = snap.one(f"SELECT {', '.join(FEATURE_NAMES)} FROM track_features WHERE track_id = %(t)s", {"t": t.id})
+            features = {n: float(x) for n, x in zip(FEATURE_NAMES, f, strict=True)} if f is not None else None
+            tags: dict[str, float] | None = None
+            tags_version: int | None = None
+            genre: GenreResult | None = None
+            cluster: ClusterResult | None = None
+            try:
+                tr = tags_in(snap, t, n=50)
+                tags, tags_version = dict(tr.tags), tr.model_version_id
+            except ModelNotTrainedError as exc:
+                notes["tags"] = str(exc)
+            try:
+                genre = genre_in(snap, t)
+            except ModelNotTrainedError as exc:
+                notes["genre"] = str(exc)
+            try:
+                cluster = cluster_in(snap, t)
+            except ModelNotTrainedError as exc:
+                notes["cluster"] = str(exc)
+        return TrackDetails(
+            id=int(r[0]),
+            path=r[1],
+            status=r[2],
+            title=r[3],
+            artist=r[4],
+            album=r[5],
+            year=r[6],
+            genre_tag=r[7],
+            label=r[8],
+            label_source=r[9],
+            duration=float(r[10]) if r[10] is not None else None,
+            sample_rate=r[11],
+            channels=r[12],
+            format=r[13],
+            size=int(r[14]) if r[14] is not None else None,
+            error=r[15],
+            indexed_at=r[16].isoformat() if r[16] is not None else None,
+            features=features,
+            genre=genre,
+            cluster=cluster,
+            tags=tags,
+            tags_model_version=tags_version,
+            notes=notes,
+        )
+
+    # ------------------------------------------------------------------ vocabulary on offer
+    def genres(self) -> list[str]:
+        """Every genre a query accepts: the labels and the genre model's classes, sorted."""
+        with self.snapshot() as snap:
+            return snap.known_genres()
+
+    def spaces(self) -> list[dict[str, Any]]:
+        """The similarity spaces: which can answer now (its model version and dimension), which is
+        the default (the one queries use when given no space: ``spaces.default_space``)."""
+        out: list[dict[str, Any]] = []
+        with self.snapshot() as snap:
+            for name in SPACES:
+                v = snap.versions.get(SPACE_KIND[name])
+                entry: dict[str, Any] = {"space": name, "available": v is not None, "model_version_id": None,
+                                         "dimension": None, "hint": None}  # fmt: skip
+                if v is not None:
+                    entry.update(model_version_id=v.id, dimension=v.embedding_dim)
+                    if snap.one(f"SELECT 1 FROM embeddings WHERE model_version_id = {int(v.id)} LIMIT 1") is None:
+                        entry.update(available=False, hint=f"model version {v.id} ({v.kind}) holds no vectors yet")
+                elif name == DEFAULT_SPACE:  # raw features, standardized on the fly: no model needed
+                    entry.update(dimension=N_FEATURES)
+                    entry["available"] = snap.one("SELECT 1 FROM track_features LIMIT 1") is not None
+                    if not entry["available"]:
+                        entry["hint"] = "no track has audio features yet: `musicindex ingest PATH`"
+                else:
+                    try:
+                        open_space(snap, name, exact=True)
+                    except ModelNotTrainedError as exc:
+                        entry["hint"] = str(exc)
+                out.append(entry)
+            default = default_space(snap)  # what similar() and the others use when no space is given
+        for s in out:
+            s["default"] = s["space"] == default
+        return out
+
+    # ------------------------------------------------------------------ the map
+    def library_map(
+        self, space: str | None = None, color_by: str = "genre", limit: int = 3000, seed: int = 0
+    ) -> LibraryMap:
+        """A 2-D map of ``space`` (default: the default space): the first two principal components
+        of the unit vectors of at most ``limit`` tracks (a seeded random sample above that),
+        each point coloured by ``color_by`` (``genre`` or ``cluster``: the active kmeans clustering)."""
+        if space is not None:
+            space = check_space(space)
+        if color_by not in ("genre", "cluster"):
+            raise InvalidArgumentError(f"color_by must be 'genre' or 'cluster', got {color_by!r}")
+        limit = check_int(limit, "limit", 2, MAP_MAX_POINTS)
+        with self.snapshot() as snap:
+            space = space or default_space(snap)
+            sp = open_space(snap, space, exact=True)
+            km = snap.versions.get("kmeans")
+            if color_by == "cluster" and km is None:
+                raise ModelNotTrainedError(
+                    "no kmeans clustering is trained: run `musicindex train --models kmeans` (or colour by genre)"
+                )
+            if sp.empty:
+                return LibraryMap(space, sp.version_id, color_by, 0, 0, [], [], [])
+            if sp.version is not None:
+                all_ids = [
+                    int(x[0])
+                    for x in snap.all(f"SELECT track_id FROM embeddings WHERE model_version_id = {int(sp.version.id)}")
+                ]
+            else:
+                all_ids = [int(x[0]) for x in snap.all("SELECT track_id FROM track_features")]
+            total = len(all_ids)
+            pick = all_ids
+            if total > limit:
+                chosen = np.random.default_rng(seed).choice(np.asarray(all_ids, dtype=np.int64), limit, replace=False)
+                pick = sorted(int(x) for x in chosen)
+            if color_by == "cluster":
+                assert km is not None
+                grp_join = (
+                    f"LEFT JOIN cluster_assignments a ON a.model_version_id = {int(km.id)} AND a.track_id = t.id "
+                )
+                grp = "a.cluster::text"
+            else:
+                grp_join, grp = snap.genre_join()
+            info = {
+                int(x[0]): x
+                for x in snap.all(
+                    f"SELECT t.id, t.title, t.artist, {grp}, t.path FROM tracks t {grp_join}"
+                    f"WHERE t.id = ANY(%(ids)s) AND t.status = 'indexed'",
+                    {"ids": list(pick)},
+                )
+            }
+            ids, mat = load_space_matrix(snap, sp, [i for i in pick if i in info])
+        n = len(ids)
+        if n == 0:
+            return LibraryMap(space, sp.version_id, color_by, total, 0, [], [], [])
+        xy, explained = _pca2(mat)
+        points = []
+        counts: dict[str, int] = {}
+        for i, tid in enumerate(ids):
+            row = info[int(tid)]
+            g = None if row[3] is None else str(row[3])
+            if g is not None:
+                counts[g] = counts.get(g, 0) + 1
+            title = row[1] or os.path.basename(row[4] or "") or None
+            points.append(MapPoint(int(tid), float(xy[i, 0]), float(xy[i, 1]), g, title, row[2]))
+        groups = sorted(counts, key=lambda g: (-counts[g], g))
+        return LibraryMap(space, sp.version_id, color_by, total, n, points, groups, explained)
+
+
+def _summary(r: Sequence[Any]) -> TrackSummary:
+    """A TrackSummary from (id, path, title, artist, album, genre, duration, ...)."""
+    return TrackSummary(int(r[0]), r[1], r[2], r[3], r[4], r[5], float(r[6]) if r[6] is not None else None)
+
+
+def _pca2(mat: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """The first two principal components of the rows of ``mat`` (a stable orientation: the largest loading of each
+    axis is positive) and the share of variance each explains."""
+    n = mat.shape[0]
+    x = mat - mat.mean(axis=0, keepdims=True)
+    if n < 2 or mat.shape[1] < 2:
+        return np.zeros((n, 2)), [0.0, 0.0]
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    comps = vt[:2]
+    signs = np.sign(comps[np.arange(2), np.argmax(np.abs(comps), axis=1)])
+    comps = comps * np.where(signs == 0, 1.0, signs)[:, None]
+    var = s**2
+    explained = [float(v / var.sum()) if var.sum() > 0 else 0.0 for v in var[:2]]
+    return x @ comps.T, explained
