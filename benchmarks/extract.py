@@ -55,12 +55,8 @@ import soundfile as sf  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicindex import audio  # noqa: E402
-from musicindex.audio.features import (  # noqa: E402
-    FEATURE_NAMES,
-    extract_features,
-    reference_features,
-    reference_features_from_signal,
-)
+from musicindex.audio.features import FEATURE_NAMES, extract_features  # noqa: E402
+from musicindex.audio.reference import reference_features, reference_features_from_signal  # noqa: E402
 from musicindex.audio.spectrogram import compute_logmel, encode  # noqa: E402
 from musicindex.audio.window import AnalysisWindow  # noqa: E402
 

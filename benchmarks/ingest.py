@@ -280,7 +280,7 @@ def build_library(files: list[Path], n_mp3: int, lib: Path) -> list[Path]:
 # --------------------------------------------------------------------------- the plain script
 REFERENCE_SCRIPT = """
 import sys, time, json
-from musicindex.audio.features import reference_features
+from musicindex.audio.reference import reference_features
 paths = sys.argv[1:]
 reference_features(paths[0])  # imports and numba compilation, not timed
 t = time.perf_counter(); c = time.process_time()

@@ -26,7 +26,8 @@ from benchmarks._common import bench_environment  # noqa: E402
 from musicindex import ingest  # noqa: E402
 from musicindex.ml import training  # noqa: E402
 from musicindex.ml.report import write_report  # noqa: E402
-from musicindex.sample.synth import GENRES, generate_library  # noqa: E402
+from musicindex.sample.library import generate_library  # noqa: E402
+from musicindex.sample.styles import GENRES  # noqa: E402
 
 
 def main() -> None:

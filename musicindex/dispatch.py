@@ -131,9 +131,9 @@ class Dispatcher:
         """Predictions, clusters and embeddings of tracks on the ``embed`` queue."""
         return self.send(TASK_EMBED, args=[[int(t) for t in track_ids]])
 
-    def train(self, models: Sequence[str], options: dict[str, Any], trigger: str = "manual") -> AsyncResult:
-        """A training run on the ``train`` queue."""
-        return self.send(TASK_TRAIN, kwargs={"models": list(models), "options": options, "trigger": trigger})
+    def train(self, options: dict[str, Any]) -> AsyncResult:
+        """A training run on the ``train`` queue; ``options``: ``TrainOptions.to_dict()`` (models included)."""
+        return self.send(TASK_TRAIN, kwargs={"options": options})
 
     # ------------------------------------------------------------------ looking
     def ping_workers(self, timeout: float = 1.0, destination: list[str] | None = None) -> list[str]:

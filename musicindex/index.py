@@ -35,8 +35,8 @@ __all__ = ["SERVICE_METHODS", "DoctorReport", "IngestSummary", "MusicIndex", "St
 SERVICE_METHODS: dict[str, tuple[str, ...]] = {
     "ingestion": ("ingest", "wait_for", "watch", "rescan", "known_roots", "ingest_progress"),
     "training": (
-        "train", "models", "model", "active_models", "promote", "rollback", "embed", "embed_tracks", "evaluate",
-        "report",
+        "train", "models", "model", "active_models", "promote", "rollback", "embed", "apply_models", "embed_tracks",
+        "evaluate", "report",
     ),
     "queries": ("similar", "recommend", "by_genre", "genre_of", "cluster_of", "playlist", "tags_of", "search_by_tags"),
     "library": ("search_tracks", "track_details", "track_summaries", "track_file", "genres", "spaces", "library_map"),
@@ -91,7 +91,8 @@ class MusicIndex:
         self.ingest, self.wait_for, self.watch, self.rescan = i.ingest, i.wait_for, i.watch, i.rescan
         self.known_roots, self.ingest_progress = i.known_roots, i.ingest_progress
         self.train, self.models, self.model, self.active_models = t.train, t.models, t.model, t.active_models
-        self.promote, self.rollback, self.embed, self.embed_tracks = t.promote, t.rollback, t.embed, t.embed_tracks
+        self.promote, self.rollback, self.embed = t.promote, t.rollback, t.embed
+        self.apply_models, self.embed_tracks = t.apply_models, t.embed_tracks  # embed_tracks: deprecated name
         self.evaluate, self.report = t.evaluate, t.report
         self.similar, self.recommend, self.by_genre, self.genre_of = q.similar, q.recommend, q.by_genre, q.genre_of
         self.cluster_of, self.playlist, self.tags_of, self.search_by_tags = (

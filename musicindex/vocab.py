@@ -90,11 +90,9 @@ SPACE_KIND: Final[Mapping[str, str]] = {"features": SCALER, "ann": "ann", "cnn":
 SPACES: Final = tuple(SPACE_KIND)
 KIND_SPACE: Final[Mapping[str, str]] = {kind: space for space, kind in SPACE_KIND.items()}
 """Model kinds that write embeddings -> their similarity space."""
-SPACE_PREFERENCE: Final = (MUSICNN, "features")
-"""The default space is the first of these that can answer: musicnn, the best space on real music held out from
-training (benchmarks/quality.py), then the 43 features, which answer right after ingestion."""
-DEFAULT_SPACE: Final = "features"
-"""The space that always exists (no model needed)."""
+FEATURES_SPACE: Final = "features"
+"""The space that always exists (the 43 features, standardised; no model needed). The default space is musicnn
+when it can answer (``query.spaces.default_space``), else this one."""
 
 # --------------------------------------------------------------------------- queues
 QUEUE_INGEST: Final = "ingest"

@@ -28,7 +28,7 @@ from musicindex.audio import (
     warm_up,
 )
 from musicindex.audio.decode import AudioFileVanishedError
-from musicindex.audio.features import reference_features_from_signal
+from musicindex.audio.reference import reference_features_from_signal
 from musicindex.audio.spectrogram import N_MELS, QUANT_STEP_DB, compute_logmel
 from musicindex.errors import AudioError, CorruptAudioError, InvalidAudioError, UnsupportedFormatError
 
@@ -380,7 +380,8 @@ def _sparse_with_picture(tmp_path, fmt: str, picture_bytes: int):
     import subprocess
     import sys
 
-    from musicindex.sample.synth import synthesize, write_audio
+    from musicindex.sample.library import write_audio
+    from musicindex.sample.synth import synthesize
 
     src = tmp_path / f"src.{fmt}"
     write_audio(src, synthesize("rock", 3.0, 22050, seed=1), 22050, fmt)

@@ -11,7 +11,7 @@ from musicindex import ingest
 from musicindex.db.orm import ModelVersion, Prediction
 from musicindex.errors import InvalidArgumentError
 from musicindex.ml import pretrained, training
-from musicindex.sample.synth import generate_library
+from musicindex.sample.library import generate_library
 from musicindex.vocab import CLASSIFIER_INPUTS, GENRE_MODEL_METRIC
 
 QUICK = {"quick": True, "seed": 0, "cv_folds": 3, "net_cv_folds": 2, "test_size": 0.25}

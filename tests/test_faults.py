@@ -22,7 +22,8 @@ from musicindex.db.session import Database
 from musicindex.index import MusicIndex
 from musicindex.localworker import settings_env
 from musicindex.sample import badfiles
-from musicindex.sample.synth import generate_library, synthesize, write_audio
+from musicindex.sample.library import generate_library, write_audio
+from musicindex.sample.synth import synthesize
 from tests.conftest import WorkerProcess, run_cli
 
 INJECTION = "x'; DROP TABLE tracks; --"

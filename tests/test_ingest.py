@@ -23,7 +23,7 @@ from musicindex.errors import InvalidArgumentError
 from musicindex.index import MusicIndex
 from musicindex.localworker import settings_env
 from musicindex.sample import badfiles
-from musicindex.sample.synth import generate_library
+from musicindex.sample.library import generate_library
 from musicindex.vocab import FEATURE_NAMES
 from tests.conftest import REPO, run_cli
 

@@ -14,7 +14,8 @@ from musicindex import ingest, servers
 from musicindex.db.orm import Spectrogram, Track, TrackFeatures
 from musicindex.dispatch import Dispatcher
 from musicindex.ingest.service import job_chunks
-from musicindex.sample.synth import synthesize, write_audio
+from musicindex.sample.library import write_audio
+from musicindex.sample.synth import synthesize
 
 
 def _empty_library(root: Path, n: int, per_dir: int = 100) -> None:

@@ -20,7 +20,7 @@ from musicindex.db.orm import ClusterAssignment, Embedding, ModelVersion, Predic
 from musicindex.db.session import Database
 from musicindex.errors import ArtifactIntegrityError, InvalidArgumentError, NotEnoughDataError
 from musicindex.ml import backfill, inference, registry, training
-from musicindex.sample.synth import generate_library
+from musicindex.sample.library import generate_library
 from tests.conftest import url_str
 
 GENRES6 = ["ambient", "techno", "jazz", "classical", "hiphop", "metal"]
@@ -233,7 +233,7 @@ def test_tampered_artifact_is_never_loaded(trained):
             with pytest.raises(ArtifactIntegrityError):
                 inference.load_model(s, vid)
         with pytest.raises(ArtifactIntegrityError):
-            backfill.embed_tracks(db, _indexed(db)[:1])
+            backfill.apply_active(db, _indexed(db)[:1])
     finally:
         with db.session() as s:
             s.execute(update(ModelVersion).where(ModelVersion.id == vid).values(artifact=original))
@@ -243,14 +243,14 @@ def test_tampered_artifact_is_never_loaded(trained):
 
 
 @pytest.mark.slow
-def test_embed_tracks_gives_a_new_track_its_rows(trained, tmp_path):
+def test_apply_active_gives_a_new_track_its_rows(trained, tmp_path):
     db, _, _ = trained
     new_ids = _ingest(db, tmp_path / "later", per_genre=1, genres=["techno"], duration=8.0, seed=99)
     assert len(new_ids) == 1
     tid = new_ids[0]
     with db.session() as s:
         assert s.execute(select(func.count()).select_from(Embedding).where(Embedding.track_id == tid)).scalar() == 0
-    out = backfill.embed_tracks(db, [tid])
+    out = backfill.apply_active(db, [tid])
     with db.session() as s:
         active = registry.active_versions(s)
         assert set(out["versions"]) == {str(v.id) for v in active}
@@ -271,9 +271,9 @@ def test_embed_tracks_gives_a_new_track_its_rows(trained, tmp_path):
             ).scalar()
             == 3
         )
-    backfill.embed_tracks(db, [tid])  # idempotent (upsert)
+    backfill.apply_active(db, [tid])  # idempotent (upsert)
     for v in active:
-        assert tid not in backfill.missing_track_ids(db, v.id)
+        assert tid not in backfill.tracks_without_rows(db, v.id)
 
 
 # --------------------------------------------------------------------------- fresh databases

@@ -11,7 +11,7 @@ from musicindex.db.orm import Embedding, ModelVersion, TrackTag
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
 from musicindex.ml import pretrained
 from musicindex.pretrained import musicnn
-from musicindex.sample.synth import generate_library
+from musicindex.sample.library import generate_library
 from musicindex.vocab import TOP_TAG_MIN
 
 GENRES = ["rock", "classical", "techno"]

@@ -30,7 +30,7 @@ from musicindex.query.results import QueryResult
 from musicindex.query.search import Filters, ef_search_for, search_sql
 from musicindex.query.snapshot import snapshot
 from musicindex.query.spaces import open_space
-from musicindex.sample.synth import generate_library
+from musicindex.sample.library import generate_library
 from musicindex.vocab import FEATURE_NAMES, N_FEATURES
 from tests.conftest import run_cli
 

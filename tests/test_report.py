@@ -11,7 +11,7 @@ from musicindex import ingest
 from musicindex.db.orm import Track
 from musicindex.localworker import settings_env
 from musicindex.ml import training
-from musicindex.sample.synth import generate_library
+from musicindex.sample.library import generate_library
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")

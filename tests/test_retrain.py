@@ -22,7 +22,7 @@ from musicindex.errors import TrainingInProgressError
 from musicindex.index import MusicIndex
 from musicindex.localworker import settings_env
 from musicindex.ml import registry, training
-from musicindex.sample.synth import generate_library
+from musicindex.sample.library import generate_library
 from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")

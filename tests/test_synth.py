@@ -11,7 +11,9 @@ import pytest
 import soundfile as sf
 
 from musicindex.sample import badfiles
-from musicindex.sample.synth import FORMATS, GENRES, generate_library, synthesize
+from musicindex.sample.library import FORMATS, generate_library
+from musicindex.sample.styles import GENRES
+from musicindex.sample.synth import synthesize
 
 SR = 22050
 

@@ -16,7 +16,7 @@ from musicindex import ingest
 from musicindex.db.orm import ModelVersion, TrainingRun
 from musicindex.errors import ArtifactIntegrityError, TrainingInProgressError, WorkerLostError
 from musicindex.ml import artifacts, backfill, inference, training
-from musicindex.sample.synth import generate_library
+from musicindex.sample.library import generate_library
 from tests.conftest import url_str
 
 QUICK = {"quick": True, "seed": 0, "cv_folds": 3, "net_cv_folds": 0, "test_size": 0.25}

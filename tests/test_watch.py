@@ -19,7 +19,8 @@ from sqlalchemy import select
 from musicindex.db.orm import Track, TrackFeatures
 from musicindex.ingest.watch import ChangeCollector
 from musicindex.localworker import settings_env
-from musicindex.sample.synth import synthesize, write_audio
+from musicindex.sample.library import write_audio
+from musicindex.sample.synth import synthesize
 from tests.conftest import REPO
 
 

@@ -26,7 +26,7 @@ from musicindex.index import MusicIndex
 from musicindex.localworker import settings_env
 from musicindex.playlists import render_m3u8
 from musicindex.query.results import TrackHit
-from musicindex.sample.synth import generate_library
+from musicindex.sample.library import generate_library
 from musicindex.vocab import FEATURE_NAMES, N_FEATURES
 from musicindex.web import create_app
 from musicindex.web.errors import category_of

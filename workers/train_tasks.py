@@ -1,12 +1,13 @@
 """Task wrappers for training and embedding (queues `train` and `embed`); they import TensorFlow lazily.
 
-* ``musicindex.train`` / ``musicindex.scheduled_retrain`` call ``musicindex.ml.training.train``.
+* ``musicindex.train`` / ``musicindex.scheduled_retrain`` call ``musicindex.ml.training.train`` with the
+  ``TrainOptions`` of the message (``TrainOptions.from_dict``).
   They are acknowledged when received (``acks_late=False``): a training run lasts longer
   than the broker's visibility timeout, and a redelivered run would train twice. A run
   whose worker died stays ``running`` in ``training_runs``; the next run replaces it.
   Their time limit is ``TRAIN_TIME_LIMIT`` (6 h), not the per-file ingest limit.
 * ``musicindex.embed_tracks`` gives newly ingested tracks their predictions, clusters and
-  embeddings from the active model versions (``musicindex.ml.backfill.embed_tracks``).
+  embeddings from the active model versions (``musicindex.ml.pretrained.embed_job``).
 
 A user error (too little data, ...) is returned as ``{"status": "failed", "error_type", "error"}``
 so the caller can re-raise the library's own exception class.
@@ -28,29 +29,33 @@ _settings = get_settings()
 TRAIN_TIME_LIMIT = max(_settings.task_time_limit, 6 * 3600)
 
 
-def _run_training(models: Any = None, options: dict[str, Any] | None = None, trigger: str = "manual") -> dict:
+def _run_training(options: dict[str, Any] | None = None, **overrides: Any) -> dict:
     from musicindex.ml import training
+    from musicindex.ml.metrics import jsonable
+    from musicindex.ml.options import TrainOptions
 
     try:
-        result = training.train(get_db(), models, trigger=trigger, **(options or {}))
+        opts = TrainOptions.from_dict({**(options or {}), **{k: v for k, v in overrides.items() if v is not None}})
+        result = training.train(get_db(), opts)
     except MusicIndexError as exc:
-        log.warning("training (%s) refused: %s", trigger, exc)
+        log.warning("training refused: %s", exc)
         return {"run_id": None, "status": "failed", "error_type": type(exc).__name__, "error": str(exc)}
-    return training.clean_json(result.to_dict())
+    return jsonable(result.to_dict())
 
 
 @app.task(name=TASK_TRAIN, acks_late=False, time_limit=TRAIN_TIME_LIMIT, soft_time_limit=TRAIN_TIME_LIMIT - 60)
-def train(models: Any = None, options: dict[str, Any] | None = None, trigger: str = "manual") -> dict:
-    """Train ``models`` (list, comma-separated string or None for all) with ``options`` (train() kwargs)."""
-    return _run_training(models, options, trigger)
+def train(options: dict[str, Any] | None = None, models: Any = None, trigger: str | None = None) -> dict:
+    """A training run with ``options`` (``TrainOptions.to_dict()``; ``models`` / ``trigger``, when given, override
+    theirs)."""
+    return _run_training(options, models=models, trigger=trigger)
 
 
 @app.task(
     name=TASK_RETRAIN_SCHEDULED, acks_late=False, time_limit=TRAIN_TIME_LIMIT, soft_time_limit=TRAIN_TIME_LIMIT - 60
 )
-def scheduled_retrain(models: Any = None, options: dict[str, Any] | None = None) -> dict:
+def scheduled_retrain(options: dict[str, Any] | None = None, models: Any = None) -> dict:
     """The nightly retrain (Celery beat): every model, default options, trigger ``scheduled``."""
-    return _run_training(models, options, "scheduled")
+    return _run_training(options, models=models, trigger="scheduled")
 
 
 @app.task(

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .analysis import AnalysisResult, analyse, analyse_file, warm_up
     from .decode import AudioFileVanishedError, AudioInfo, probe, read_window
-    from .features import FEATURE_NAMES, FEATURES_VERSION, N_FEATURES, extract_features, reference_features
+    from .features import FEATURE_NAMES, FEATURES_VERSION, N_FEATURES, extract_features
     from .hashing import file_sha256
+    from .reference import reference_features
     from .spectrogram import N_MELS, SPECTROGRAM_VERSION, compute_logmel
     from .spectrogram import decode as decode_spectrogram
     from .spectrogram import encode as encode_spectrogram
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 _HOMES: dict[str, tuple[str, str]] = {
     **{n: ("analysis", n) for n in ("AnalysisResult", "analyse", "analyse_file", "warm_up")},
     **{n: ("decode", n) for n in ("AudioFileVanishedError", "AudioInfo", "probe", "read_window")},
-    **{n: ("features", n) for n in ("FEATURE_NAMES", "FEATURES_VERSION", "N_FEATURES", "extract_features",
-                                    "reference_features")},
+    **{n: ("features", n) for n in ("FEATURE_NAMES", "FEATURES_VERSION", "N_FEATURES", "extract_features")},
+    "reference_features": ("reference", "reference_features"),
     "file_sha256": ("hashing", "file_sha256"),
     **{n: ("spectrogram", n) for n in ("N_MELS", "SPECTROGRAM_VERSION", "compute_logmel")},
     "decode_spectrogram": ("spectrogram", "decode"),

@@ -2,7 +2,7 @@
 
 ``extract_features(y)`` is the production extractor: one STFT of the analysis
 window feeds every spectral feature, the HPSS split, the MFCCs and the onset
-envelope, and the costly parts are compiled with numba.  ``reference_features``
+envelope, and the costly parts are compiled with numba.  ``reference.reference_features``
 is the straightforward per-feature librosa computation (one ``librosa.feature``
 call per feature, ``librosa.effects.hpss``, ``librosa.feature.tempo``) that the
 tests and ``benchmarks/extract.py`` compare against.
@@ -32,7 +32,7 @@ import numpy as np
 import scipy.fft
 
 from ..vocab import FEATURE_NAMES, N_FEATURES
-from .window import HOP, N_FFT, SAMPLE_RATE, AnalysisWindow
+from .window import HOP, N_FFT, SAMPLE_RATE
 
 N_MFCC = 13
 N_MELS_FEATURES = (
@@ -599,55 +599,6 @@ def extract_features(y: np.ndarray) -> np.ndarray:
     return features_from_spectra(compute_spectra(y))
 
 
-# --------------------------------------------------------------------------------------
-# reference implementation (benchmark and tests only)
-# --------------------------------------------------------------------------------------
-def reference_features_from_signal(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Straightforward per-feature librosa computation of the 43 features of ``y``.
-
-    Each feature recomputes its own STFT (as a per-feature script would).  Means and
-    variances are accumulated in float64 (``np.mean(x, dtype=float64)``), otherwise
-    float32 summation noise alone exceeds 1e-3 relative for the near-zero
-    ``harmony_mean`` / ``perceptr_mean``.
-    """
-    import librosa
-
-    y = np.ascontiguousarray(y, dtype=np.float32)
-
-    def mv(x):
-        x = np.asarray(x)
-        return [float(np.mean(x, dtype=np.float64)), float(np.var(x, dtype=np.float64))]
-
-    vals: list[float] = []
-    vals += mv(librosa.feature.chroma_stft(y=y, sr=sr, n_fft=N_FFT, hop_length=HOP))
-    vals += mv(librosa.feature.rms(y=y, frame_length=N_FFT, hop_length=HOP))
-    vals += mv(librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=N_FFT, hop_length=HOP))
-    vals += mv(librosa.feature.spectral_bandwidth(y=y, sr=sr, n_fft=N_FFT, hop_length=HOP))
-    vals += mv(librosa.feature.spectral_rolloff(y=y, sr=sr, n_fft=N_FFT, hop_length=HOP))
-    vals += mv(librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP))
-    y_harm, y_perc = librosa.effects.hpss(y)
-    vals += mv(y_harm)
-    vals += mv(y_perc)
-    vals.append(float(np.atleast_1d(librosa.feature.tempo(y=y, sr=sr, hop_length=HOP))[0]))
-    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=N_MFCC, n_fft=N_FFT, hop_length=HOP)
-    for row in mfcc:
-        vals += mv(row)
-    return np.asarray(vals, dtype=np.float64)
-
-
-def reference_features(path, window: AnalysisWindow | None = None) -> np.ndarray:
-    """Reference: ``librosa.load`` of the analysis window (soxr_hq, mono) + per-feature librosa."""
-    import librosa
-    import soundfile as sf
-
-    window = window or AnalysisWindow()
-    info = sf.info(str(path))
-    total = info.frames / info.samplerate
-    start, length = window.bounds(total)
-    y, sr = librosa.load(str(path), sr=SAMPLE_RATE, mono=True, offset=start, duration=length)
-    return reference_features_from_signal(y, int(sr))
-
-
 __all__ = [
     "FEATURES_VERSION",
     "FEATURE_NAMES",
@@ -658,7 +609,5 @@ __all__ = [
     "extract_features",
     "features_from_spectra",
     "mel_db_from_power",
-    "reference_features",
-    "reference_features_from_signal",
     "stft",
 ]

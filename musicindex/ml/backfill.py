@@ -4,8 +4,8 @@ After training, the train job writes, for each new version, one row per indexed 
 (``predictions`` for classifiers, ``cluster_assignments`` for clusterers, ``embeddings``
 for ann / cnn / scaler), in batches of ``BATCH`` tracks (multi-row INSERTs of up to 1000
 rows), then builds the version's partial HNSW index ``ix_emb_hnsw_v{id}``. Tracks ingested
-later get their rows from the active versions through :func:`embed_tracks` (the
-``musicindex.embed_tracks`` task on the ``embed`` queue).
+later get their rows from the active versions through :func:`apply_active` (in the ingest pass, and
+the ``embed`` queue's backfill).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def _table_for(kind: str):
     return Embedding
 
 
-def missing_track_ids(db: Database, version_id: int) -> list[int]:
+def tracks_without_rows(db: Database, version_id: int) -> list[int]:
     """Indexed tracks with features that have no row of ``version_id`` yet."""
     with db.session() as s:
         v = get_version(s, version_id)
@@ -209,13 +209,13 @@ def embed_missing(db: Database, version_ids: Sequence[int]) -> dict[int, int]:
     with db.session() as s:
         trained = [v for v in version_ids if get_version(s, v).kind in TRAINED_KINDS]
     for v in trained:
-        ids = missing_track_ids(db, v)
+        ids = tracks_without_rows(db, v)
         if ids:
             written.update(backfill(db, [v], track_ids=ids))
     return written
 
 
-def embed_tracks(db: Database, track_ids: Sequence[int]) -> dict[str, Any]:
+def apply_active(db: Database, track_ids: Sequence[int]) -> dict[str, Any]:
     """Give tracks their predictions, clusters and embeddings from every active version.
 
     Called for newly ingested (or re-analysed) tracks; a no-op when nothing is trained.

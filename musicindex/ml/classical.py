@@ -14,7 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from musicindex.ml import artifacts
 from musicindex.ml.metrics import classification_metrics, cv_summary
+from musicindex.ml.options import TrainOptions
+from musicindex.ml.trainset import Trained, TrainingSet, train_on_best_input
+from musicindex.vocab import FEATURE_NAMES
 
 REDUCERS = ("none", "pca95", "kbest20")
 
@@ -172,3 +176,35 @@ def train_classical(
     return ClassicalResult(
         model=model, classes=classes, params=params, metrics=metrics, seconds=time.perf_counter() - t0, heldout=te
     )
+
+
+# --------------------------------------------------------------------------- the kinds' trainers (training.TRAINERS)
+def train_scaler(ts: TrainingSet, opts: TrainOptions, kind: str = "scaler") -> Trained:
+    """The standardisation of the 43 features over every indexed track: the model of the ``features`` space."""
+    from sklearn.preprocessing import StandardScaler
+
+    t0 = time.perf_counter()
+    sc = StandardScaler().fit(ts.ds.X)
+    params = {
+        "mean": [float(v) for v in sc.mean_],
+        "scale": [float(v) for v in sc.scale_],
+        "feature_names": list(FEATURE_NAMES),
+    }
+    return Trained(
+        artifacts.dumps_sklearn(sc),
+        params,
+        {"n_tracks": len(ts.ds.X)},
+        time.perf_counter() - t0,
+        embedding_dim=int(ts.ds.X.shape[1]),
+    )
+
+
+def train_kind(ts: TrainingSet, opts: TrainOptions, kind: str) -> Trained:
+    """knn or logreg on the labelled tracks, on the better of its inputs (``trainset.train_on_best_input``)."""
+
+    def fit(X: np.ndarray, y: np.ndarray) -> ClassicalResult:
+        return train_classical(
+            kind, X, y, test_size=opts.test_size, seed=opts.seed, cv_folds=opts.cv_folds, quick=opts.quick
+        )
+
+    return train_on_best_input(ts, fit, artifacts.dumps_sklearn)

@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from musicindex.ml import artifacts
+from musicindex.ml.options import TrainOptions
+from musicindex.ml.trainset import Trained, TrainingSet
+
 SILHOUETTE_SAMPLE = 5000
 
 
@@ -107,3 +111,12 @@ def train_clusterer(
         "estimator": repr(_make(kind, k_best, seed)),
     }
     return ClusterResult(model=model, params=params, metrics=metrics, seconds=time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- the kinds' trainer (training.TRAINERS)
+def train_kind(ts: TrainingSet, opts: TrainOptions, kind: str) -> Trained:
+    """kmeans, birch or gmm over the 43 features of every indexed track (no labels)."""
+    k = train_clusterer(
+        kind, ts.ds.X, n_clusters=opts.n_clusters, max_k=(8 if opts.quick else opts.max_k), pca=opts.pca, seed=opts.seed
+    )
+    return Trained(artifacts.dumps_sklearn(k.model), k.params, k.metrics, k.seconds)

@@ -1,7 +1,7 @@
 """Applying stored model versions: checked loads (cached in-process) and batch / single transforms.
 
 ``transform_one`` is what the query layer uses for query-by-example; ``apply_batch`` is what
-backfill and ``embed_tracks`` use. Both return, for a version, exactly what backfill stores.
+backfill and ``backfill.apply_active`` use. Both return, for a version, exactly what backfill stores.
 """
 
 from __future__ import annotations

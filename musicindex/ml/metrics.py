@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], classes
         "macro_precision": float(p),
         "macro_recall": float(r),
         "macro_f1": float(f),
-        "per_class": _jsonable(classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)),
+        "per_class": jsonable(classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)),
         "confusion_matrix": {
             "labels": labels,
             "matrix": confusion_matrix(y_true, y_pred, labels=labels).astype(int).tolist(),
@@ -40,13 +41,19 @@ def cv_summary(accuracies: Sequence[float], f1s: Sequence[float]) -> dict[str, A
     }
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """JSON-safe copy: numpy scalars and arrays to Python, NaN/inf to None (JSONB rejects NaN)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj)
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
     if isinstance(obj, (np.integer, int)):
         return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
     return obj

@@ -18,65 +18,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from musicindex.ml.artifacts import dumps_keras
 from musicindex.ml.artifacts import keras as _keras
 from musicindex.ml.data import PATCH_FRAMES, patches
 from musicindex.ml.metrics import classification_metrics, cv_summary
-
-
-@dataclass(frozen=True)
-class ANNConfig:
-    hidden: tuple[int, ...] = (256, 128)
-    embedding_dim: int = 64
-    dropout: float = 0.3
-    l1: float = 1e-5
-    l2: float = 1e-4
-    learning_rate: float = 1e-3
-    epochs: int = 200
-    batch_size: int = 32
-    patience: int = 20
-    val_fraction: float = 0.15
-
-
-@dataclass(frozen=True)
-class CNNConfig:
-    pre_pool: tuple[int, int] = (2, 2)
-    filters: tuple[int, ...] = (16, 32, 64, 64)
-    embedding_dim: int = 64
-    dropout: float = 0.3
-    l2: float = 1e-4
-    learning_rate: float = 1e-3
-    epochs: int = 30
-    batch_size: int = 32
-    patience: int = 8
-    val_fraction: float = 0.15
-    patch_frames: int = PATCH_FRAMES
-    train_hop: int = PATCH_FRAMES // 2
-    max_patches_train: int = 6
-
-
-ANN_QUICK = ANNConfig(hidden=(64,), embedding_dim=32, epochs=40, patience=10, batch_size=16, learning_rate=3e-3)
-CNN_QUICK = CNNConfig(
-    filters=(8, 16, 32),
-    embedding_dim=32,
-    epochs=12,
-    patience=4,
-    batch_size=16,
-    train_hop=48,
-    max_patches_train=6,
-    learning_rate=3e-3,
-)
-
-
-def config_for(kind: str, quick: bool, overrides: dict[str, Any] | None = None) -> Any:
-    base: Any = (ANN_QUICK if quick else ANNConfig()) if kind == "ann" else (CNN_QUICK if quick else CNNConfig())
-    if overrides:
-        base = replace(base, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in overrides.items()})
-    return base
+from musicindex.ml.netconfig import ANNConfig, CNNConfig, config_for
+from musicindex.ml.options import TrainOptions
+from musicindex.ml.trainset import Trained, TrainingSet, train_on_best_input
 
 
 # --------------------------------------------------------------------------- models
@@ -302,3 +255,47 @@ def train_net(
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+# --------------------------------------------------------------------------- the kinds' trainers (training.TRAINERS)
+def train_ann_kind(ts: TrainingSet, opts: TrainOptions, kind: str = "ann") -> Trained:
+    """The ANN on the labelled tracks, on the better of its inputs (``trainset.train_on_best_input``)."""
+
+    def fit(X: np.ndarray, y: np.ndarray) -> NetResult:
+        return train_net(
+            "ann",
+            X,
+            y,
+            test_size=opts.test_size,
+            seed=opts.seed,
+            cv_folds=opts.net_cv_folds,
+            quick=opts.quick,
+            overrides=dict(opts.net_overrides.get("ann") or {}),
+        )
+
+    return train_on_best_input(ts, fit, dumps_keras)
+
+
+def train_cnn_kind(ts: TrainingSet, opts: TrainOptions, kind: str = "cnn") -> Trained:
+    """The CNN on the stored spectrograms of the labelled tracks."""
+    keep = [i for i, t in enumerate(ts.ids) if int(t) in ts.specs]
+    result = train_net(
+        "cnn",
+        [ts.specs[int(ts.ids[i])] for i in keep],
+        ts.y[keep],
+        test_size=opts.test_size,
+        seed=opts.seed,
+        cv_folds=opts.net_cv_folds,
+        quick=opts.quick,
+        overrides=dict(opts.net_overrides.get("cnn") or {}),
+    )
+    kept_ids = np.asarray(ts.ids)[keep]
+    return Trained(
+        dumps_keras(result.model),
+        {**result.params, "input": "spectrogram"},
+        result.metrics,
+        result.seconds,
+        classes=result.classes,
+        embedding_dim=result.embedding_dim,
+        heldout_ids=[int(t) for t in kept_ids[result.heldout]],
+    )

@@ -14,7 +14,7 @@ and the tag probabilities in ``track_tags``.
 * :func:`embed_tracks` decodes the analysis window of each track at 16 kHz, runs the network
   over the patches of several tracks per call and writes embeddings and tags: what the
   ``embed`` queue does right after a track is indexed;
-* :func:`missing_track_ids` / :func:`backfill` embed what is not embedded yet (the library
+* :func:`unembedded_track_ids` / :func:`backfill` embed what is not embedded yet (the library
   before the space existed, or everything under a new extractor version).
 
 TensorFlow is imported only when a track is embedded (the ``embed`` workers); ingest workers
@@ -38,7 +38,7 @@ from musicindex.db.paths import fs_path
 from musicindex.db.session import Database
 from musicindex.errors import AudioError, ModelNotTrainedError
 from musicindex.ml.backfill import create_hnsw_index, upsert_rows
-from musicindex.ml.registry import promote
+from musicindex.ml.registry import create_pretrained_version, promote
 from musicindex.vocab import ACTIVE, CANDIDATE, INDEXED, MUSICNN, TOP_TAG_MIN
 
 if TYPE_CHECKING:
@@ -89,21 +89,15 @@ def current_version(db: Database) -> int:
             if _matches(v, params):
                 return v.id
         has_active = any(v.state == ACTIVE for v in versions)
-        version = ModelVersion(
-            kind=MUSICNN,
-            state=CANDIDATE if has_active else ACTIVE,
+        vid = create_pretrained_version(
+            s,
+            MUSICNN,
             params=params,
             classes=list(musicnn.TAGS),
             embedding_dim=musicnn.EMBEDDING_DIM,
-            artifact_sha256=params["weights_sha256"],
-            metrics={},
-            snapshot={"note": "pretrained: no training data"},
+            weights_sha256=params["weights_sha256"],
+            active=not has_active,
         )
-        if not has_active:
-            version.activated_at = func.now()
-        s.add(version)
-        s.flush()
-        vid = version.id
     create_hnsw_index(db, vid, musicnn.EMBEDDING_DIM)  # empty now; inserts keep it up to date
     log.info("musicnn version %s created (%s)", vid, "candidate" if has_active else "active")
     return vid
@@ -261,11 +255,11 @@ def embed_job(
 
     ids = [int(t) for t in track_ids]
     pre = embed_tracks(db, ids, window=window, model=model)
-    trained = backfill.embed_tracks(db, ids)
+    trained = backfill.apply_active(db, ids)
     return {"musicnn": pre.to_dict(), **trained}
 
 
-def missing_track_ids(db: Database, version_id: int, limit: int | None = None) -> list[int]:
+def unembedded_track_ids(db: Database, version_id: int, limit: int | None = None) -> list[int]:
     """Indexed tracks that have no musicnn embedding under ``version_id``."""
     with db.session() as s:
         has = select(Embedding.track_id).where(Embedding.model_version_id == version_id, Embedding.track_id == Track.id)
@@ -279,7 +273,7 @@ def promote_when_complete(db: Database, version_id: int) -> bool:
     """Promote a candidate musicnn version once every indexed track has its row; returns whether it did."""
     with db.session() as s:
         state = s.execute(select(ModelVersion.state).where(ModelVersion.id == version_id)).scalar_one()
-    if state != CANDIDATE or missing_track_ids(db, version_id, limit=1):
+    if state != CANDIDATE or unembedded_track_ids(db, version_id, limit=1):
         return False
     with db.session() as s:
         promote(s, [version_id])

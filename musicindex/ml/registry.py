@@ -4,6 +4,11 @@ States: ``training`` (being trained) -> ``candidate`` (trained, backfilled) -> `
 (answers queries; at most one per kind, enforced by a partial unique index) -> ``retired``;
 or ``failed``. Promotion swaps active versions in one transaction, so a query never sees a
 half-updated index.
+
+This module is the only writer of ``model_versions.state`` (as ``ingest.lifecycle`` is of ``tracks.status``):
+:func:`open_versions` (training), :func:`record_trained` (candidate), :func:`fail_versions` (failed),
+:func:`create_pretrained_version` (a musicnn extractor version, active or candidate), :func:`promote` and
+:func:`rollback` (active / retired). ``tests/unit/test_imports.py`` checks that no other module writes it.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ from sqlalchemy.orm import Session
 
 from musicindex.db.orm import ModelVersion
 from musicindex.errors import ArtifactIntegrityError, InvalidArgumentError, ModelNotTrainedError
-from musicindex.ml.artifacts import sha256, signing_key, verify
+from musicindex.ml.artifacts import sha256, sign, signing_key, verify
 from musicindex.vocab import (
     ACTIVE,
     CANDIDATE,
     CLASSIFIER_KINDS,
     CLUSTER_KINDS,
+    FAILED,
     GENRE_MODEL_METRIC,
     HNSW_INDEX_PATTERN,
     MODEL_KINDS,
+    RETIRED,
+    TRAINING,
     GenreCandidate,
     pick_genre_model,
 )
@@ -73,6 +81,101 @@ def list_versions(
     return list(session.execute(q).scalars())
 
 
+# --------------------------------------------------------------------------- writing versions
+def open_versions(session: Session, run_id: int, kinds: Sequence[str], snapshot: dict[str, Any]) -> dict[str, int]:
+    """One ``training`` version per kind of run ``run_id``; kind -> version id."""
+    ids: dict[str, int] = {}
+    for kind in kinds:
+        _check_kind(kind)
+        v = ModelVersion(kind=kind, state=TRAINING, run_id=run_id, snapshot=snapshot)
+        session.add(v)
+        session.flush()
+        ids[kind] = v.id
+    return ids
+
+
+def record_trained(
+    session: Session,
+    version_id: int,
+    *,
+    artifact: bytes,
+    key: bytes,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    snapshot: dict[str, Any],
+    classes: list[str] | None,
+    embedding_dim: int | None,
+    seconds: float,
+) -> None:
+    """A trained version becomes a ``candidate`` with its artifact, its sha256 and its signature (HMAC under the
+    artifact key, bound to the version's id and kind: ``artifacts.signed_bytes``)."""
+    kind = session.execute(select(ModelVersion.kind).where(ModelVersion.id == version_id)).scalar_one()
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.id == version_id, ModelVersion.state == TRAINING)
+        .values(
+            state=CANDIDATE,
+            params=params,
+            metrics=metrics,
+            snapshot=snapshot,
+            classes=classes,
+            embedding_dim=embedding_dim,
+            artifact=artifact,
+            artifact_sha256=sha256(artifact),
+            artifact_hmac=sign(signed_bytes(version_id, kind, artifact), key),
+            training_seconds=float(seconds),
+        )
+    )
+
+
+def fail_versions(session: Session, version_ids: Sequence[int], error: str) -> None:
+    """Versions that did not finish training (or whose run died) become ``failed`` with ``error``; an active
+    version is never touched."""
+    if version_ids:
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id.in_([int(v) for v in version_ids]), ModelVersion.state.in_((TRAINING, CANDIDATE)))
+            .values(state=FAILED, error=error[:4000])
+        )
+
+
+def create_pretrained_version(
+    session: Session,
+    kind: str,
+    *,
+    params: dict[str, Any],
+    classes: list[str],
+    embedding_dim: int,
+    weights_sha256: str,
+    active: bool,
+) -> int:
+    """A version of a pretrained extractor (no training): ``active`` when its space has none yet, else a
+    ``candidate`` promoted once it covers the library. Returns its id."""
+    _check_kind(kind)
+    version = ModelVersion(
+        kind=kind,
+        state=ACTIVE if active else CANDIDATE,
+        params=params,
+        classes=classes,
+        embedding_dim=embedding_dim,
+        artifact_sha256=weights_sha256,
+        metrics={},
+        snapshot={"note": "pretrained: no training data"},
+    )
+    if active:
+        version.activated_at = func.now()
+    session.add(version)
+    session.flush()
+    return int(version.id)
+
+
+def signed_bytes(version_id: int, kind: str, artifact: bytes) -> bytes:
+    """What an artifact's signature covers: the version's id and kind, then the bytes (a signed artifact copied
+    into another row is refused)."""
+    return f"musicindex-artifact:{int(version_id)}:{kind}:".encode() + artifact
+
+
+# --------------------------------------------------------------------------- reading artifacts
 def load_artifact(session: Session, version_id: int) -> bytes:
     """The artifact bytes of a version, after checking their HMAC (artifact key) and their sha256.
 
@@ -97,7 +200,7 @@ def load_artifact(session: Session, version_id: int) -> bytes:
             f"(recorded {recorded[:12]}..., stored bytes hash to {actual[:12]}...); it was not loaded. "
             f"Retrain (`musicindex train --models {kind}`) or roll back (`musicindex models rollback {kind}`)."
         )
-    if not verify(data, signature, signing_key()):
+    if not verify(signed_bytes(int(version_id), kind, data), signature, signing_key()):
         raise ArtifactIntegrityError(
             f"the artifact of model version {version_id} ({kind}) is not signed with this installation's artifact "
             "key (MUSICINDEX_ARTIFACT_KEY, or MUSICINDEX_HOME/artifact.key); it was not loaded. Every machine that "
@@ -209,7 +312,7 @@ def promote(session: Session, version_ids: Sequence[int]) -> list[int]:
         raise InvalidArgumentError(f"no model version {missing[0]}")
     kinds: dict[str, int] = {}
     for r in rows:
-        if r.state not in ("candidate", "retired", "active"):
+        if r.state not in (CANDIDATE, RETIRED, ACTIVE):
             raise InvalidArgumentError(
                 f"model version {r.id} is {r.state}; only candidate or retired versions can be activated"
             )
@@ -220,14 +323,14 @@ def promote(session: Session, version_ids: Sequence[int]) -> list[int]:
         session.execute(
             update(ModelVersion)
             .where(ModelVersion.kind.in_(list(kinds)), ModelVersion.state == ACTIVE, ModelVersion.id.not_in(ids))
-            .values(state="retired")
+            .values(state=RETIRED)
             .returning(ModelVersion.id)
         ).scalars()
     )
     session.execute(
         update(ModelVersion)
-        .where(ModelVersion.id.in_(ids), ModelVersion.state != "active")
-        .values(state="active", activated_at=func.now())
+        .where(ModelVersion.id.in_(ids), ModelVersion.state != ACTIVE)
+        .values(state=ACTIVE, activated_at=func.now())
     )
     session.flush()
     session.expire_all()
@@ -239,7 +342,7 @@ def rollback(session: Session, kind: str) -> ModelVersion:
     _check_kind(kind)
     prev = session.execute(
         select(ModelVersion)
-        .where(ModelVersion.kind == kind, ModelVersion.state == "retired")
+        .where(ModelVersion.kind == kind, ModelVersion.state == RETIRED)
         .order_by(ModelVersion.activated_at.desc().nulls_last(), ModelVersion.id.desc())
         .limit(1)
     ).scalar_one_or_none()

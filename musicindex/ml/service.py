@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,9 +13,11 @@ from musicindex.config import Settings
 from musicindex.db.session import Database
 from musicindex.dispatch import Dispatcher
 from musicindex.errors import MusicIndexError, WorkerLostError
+from musicindex.ml.options import TrainOptions
 
 if TYPE_CHECKING:
     from musicindex.ml.evaluate import EvaluationReport
+    from musicindex.ml.training import TrainResult
 
 
 @dataclass
@@ -53,31 +55,32 @@ class TrainingService:
 
     def train(
         self,
-        models: str | Iterable[str] | None = None,
+        models: str | Iterable[str] | TrainOptions | None = None,
         *,
         wait: bool = True,
         local: bool = False,
         timeout: float | None = None,
-        trigger: str = "manual",
+        on_progress: Callable[[str], None] | None = None,
         **options: Any,
-    ):
+    ) -> TrainResult:
         """Train ``models`` (default all: knn, logreg, ann, cnn, kmeans, birch, gmm).
 
         By default the job runs on a worker (`train` queue); ``wait=True`` blocks until it is
         done and returns its ``TrainResult`` (``wait=False``: status ``queued`` with the task
-        id). ``local=True`` trains in this process, without Celery. ``options`` are the keyword
-        arguments of ``musicindex.ml.training.train`` (test_size, seed, cv_folds,
-        net_cv_folds, quick, n_clusters, max_k, pca, min_per_label, drop_rare_labels).
-        Raises NotEnoughDataError (nothing written) when the labelled data is too thin.
+        id). ``local=True`` trains in this process, without Celery (``on_progress(message)`` follows it).
+        ``options`` are the fields of :class:`~musicindex.ml.options.TrainOptions` (test_size, seed, cv_folds,
+        net_cv_folds, quick, n_clusters, max_k, pca, min_per_label, drop_rare_labels, inputs, force,
+        promotion_tolerance, net_overrides, trigger), validated here, before anything is queued; ``models`` may
+        also be a whole ``TrainOptions``. Raises NotEnoughDataError (nothing written) when the labelled data is
+        too thin.
         """
         from musicindex import errors
         from musicindex.ml import training
 
-        kinds = training.parse_models(models)
+        opts = models if isinstance(models, TrainOptions) else TrainOptions.of(models, **options)
         if local:
-            return training.train(self.db, kinds, trigger=trigger, **options)
-        options = training.clean_json(options)
-        async_result = self.dispatcher.train(kinds, options, trigger)
+            return training.train(self.db, opts, on_progress=on_progress)
+        async_result = self.dispatcher.train(opts.to_dict())
         if not wait:
             return training.TrainResult(run_id=None, status="queued", task_id=async_result.id)
         t0 = time.monotonic()
@@ -180,11 +183,18 @@ class TrainingService:
         backfill.embed_missing(self.db, [vid])
         return self.model(vid)
 
-    def embed_tracks(self, track_ids: Sequence[int]) -> dict[str, Any]:
-        """Predictions, clusters and embeddings of ``track_ids`` from the active models, in-process."""
+    def apply_models(self, track_ids: Sequence[int]) -> dict[str, Any]:
+        """Predictions, clusters and embeddings of ``track_ids`` from the active trained models, in-process."""
         from musicindex.ml import backfill
 
-        return backfill.embed_tracks(self.db, track_ids)
+        return backfill.apply_active(self.db, track_ids)
+
+    def embed_tracks(self, track_ids: Sequence[int]) -> dict[str, Any]:
+        """Deprecated name of :meth:`apply_models` (kept for one release)."""
+        import warnings
+
+        warnings.warn("embed_tracks is deprecated: use apply_models", DeprecationWarning, stacklevel=2)
+        return self.apply_models(track_ids)
 
     def embed(
         self,
@@ -204,7 +214,7 @@ class TrainingService:
         from musicindex.ml import pretrained
 
         vid = pretrained.current_version(self.db)
-        ids = list(track_ids) if track_ids is not None else pretrained.missing_track_ids(self.db, vid)
+        ids = list(track_ids) if track_ids is not None else pretrained.unembedded_track_ids(self.db, vid)
         summary = EmbedSummary(version_id=vid, queued=len(ids))
         window = self.settings.window
         chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]

@@ -31,7 +31,7 @@ from musicindex.query.service import TrackRef, cluster_in, genre_in, tags_in
 from musicindex.query.snapshot import Snapshot, snapshot
 from musicindex.query.spaces import default_space, load_space_matrix, open_space
 from musicindex.query.validation import MAX_K, as_list, check_int, check_k, check_space, check_text
-from musicindex.vocab import DEFAULT_SPACE, FEATURE_NAMES, N_FEATURES, SPACE_KIND, SPACES
+from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, N_FEATURES, SPACE_KIND, SPACES
 
 SEARCH_FIELDS = ("any", "title", "artist", "album")
 SEARCH_CANDIDATES = 1000
@@ -201,7 +201,7 @@ class LibraryService:
                     entry.update(model_version_id=v.id, dimension=v.embedding_dim)
                     if snap.one(f"SELECT 1 FROM embeddings WHERE model_version_id = {int(v.id)} LIMIT 1") is None:
                         entry.update(available=False, hint=f"model version {v.id} ({v.kind}) holds no vectors yet")
-                elif name == DEFAULT_SPACE:  # raw features, standardized on the fly: no model needed
+                elif name == FEATURES_SPACE:  # raw features, standardized on the fly: no model needed
                     entry.update(dimension=N_FEATURES)
                     entry["available"] = snap.one("SELECT 1 FROM track_features LIMIT 1") is not None
                     if not entry["available"]:

@@ -13,7 +13,7 @@ from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
 from musicindex.query.snapshot import Snapshot, VersionInfo
 from musicindex.query.validation import check_space
 from musicindex.query.vectors import parse_vec, vec_literal
-from musicindex.vocab import DEFAULT_SPACE, FEATURE_NAMES, MUSICNN, N_FEATURES, SPACE_KIND, hnsw_index_name
+from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, MUSICNN, N_FEATURES, SPACE_KIND, hnsw_index_name
 
 EXACT_THRESHOLD = 10_000
 """Versions with fewer vectors than this are searched exactly (brute force is fast and exact)."""
@@ -73,20 +73,21 @@ class Space:
 
 
 def default_space(snap: Snapshot, track_ids: Sequence[int] = ()) -> str:
-    """The best space that can answer (``vocab.SPACE_PREFERENCE``): musicnn when it has an active version that
-    holds vectors of ``track_ids`` (any vector at all when none are given), else the features space."""
+    """The best space that can answer: musicnn (the best on real music held out from training,
+    benchmarks/quality.py) when it has an active version that holds vectors of ``track_ids`` (any vector at all
+    when none are given), else the features space (which answers right after ingestion)."""
     v = snap.versions.get(MUSICNN)
     if v is None:
-        return DEFAULT_SPACE
+        return FEATURES_SPACE
     ids = sorted({int(t) for t in track_ids})
     if not ids:
         found = snap.one(f"SELECT 1 FROM embeddings WHERE model_version_id = {int(v.id)} LIMIT 1")
-        return MUSICNN if found is not None else DEFAULT_SPACE
+        return MUSICNN if found is not None else FEATURES_SPACE
     n = snap.one(
         f"SELECT count(*) FROM embeddings WHERE model_version_id = {int(v.id)} AND track_id = ANY(%(ids)s)",
         {"ids": ids},
     )[0]
-    return MUSICNN if int(n) == len(ids) else DEFAULT_SPACE
+    return MUSICNN if int(n) == len(ids) else FEATURES_SPACE
 
 
 def open_space(snap: Snapshot, space: str, *, exact: bool = False, bound_exact: bool = True) -> Space:

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from musicindex.sample.synth import synthesize, write_audio
+from musicindex.sample.library import write_audio
+from musicindex.sample.synth import synthesize
 
 SILENCE_SECONDS = 600
 SILENCE_SR = 22050

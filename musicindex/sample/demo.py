@@ -38,7 +38,7 @@ def run_demo(console: Console) -> None:
     from musicindex.config import get_settings
     from musicindex.index import MusicIndex
     from musicindex.localworker import LocalWorker
-    from musicindex.sample.synth import generate_library
+    from musicindex.sample.library import generate_library
 
     t0 = time.monotonic()
     console.rule("[bold]musicindex demo")
@@ -167,7 +167,8 @@ def _show_models(console: Console, index) -> None:
 
 def _show_queries(console: Console, index, library: Path) -> None:
     from musicindex.cli.render import hits_table
-    from musicindex.sample.synth import synthesize, write_audio
+    from musicindex.sample.library import write_audio
+    from musicindex.sample.synth import synthesize
 
     with index.db.session() as s:
         from sqlalchemy import text

@@ -8,17 +8,10 @@ OpenAPI description, ``/api/openapi.json`` is the machine-readable one.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import mimetypes
 import os
-import re
 import shutil
 import tempfile
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,11 +19,12 @@ import anyio
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 
-from musicindex import playlists
 from musicindex.errors import InvalidArgumentError
+from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.errors import ApiError
+from musicindex.web.responses import Json, m3u_response
 from musicindex.web.security import check_token
 
 if TYPE_CHECKING:
@@ -51,60 +45,8 @@ mimetypes.add_type("audio/mpeg", ".mp3")
 mimetypes.add_type("audio/wav", ".wav")
 
 
-class Json(JSONResponse):
-    """JSON with non-finite floats (NaN metrics) as null, never invalid JSON."""
-
-    def render(self, content: Any) -> bytes:
-        try:
-            return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-        except (ValueError, TypeError):  # NaN / inf, or a value JSON does not know (a date): the slow path
-            return json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"), default=str).encode()
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
-
-
 def _space(space: str | None) -> dict[str, Any]:
     return {"space": space} if space else {}
-
-
-def _m3u_response(index: MusicIndex, items: list[Any], base: str | None, name: str, title: str) -> Response:
-    """An M3U8 attachment of ``items`` (durations from the index)."""
-    ids = [int(h["id"]) if isinstance(h, dict) else int(h.id) for h in items]
-    summaries = {t.id: t for t in index.track_summaries(ids)} if ids else {}
-    entries = [summaries[i] for i in ids]
-    text = playlists.render_m3u8(entries, base=base, title=title)
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "playlist"
-    return Response(
-        text,
-        media_type=f"{playlists.M3U8_MEDIA_TYPE}; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{safe}.m3u8"'},
-    )
-
-
-class Limits:
-    """One heavy job of each kind at a time (audio analysis of an upload, evaluation)."""
-
-    def __init__(self) -> None:
-        self.analysis = threading.BoundedSemaphore(1)
-        self.evaluation = threading.BoundedSemaphore(1)
-
-    @staticmethod
-    @contextlib.contextmanager
-    def slot(sem: threading.BoundedSemaphore, what: str, timeout: float) -> Iterator[None]:
-        if not sem.acquire(timeout=timeout):
-            raise ApiError(429, "busy", f"another {what} is running; try again in a moment", {"Retry-After": "5"})
-        try:
-            yield
-        finally:
-            sem.release()
 
 
 STATUS_TTL = 2.0
@@ -131,320 +73,348 @@ def _status(index: MusicIndex, failures: int) -> dict[str, Any]:
     }
 
 
-def build_router(index: MusicIndex) -> APIRouter:
-    r = APIRouter(prefix="/api", default_response_class=Json)
-    limits = Limits()
+router = APIRouter(prefix="/api", default_response_class=Json)
 
-    def settings() -> Any:
-        return index.settings
 
-    # ------------------------------------------------------------------ about
-    @r.get("/health", tags=["about"], summary="Liveness and versions")
-    def health() -> dict[str, Any]:
-        from musicindex import __version__
+# ------------------------------------------------------------------ about
+@router.get("/health", tags=["about"], summary="Liveness and versions")
+def health(index: IndexDep) -> dict[str, Any]:
+    from musicindex import __version__
 
-        info = index.db.schema_info()
-        return {
-            "status": "ok",
-            "version": __version__,
-            "schema": info.current,
-            "schema_at_head": info.at_head,
-            "postgres": info.postgres_version,
-            "pgvector": info.pgvector_version,
+    info = index.db.schema_info()
+    return {
+        "status": "ok",
+        "version": __version__,
+        "schema": info.current,
+        "schema_at_head": info.at_head,
+        "postgres": info.postgres_version,
+        "pgvector": info.pgvector_version,
+    }
+
+
+@router.get("/spaces", tags=["about"], summary="Similarity spaces: which can answer, which is the default")
+def spaces(index: IndexDep) -> list[dict[str, Any]]:
+    return index.spaces()
+
+
+@router.get("/genres", tags=["about"], summary="Every genre a query accepts (labels and genre-model classes)")
+def genres(index: IndexDep) -> list[str]:
+    return index.genres()
+
+
+# ------------------------------------------------------------------ tracks
+@router.get("/tracks", tags=["tracks"], summary="Search tracks by title, artist, album or file name")
+def search(
+    index: IndexDep,
+    q: str = Query(..., min_length=1, max_length=200, description="words; each matches a word prefix, any order"),
+    field: Literal["any", "title", "artist", "album"] = Query("any", description="where the words must match"),
+    limit: int = Query(20, ge=1, le=200),
+    offset: int = Query(0, ge=0, le=10_000),
+) -> Any:
+    return index.search_tracks(q, field=field, limit=limit, offset=offset).to_dict()
+
+
+@router.get("/tracks/{track_id}", tags=["tracks"], summary="Track details: tags, features, genre, cluster")
+def track(index: IndexDep, track_id: int = PathParam(..., ge=1, le=2**62)) -> Any:
+    return index.track_details(track_id).to_dict()
+
+
+@router.get(
+    "/tracks/{track_id}/audio",
+    tags=["tracks"],
+    summary="The audio file of an indexed track (HTTP Range requests: 206 / 416)",
+    response_class=FileResponse,
+    responses={200: {"content": {"audio/*": {}}}, 206: {"description": "partial content"}, 416: {}},
+)
+def audio(index: IndexDep, track_id: int = PathParam(..., ge=1, le=2**62)) -> Response:
+    path = index.track_file(track_id)  # the path comes from the index, never from the client
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise ApiError(404, "file_missing", f"the file of track {track_id} is not readable: {path}") from None
+    if not os.path.isfile(path):
+        raise ApiError(404, "file_missing", f"the file of track {track_id} is not a regular file: {path}")
+    media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media, stat_result=st, content_disposition_type="inline",
+                        filename=Path(path).name)  # fmt: skip
+
+
+@router.get("/tracks/{track_id}/similar", tags=["queries"], summary="The tracks that sound most like this one")
+def similar(
+    index: IndexDep,
+    track_id: int = PathParam(..., ge=1, le=2**62),
+    k: int = Query(10, ge=1, le=1000),
+    space: str | None = Query(None, max_length=32, description=SPACE_DOC),
+    genre: str | None = Query(None, max_length=100, description="only tracks of this genre"),
+    exclude_same_artist: bool = Query(False),
+    exact: bool = Query(False, description="brute force instead of the HNSW index"),
+    format: Format = Query("json"),
+    base: str | None = Query(None, max_length=4096, description=BASE_DOC),
+) -> Any:
+    res = index.similar(
+        track_id, k=k, genre=genre, exclude_same_artist=exclude_same_artist, exact=exact, **_space(space)
+    )
+    if format == "m3u8":
+        return m3u_response(index, res.items, base, f"similar-{track_id}", f"similar to track {track_id}")
+    return res.to_dict()
+
+
+@router.get("/tracks/{track_id}/genre", tags=["queries"], summary="The genre model's answer for a track")
+def genre_of(index: IndexDep, track_id: int = PathParam(..., ge=1, le=2**62)) -> Any:
+    return index.genre_of(track_id).to_dict()
+
+
+@router.get("/tracks/{track_id}/cluster", tags=["queries"], summary="The cluster of a track")
+def cluster_of(
+    index: IndexDep,
+    track_id: int = PathParam(..., ge=1, le=2**62),
+    model: Literal["kmeans", "birch", "gmm"] = Query("kmeans"),
+) -> Any:
+    return index.cluster_of(track_id, model=model).to_dict()
+
+
+# ------------------------------------------------------------------ lists
+@router.get("/recommend", tags=["queries"], summary="More like the liked tracks, less like the disliked ones")
+def recommend(
+    index: IndexDep,
+    liked: list[int] = Query(..., min_length=1, max_length=MAX_SEEDS, description="liked track ids (repeat)"),
+    disliked: list[int] = Query([], max_length=MAX_SEEDS, description="disliked track ids (repeat)"),
+    k: int = Query(10, ge=1, le=1000),
+    space: str | None = Query(None, max_length=32, description=SPACE_DOC),
+    exclude_artist: list[str] = Query([], max_length=50),
+    exclude_genre: list[str] = Query([], max_length=50),
+    artist_spacing: int = Query(3, ge=0, le=100),
+    format: Format = Query("json"),
+    base: str | None = Query(None, max_length=4096, description=BASE_DOC),
+) -> Any:
+    if len(liked) + len(disliked) > MAX_SEEDS:
+        raise InvalidArgumentError(f"at most {MAX_SEEDS} liked and disliked tracks")
+    if any(len(x) > 200 for x in exclude_artist + exclude_genre):
+        raise InvalidArgumentError("an excluded artist or genre is longer than 200 characters")
+    res = index.recommend(
+        liked,
+        disliked,
+        k=k,
+        exclude_artists=exclude_artist,
+        exclude_genres=exclude_genre,
+        artist_spacing=artist_spacing,
+        **_space(space),
+    )
+    if format == "m3u8":
+        return m3u_response(index, res.items, base, "recommended", "recommended")
+    return res.to_dict()
+
+
+@router.get("/genres/{genre}/tracks", tags=["queries"], summary="Tracks of a genre, most confident first")
+def by_genre(
+    index: IndexDep,
+    genre: str = PathParam(..., min_length=1, max_length=100),
+    k: int = Query(10, ge=1, le=1000),
+    format: Format = Query("json"),
+    base: str | None = Query(None, max_length=4096, description=BASE_DOC),
+) -> Any:
+    res = index.by_genre(genre, k=k)
+    if format == "m3u8":
+        return m3u_response(index, res.items, base, f"genre-{genre}", f"genre {genre}")
+    return res.to_dict()
+
+
+@router.get("/playlist", tags=["queries"], summary="A smooth path of n tracks from start to end")
+def playlist(
+    index: IndexDep,
+    start: int = Query(..., ge=1, le=2**62),
+    end: int = Query(..., ge=1, le=2**62),
+    n: int = Query(10, ge=2, le=200),
+    space: str | None = Query(None, max_length=32, description=SPACE_DOC),
+    artist_spacing: int = Query(3, ge=0, le=100),
+    format: Format = Query("json"),
+    base: str | None = Query(None, max_length=4096, description=BASE_DOC),
+) -> Any:
+    res = index.playlist(start, end, n=n, artist_spacing=artist_spacing, **_space(space))
+    if format == "m3u8":
+        return m3u_response(index, res.items, base, f"playlist-{start}-{end}", f"from {start} to {end}")
+    return res.to_dict()
+
+
+@router.get("/m3u", tags=["queries"], summary="Any list of track ids as an M3U8 playlist")
+def m3u(
+    index: IndexDep,
+    ids: list[int] = Query(..., min_length=1, max_length=1000, description="track ids, in playlist order"),
+    base: str | None = Query(None, max_length=4096, description=BASE_DOC),
+    title: str = Query("musicindex", max_length=200),
+) -> Response:
+    return m3u_response(index, [{"id": i} for i in ids], base, title, title)
+
+
+@router.get("/map", tags=["queries"], summary="A 2-D map (PCA) of a similarity space, coloured by genre or cluster")
+def library_map(
+    index: IndexDep,
+    space: str | None = Query(None, max_length=32, description=SPACE_DOC),
+    color_by: Literal["genre", "cluster"] = Query("genre"),
+    limit: int = Query(3000, ge=2, le=20_000, description="at most this many points (a random sample)"),
+) -> Any:
+    return index.library_map(space, color_by=color_by, limit=limit).to_dict()
+
+
+@router.post(
+    "/similar-to-file",
+    tags=["queries"],
+    summary="Query by example: the tracks closest to an uploaded audio file (analysed, never stored)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         }
+    },
+)
+async def similar_to_file(
+    index: IndexDep,
+    limits: LimitsDep,
+    request: Request,
+    k: int = Query(10, ge=1, le=1000),
+    space: str | None = Query(None, max_length=32, description=SPACE_DOC),
+    filename: str = Query("upload", max_length=255, description="the file's name (its suffix names the format)"),
+) -> Any:
+    cap = index.settings.upload_max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise ApiError(413, "too_large", f"the file is larger than the limit of {cap} bytes")
+    ctype = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+    if ctype.startswith("multipart/"):
+        raise ApiError(415, "unsupported_media_type", "send the file itself as the request body, not a form")
+    suffix = Path(filename).suffix.lower()
+    suffix = suffix if suffix in AUDIO_SUFFIXES else ""
+    folder = tempfile.mkdtemp(prefix="musicindex-upload-")  # 0700, private to this process's user
+    tmp = Path(folder) / f"upload{suffix}"
+    size = 0
+    try:
+        with open(tmp, "wb") as fh:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise ApiError(413, "too_large", f"the file is larger than the limit of {cap} bytes")
+                fh.write(chunk)
+        if size == 0:
+            raise InvalidArgumentError("the request body is empty: send the audio file as the body")
 
-    @r.get("/spaces", tags=["about"], summary="Similarity spaces: which can answer, which is the default")
-    def spaces() -> list[dict[str, Any]]:
-        return index.spaces()
+        def run() -> Any:
+            with limits.slot(limits.analysis, "analysis", timeout=60):
+                return index.similar_to_file(tmp, k=k, **_space(space))
 
-    @r.get("/genres", tags=["about"], summary="Every genre a query accepts (labels and genre-model classes)")
-    def genres() -> list[str]:
-        return index.genres()
+        res = await run_in_threadpool(run)
+    finally:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
+    d = res.to_dict()
+    d["params"] = {**d.get("params", {}), "path": None, "upload": {"filename": Path(filename).name, "bytes": size}}
+    return d
 
-    # ------------------------------------------------------------------ tracks
-    @r.get("/tracks", tags=["tracks"], summary="Search tracks by title, artist, album or file name")
-    def search(
-        q: str = Query(..., min_length=1, max_length=200, description="words; each matches a word prefix, any order"),
-        field: Literal["any", "title", "artist", "album"] = Query("any", description="where the words must match"),
-        limit: int = Query(20, ge=1, le=200),
-        offset: int = Query(0, ge=0, le=10_000),
-    ) -> Any:
-        return index.search_tracks(q, field=field, limit=limit, offset=offset).to_dict()
 
-    @r.get("/tracks/{track_id}", tags=["tracks"], summary="Track details: tags, features, genre, cluster")
-    def track(track_id: int = PathParam(..., ge=1, le=2**62)) -> Any:
-        return index.track_details(track_id).to_dict()
+# ------------------------------------------------------------------ status and models
+@router.get("/status", tags=["status"], summary="Counts, latest failures, queues, workers and ingest progress")
+def status(index: IndexDep, limits: LimitsDep, failures: int = Query(10, ge=0, le=100)) -> Any:
+    """Asking the workers takes up to a second, so one answer is shared for 2 s by all callers."""
+    return limits.cached(f"status:{failures}", STATUS_TTL, lambda: _status(index, failures))
 
-    @r.get(
-        "/tracks/{track_id}/audio",
-        tags=["tracks"],
-        summary="The audio file of an indexed track (HTTP Range requests: 206 / 416)",
-        response_class=FileResponse,
-        responses={200: {"content": {"audio/*": {}}}, 206: {"description": "partial content"}, 416: {}},
-    )
-    def audio(track_id: int = PathParam(..., ge=1, le=2**62)) -> Response:
-        path = index.track_file(track_id)  # the path comes from the index, never from the client
-        try:
-            st = os.stat(path)
-        except OSError:
-            raise ApiError(404, "file_missing", f"the file of track {track_id} is not readable: {path}") from None
-        if not os.path.isfile(path):
-            raise ApiError(404, "file_missing", f"the file of track {track_id} is not a regular file: {path}")
-        media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media, stat_result=st, content_disposition_type="inline",
-                            filename=Path(path).name)  # fmt: skip
 
-    @r.get("/tracks/{track_id}/similar", tags=["queries"], summary="The tracks that sound most like this one")
-    def similar(
-        track_id: int = PathParam(..., ge=1, le=2**62),
-        k: int = Query(10, ge=1, le=1000),
-        space: str | None = Query(None, max_length=32, description=SPACE_DOC),
-        genre: str | None = Query(None, max_length=100, description="only tracks of this genre"),
-        exclude_same_artist: bool = Query(False),
-        exact: bool = Query(False, description="brute force instead of the HNSW index"),
-        format: Format = Query("json"),
-        base: str | None = Query(None, max_length=4096, description=BASE_DOC),
-    ) -> Any:
-        res = index.similar(
-            track_id, k=k, genre=genre, exclude_same_artist=exclude_same_artist, exact=exact, **_space(space)
+@router.get("/models", tags=["models"], summary="The model registry: versions, states, key metrics")
+def models(
+    index: IndexDep,
+    kind: str | None = Query(None, max_length=16),
+    state: str | None = Query(None, max_length=16),
+    limit: int = Query(100, ge=1, le=1000),
+) -> Any:
+    return index.models(kind=kind, state=state, limit=limit)
+
+
+@router.get("/models/active", tags=["models"], summary="The active version of each kind")
+def active_models(index: IndexDep) -> Any:
+    return index.active_models()
+
+
+@router.get("/models/{version_id}", tags=["models"], summary="Everything about one model version")
+def model(index: IndexDep, version_id: int = PathParam(..., ge=1, le=2**31 - 1)) -> Any:
+    return _model(index, version_id)
+
+
+def _model(index: MusicIndex, version_id: int) -> dict[str, Any]:
+    """``index.model``; an id that names no version is a 404 (the registry says 'not trained')."""
+    from musicindex.errors import ModelNotTrainedError
+
+    try:
+        return index.model(version_id)
+    except ModelNotTrainedError as exc:
+        if str(exc).startswith(f"no model version {version_id}"):
+            raise ApiError(404, "unknown_model", str(exc)) from None
+        raise
+
+
+@router.get("/evaluate", tags=["models"], summary="Genre precision@k and hubness of each space; classifiers")
+def evaluate(
+    index: IndexDep,
+    limits: LimitsDep,
+    k: int = Query(10, ge=1, le=100),
+    max_tracks: int = Query(5000, ge=10, le=20_000, description="a random sample of labelled tracks above this"),
+) -> Any:
+    with limits.slot(limits.evaluation, "evaluation", timeout=1):
+        return index.evaluate(k=k, max_tracks=max_tracks).to_dict()
+
+
+# ------------------------------------------------------------------ changes (token)
+@router.post("/models/{version_id}/promote", tags=["changes"], summary="Activate a version (token)")
+def promote(
+    index: IndexDep,
+    version_id: int = PathParam(..., ge=1, le=2**31 - 1),
+    authorization: str | None = Header(None, include_in_schema=False),
+) -> Any:
+    check_token(authorization, index.settings)
+    _model(index, version_id)
+    retired = index.promote([version_id])
+    return {"promoted": version_id, "retired": retired, "model": index.model(version_id)}
+
+
+@router.post("/models/{kind}/rollback", tags=["changes"], summary="Re-activate the previous version of a kind (token)")
+def rollback(
+    index: IndexDep,
+    kind: str = PathParam(..., min_length=1, max_length=16),
+    authorization: str | None = Header(None, include_in_schema=False),
+) -> Any:
+    check_token(authorization, index.settings)
+    return {"rolled_back": kind, "model": index.rollback(kind)}
+
+
+@router.post(
+    "/ingest", tags=["changes"], summary="Re-scan the library's folders and queue new or changed files (token)"
+)
+def ingest(
+    index: IndexDep,
+    authorization: str | None = Header(None, include_in_schema=False),
+    label_from: Literal["folder", "tag"] | None = Body(None, embed=True),
+    roots: list[str] | None = Body(
+        None, embed=True, max_length=100, description="a subset of the folders ingested before (default: all)"
+    ),
+) -> Any:
+    check_token(authorization, index.settings)
+    known = index.ingest_progress()["roots"]
+    if not known:
+        raise InvalidArgumentError(
+            "no folder was ever ingested: run `musicindex ingest PATH` once (the API re-scans known folders only)"
         )
-        if format == "m3u8":
-            return _m3u_response(index, res.items, base, f"similar-{track_id}", f"similar to track {track_id}")
-        return res.to_dict()
-
-    @r.get("/tracks/{track_id}/genre", tags=["queries"], summary="The genre model's answer for a track")
-    def genre_of(track_id: int = PathParam(..., ge=1, le=2**62)) -> Any:
-        return index.genre_of(track_id).to_dict()
-
-    @r.get("/tracks/{track_id}/cluster", tags=["queries"], summary="The cluster of a track")
-    def cluster_of(
-        track_id: int = PathParam(..., ge=1, le=2**62),
-        model: Literal["kmeans", "birch", "gmm"] = Query("kmeans"),
-    ) -> Any:
-        return index.cluster_of(track_id, model=model).to_dict()
-
-    # ------------------------------------------------------------------ lists
-    @r.get("/recommend", tags=["queries"], summary="More like the liked tracks, less like the disliked ones")
-    def recommend(
-        liked: list[int] = Query(..., min_length=1, max_length=MAX_SEEDS, description="liked track ids (repeat)"),
-        disliked: list[int] = Query([], max_length=MAX_SEEDS, description="disliked track ids (repeat)"),
-        k: int = Query(10, ge=1, le=1000),
-        space: str | None = Query(None, max_length=32, description=SPACE_DOC),
-        exclude_artist: list[str] = Query([], max_length=50),
-        exclude_genre: list[str] = Query([], max_length=50),
-        artist_spacing: int = Query(3, ge=0, le=100),
-        format: Format = Query("json"),
-        base: str | None = Query(None, max_length=4096, description=BASE_DOC),
-    ) -> Any:
-        if len(liked) + len(disliked) > MAX_SEEDS:
-            raise InvalidArgumentError(f"at most {MAX_SEEDS} liked and disliked tracks")
-        if any(len(x) > 200 for x in exclude_artist + exclude_genre):
-            raise InvalidArgumentError("an excluded artist or genre is longer than 200 characters")
-        res = index.recommend(
-            liked,
-            disliked,
-            k=k,
-            exclude_artists=exclude_artist,
-            exclude_genres=exclude_genre,
-            artist_spacing=artist_spacing,
-            **_space(space),
+    chosen = known if roots is None else roots
+    unknown = [x for x in chosen if x not in known]
+    if unknown:
+        raise InvalidArgumentError(
+            f"{unknown[0]!r} is not a folder ingested before; the API re-scans only these: {', '.join(known)}"
         )
-        if format == "m3u8":
-            return _m3u_response(index, res.items, base, "recommended", "recommended")
-        return res.to_dict()
+    return index.ingest(chosen, wait=False, label_from=label_from).to_dict()
 
-    @r.get("/genres/{genre}/tracks", tags=["queries"], summary="Tracks of a genre, most confident first")
-    def by_genre(
-        genre: str = PathParam(..., min_length=1, max_length=100),
-        k: int = Query(10, ge=1, le=1000),
-        format: Format = Query("json"),
-        base: str | None = Query(None, max_length=4096, description=BASE_DOC),
-    ) -> Any:
-        res = index.by_genre(genre, k=k)
-        if format == "m3u8":
-            return _m3u_response(index, res.items, base, f"genre-{genre}", f"genre {genre}")
-        return res.to_dict()
 
-    @r.get("/playlist", tags=["queries"], summary="A smooth path of n tracks from start to end")
-    def playlist(
-        start: int = Query(..., ge=1, le=2**62),
-        end: int = Query(..., ge=1, le=2**62),
-        n: int = Query(10, ge=2, le=200),
-        space: str | None = Query(None, max_length=32, description=SPACE_DOC),
-        artist_spacing: int = Query(3, ge=0, le=100),
-        format: Format = Query("json"),
-        base: str | None = Query(None, max_length=4096, description=BASE_DOC),
-    ) -> Any:
-        res = index.playlist(start, end, n=n, artist_spacing=artist_spacing, **_space(space))
-        if format == "m3u8":
-            return _m3u_response(index, res.items, base, f"playlist-{start}-{end}", f"from {start} to {end}")
-        return res.to_dict()
-
-    @r.get("/m3u", tags=["queries"], summary="Any list of track ids as an M3U8 playlist")
-    def m3u(
-        ids: list[int] = Query(..., min_length=1, max_length=1000, description="track ids, in playlist order"),
-        base: str | None = Query(None, max_length=4096, description=BASE_DOC),
-        title: str = Query("musicindex", max_length=200),
-    ) -> Response:
-        return _m3u_response(index, [{"id": i} for i in ids], base, title, title)
-
-    @r.get("/map", tags=["queries"], summary="A 2-D map (PCA) of a similarity space, coloured by genre or cluster")
-    def library_map(
-        space: str | None = Query(None, max_length=32, description=SPACE_DOC),
-        color_by: Literal["genre", "cluster"] = Query("genre"),
-        limit: int = Query(3000, ge=2, le=20_000, description="at most this many points (a random sample)"),
-    ) -> Any:
-        return index.library_map(space, color_by=color_by, limit=limit).to_dict()
-
-    @r.post(
-        "/similar-to-file",
-        tags=["queries"],
-        summary="Query by example: the tracks closest to an uploaded audio file (analysed, never stored)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
-    )
-    async def similar_to_file(
-        request: Request,
-        k: int = Query(10, ge=1, le=1000),
-        space: str | None = Query(None, max_length=32, description=SPACE_DOC),
-        filename: str = Query("upload", max_length=255, description="the file's name (its suffix names the format)"),
-    ) -> Any:
-        cap = settings().upload_max_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > cap:
-            raise ApiError(413, "too_large", f"the file is larger than the limit of {cap} bytes")
-        ctype = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
-        if ctype.startswith("multipart/"):
-            raise ApiError(415, "unsupported_media_type", "send the file itself as the request body, not a form")
-        suffix = Path(filename).suffix.lower()
-        suffix = suffix if suffix in AUDIO_SUFFIXES else ""
-        folder = tempfile.mkdtemp(prefix="musicindex-upload-")  # 0700, private to this process's user
-        tmp = Path(folder) / f"upload{suffix}"
-        size = 0
-        try:
-            with open(tmp, "wb") as fh:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > cap:
-                        raise ApiError(413, "too_large", f"the file is larger than the limit of {cap} bytes")
-                    fh.write(chunk)
-            if size == 0:
-                raise InvalidArgumentError("the request body is empty: send the audio file as the body")
-
-            def run() -> Any:
-                with limits.slot(limits.analysis, "analysis", timeout=60):
-                    return index.similar_to_file(tmp, k=k, **_space(space))
-
-            res = await run_in_threadpool(run)
-        finally:
-            await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
-        d = res.to_dict()
-        d["params"] = {**d.get("params", {}), "path": None, "upload": {"filename": Path(filename).name, "bytes": size}}
-        return d
-
-    # ------------------------------------------------------------------ status and models
-    status_cache: dict[str, Any] = {}
-    status_lock = threading.Lock()
-
-    @r.get("/status", tags=["status"], summary="Counts, latest failures, queues, workers and ingest progress")
-    def status(failures: int = Query(10, ge=0, le=100)) -> Any:
-        """Asking the workers takes up to a second, so one answer is shared for 2 s by all callers."""
-        with status_lock:
-            hit = status_cache.get(str(failures))
-            if hit is not None and time.monotonic() - hit[0] < STATUS_TTL:
-                return hit[1]
-            d = _status(index, failures)
-            status_cache[str(failures)] = (time.monotonic(), d)
-            return d
-
-    @r.get("/models", tags=["models"], summary="The model registry: versions, states, key metrics")
-    def models(
-        kind: str | None = Query(None, max_length=16),
-        state: str | None = Query(None, max_length=16),
-        limit: int = Query(100, ge=1, le=1000),
-    ) -> Any:
-        return index.models(kind=kind, state=state, limit=limit)
-
-    @r.get("/models/active", tags=["models"], summary="The active version of each kind")
-    def active_models() -> Any:
-        return index.active_models()
-
-    @r.get("/models/{version_id}", tags=["models"], summary="Everything about one model version")
-    def model(version_id: int = PathParam(..., ge=1, le=2**31 - 1)) -> Any:
-        return _model(version_id)
-
-    def _model(version_id: int) -> dict[str, Any]:
-        """``index.model``; an id that names no version is a 404 (the registry says 'not trained')."""
-        from musicindex.errors import ModelNotTrainedError
-
-        try:
-            return index.model(version_id)
-        except ModelNotTrainedError as exc:
-            if str(exc).startswith(f"no model version {version_id}"):
-                raise ApiError(404, "unknown_model", str(exc)) from None
-            raise
-
-    @r.get("/evaluate", tags=["models"], summary="Genre precision@k and hubness of each space; classifiers")
-    def evaluate(
-        k: int = Query(10, ge=1, le=100),
-        max_tracks: int = Query(5000, ge=10, le=20_000, description="a random sample of labelled tracks above this"),
-    ) -> Any:
-        with limits.slot(limits.evaluation, "evaluation", timeout=1):
-            return index.evaluate(k=k, max_tracks=max_tracks).to_dict()
-
-    # ------------------------------------------------------------------ changes (token)
-    @r.post("/models/{version_id}/promote", tags=["changes"], summary="Activate a version (token)")
-    def promote(
-        version_id: int = PathParam(..., ge=1, le=2**31 - 1),
-        authorization: str | None = Header(None, include_in_schema=False),
-    ) -> Any:
-        check_token(authorization, settings())
-        _model(version_id)
-        retired = index.promote([version_id])
-        return {"promoted": version_id, "retired": retired, "model": index.model(version_id)}
-
-    @r.post("/models/{kind}/rollback", tags=["changes"], summary="Re-activate the previous version of a kind (token)")
-    def rollback(
-        kind: str = PathParam(..., min_length=1, max_length=16),
-        authorization: str | None = Header(None, include_in_schema=False),
-    ) -> Any:
-        check_token(authorization, settings())
-        return {"rolled_back": kind, "model": index.rollback(kind)}
-
-    @r.post("/ingest", tags=["changes"], summary="Re-scan the library's folders and queue new or changed files (token)")
-    def ingest(
-        authorization: str | None = Header(None, include_in_schema=False),
-        label_from: Literal["folder", "tag"] | None = Body(None, embed=True),
-        roots: list[str] | None = Body(
-            None, embed=True, max_length=100, description="a subset of the folders ingested before (default: all)"
-        ),
-    ) -> Any:
-        check_token(authorization, settings())
-        known = index.ingest_progress()["roots"]
-        if not known:
-            raise InvalidArgumentError(
-                "no folder was ever ingested: run `musicindex ingest PATH` once (the API re-scans known folders only)"
-            )
-        chosen = known if roots is None else roots
-        unknown = [x for x in chosen if x not in known]
-        if unknown:
-            raise InvalidArgumentError(
-                f"{unknown[0]!r} is not a folder ingested before; the API re-scans only these: {', '.join(known)}"
-            )
-        return index.ingest(chosen, wait=False, label_from=label_from).to_dict()
-
-    @r.post("/train", tags=["changes"], summary="Queue a training run on the workers (token)")
-    def train(
-        authorization: str | None = Header(None, include_in_schema=False),
-        models: list[str] | None = Body(None, embed=True, max_length=16, description="model kinds (default: all)"),
-        quick: bool = Body(False, embed=True, description="small grids, tiny network budgets"),
-        force: bool = Body(False, embed=True, description="train even if the labelled data has not changed"),
-    ) -> Any:
-        check_token(authorization, settings())
-        return index.train(models, wait=False, quick=quick, force=force).to_dict()
-
-    return r
+@router.post("/train", tags=["changes"], summary="Queue a training run on the workers (token)")
+def train(
+    index: IndexDep,
+    authorization: str | None = Header(None, include_in_schema=False),
+    models: list[str] | None = Body(None, embed=True, max_length=16, description="model kinds (default: all)"),
+    quick: bool = Body(False, embed=True, description="small grids, tiny network budgets"),
+    force: bool = Body(False, embed=True, description="train even if the labelled data has not changed"),
+) -> Any:
+    check_token(authorization, index.settings)
+    return index.train(models, wait=False, quick=quick, force=force, trigger="api").to_dict()

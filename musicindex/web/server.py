@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from musicindex.web import api, errors, pages, security
+from musicindex.web.deps import Limits
 
 if TYPE_CHECKING:
     from musicindex.index import MusicIndex
@@ -50,9 +51,10 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.index = index
+    app.state.limits = Limits()
     errors.install(app, html=pages.render_error)
-    app.include_router(api.build_router(index))
-    app.include_router(pages.build_router(index))
+    app.include_router(api.router)
+    app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)

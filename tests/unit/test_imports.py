@@ -1,8 +1,10 @@
-"""The import graph of the library and the workers has no cycles, and layers lean the documented way."""
+"""The import graph of the library and the workers has no cycles, and the layers lean the way the README's
+"Architecture" section says: every rule stated there is checked here."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,22 +24,12 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """Project modules imported anywhere in ``tree`` (function bodies too), except under TYPE_CHECKING."""
+    """Project modules imported anywhere in ``tree``: function bodies and ``if TYPE_CHECKING:`` blocks too (a
+    type-only import is an edge of the graph like any other)."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -112,15 +104,123 @@ def test_import_graph_has_no_cycles():
     assert _cycles(_graph()) == []
 
 
-def test_the_library_never_imports_the_workers_and_audio_never_the_database():
+def _deps_of(graph: dict[str, set[str]], package: str) -> dict[str, set[str]]:
+    return {m: d for m, d in graph.items() if m == package or m.startswith(package + ".")}
+
+
+def _breaking(graph: dict[str, set[str]], package: str, forbidden: tuple[str, ...]) -> dict[str, set[str]]:
+    """Modules of ``package`` that import a module of one of the ``forbidden`` packages, and what they import."""
+    out = {}
+    for m, deps in _deps_of(graph, package).items():
+        bad = {d for d in deps if any(d == f or d.startswith(f + ".") for f in forbidden)}
+        if bad:
+            out[m] = bad
+    return out
+
+
+def test_the_library_never_imports_the_workers():
     graph = _graph()
     # the `worker` and `scheduler` commands start the worker package: the CLI is an entry point
     lib = {m: deps for m, deps in graph.items() if m.startswith("musicindex") and not m.startswith("musicindex.cli")}
     assert not {m: d for m, d in lib.items() if any(x.startswith("workers") for x in d)}
-    audio = {m: d for m, d in graph.items() if m.startswith("musicindex.audio")}
-    assert not {m: d for m, d in audio.items() if any(x.startswith(("musicindex.db", "musicindex.ingest")) for x in d)}
-    db = {m: d for m, d in graph.items() if m.startswith("musicindex.db")}
-    assert not {m: d for m, d in db.items() if any(x.startswith("musicindex.audio") for x in d)}
+
+
+def test_audio_never_imports_the_database_and_the_database_never_audio():
+    graph = _graph()
+    above = ("musicindex.db", "musicindex.ingest", "musicindex.ml", "musicindex.query", "musicindex.web",
+             "musicindex.cli", "musicindex.servers", "musicindex.dispatch", "musicindex.index")  # fmt: skip
+    assert _breaking(graph, "musicindex.audio", above) == {}
+    below = ("musicindex.audio", "musicindex.ingest", "musicindex.ml", "musicindex.query", "musicindex.web",
+             "musicindex.cli")  # fmt: skip
+    assert _breaking(graph, "musicindex.db", below) == {}
+
+
+def test_the_query_layer_reads_only_and_never_imports_the_models():
+    forbidden = ("musicindex.ml", "musicindex.ingest", "musicindex.dispatch", "musicindex.web", "musicindex.cli",
+                 "musicindex.servers", "musicindex.pretrained", "musicindex.index")  # fmt: skip
+    assert _breaking(_graph(), "musicindex.query", forbidden) == {}
+
+
+def test_models_and_ingestion_stay_below_the_entry_points():
+    graph = _graph()
+    entry = ("musicindex.web", "musicindex.cli", "musicindex.index", "musicindex.sample")
+    for package in ("musicindex.ml", "musicindex.ingest", "musicindex.db", "musicindex.pretrained"):
+        assert _breaking(graph, package, entry) == {}, package
+    assert _breaking(graph, "musicindex.ingest", ("musicindex.ml",)) == {}  # the models come after ingestion
+
+
+def test_only_dispatch_talks_to_celery():
+    """Only ``musicindex/dispatch.py`` (and the worker package) imports Celery or sends a task."""
+    offenders = []
+    for name, path in _modules().items():
+        if name == "musicindex.dispatch" or name.startswith("workers"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            imported = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            if any(i == "celery" or i.startswith(("celery.", "kombu")) for i in imported):
+                offenders.append(f"{name} imports {imported}")
+            if isinstance(node, ast.Attribute) and node.attr in ("send_task", "apply_async", "delay"):
+                offenders.append(f"{name} calls .{node.attr}")
+    assert offenders == []
+
+
+def test_servers_are_started_only_by_entry_points():
+    """Connecting or importing starts nothing: only the entry points import the embedded servers."""
+    allowed = ("musicindex.servers", "musicindex.services", "musicindex.cli", "musicindex.index", "musicindex.sample")
+    users = {m for m, deps in _graph().items() if any(d == "musicindex.servers" or d.startswith("musicindex.servers.")
+                                                      for d in deps)}  # fmt: skip
+    assert {m for m in users if not m.startswith(allowed)} == set()
+
+
+def _writes(path: Path, table: str, orm_class: str, column: str) -> list[str]:
+    """Places in one file that change ``table.column``: ``update(OrmClass).values(column=...)``, ``OrmClass(...,
+    column=...)`` and SQL text ``UPDATE table ... SET ... column = ...``."""
+    found: set[str] = set()
+    tree = ast.parse(path.read_text())
+    update_sql = re.compile(rf"UPDATE\s+{table}\b.*?\bSET\b(.*?)(?:\bFROM\b|\bWHERE\b|\bRETURNING\b|$)", re.I | re.S)
+    assigns = re.compile(rf"(?<![\w.]){column}\s*=")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f, sets = node.func, any(k.arg == column for k in node.keywords)
+            if sets and isinstance(f, ast.Name) and f.id == orm_class:
+                found.add(f"{path.name}:{node.lineno} {orm_class}({column}=...)")
+            if sets and isinstance(f, ast.Attribute) and f.attr == "values" and orm_class in ast.unparse(f.value):
+                found.add(f"{path.name}:{node.lineno} update({orm_class}).values({column}=...)")
+        text = None
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        if text and any(assigns.search(m.group(1)) for m in update_sql.finditer(text)):
+            found.add(f"{path.name}:{node.lineno} UPDATE {table} SET {column}")
+    return sorted(found)
+
+
+def test_one_writer_of_track_status_and_of_model_state():
+    """``ingest/lifecycle.py`` is the only writer of ``tracks.status``, ``ml/registry.py`` of
+    ``model_versions.state`` (training runs' own ``status`` column is ``ml/runs.py``'s)."""
+    track, model = [], []
+    for name, path in _modules().items():
+        if name != "musicindex.ingest.lifecycle":
+            track += _writes(path, "tracks", "Track", "status")
+        if name != "musicindex.ml.registry":
+            model += _writes(path, "model_versions", "ModelVersion", "state")
+    assert (track, model) == ([], [])
+
+
+def test_the_write_detector_finds_planted_writes(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        "s.execute(update(Track).where(Track.id == 1).values(status='failed'))\n"
+        "v = ModelVersion(kind='knn', state='active')\n"
+        "s.execute(text(f\"UPDATE tracks SET error = NULL, status = '{FAILED}' WHERE id = 1\"))\n"
+    )
+    assert len(_writes(planted, "tracks", "Track", "status")) == 2
+    assert len(_writes(planted, "model_versions", "ModelVersion", "state")) == 1
 
 
 def test_cycle_detector_finds_a_planted_cycle():

@@ -188,3 +188,60 @@ def test_scan_lists_audio_ignores_the_rest_and_skips_outside_links(tmp_path):
     assert report.ignored == 1 and report.skipped_links == [str(tmp_path / "lib" / "link")]
     assert len(scan([tmp_path / "lib"], follow_symlinks=True).files) == 2
     assert within("/a/b/c", ["/a/b"]) and not within("/a/bc", ["/a/b"])
+
+
+def test_every_service_method_is_a_method_of_the_index():
+    from musicindex.config import Settings
+    from musicindex.index import SERVICE_METHODS, MusicIndex
+
+    index = MusicIndex(None, Settings.from_env({}))  # type: ignore[arg-type]  # no database needed to bind
+    for service, names in SERVICE_METHODS.items():
+        for name in names:
+            assert getattr(index, name) == getattr(getattr(index, service), name), (service, name)
+    public = {n for s in SERVICE_METHODS for n in dir(getattr(index, s)) if not n.startswith("_") and callable(
+        getattr(getattr(index, s), n)) and n not in ("snapshot", "send", "example_space", "similar_to_example",
+                                                     "requeue_orphans", "diverse_neighbours", "status")}  # fmt: skip
+    assert public <= {n for names in SERVICE_METHODS.values() for n in names}
+
+
+def test_train_options_are_validated_once_and_survive_the_task_message():
+    import json
+
+    from musicindex.ml.options import TrainOptions
+
+    opts = TrainOptions.of("ann,knn", quick=True, seed=3, net_overrides={"ann": {"embedding_dim": 16}})
+    assert opts.models == ("knn", "ann")
+    again = TrainOptions.from_dict(json.loads(json.dumps(opts.to_dict())))
+    assert again == opts
+    for bad, match in (
+        ({"test_size": 0.9}, "test_size"),
+        ({"cv_folds": 1}, "cv_folds"),
+        ({"net_cv_folds": 1}, "net_cv_folds"),
+        ({"inputs": "spectrum"}, "inputs 'spectrum'"),
+        ({"pca": 1.5}, "pca"),
+        ({"net_overrides": {"ann": {"layers": 3}}}, "net_overrides"),
+        ({"net_overrides": {"knn": {}}}, "net_overrides"),
+        ({"colour": "red"}, "unknown training option 'colour'"),
+        ({"seed": "1"}, "seed"),
+    ):
+        with pytest.raises(InvalidArgumentError, match=match):
+            TrainOptions.of(**bad)
+    with pytest.raises(InvalidArgumentError, match="unknown model 'svm'"):
+        TrainOptions.of("svm")
+
+
+def test_exclusions_are_checked_once():
+    from musicindex.query.search import Exclusions
+
+    ex = Exclusions.checked([3, 4], ["ABBA"], ["jazz"], 2, False)
+    assert (ex.tracks, ex.artists, ex.genres, ex.artist_spacing, ex.album_spacing) == (
+        (3, 4),
+        ("ABBA",),
+        ("jazz",),
+        2,
+        False,
+    )
+    assert ex.filters([1, 1, 2]).exclude_ids == [1, 2]
+    for bad in ({"artist_spacing": 101}, {"artist_spacing": True}, {"artists": ["a\x00b"]}, {"genres": [""]}):
+        with pytest.raises(InvalidArgumentError):
+            Exclusions.checked(**bad)

@@ -1,0 +1,68 @@
+"""What every router of the app shares: the index it serves and the app's limits, as FastAPI dependencies.
+
+``create_app`` puts them on ``app.state``; routers are module-level ``APIRouter`` objects (FastAPI's documented
+layout) whose routes declare ``index: IndexDep`` (and ``limits: LimitsDep``), so the JSON API, the pages and the
+Subsonic API are siblings over one ``MusicIndex``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+
+from musicindex.web.errors import ApiError
+
+if TYPE_CHECKING:
+    from musicindex.index import MusicIndex
+
+
+def get_index(request: Request) -> MusicIndex:
+    """The ``MusicIndex`` this app serves."""
+    index: MusicIndex = request.app.state.index
+    return index
+
+
+class Limits:
+    """One heavy job of each kind at a time (audio analysis of an upload, evaluation), and answers shared for a
+    moment by all callers (the status, which asks the workers)."""
+
+    def __init__(self) -> None:
+        self.analysis = threading.BoundedSemaphore(1)
+        self.evaluation = threading.BoundedSemaphore(1)
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache_lock = threading.Lock()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def slot(sem: threading.BoundedSemaphore, what: str, timeout: float) -> Iterator[None]:
+        """Hold ``sem`` for the block; ApiError 429 (with Retry-After) when it stays taken for ``timeout`` s."""
+        if not sem.acquire(timeout=timeout):
+            raise ApiError(429, "busy", f"another {what} is running; try again in a moment", {"Retry-After": "5"})
+        try:
+            yield
+        finally:
+            sem.release()
+
+    def cached(self, key: str, ttl: float, make: Callable[[], Any]) -> Any:
+        """``make()``, shared by every caller for ``ttl`` seconds."""
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] < ttl:
+                return hit[1]
+            value = make()
+            self._cache[key] = (time.monotonic(), value)
+            return value
+
+
+def get_limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+IndexDep = Annotated["MusicIndex", Depends(get_index)]
+LimitsDep = Annotated[Limits, Depends(get_limits)]

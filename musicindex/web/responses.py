@@ -1,0 +1,49 @@
+"""Response helpers every router shares: JSON that never holds NaN, M3U8 playlists of track lists."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+from fastapi.responses import JSONResponse, Response
+
+from musicindex import playlists
+
+if TYPE_CHECKING:
+    from musicindex.index import MusicIndex
+
+
+class Json(JSONResponse):
+    """JSON with non-finite floats (NaN metrics) as null, never invalid JSON."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        except (ValueError, TypeError):  # NaN / inf, or a value JSON does not know (a date): the slow path
+            return json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def m3u_response(index: MusicIndex, items: list[Any], base: str | None, name: str, title: str) -> Response:
+    """An M3U8 attachment of ``items`` (durations from the index)."""
+    ids = [int(h["id"]) if isinstance(h, dict) else int(h.id) for h in items]
+    summaries = {t.id: t for t in index.track_summaries(ids)} if ids else {}
+    entries = [summaries[i] for i in ids]
+    text = playlists.render_m3u8(entries, base=base, title=title)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "playlist"
+    return Response(
+        text,
+        media_type=f"{playlists.M3U8_MEDIA_TYPE}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{safe}.m3u8"'},
+    )
