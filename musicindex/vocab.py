@@ -94,6 +94,19 @@ FEATURES_SPACE: Final = "features"
 """The space that always exists (the 43 features, standardised; no model needed). The default space is musicnn
 when it can answer (``query.spaces.default_space``), else this one."""
 
+# --------------------------------------------------------------------------- the library and its listeners
+TRACK, ALBUM, ARTIST = "track", "album", "artist"
+ITEM_TYPES: Final = (TRACK, ALBUM, ARTIST)
+"""What a listener can star, rate and play (``annotations.item_type``)."""
+COVER_KINDS: Final = ("file", "embedded")
+"""Where an album's cover comes from: an image file beside its tracks, or a track's embedded picture."""
+COVER_NAMES: Final = ("cover", "folder", "front", "albumart", "album")
+"""Image files (any case, .jpg/.jpeg/.png/.webp/.gif) that are an album's cover, most preferred first."""
+MOOD_TAGS: Final = (
+    "Mellow", "chill", "chillout", "happy", "sad", "beautiful", "sexy", "party", "catchy", "easy listening",
+)  # fmt: skip
+"""The musicnn tags that are moods (the OpenSubsonic ``moods`` of a song), among its top tags."""
+
 # --------------------------------------------------------------------------- queues
 QUEUE_INGEST: Final = "ingest"
 QUEUE_EMBED: Final = "embed"

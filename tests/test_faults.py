@@ -494,7 +494,7 @@ def test_soft_time_limit_fails_the_file_and_requeues_the_rest(index, tmp_path, m
     for name in ("a", "b", "c"):
         _write_wav(root / f"{name}.wav", seed=ord(name))
     reg = ingest.register(index.db, [root])
-    real = audio.read_window
+    real = audio.analyse_file
 
     def limited(path, *args, **kwargs):
         if Path(os.fsdecode(path)).name == "b.wav":
@@ -502,7 +502,7 @@ def test_soft_time_limit_fails_the_file_and_requeues_the_rest(index, tmp_path, m
         return real(path, *args, **kwargs)
 
     sent: list[list[int]] = []
-    monkeypatch.setattr(audio, "read_window", limited)
+    monkeypatch.setattr(audio, "analyse_file", limited)
     monkeypatch.setattr(Dispatcher, "ingest", lambda self, ids, **kw: sent.append([int(i) for i in ids]))
     tasks.ingest_files.apply(args=[reg.queued_ids])
     a, b, c = _all_tracks(index.db)
@@ -527,19 +527,19 @@ def test_wait_notices_work_no_job_holds_and_queues_it_again(index, workers, tmp_
 
 
 def _worker_hook(tmp_path: Path, body: str) -> str:
-    """A sitecustomize.py that patches ``musicindex.audio.read_window`` in worker processes only."""
+    """A sitecustomize.py that patches ``musicindex.audio.analyse_file`` in worker processes only."""
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(
         "import os, signal, sys, time\n"
         "if sys.argv[1:2] == ['worker']:\n"
         "    import musicindex.audio as _audio\n"
-        "    _real = _audio.read_window\n"
-        "    def read_window(path, *args, **kwargs):\n"
+        "    _real = _audio.analyse_file\n"
+        "    def analyse_file(path, *args, **kwargs):\n"
         "        name = os.path.basename(os.fsdecode(path))\n"
         + "".join(f"        {line}\n" for line in body.strip().splitlines())
         + "        return _real(path, *args, **kwargs)\n"
-        "    _audio.read_window = read_window\n"
+        "    _audio.analyse_file = analyse_file\n"
     )
     return str(site)
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from musicindex import ingest
 from musicindex.db.orm import ModelVersion, TrainingRun
 from musicindex.errors import ArtifactIntegrityError, TrainingInProgressError, WorkerLostError
-from musicindex.ml import artifacts, backfill, inference, training
+from musicindex.ml import artifacts, backfill, inference, registry, training
 from musicindex.sample.library import generate_library
 from tests.conftest import url_str
 
@@ -45,7 +45,9 @@ def test_artifacts_are_signed_and_a_forged_one_is_never_unpickled(index, small, 
     training.train(index.db, "logreg", **QUICK)
     with index.db.session() as s:
         v = s.execute(select(ModelVersion).where(ModelVersion.kind == "logreg")).scalar_one()
-        assert v.artifact_hmac == artifacts.sign(v.artifact, artifacts.signing_key())
+        key = artifacts.signing_key()
+        assert v.artifact_hmac == artifacts.sign(registry.signed_bytes(v.id, v.kind, v.artifact), key)
+        assert v.artifact_hmac != artifacts.sign(v.artifact, key)  # bound to the version
     key_file = index.settings.home / artifacts.KEY_FILE
     assert key_file.stat().st_mode & 0o777 == 0o600
     # someone who can write model_versions (but has not the key) swaps in a pickle that runs code,
@@ -62,6 +64,28 @@ def test_artifacts_are_signed_and_a_forged_one_is_never_unpickled(index, small, 
     with index.db.session() as s, pytest.raises(ArtifactIntegrityError, match="not signed with this installation"):
         inference.load_model(s, v.id)
     assert not marker.exists()
+
+
+def test_a_signed_artifact_copied_into_another_row_is_refused(index, small):
+    """The signature names the version id and kind: a genuine signed artifact of one version, copied with its
+    signature and sha256 into another row, does not load there (#22 item 8)."""
+    training.train(index.db, "logreg", **QUICK)
+    training.train(index.db, "logreg", force=True, promotion_tolerance=1.0, **QUICK)
+    with index.db.session() as s:
+        first, second = s.execute(
+            select(ModelVersion).where(ModelVersion.kind == "logreg").order_by(ModelVersion.id)
+        ).scalars()
+        s.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id == second.id)
+            .values(artifact=first.artifact, artifact_sha256=first.artifact_sha256, artifact_hmac=first.artifact_hmac)
+        )
+        first_id, second_id = first.id, second.id
+    inference.clear_cache()
+    with index.db.session() as s:
+        inference.load_model(s, first_id)  # where it was signed, it loads
+        with pytest.raises(ArtifactIntegrityError, match="not signed with this installation"):
+            inference.load_model(s, second_id)
 
 
 def test_artifact_key_file_must_be_private(index, tmp_path):

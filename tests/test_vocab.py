@@ -27,6 +27,8 @@ def test_check_constraints_at_head_match_the_vocabulary(fresh_db):
     assert _check_values(fresh_db, "ck_model_versions_kind") == set(vocab.MODEL_KINDS)
     assert _check_values(fresh_db, "ck_model_versions_state") == set(vocab.MODEL_STATES)
     assert _check_values(fresh_db, "ck_embeddings_space") == set(vocab.SPACES)
+    assert _check_values(fresh_db, "ck_annotations_item_type") == set(vocab.ITEM_TYPES)
+    assert _check_values(fresh_db, "ck_albums_cover_kind") == set(vocab.COVER_KINDS)
 
 
 def test_feature_columns_match_the_vocabulary(fresh_db):

@@ -99,8 +99,19 @@ class _Graph:
         return out
 
 
-def build_model(arrays: dict[str, np.ndarray], npz_sha256: str) -> Any:
-    """The fp32 ONNX model of the network whose checkpoint arrays are ``arrays`` (see the module docstring)."""
+def build_model(
+    arrays: dict[str, np.ndarray], npz_sha256: str, ranges: dict[str, np.ndarray] | None = None
+) -> Any:
+    """The fp32 ONNX model of the network whose checkpoint arrays are ``arrays`` (see the module docstring).
+
+    ``ranges`` (for the int8 graph only): per timbral branch, the largest value ``M_c > 0`` of each channel's
+    ``ReLU(max over frequency)`` to keep. The branch's convolution is then scaled per channel so that the values
+    its max can take and that survive the ReLU map onto [0, 1] (positive channels: ``y / M``; negated channels,
+    whose useful maxima are <= 0: ``y / M + 1``), and the pool's output is mapped back (``x sign x M``,
+    ``+ M`` for negated channels) before the ReLU. In fp32 that is the same function (up to rounding); for int8
+    it lets the convolution's output use one fixed u8 range [0, 1] in which every channel has 256 levels over the
+    part of its range that matters, while smaller values (never the max, or cut by the ReLU) saturate harmlessly.
+    """
     import onnx
     from onnx import TensorProto, helper
 
@@ -134,6 +145,13 @@ def build_model(arrays: dict[str, np.ndarray], npz_sha256: str) -> Any:
         padded_out = -(-n_out // CHANNEL_BLOCK) * CHANNEL_BLOCK
         w = np.concatenate([w, np.zeros((padded_out - n_out, *w.shape[1:]), np.float32)])
         b = np.concatenate([bias * sign, np.zeros(padded_out - n_out, np.float32)])
+        after = (sign, np.zeros(n_out, np.float32))  # pool -> x after[0] + after[1] -> ReLU
+        if ranges is not None and conv in ranges:
+            top = np.concatenate([ranges[conv], np.ones(padded_out - n_out)]).astype(np.float64)
+            shift = np.concatenate([(sign < 0).astype(np.float64), np.zeros(padded_out - n_out)])
+            w = (w / top[:, None, None, None]).astype(np.float32)
+            b = (b / top + shift).astype(np.float32)
+            after = ((sign * top[:n_out]).astype(np.float32), (-sign * shift[:n_out] * top[:n_out]).astype(np.float32))
         c = g.op(
             "Conv",
             [x, g.const(f"{conv}/kernel", w.astype(np.float32)), g.const(f"{conv}/bias", b.astype(np.float32))],
@@ -149,7 +167,9 @@ def build_model(arrays: dict[str, np.ndarray], npz_sha256: str) -> Any:
         if padded_out != n_out:
             bounds = [g.const(f"{conv}/{k}", np.array([v], np.int64)) for k, v in (("start", 0), ("stop", n_out))]
             m = g.op("Slice", [m, *bounds, "axes_1"], f"{conv}/drop_padding_channels")
-        m = g.op("Mul", [m, g.const(f"{conv}/sign", sign[:, None])], f"{conv}/unsign")
+        m = g.op("Mul", [m, g.const(f"{conv}/sign", after[0][:, None])], f"{conv}/unsign")
+        if after[1].any():
+            m = g.op("Add", [m, g.const(f"{conv}/unshift", after[1][:, None])], f"{conv}/unshift")
         m = g.op("Relu", [m], f"{conv}/relu")
         branches.append(channel_bn(m, norm, norm))
     front = g.op("Concat", branches, "frontend", axis=1)  # (B, 561, T)
@@ -252,6 +272,8 @@ def quantize_int8(
     *,
     reduce_range: bool = False,
     method: str = "MinMax",
+    weights: str = "s8",
+    overrides: dict[str, Any] | None = None,
 ) -> None:
     """Static QDQ int8 of the two timbral convolutions and their max over frequency; the rest stays fp32.
 
@@ -286,13 +308,17 @@ def quantize_int8(
         Reader(),
         quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8 if weights == "s8" else QuantType.QUInt8,
         per_channel=True,
         reduce_range=reduce_range,
         nodes_to_quantize=nodes,
         op_types_to_quantize=["Conv", "MaxPool"],
         calibrate_method=getattr(CalibrationMethod, method),
-        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
+        extra_options={
+            "WeightSymmetric": weights == "s8",
+            "ActivationSymmetric": False,
+            **({"TensorQuantOverrides": overrides} if overrides else {}),
+        },
     )
     model = onnx.load(str(out_path))
     producer = {o: n for n in model.graph.node for o in n.output}
@@ -314,6 +340,74 @@ def quantize_int8(
             model.graph.node.remove(n)
     onnx.checker.check_model(model)
     onnx.save(model, str(out_path))
+
+
+def frontend_ranges(model: Any, calibration: np.ndarray, margin: float) -> dict[str, np.ndarray]:
+    """Per timbral branch, ``margin`` x the largest ReLU(max over frequency) of each channel over ``calibration``."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    names = [f"{b}/relu" for b in TIMBRAL]
+    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    top = {b: np.zeros(0) for b in TIMBRAL}
+    for batch in np.array_split(calibration, max(1, len(calibration) // 16)):
+        outs = sess.run(names, {"logmel": batch})
+        for b, out in zip(TIMBRAL, outs, strict=True):
+            m = out.max(axis=(0, 2))
+            top[b] = m if top[b].size == 0 else np.maximum(top[b], m)
+    # a channel that never fires keeps a range of 1 (its values are 0 after the ReLU anyway)
+    return {b: np.where(t > 0, t * margin, 1.0).astype(np.float32) for b, t in top.items()}
+
+
+INPUT_LEVELS = 128
+"""The normalised input is quantized to 7 bits (0..127): AVX2 has no VNNI, and ONNX Runtime's u8 x s8 kernels
+(``vpmaddubsw``) add pairs of products in saturating int16, which 8-bit activations x 8-bit weights overflow
+(2 x 255 x 127 > 32767); 7-bit activations cannot (2 x 127 x 127), and keep the weights at full 8 bits."""
+LOGMEL_MAX = 7.0
+"""Top of the int8 input range, in log-mel units (``log10(10000 x + 1)``; the dev set's train split peaks at
+6.6, silence is 0). Louder values are not clipped (up to 255 levels) but may saturate a pair sum."""
+
+
+def export_int8(
+    arrays: dict[str, np.ndarray], npz_sha256: str, calibration: np.ndarray, out_path: Path, margin: float = 1.05
+) -> None:
+    """Write the int8 graph: the range-equalised fp32 graph (``build_model(ranges=...)``) quantized statically."""
+    import tempfile
+
+    import onnx
+
+    plain = build_model(arrays, npz_sha256)
+    ranges = frontend_ranges(plain, calibration, margin)
+    model = build_model(arrays, npz_sha256, ranges)
+    s0, t0 = _bn(arrays, "batch_normalization")
+    lo, hi = float(t0[0]), float(s0[0] * LOGMEL_MAX + t0[0])  # the log-mel is >= 0
+    scale = (hi - lo) / (INPUT_LEVELS - 1)
+    overrides: dict[str, Any] = {
+        "input_bn/add": [
+            {"scale": np.array(scale, np.float32), "zero_point": np.array(round(-lo / scale), np.uint8)}
+        ],
+    }
+    for b in TIMBRAL:  # the equalised convolution outputs: one fixed range [0, 1]
+        overrides[f"{b}/conv"] = [{"scale": np.array(1 / 255, np.float32), "zero_point": np.array(0, np.uint8)}]
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "equalised.onnx"
+        onnx.save(model, str(source))
+        quantize_int8(source, out_path, calibration, overrides=overrides)
+    quantized = onnx.load(str(out_path))
+    onnx.helper.set_model_props(
+        quantized,
+        {
+            "source_npz": "msd_musicnn.npz",
+            "source_npz_sha256": npz_sha256,
+            "onnx": onnx.__version__,
+            "quantization": f"static QDQ u8 (input 7-bit) x s8 per channel, timbral branches, margin {margin}",
+            "calibration_patches": str(len(calibration)),
+        },
+    )
+    onnx.save(quantized, str(out_path))
 
 
 def check_against_keras(path: Path) -> None:

@@ -27,6 +27,9 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
+        # a new pool process warms up (numba kernels, the musicnn runtime) before it says it is up: on a busy
+        # machine that takes longer than Celery's 4 s default, which then kills and respawns it in a loop
+        worker_proc_alive_timeout=120,
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=int(settings.task_time_limit * 0.9),
         task_routes={name: {"queue": q} for name, q in TASK_QUEUES.items()},

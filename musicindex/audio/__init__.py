@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .spectrogram import N_MELS, SPECTROGRAM_VERSION, compute_logmel
     from .spectrogram import decode as decode_spectrogram
     from .spectrogram import encode as encode_spectrogram
-    from .tags import read_tags
+    from .tags import read_picture, read_tags
     from .window import HOP, MIN_DURATION, N_FFT, SAMPLE_RATE, WINDOW_DURATION, WINDOW_OFFSET, AnalysisWindow
 
 _HOMES: dict[str, tuple[str, str]] = {
@@ -38,6 +38,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "decode_spectrogram": ("spectrogram", "decode"),
     "encode_spectrogram": ("spectrogram", "encode"),
     "read_tags": ("tags", "read_tags"),
+    "read_picture": ("tags", "read_picture"),
     **{n: ("window", n) for n in ("HOP", "MIN_DURATION", "N_FFT", "SAMPLE_RATE", "WINDOW_DURATION", "WINDOW_OFFSET",
                                   "AnalysisWindow")},
 }  # fmt: skip
@@ -76,6 +77,7 @@ __all__ = [
     "extract_features",
     "file_sha256",
     "probe",
+    "read_picture",
     "read_tags",
     "read_window",
     "reference_features",

@@ -1,4 +1,5 @@
-"""Tags (title, artist, album, year, genre) through mutagen; never raises on bad or absent tags."""
+"""Tags through mutagen (title, artist, album artist, album, year, genres, track and disc numbers, MusicBrainz id,
+whether a picture is embedded, the bit rate), and a file's embedded picture; never raises on bad or absent tags."""
 
 from __future__ import annotations
 
@@ -8,19 +9,31 @@ import re
 from typing import BinaryIO
 
 MAX_TAG_CHARS = 1000
-TAG_KEYS = ("title", "artist", "album", "year", "genre")
+TAG_KEYS = (
+    "title", "artist", "albumartist", "album", "year", "genre", "genres", "track", "disc", "musicbrainz_id",
+    "has_picture", "bit_rate",
+)  # fmt: skip
+"""What :func:`read_tags` returns (None when absent; ``genres`` is a list, ``has_picture`` a bool)."""
 
 _log = logging.getLogger(__name__)
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 # ID3 frames for containers whose tags mutagen cannot expose in easy mode (e.g. ID3 inside WAV/AIFF)
-_ID3 = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "date": "TDRC", "genre": "TCON"}
+_ID3 = {
+    "title": "TIT2", "artist": "TPE1", "albumartist": "TPE2", "album": "TALB", "date": "TDRC", "genre": "TCON",
+    "tracknumber": "TRCK", "discnumber": "TPOS",
+}  # fmt: skip
 _ALIASES = {
     "date": ("date", "year", "originaldate", "tdrc", "tyer", "©day"),
     "title": ("title", "©nam"),
-    "artist": ("artist", "©art", "albumartist"),
+    "artist": ("artist", "©art", "albumartist", "aART"),
+    "albumartist": ("albumartist", "album artist", "aART"),
     "album": ("album", "©alb"),
     "genre": ("genre", "©gen"),
+    "tracknumber": ("tracknumber", "trkn"),
+    "discnumber": ("discnumber", "disk"),
+    "musicbrainz_trackid": ("musicbrainz_trackid", "----:com.apple.iTunes:MusicBrainz Track Id"),
 }
+_NUMBER = re.compile(r"^\s*(\d{1,6})")
 
 
 def _clean(value) -> str | None:
@@ -154,13 +167,58 @@ def metadata_bytes(path: str | os.PathLike[str]) -> int:
     return total
 
 
+def _number(value) -> int | None:
+    """A track or disc number from "3", "3/12" or an MP4 (number, total) pair; None when absent or absurd."""
+    if isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    if isinstance(value, tuple):
+        value = value[0] if value else None
+    if isinstance(value, int):
+        n = value
+    else:
+        m = _NUMBER.match(_clean(value) or "")
+        if m is None:
+            return None
+        n = int(m.group(1))
+    return n if 0 < n < 100_000 else None
+
+
+def _genres(value) -> list[str]:
+    """The genre tag's values: several values, or one value with ``;`` between genres, split; repeats dropped."""
+    raw = value if isinstance(value, (list, tuple)) else [value]
+    out: list[str] = []
+    for v in raw:
+        text = _clean(v)
+        if text:
+            out.extend(p.strip() for p in text.split(";") if p.strip())
+    return list(dict.fromkeys(g[:200] for g in out))[:20]
+
+
+def _has_picture(audio) -> bool:
+    """Whether the file embeds a picture (ID3 APIC, FLAC picture blocks, Ogg METADATA_BLOCK_PICTURE, MP4 covr)."""
+    if getattr(audio, "pictures", None):
+        return True
+    tags = getattr(audio, "tags", None)
+    if tags is None:
+        return False
+    try:
+        if hasattr(tags, "getall"):  # ID3
+            return bool(tags.getall("APIC"))
+        keys = {str(k).lower() for k in tags.keys()}  # noqa: SIM118 - mutagen tag objects are not all mappings
+    except Exception:  # noqa: BLE001 - malformed tags: no picture we could show
+        return False
+    return "metadata_block_picture" in keys or "covr" in keys
+
+
 def read_tags(path) -> dict:
-    """Return ``{"title", "artist", "album", "year": int | None, "genre"}``; missing or unreadable -> None.
+    """Return the :data:`TAG_KEYS` of ``path``: missing or unreadable values are None (``genres``: ``[]``,
+    ``has_picture``: False), ``year``, ``track``, ``disc`` and ``bit_rate`` (kbit/s) are ints.
 
     A file whose metadata exceeds ``MAX_TAG_BYTES`` (a huge embedded picture) keeps its tags unread:
     its analysis goes on without them, and a worker's memory stays bounded.
     """
     out: dict = dict.fromkeys(TAG_KEYS)
+    out["genres"], out["has_picture"] = [], False
     try:
         size = metadata_bytes(path)
         if size > MAX_TAG_BYTES:
@@ -169,17 +227,67 @@ def read_tags(path) -> dict:
         import mutagen
 
         audio = mutagen.File(str(path), easy=True)
-        tags = getattr(audio, "tags", None) if audio is not None else None
+        if audio is None:
+            return out
+        bitrate = getattr(getattr(audio, "info", None), "bitrate", None)
+        if isinstance(bitrate, (int, float)) and bitrate > 0:
+            out["bit_rate"] = round(bitrate / 1000)
+        out["has_picture"] = _has_picture(mutagen.File(str(path)) if type(audio).__name__.startswith("Easy") else audio)
+        tags = getattr(audio, "tags", None)
         if not tags:
             return out
         out["title"] = _clean(_get(tags, "title"))
         out["artist"] = _clean(_get(tags, "artist"))
+        out["albumartist"] = _clean(_get(tags, "albumartist"))
         out["album"] = _clean(_get(tags, "album"))
-        out["genre"] = _clean(_get(tags, "genre"))
+        out["genres"] = _genres(_get(tags, "genre"))
+        out["genre"] = "; ".join(out["genres"]) or None
         out["year"] = _year(_clean(_get(tags, "date")))
+        out["track"] = _number(_get(tags, "tracknumber"))
+        out["disc"] = _number(_get(tags, "discnumber"))
+        mbid = _clean(_get(tags, "musicbrainz_trackid"))
+        out["musicbrainz_id"] = mbid[:64] if mbid else None
     except Exception as e:  # noqa: BLE001 - bad tags never fail an analysis
         _log.debug("cannot read tags of %s: %s", path, e)
     return out
 
 
-__all__ = ["MAX_TAG_BYTES", "MAX_TAG_CHARS", "TAG_KEYS", "metadata_bytes", "read_tags"]
+def read_picture(path) -> bytes | None:
+    """The embedded picture of ``path`` (the front cover when several are marked), or None; never raises.
+
+    Refused (None) above ``MAX_TAG_BYTES`` of metadata, like the tags.
+    """
+    try:
+        if metadata_bytes(path) > MAX_TAG_BYTES:
+            return None
+        import base64
+
+        import mutagen
+        from mutagen.flac import Picture
+
+        audio = mutagen.File(str(path))
+        if audio is None:
+            return None
+        pictures = list(getattr(audio, "pictures", None) or [])
+        tags = getattr(audio, "tags", None)
+        if tags is not None and hasattr(tags, "getall"):
+            pictures += tags.getall("APIC")
+        elif tags is not None:
+            for raw in tags.get("metadata_block_picture", []) or []:
+                try:
+                    pictures.append(Picture(base64.b64decode(raw)))
+                except Exception:  # noqa: BLE001 - a damaged block: the next one
+                    continue
+            for cover in tags.get("covr", []) or []:
+                return bytes(cover) or None
+        if not pictures:
+            return None
+        front = [p for p in pictures if getattr(p, "type", None) == 3]
+        data = bytes((front or pictures)[0].data)
+        return data or None
+    except Exception as e:  # noqa: BLE001 - bad tags: no picture
+        _log.debug("cannot read the picture of %s: %s", path, e)
+        return None
+
+
+__all__ = ["MAX_TAG_BYTES", "MAX_TAG_CHARS", "TAG_KEYS", "metadata_bytes", "read_picture", "read_tags"]

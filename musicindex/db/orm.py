@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Double,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -29,7 +31,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from musicindex.vocab import (
+    COVER_KINDS,
     FEATURE_NAMES,
+    ITEM_TYPES,
     LABEL_SOURCES,
     MODEL_KINDS,
     MODEL_STATES,
@@ -77,6 +81,12 @@ class Track(Base):
         Index("ix_tracks_search", text("musicindex_search_doc(title, artist, album, path)"), postgresql_using="gin"),
         # migration 0004: one row per file on disk (a display path plus the bytes of a name that is not UTF-8)
         Index("uq_tracks_path", "path", "path_bytes", unique=True, postgresql_nulls_not_distinct=True),
+        # migration 0006: the library
+        Index("ix_tracks_album", "album_id", "disc_no", "track_no", "id"),
+        Index("ix_tracks_artist_id", "artist_id"),
+        Index("ix_tracks_genres", "genres", postgresql_using="gin"),
+        Index("ix_tracks_search_grams", "search_grams", postgresql_using="gin"),
+        Index("ix_tracks_created", text("created_at DESC"), "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -105,6 +115,24 @@ class Track(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now(), onupdate=_now())
     indexed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # migration 0006: the library (maintained by ingestion, ``musicindex.ingest.library``)
+    artist_id: Mapped[int | None] = mapped_column(ForeignKey("artists.id"))
+    album_id: Mapped[int | None] = mapped_column(ForeignKey("albums.id"))
+    album_artist: Mapped[str | None] = mapped_column(Text)
+    track_no: Mapped[int | None] = mapped_column(Integer)
+    disc_no: Mapped[int | None] = mapped_column(Integer)
+    musicbrainz_id: Mapped[str | None] = mapped_column(Text)
+    bit_rate: Mapped[int | None] = mapped_column(Integer)
+    """kbit/s (the container's, else size / duration)."""
+    has_picture: Mapped[bool | None] = mapped_column(Boolean)
+    genres: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    """The genre tags (several values, or ``;``-separated ones, split)."""
+    search_text: Mapped[str | None] = mapped_column(Text)
+    """Folded title, artist, album, genres and folder (``musicindex.textnorm``)."""
+    search_grams: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+    """Trigram hashes of ``search_text`` (GIN): words found by their parts."""
+    tags_version: Mapped[int | None] = mapped_column(SmallInteger)
+    """Version of the tag reader that filled these columns (older or NULL: read again by the next ingest)."""
 
     features: Mapped[TrackFeatures | None] = relationship(back_populates="track", passive_deletes=True)
 
@@ -236,3 +264,160 @@ class TrackTag(Base):
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
     probs: Mapped[list[float]] = mapped_column(ARRAY(REAL))
     top_tags: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+
+# --------------------------------------------------------------------------- the library (migration 0006)
+class Artist(Base):
+    """An artist (an album artist, or a track's artist): a stable id per folded name."""
+
+    __tablename__ = "artists"
+    __table_args__ = (Index("ix_artists_sort", "sort_key", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    name_key: Mapped[str] = mapped_column(Text, unique=True)
+    sort_key: Mapped[str] = mapped_column(Text)
+    musicbrainz_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class Album(Base):
+    """An album: one per (album artist, folded album name); one per folder for tracks without an album tag.
+
+    ``song_count``, ``duration`` and ``size`` count its indexed tracks (``ingest.library.refresh_albums``).
+    """
+
+    __tablename__ = "albums"
+    __table_args__ = (
+        UniqueConstraint("artist_id", "name_key", name="uq_albums_artist_name"),
+        CheckConstraint(f"cover_kind IS NULL OR cover_kind IN {COVER_KINDS}", name="ck_albums_cover_kind"),
+        Index("ix_albums_artist", "artist_id"),
+        Index("ix_albums_sort", "sort_key", "id", postgresql_where=text("song_count > 0")),
+        Index("ix_albums_created", text("created_at DESC"), "id", postgresql_where=text("song_count > 0")),
+        Index("ix_albums_year", "year", "id", postgresql_where=text("song_count > 0")),
+        Index("ix_albums_genre", "genre", "id", postgresql_where=text("song_count > 0")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    artist_id: Mapped[int] = mapped_column(ForeignKey("artists.id"))
+    name: Mapped[str] = mapped_column(Text)
+    name_key: Mapped[str] = mapped_column(Text)
+    sort_key: Mapped[str] = mapped_column(Text)
+    folder: Mapped[str | None] = mapped_column(Text)
+    """The folder of an album named after it (no album tag); NULL for tagged albums."""
+    year: Mapped[int | None] = mapped_column(Integer)
+    genre: Mapped[str | None] = mapped_column(Text)
+    song_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    duration: Mapped[float] = mapped_column(Double, server_default="0")
+    size: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    cover_kind: Mapped[str | None] = mapped_column(String(8))
+    cover_path: Mapped[str | None] = mapped_column(Text)
+    cover_path_bytes: Mapped[bytes | None] = mapped_column(LargeBinary)
+    cover_track_id: Mapped[int | None] = mapped_column(ForeignKey("tracks.id", ondelete="SET NULL", use_alter=True))
+    musicbrainz_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now(), onupdate=_now())
+
+
+# --------------------------------------------------------------------------- listeners (migration 0006)
+class User(Base):
+    """A listener: name, admin flag, the password encrypted under the user key (outside the database)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    name_key: Mapped[str] = mapped_column(Text, unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    is_system: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """The local user of a server without accounts (the web page's state lives there)."""
+    password_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    session_epoch: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Bumped when the password changes: every web session signed before is refused."""
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now(), onupdate=_now())
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """sha256 (hex) of the key; the key itself is shown once, never stored."""
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Annotation(Base):
+    """A listener's relation to a track, album or artist: starred, rating, play count, last played."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        CheckConstraint(f"item_type IN {ITEM_TYPES}", name="ck_annotations_item_type"),
+        CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="ck_annotations_rating"),
+        Index(
+            "ix_annotations_starred",
+            "user_id",
+            "item_type",
+            text("starred_at DESC"),
+            postgresql_where=text("starred_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_annotations_played",
+            "user_id",
+            "item_type",
+            text("last_played DESC"),
+            postgresql_where=text("last_played IS NOT NULL"),
+        ),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    item_type: Mapped[str] = mapped_column(String(8), primary_key=True)
+    item_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    starred_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    play_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_played: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PlayQueue(Base):
+    __tablename__ = "play_queues"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    track_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")
+    current_id: Mapped[int | None] = mapped_column(BigInteger)
+    position_ms: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    changed_by: Mapped[str | None] = mapped_column(Text)
+
+
+class Playlist(Base):
+    __tablename__ = "playlists"
+    __table_args__ = (Index("ix_playlists_owner", "owner_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class PlaylistTrack(Base):
+    __tablename__ = "playlist_tracks"
+    __table_args__ = (Index("ix_playlist_tracks_track", "track_id"),)
+
+    playlist_id: Mapped[int] = mapped_column(ForeignKey("playlists.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+
+
+class NowPlaying(Base):
+    __tablename__ = "now_playing"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    client: Mapped[str] = mapped_column(Text, primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())

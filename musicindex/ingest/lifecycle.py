@@ -148,6 +148,16 @@ _CASTS = {
     "genre_tag": "text",
     "label": "text",
     "label_source": "varchar",
+    "album_artist": "text",
+    "track_no": "integer",
+    "disc_no": "integer",
+    "musicbrainz_id": "text",
+    "bit_rate": "integer",
+    "has_picture": "boolean",
+    "genres": "text[]",
+    "search_text": "text",
+    "search_grams": "integer[]",
+    "tags_version": "smallint",
 }
 """SQL types of the ``tracks`` columns an analysis writes (for the VALUES list of :func:`mark_indexed_many`)."""
 

@@ -53,7 +53,8 @@ from musicindex.db.paths import display, fs_path
 from musicindex.db.session import Database
 from musicindex.db.upsert import upsert
 from musicindex.errors import AudioError
-from musicindex.ingest import lifecycle
+from musicindex.ingest import library, lifecycle
+from musicindex.ingest.library import TAGS_VERSION
 from musicindex.ingest.register import current_versions
 from musicindex.ingest.scan import within
 from musicindex.vocab import FAILED, FEATURE_NAMES, INDEXED, MISSING, PENDING
@@ -99,6 +100,7 @@ class _Claimed:
     label_source: str | None
     need_feat: bool
     need_spec: bool
+    need_tags: bool = False
 
     @property
     def fs(self) -> str:
@@ -222,7 +224,7 @@ class ChunkProcessor:
             for r in s.execute(
                 text(
                     "SELECT t.id, t.path, t.path_bytes, t.content_hash, t.status, t.size, t.mtime, t.attempts, "
-                    "t.label, t.label_source, f.version AS fv, sp.version AS sv FROM tracks t "
+                    "t.label, t.label_source, t.tags_version AS tv, f.version AS fv, sp.version AS sv FROM tracks t "
                     "LEFT JOIN track_features f ON f.track_id = t.id LEFT JOIN spectrograms sp ON sp.track_id = t.id "
                     "WHERE t.id = ANY(CAST(:ids AS bigint[]))"
                 ),
@@ -240,7 +242,8 @@ class ChunkProcessor:
                 continue
             need_feat = r.fv is None or r.fv < self.feat_v
             need_spec = r.sv is None or r.sv < self.spec_v
-            if r.status == INDEXED and not (need_feat or need_spec):
+            need_tags = r.tv is None or r.tv < TAGS_VERSION
+            if r.status == INDEXED and not (need_feat or need_spec or need_tags):
                 self.outcomes[tid] = ProcessOutcome(tid, "skipped", "already indexed")
                 continue
             if r.status in (FAILED, MISSING):
@@ -258,6 +261,7 @@ class ChunkProcessor:
                 r.label_source,
                 need_feat,
                 need_spec,
+                need_tags,
             )
             work.append((claimed, int(r.attempts)))
         counted = lifecycle.count_attempt(s, [c.id for c, a in work if a == 0], only_fresh=True)
@@ -334,9 +338,14 @@ class ChunkProcessor:
             if moved is not None:
                 return moved
         need_feat, need_spec = t.need_feat, t.need_spec
-        if t.content_hash is not None and t.content_hash == content_hash and not (need_feat or need_spec):
+        same_content = t.content_hash is not None and t.content_hash == content_hash
+        if same_content and not (need_feat or need_spec or t.need_tags):
             # touched but identical content: nothing to recompute
             return _Result(t.id, INDEXED, {"size": st.st_size, "mtime": st.st_mtime}, reason="content unchanged")
+        if same_content and not (need_feat or need_spec):
+            # only the tags are read again (a newer tag reader): no audio work
+            retagged = {"size": st.st_size, "mtime": st.st_mtime, **self._tag_values(fs, t.path)}
+            return _Result(t.id, INDEXED, retagged, reason="tags read again")
         if t.content_hash is not None and t.content_hash != content_hash:
             need_feat = need_spec = True  # content changed: everything is recomputed
 
@@ -344,7 +353,7 @@ class ChunkProcessor:
         if result.features is not None and not np.isfinite(result.features).all():
             bad = [n for n, v in zip(FEATURE_NAMES, result.features, strict=True) if not np.isfinite(v)]
             raise AudioError(f"non-finite feature values (NaN or infinity): {', '.join(bad[:5])}")
-        tags = audio.read_tags(fs)
+        tag_values = self._tag_values(fs, t.path)
         after = os.stat(fs)
         if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             raise AudioError("the file changed while it was being analysed; ingest it again once it is complete")
@@ -357,6 +366,19 @@ class ChunkProcessor:
             "sample_rate": int(info.sample_rate),
             "channels": int(info.channels),
             "format": info.format,
+            **tag_values,
+        }
+        if values.get("bit_rate") is None and info.duration > 0:
+            values["bit_rate"] = round(st.st_size * 8 / info.duration / 1000)
+        return _Result(t.id, INDEXED, values, features=result.features, logmel=result.logmel)
+
+    def _tag_values(self, fs: str, path: str) -> dict[str, Any]:
+        """The ``tracks`` columns a file's tags give: title, artist, album, year, genre tag (and the label from it
+        with ``label_from_tag``) and the library's (``ingest.library.track_values``)."""
+        from musicindex import audio
+
+        tags = audio.read_tags(fs)
+        values: dict[str, Any] = {
             "title": tags.get("title"),
             "artist": tags.get("artist"),
             "album": tags.get("album"),
@@ -368,7 +390,8 @@ class ChunkProcessor:
                 values[key] = display(values[key]).replace("\x00", " ")
         if self.label_from_tag and values["genre_tag"]:
             values.update(label=values["genre_tag"], label_source="tag")
-        return _Result(t.id, INDEXED, values, features=result.features, logmel=result.logmel)
+        values.update(library.track_values(tags, path))
+        return values
 
     def _move_if_twin(self, t: _Claimed, content_hash: str, st: os.stat_result) -> ProcessOutcome | None:
         """A track with the same content whose file is gone keeps its id and data: the new row folds into it."""
@@ -403,6 +426,7 @@ class ChunkProcessor:
                     lifecycle.mark_indexed(s, other.id)
                 elif other.status != PENDING:
                     lifecycle.requeue(s, [other.id])
+                library.refresh_albums(s, library.assign(s, [other.id]), covers=True)  # a new folder, maybe a new album
                 s.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
                 s.commit()
                 return ProcessOutcome(other.id, "moved", f"moved from a missing track, kept id {other.id}")
@@ -448,6 +472,9 @@ class ChunkProcessor:
         for i in items:
             if i.kind == MISSING:
                 lifecycle.mark_missing(s, [i.id], i.reason)
+        touched = library.assign(s, [i.id for i in done])
+        touched |= library.albums_of(s, [i.id for i in items if i.kind in (FAILED, MISSING)])
+        library.refresh_albums(s, touched, covers=True)
         s.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
         s.commit()
         for i in items:

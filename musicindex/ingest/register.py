@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from musicindex.db.copy import copy_out, copy_rows, dbapi
 from musicindex.db.paths import display, raw_bytes
 from musicindex.db.session import Database
-from musicindex.ingest import lifecycle
+from musicindex.ingest import library, lifecycle
 from musicindex.ingest.labels import LabelSource, LabelSpec
 from musicindex.ingest.scan import ScannedFile, ScanReport, absolute_roots, iter_scan, outermost
 from musicindex.vocab import INDEXED, MISSING, PENDING
@@ -168,7 +168,7 @@ def register(
                 )
             )
         scope = scopes if scopes is not None else abs_roots
-        missing, protected = _mark_missing(s, report, scope, scopes is None)
+        missing, protected, gone = _mark_missing(s, report, scope, scopes is None)
         outdated = 0
         if reanalyse_outdated:
             outdated = _queue_outdated(s, feat_v, spec_v, scope)
@@ -180,6 +180,9 @@ def register(
                 )
             ).scalar_one()
         )
+        if changed or missing:  # tracks that left "indexed": their albums are recounted
+            touched = _album_ids(s, "SELECT id FROM mi_queue WHERE kind = 'c'") | library.albums_of(s, gone)
+            library.refresh_albums(s, touched)
         held_count = _mark_held(s, in_broker) if pending else 0
         queued, send = _queued_ids(s)
         s.execute(
@@ -208,14 +211,22 @@ def register(
     )
 
 
+def _album_ids(s: Session, ids_sql: str) -> set[int]:
+    """The albums of the tracks that ``ids_sql`` (trusted SQL) selects."""
+    rows = s.execute(text(f"SELECT DISTINCT album_id FROM tracks WHERE id IN ({ids_sql}) AND album_id IS NOT NULL"))
+    return {int(a) for a in rows.scalars()}
+
+
 def _json(value: Any) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
 
 
-def _mark_missing(s: Session, report: ScanReport, under: Sequence[str], whole_roots: bool) -> tuple[int, int]:
-    """Tracks under ``under`` the scan did not see become missing; (how many, how many protected).
+def _mark_missing(
+    s: Session, report: ScanReport, under: Sequence[str], whole_roots: bool
+) -> tuple[int, int, list[int]]:
+    """Tracks under ``under`` the scan did not see become missing; (how many, how many protected, their ids).
 
     Protected (left as they are): tracks under a path the scan could not read, and tracks of a
     root that came back holding no file at all (an unmounted mount point looks like that).
@@ -224,7 +235,7 @@ def _mark_missing(s: Session, report: ScanReport, under: Sequence[str], whole_ro
     empty = {display(p) for p in report.empty_roots} if whole_roots else set()
     conds, params = _under_sql(under, "t.path", pyformat=True)
     if not conds:
-        return 0, 0
+        return 0, 0, []
     raw = dbapi(s)
     sql = (
         f"SELECT t.id, t.path FROM tracks t WHERE t.status <> '{MISSING}' AND ({conds}) "
@@ -250,7 +261,7 @@ def _mark_missing(s: Session, report: ScanReport, under: Sequence[str], whole_ro
             f"{protected} tracks not marked missing: the scan could not read where they lie, or their folder "
             f"came back empty (an unmounted mount point?): {', '.join(where)}"
         )
-    return missing, protected
+    return missing, protected, gone
 
 
 def _under_sql(under: Sequence[str], column: str, *, pyformat: bool = False) -> tuple[str, dict[str, Any]]:
@@ -266,7 +277,8 @@ def _under_sql(under: Sequence[str], column: str, *, pyformat: bool = False) -> 
 
 
 def _queue_outdated(s: Session, feat_v: int, spec_v: int, under: Sequence[str]) -> int:
-    """Indexed tracks under ``under`` whose features or spectrogram come from an older extractor: queued."""
+    """Indexed tracks under ``under`` whose features or spectrogram come from an older extractor, or whose tags
+    an older tag reader read (``library.TAGS_VERSION``): queued."""
     conds, params = _under_sql(under, "t.path")
     if not conds:
         return 0
@@ -276,10 +288,11 @@ def _queue_outdated(s: Session, feat_v: int, spec_v: int, under: Sequence[str]) 
                 "INSERT INTO mi_queue (id, kind) SELECT t.id, 'o' FROM tracks t "
                 "LEFT JOIN track_features f ON f.track_id = t.id LEFT JOIN spectrograms sp ON sp.track_id = t.id "
                 f"WHERE t.status = '{INDEXED}' AND ({conds}) "
-                "AND (f.version IS NULL OR f.version < :fv OR sp.version IS NULL OR sp.version < :sv) "
+                "AND (f.version IS NULL OR f.version < :fv OR sp.version IS NULL OR sp.version < :sv "
+                "OR t.tags_version IS NULL OR t.tags_version < :tv) "
                 "ON CONFLICT (id) DO NOTHING"
             ),
-            {**params, "fv": feat_v, "sv": spec_v},
+            {**params, "fv": feat_v, "sv": spec_v, "tv": library.TAGS_VERSION},
         ).rowcount  # type: ignore[attr-defined]
         or 0
     )

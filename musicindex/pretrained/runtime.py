@@ -124,10 +124,11 @@ class Placement:
 
 def parse_variant(variant: str) -> tuple[str, Placement]:
     """(graph precision, patch placement) of a variant name such as ``fp32-10p`` or ``int8-5s``."""
-    match = _PLACEMENT.match(variant)
-    if match is None or match["graph"] not in ONNX_FILES:
-        known = ", ".join(v for v in VARIANTS if v.split("-")[0] in ONNX_FILES)
-        raise InvalidArgumentError(f"unknown musicnn variant {variant!r}; known: {known} (or <graph>-<k><p|s>)")
+    match = _PLACEMENT.match(variant) if isinstance(variant, str) else None
+    if match is None:
+        raise InvalidArgumentError(
+            f"unknown musicnn variant {variant!r}; known: {', '.join(VARIANTS)} (or <fp32|int8>-<k><p|s>)"
+        )
     k = int(match["k"])
     spread = match["how"] == "s"
     count = None if (k == _WINDOW_PATCHES and not spread) else k
@@ -209,9 +210,18 @@ class MusicnnRuntime:
         graph, _ = parse_variant(variant)
         if threads < 1:
             raise InvalidArgumentError(f"threads must be >= 1, got {threads}")
-        spec = ONNX_FILES[graph]
-        source = Path(path) if path is not None else spec.path
-        data = read_graph(source, spec.sha256 if check_sha256 else None)
+        spec = ONNX_FILES.get(graph)
+        if spec is not None:
+            source = Path(path) if path is not None else spec.path
+            data = read_graph(source, spec.sha256 if check_sha256 else None)
+        elif path is not None and not check_sha256:
+            source = Path(path)
+            data = read_graph(source, None)
+        else:
+            raise PretrainedModelError(
+                f"no {graph} graph of {name} is shipped (variant {variant!r}); shipped: {', '.join(ONNX_FILES)}. "
+                "Make one with tools/export_musicnn_onnx.py and pass path= and check_sha256=False to try it"
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -14,6 +14,7 @@ import os
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,12 @@ def write_tags(
     genre: str,
     track: int | None = None,
     comment: str | None = None,
+    albumartist: str | None = None,
+    disc: int | None = None,
+    picture: bytes | None = None,
 ) -> bool:
-    """Write title/artist/album/date/genre (and track number, comment) with mutagen.
+    """Write title/artist/album/date/genre (and track and disc number, album artist, comment, an embedded front
+    cover ``picture`` (PNG or JPEG bytes)) with mutagen.
 
     Vorbis comments for FLAC/Ogg, ID3v2 for MP3, an ``id3`` chunk for WAV/AIFF.
     Returns False (writing nothing) for formats without tag support (AU).
@@ -97,8 +102,23 @@ def write_tags(
         audio["genre"] = genre
         if track is not None:
             audio["tracknumber"] = str(track)
+        if disc is not None:
+            audio["discnumber"] = str(disc)
+        if albumartist:
+            audio["albumartist"] = albumartist
         if comment:
             audio["comment"] = comment
+        if picture:
+            import base64
+
+            from mutagen.flac import Picture
+
+            pic = Picture()
+            pic.type, pic.mime, pic.data = 3, _image_mime(picture), picture
+            if f == "flac":
+                audio.add_picture(pic)
+            else:
+                audio["metadata_block_picture"] = [base64.b64encode(pic.write()).decode("ascii")]
         audio.save()
         return True
     from mutagen import id3
@@ -117,10 +137,42 @@ def write_tags(
     tags.add(id3.TCON(encoding=3, text=genre))
     if track is not None:
         tags.add(id3.TRCK(encoding=3, text=str(track)))
+    if disc is not None:
+        tags.add(id3.TPOS(encoding=3, text=str(disc)))
+    if albumartist:
+        tags.add(id3.TPE2(encoding=3, text=albumartist))
+    if picture:
+        tags.add(id3.APIC(encoding=3, mime=_image_mime(picture), type=3, desc="cover", data=picture))
     if comment:
         tags.add(id3.COMM(encoding=3, lang="eng", desc="", text=comment))
     audio.save()
     return True
+
+
+def _image_mime(data: bytes) -> str:
+    return "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
+
+
+def cover_image(text: str, size: int = 300, seed: int = 0) -> bytes:
+    """A PNG cover made up for a sample album: a colour field from ``seed`` with ``text`` on it (Pillow)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    top, bottom = rng.integers(30, 220, 3), rng.integers(30, 220, 3)
+    ramp = np.linspace(0.0, 1.0, size)[:, None, None]
+    pixels = (top[None, None, :] * (1 - ramp) + bottom[None, None, :] * ramp).repeat(size, axis=1)
+    img = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    ImageDraw.Draw(img).text((12, size - 28), text[:40], fill=(255, 255, 255))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+@lru_cache(maxsize=256)
+def _album_cover(artist: str, album: str) -> bytes:
+    return cover_image(f"{artist}: {album}", seed=zlib.crc32(album.encode()))
 
 
 def _read_comment(path: Path, f: str) -> str | None:
@@ -235,6 +287,7 @@ def generate_library(
     seed: int = 0,
     channels: int = 1,
     tags: bool = True,
+    pictures: bool = False,
 ) -> list[SampleTrack]:
     """Write a GTZAN-like library ``root/<genre>/<genre>.<nnnnn>.<ext>`` and describe it.
 
@@ -242,7 +295,8 @@ def generate_library(
     aiff, au) and clip seed :func:`track_seed`. With ``tags=True`` title, artist (a
     few fake artists per genre), album, date/year, genre (the genre key, e.g. "hiphop",
     the same word as the folder) and track number are written with mutagen where the
-    format supports tags (all but AU).
+    format supports tags (all but AU). ``pictures=True`` also embeds a made-up front cover per album
+    (:func:`cover_image`) where the format can hold one (FLAC, Ogg, MP3, WAV/AIFF ID3).
 
     Re-running is cheap and leaves existing files untouched (same bytes on disk, same
     mtime), so a second demo run reuses them:
@@ -270,7 +324,10 @@ def generate_library(
             path = gdir / f"{g}.{i:05d}.{f}"
             s = track_seed(seed, g, i)
             title, artist, album, year = _metadata(g, i, seed)
-            fingerprint = f"{_FINGERPRINT_KEY} v1 genre={g} seed={s} duration={duration:g} sr={sr} channels={channels}"
+            fingerprint = (
+                f"{_FINGERPRINT_KEY} v1 genre={g} seed={s} duration={duration:g} sr={sr} channels={channels}"
+                + (" picture" if pictures else "")
+            )
             tagged = tags and f in TAGGABLE_FORMATS
             track = SampleTrack(
                 path=path,
@@ -303,6 +360,9 @@ def generate_library(
                         genre=g,
                         track=i + 1,
                         comment=fingerprint,
+                        picture=cover_image(f"{artist}: {album}", seed=zlib.crc32(album.encode()))
+                        if pictures
+                        else None,
                     )
                 if path.is_file() and path.stat().st_size == tmp.stat().st_size:
                     tmp.unlink()
