@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from musicindex import ingest
 from musicindex.db.orm import ModelVersion, TrainingRun
 from musicindex.errors import ArtifactIntegrityError, TrainingInProgressError, WorkerLostError
-from musicindex.ml import artifacts, backfill, inference, training
+from musicindex.ml import artifacts, backfill, inference, registry, training
 from musicindex.sample.library import generate_library
 from tests.conftest import url_str
 
@@ -45,7 +45,8 @@ def test_artifacts_are_signed_and_a_forged_one_is_never_unpickled(index, small, 
     training.train(index.db, "logreg", **QUICK)
     with index.db.session() as s:
         v = s.execute(select(ModelVersion).where(ModelVersion.kind == "logreg")).scalar_one()
-        assert v.artifact_hmac == artifacts.sign(v.artifact, artifacts.signing_key())
+        signed = registry.signed_bytes(v.id, v.kind, v.artifact)  # the signature covers the id and kind too
+        assert v.artifact_hmac == artifacts.sign(signed, artifacts.signing_key())
     key_file = index.settings.home / artifacts.KEY_FILE
     assert key_file.stat().st_mode & 0o777 == 0o600
     # someone who can write model_versions (but has not the key) swaps in a pickle that runs code,
