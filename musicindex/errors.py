@@ -77,6 +77,23 @@ class TrackNotFoundError(MusicIndexError, LookupError):
     exit_code = 6
 
 
+class TrackFileError(MusicIndexError):
+    """The file of an indexed track cannot be served (``musicindex.media``): one of the subclasses says why."""
+
+
+class TrackFileMissingError(TrackFileError):
+    """The track's file is gone, unreadable, or no regular file (a folder, a FIFO, a device)."""
+
+
+class TrackFileOutsideError(TrackFileError):
+    """The track's file now leads outside the ingested folders (a symlink swapped in after indexing); refused
+    unless ``MUSICINDEX_FOLLOW_SYMLINKS`` allows links out of the folders."""
+
+
+class TrackFileChangedError(TrackFileError):
+    """The file at the track's path is not the one the index recorded (its size or mtime differ): re-ingest."""
+
+
 class NotEnoughDataError(MusicIndexError):
     """Training was asked for with too little labelled data."""
 

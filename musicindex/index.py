@@ -39,7 +39,10 @@ SERVICE_METHODS: dict[str, tuple[str, ...]] = {
         "evaluate", "report",
     ),
     "queries": ("similar", "recommend", "by_genre", "genre_of", "cluster_of", "playlist", "tags_of", "search_by_tags"),
-    "library": ("search_tracks", "track_details", "track_summaries", "track_file", "genres", "spaces", "library_map"),
+    "library": (
+        "search_tracks", "track_details", "track_summaries", "track_file", "track_files", "genres", "spaces",
+        "library_map",
+    ),
 }  # fmt: skip
 """The methods of each service that ``MusicIndex`` offers as its own."""
 
@@ -101,8 +104,8 @@ class MusicIndex:
         self.search_tracks, self.track_details, self.track_summaries = (
             lib.search_tracks, lib.track_details, lib.track_summaries
         )  # fmt: skip
-        self.track_file, self.genres, self.spaces, self.library_map = (
-            lib.track_file, lib.genres, lib.spaces, lib.library_map
+        self.track_file, self.track_files, self.genres, self.spaces, self.library_map = (
+            lib.track_file, lib.track_files, lib.genres, lib.spaces, lib.library_map
         )  # fmt: skip
 
     @property

@@ -3,13 +3,18 @@
 One writer for the CLI (``--m3u FILE``) and the HTTP API (``format=m3u8``, ``/api/m3u``). Paths are
 absolute (as indexed), or relative to a base folder the user chooses (the folder the playlist file
 will live in, typically the music folder a media server scans). Nothing here reads a file.
+
+A playlist is bytes: UTF-8 text, except that a path whose name is not valid UTF-8 is written with its
+raw bytes (an entry's path may carry them as surrogate escapes, ``os.fsdecode``: what
+``MusicIndex.track_files`` gives), so every line names the file that exists. :func:`entries` puts those
+paths under the titles of a query's answer.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +46,9 @@ class Entry:
 
 
 def _clean(s: str | None) -> str:
-    """One line of text: no line breaks (a tag with a newline must not start a new playlist line)."""
-    return " ".join((s or "").split())
+    """One line of text: no line breaks (a tag with a newline must not start a new playlist line), no other
+    control characters (NUL included)."""
+    return " ".join("".join(c if c.isprintable() or c.isspace() else " " for c in (s or "")).split())
 
 
 def check_base(base: str | os.PathLike[str] | None) -> str | None:
@@ -72,20 +78,46 @@ def relative_path(path: str, base: str | None) -> str:
 
 
 def render_m3u8(items: Iterable[Any], *, base: str | os.PathLike[str] | None = None, title: str | None = None) -> str:
-    """The text of an extended M3U playlist (UTF-8, ``#EXTM3U``, ``#EXTINF`` per entry)."""
+    """The text of an extended M3U playlist (``#EXTM3U``, ``#EXTINF`` per entry). A path that is not valid UTF-8
+    stays in it as surrogate escapes: :func:`render_m3u8_bytes` writes its raw bytes."""
     b = check_base(base)
     lines = ["#EXTM3U"]
     if title:
         lines.append(f"#PLAYLIST:{_clean(title)}")
     for item in items:
         e = item if isinstance(item, Entry) else Entry.of(item)
-        if "\n" in e.path or "\r" in e.path:
-            raise InvalidArgumentError(f"a path with a line break cannot be written to an M3U playlist: {e.path!r}")
+        if "\n" in e.path or "\r" in e.path or "\x00" in e.path:
+            raise InvalidArgumentError(
+                f"a path with a line break or NUL cannot be written to an M3U playlist: {e.path!r}"
+            )
         seconds = round(e.duration) if e.duration is not None and e.duration >= 0 else -1
-        label = " - ".join(x for x in (_clean(e.artist), _clean(e.title)) if x) or Path(e.path).stem
+        label = " - ".join(x for x in (_clean(e.artist), _clean(e.title)) if x) or _clean(_text(Path(e.path).stem))
         lines.append(f"#EXTINF:{seconds},{label}")
         lines.append(relative_path(e.path, b))
     return "\n".join(lines) + "\n"
+
+
+def render_m3u8_bytes(
+    items: Iterable[Any], *, base: str | os.PathLike[str] | None = None, title: str | None = None
+) -> bytes:
+    """The playlist as the bytes to store or send: UTF-8, paths byte-exact (names that are not UTF-8 included)."""
+    return render_m3u8(items, base=base, title=title).encode("utf-8", "surrogateescape")
+
+
+def entries(items: Iterable[Any], paths: Mapping[int, str]) -> list[Entry]:
+    """Playlist entries of a query's ``items`` (hits, summaries, dicts with ``id``) with each file's real path
+    from ``paths`` (track id -> the name to open, e.g. ``{f.id: f.path for f in index.track_files(ids)}``)."""
+    out = []
+    for item in items:
+        e = Entry.of(item)
+        tid = item.get("id") if isinstance(item, dict) else getattr(item, "id", None)
+        out.append(Entry(paths.get(int(tid), e.path), e.title, e.artist, e.duration) if tid is not None else e)
+    return out
+
+
+def _text(s: str) -> str:
+    """``s`` with undecodable bytes (surrogate escapes) as U+FFFD: for the labels of a playlist."""
+    return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def write_m3u8(
@@ -95,10 +127,10 @@ def write_m3u8(
     base: str | os.PathLike[str] | None = None,
     title: str | None = None,
 ) -> Path:
-    """Write the playlist to ``out`` (UTF-8, atomically); returns its path."""
-    text = render_m3u8(items, base=base, title=title)
+    """Write the playlist to ``out`` (UTF-8, paths byte-exact, atomically); returns its path."""
+    data = render_m3u8_bytes(items, base=base, title=title)
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(data)
     os.replace(tmp, out)
     return out

@@ -86,10 +86,13 @@ GENRE_TAGS = {
 TAGS = sorted({t for ts in GENRE_TAGS.values() for t in ts})
 
 
-def build_library(db: Database, audio_dir: Path, n: int = 120, seed: int = 7, musicnn: bool = False) -> dict[str, Any]:
+def build_library(
+    db: Database, audio_dir: Path, n: int = 120, seed: int = 7, musicnn: bool = False, ingested: bool = True
+) -> dict[str, Any]:
     """``n`` indexed tracks over GENRES (the first few with real audio files), 43 features, a logreg
     genre model with probabilities, a 32-d ``ann`` space with its HNSW index, a kmeans clustering;
-    with ``musicnn``, also a musicnn version: tag probabilities and 200-d vectors (the default space)."""
+    with ``musicnn``, also a musicnn version: tag probabilities and 200-d vectors (the default space).
+    ``ingested``: an ingest batch of ``audio_dir`` is recorded (the folder was ingested: its files are served)."""
     rng = np.random.default_rng(seed)
     audio = [  # one file per format (wav, ogg, mp3), of three genres
         generate_library(audio_dir, per_genre=1, genres=[g], duration=6.0, formats=(fmt,), seed=seed)[0]
@@ -120,17 +123,25 @@ def build_library(db: Database, audio_dir: Path, n: int = 120, seed: int = 7, mu
             rows[i]["label"] = t.genre
             rows[i]["g"] = GENRES.index(t.genre)
             rows[i]["duration"] = 6.0
+    for r in rows:  # the audio files as the ingest registration records them (the audio route checks both)
+        st = os.stat(r["path"]) if os.path.exists(r["path"]) else None
+        r["size"], r["mtime"] = (st.st_size, st.st_mtime) if st is not None else (None, None)
     cols = ", ".join(FEATURE_NAMES)
     vals = ", ".join(f":f{j}" for j in range(N_FEATURES))
     with db.engine.begin() as conn:
+        if ingested:  # the folder of the audio files was ingested (the audio route serves only from such folders)
+            conn.execute(
+                text("INSERT INTO ingest_batches (roots, scanned) VALUES (CAST(:r AS jsonb), :n)"),
+                {"r": json.dumps([str(audio_dir.resolve())]), "n": len(audio)},
+            )
         for r in rows:
             r["id"] = conn.execute(
                 text(
                     "INSERT INTO tracks (path, title, artist, album, label, label_source, status, duration, "
-                    "format, sample_rate, channels, indexed_at) VALUES (:path, :title, :artist, :album, :label, "
-                    "'folder', 'indexed', :duration, 'flac', 44100, 2, now()) RETURNING id"
+                    "format, sample_rate, channels, indexed_at, size, mtime) VALUES (:path, :title, :artist, :album, "
+                    ":label, 'folder', 'indexed', :duration, 'flac', 44100, 2, now(), :size, :mtime) RETURNING id"
                 ),
-                {k: r[k] for k in ("path", "title", "artist", "album", "label", "duration")},
+                {k: r[k] for k in ("path", "title", "artist", "album", "label", "duration", "size", "mtime")},
             ).scalar_one()
             conn.execute(
                 text(
@@ -512,7 +523,7 @@ def test_status_models_evaluate(client, web_lib):
     st = ok(client.get("/api/status"))
     assert st["counts"] == {"indexed": len(web_lib["rows"])} and st["failures"] == []
     assert st["broker"] == "ok" and set(st["queues"]) >= {"ingest", "train"} and isinstance(st["workers"], list)
-    assert st["progress"]["batch"] is None
+    assert st["progress"]["roots"] == [str((web_lib["tmp"] / "audio").resolve())]  # the library's one batch
     models = ok(client.get("/api/models"))
     assert {m["kind"] for m in models} == {"logreg", "ann", "kmeans"}
     assert ok(client.get("/api/models", params={"kind": "ann"}))[0]["id"] == web_lib["ann"]
@@ -593,7 +604,7 @@ def test_changes_need_the_token(web_lib):
 
 def test_token_actions_promote_rollback_ingest_train(base_settings, tmp_path):
     with scratch_database(base_settings.database_url, prefix="mi_web_admin") as db:
-        lib = build_library(db, tmp_path / "audio", n=24)
+        lib = build_library(db, tmp_path / "audio", n=24, ingested=False)
         settings = base_settings.with_(database_url=db.url, api_token=TOKEN)
         index = MusicIndex(db, settings)
         auth = {"Authorization": f"Bearer {TOKEN}"}

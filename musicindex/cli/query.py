@@ -19,12 +19,15 @@ cli = typer.Typer()
 
 
 def _write_m3u(result: Any, out: Path | None, base: str | None, title: str, quiet: bool = False) -> None:
-    """``--m3u FILE``: the answer as an M3U8 playlist (durations from the index; paths absolute or relative)."""
+    """``--m3u FILE``: the answer as an M3U8 playlist (durations from the index; paths absolute or relative, byte-exact
+    for names that are not UTF-8)."""
     if out is None:
         return
-    from musicindex.playlists import write_m3u8
+    from musicindex.playlists import entries, write_m3u8
 
-    path = write_m3u8(out, open_index(broker=False).track_summaries(result.ids), base=base, title=title)
+    index = open_index(broker=False)
+    paths = {f.id: f.path for f in index.track_files(result.ids)} if result.ids else {}
+    path = write_m3u8(out, entries(index.track_summaries(result.ids), paths), base=base, title=title)
     if not quiet:
         console.print(f"wrote {len(result.ids)} tracks to {path}", highlight=False)
 

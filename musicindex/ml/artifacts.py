@@ -2,10 +2,10 @@
 
 Artifacts live in ``model_versions.artifact`` with their sha256 (``artifact_sha256``, provenance) and an
 HMAC-SHA256 under the artifact key (``artifact_hmac``). The key is kept outside the database: the setting
-``MUSICINDEX_ARTIFACT_KEY``, or a random key in ``MUSICINDEX_HOME/artifact.key`` (created 0600, refused
-when others can read it). ``registry.load_artifact`` checks the HMAC before anything here deserialises an
-artifact, so someone who can write ``model_versions`` but does not hold the key cannot make a process
-unpickle their bytes.
+``MUSICINDEX_ARTIFACT_KEY``, or a random key in ``MUSICINDEX_HOME/artifact.key`` (``musicindex.keys``: created
+atomically, 0600, refused when others can read it). ``registry.load_artifact`` checks the HMAC before anything
+here deserialises an artifact, so someone who can write ``model_versions`` but does not hold the key cannot make
+a process unpickle their bytes.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ import hashlib
 import hmac
 import os
 import pickle
-import secrets
-import stat
 import tempfile
-from pathlib import Path
 from typing import Any
 
+from musicindex import keys
 from musicindex.config import Settings, get_settings
-from musicindex.errors import ArtifactIntegrityError
 
 KEY_FILE = "artifact.key"
 
@@ -31,33 +28,13 @@ def sha256(data: bytes) -> str:
 
 
 def signing_key(settings: Settings | None = None) -> bytes:
-    """The artifact key: the setting, else ``home/artifact.key`` (created with a random key when absent)."""
+    """The artifact key: the setting ``MUSICINDEX_ARTIFACT_KEY``, else the key in ``home/artifact.key`` (made once,
+    atomically, by :func:`musicindex.keys.secret`). The file's key is used as its hex text, so copying that text
+    into ``MUSICINDEX_ARTIFACT_KEY`` on another machine gives the same signatures."""
     settings = settings or get_settings()
     if settings.artifact_key:
         return settings.artifact_key.encode()
-    path = Path(settings.home).expanduser() / KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise ArtifactIntegrityError(f"cannot read the artifact key {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd) as fh:
-        st = os.fstat(fh.fileno())
-        if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
-            raise ArtifactIntegrityError(
-                f"the artifact key {path} must belong to you and be private (chmod 600 {path}); refusing it"
-            )
-        key = fh.read().strip()
-    if len(key) < 16:
-        raise ArtifactIntegrityError(f"the artifact key {path} is too short; delete it to have a new one made")
-    return key.encode()
+    return keys.secret(settings, KEY_FILE, nbytes=32).hex().encode()
 
 
 def sign(data: bytes, key: bytes) -> str:

@@ -25,6 +25,7 @@ from musicindex.query.results import (
     MapPoint,
     SearchResult,
     TrackDetails,
+    TrackFile,
     TrackSummary,
 )
 from musicindex.query.service import TrackRef, cluster_in, genre_in, tags_in
@@ -122,10 +123,31 @@ class LibraryService:
 
     def track_file(self, track: TrackRef) -> str:
         """The file of ``track`` as the operating system names it (names that are not valid UTF-8 included)."""
+        return self.track_files([track])[0].path
+
+    def track_files(self, tracks: Sequence[TrackRef]) -> list[TrackFile]:
+        """The files of ``tracks`` (ids or paths), in the given order: the name to open (names that are not valid
+        UTF-8 included), the size and mtime the index recorded, the status. Nothing is read from disk."""
+        refs = as_list(tracks, "tracks")
+        if len(refs) > MAX_K:
+            raise InvalidArgumentError(f"at most {MAX_K} tracks")
         with self.snapshot() as snap:
-            t = snap.track(track)
-            row = snap.one("SELECT path, path_bytes FROM tracks WHERE id = %(t)s", {"t": t.id})
-        return fs_path(row[0], row[1])
+            ids = snap.track_ids(refs)
+            rows = snap.all(
+                "SELECT id, path, path_bytes, size, mtime, status FROM tracks WHERE id = ANY(%(ids)s)", {"ids": ids}
+            )
+        by_id = {
+            int(r[0]): TrackFile(
+                id=int(r[0]),
+                path=fs_path(r[1], r[2]),
+                display_path=r[1],
+                size=int(r[3]) if r[3] is not None else None,
+                mtime=float(r[4]) if r[4] is not None else None,
+                status=r[5],
+            )
+            for r in rows
+        }
+        return [by_id[i] for i in ids]
 
     def track_details(self, track: TrackRef) -> TrackDetails:
         """Everything about one track (file facts, tags, features, genre, cluster, pretrained tags)."""

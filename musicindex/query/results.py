@@ -172,6 +172,22 @@ class TrackSummary:
 
 
 @dataclass(frozen=True)
+class TrackFile:
+    """The file of a track as the index recorded it: what ``musicindex.media`` checks before serving it.
+
+    ``path`` is the name to open (a name that is not valid UTF-8 keeps its bytes as surrogate escapes:
+    ``os.fsencode(path)`` gives them back); ``display_path`` is ``tracks.path`` (valid text, what queries show);
+    ``size`` and ``mtime`` are what the last registration or analysis saw (None: never seen)."""
+
+    id: int
+    path: str
+    display_path: str
+    size: int | None
+    mtime: float | None
+    status: str
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """Tracks whose title, artist, album or file name match ``query`` (word prefixes, all words).
 

@@ -8,8 +8,6 @@ OpenAPI description, ``/api/openapi.json`` is the machine-readable one.
 
 from __future__ import annotations
 
-import mimetypes
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,9 +17,10 @@ import anyio
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
 from musicindex.errors import InvalidArgumentError
+from musicindex.media import file_response, open_track_file
 from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.errors import ApiError
 from musicindex.web.responses import Json, m3u_response
@@ -37,12 +36,6 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au
 SPACE_DOC = "similarity space (features, ann, cnn, musicnn, ...); omitted: the library's default space"
 BASE_DOC = "M3U8 only: write paths relative to this absolute folder (the playlist's folder); omitted: absolute paths"
 Format = Literal["json", "m3u8"]
-
-mimetypes.add_type("audio/flac", ".flac")
-mimetypes.add_type("audio/ogg", ".ogg")
-mimetypes.add_type("audio/ogg", ".opus")
-mimetypes.add_type("audio/mpeg", ".mp3")
-mimetypes.add_type("audio/wav", ".wav")
 
 
 def _space(space: str | None) -> dict[str, Any]:
@@ -119,24 +112,18 @@ def track(index: IndexDep, track_id: int = PathParam(..., ge=1, le=2**62)) -> An
     return index.track_details(track_id).to_dict()
 
 
+@router.head("/tracks/{track_id}/audio", include_in_schema=False)
 @router.get(
     "/tracks/{track_id}/audio",
     tags=["tracks"],
     summary="The audio file of an indexed track (HTTP Range requests: 206 / 416)",
-    response_class=FileResponse,
-    responses={200: {"content": {"audio/*": {}}}, 206: {"description": "partial content"}, 416: {}},
+    response_class=Response,
+    responses={200: {"content": {"audio/*": {}}}, 206: {"description": "partial content"}, 304: {}, 416: {}},
 )
-def audio(index: IndexDep, track_id: int = PathParam(..., ge=1, le=2**62)) -> Response:
-    path = index.track_file(track_id)  # the path comes from the index, never from the client
-    try:
-        st = os.stat(path)
-    except OSError:
-        raise ApiError(404, "file_missing", f"the file of track {track_id} is not readable: {path}") from None
-    if not os.path.isfile(path):
-        raise ApiError(404, "file_missing", f"the file of track {track_id} is not a regular file: {path}")
-    media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media, stat_result=st, content_disposition_type="inline",
-                        filename=Path(path).name)  # fmt: skip
+def audio(index: IndexDep, request: Request, track_id: int = PathParam(..., ge=1, le=2**62)) -> Response:
+    """The file the index recorded for the track, opened and checked by ``musicindex.media`` (inside the ingested
+    folders, a regular file of the recorded size and mtime) and streamed from that open descriptor."""
+    return file_response(open_track_file(index, track_id), request, disposition="inline")
 
 
 @router.get("/tracks/{track_id}/similar", tags=["queries"], summary="The tracks that sound most like this one")

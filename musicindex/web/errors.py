@@ -28,6 +28,9 @@ class Category:
 # most specific first: the first class an error is an instance of decides
 CATEGORIES: tuple[tuple[type[BaseException], Category], ...] = (
     (E.TrackNotFoundError, Category("unknown_track", 404)),
+    (E.TrackFileChangedError, Category("file_changed", 409)),
+    (E.TrackFileOutsideError, Category("file_refused", 404)),
+    (E.TrackFileError, Category("file_missing", 404)),
     (E.UnknownGenreError, Category("unknown_genre", 422)),
     (E.InvalidArgumentError, Category("bad_argument", 422)),
     (E.ConfigError, Category("bad_argument", 422)),

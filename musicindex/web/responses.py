@@ -36,14 +36,15 @@ def _finite(x: Any) -> Any:
 
 
 def m3u_response(index: MusicIndex, items: list[Any], base: str | None, name: str, title: str) -> Response:
-    """An M3U8 attachment of ``items`` (durations from the index)."""
+    """An M3U8 attachment of ``items`` (durations from the index; paths byte-exact: a name that is not UTF-8 is
+    written with its raw bytes, so the line names the file that exists)."""
     ids = [int(h["id"]) if isinstance(h, dict) else int(h.id) for h in items]
     summaries = {t.id: t for t in index.track_summaries(ids)} if ids else {}
-    entries = [summaries[i] for i in ids]
-    text = playlists.render_m3u8(entries, base=base, title=title)
+    paths = {f.id: f.path for f in index.track_files(ids)} if ids else {}
+    body = playlists.render_m3u8_bytes(playlists.entries([summaries[i] for i in ids], paths), base=base, title=title)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "playlist"
     return Response(
-        text,
+        body,
         media_type=f"{playlists.M3U8_MEDIA_TYPE}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{safe}.m3u8"'},
     )

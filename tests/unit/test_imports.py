@@ -149,6 +149,12 @@ def test_models_and_ingestion_stay_below_the_entry_points():
     assert _breaking(graph, "musicindex.ingest", ("musicindex.ml",)) == {}  # the models come after ingestion
 
 
+def test_media_stays_below_the_web_layer():
+    """``musicindex.media`` opens and serves the library's files for every router (JSON API, Subsonic): it never
+    imports a router's package."""
+    assert _breaking(_graph(), "musicindex.media", ("musicindex.web", "musicindex.cli")) == {}
+
+
 def test_only_dispatch_talks_to_celery():
     """Only ``musicindex/dispatch.py`` (and the worker package) imports Celery or sends a task."""
     offenders = []
