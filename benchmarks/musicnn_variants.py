@@ -167,7 +167,7 @@ def run_variants(
     for i, mel in enumerate(mels):
         for name in names[i % len(names) :] + names[: i % len(names)]:
             rt = runtimes[name]
-            embs, tags, seconds, full = out[name]
+            embs, tags, seconds, _ = out[name]
             batch = rt.placement.cut(mel)
             started = time.process_time()
             e, p = rt.patch_outputs(batch)
@@ -181,20 +181,25 @@ def run_variants(
     return {n: (np.stack(e), np.stack(t), s, f) for n, (e, t, s, f) in out.items()}
 
 
-def batch_costs(rt: runtime.MusicnnRuntime, mels: list[np.ndarray], sizes: tuple[int, ...]) -> dict[int, float]:
-    """CPU ms per patch of the raw session at several patches per call (cut (a))."""
+def batch_costs(
+    rt: runtime.MusicnnRuntime, mels: list[np.ndarray], sizes: tuple[int, ...], rounds: int = 12
+) -> dict[int, float]:
+    """CPU ms per patch of the raw session at several patches per call (cut (a)), the sizes taking turns."""
     pool = np.concatenate([musicnn.patches(m) for m in mels])
-    out = {}
     for size in sizes:
-        calls = [pool[i : i + size] for i in range(0, pool.shape[0] - size + 1, size)]
-        rt._run(calls[0])  # warm-up at this shape
-        per_patch = []
-        for batch in calls:
+        rt._run(pool[:size])  # warm-up at this shape
+    per_patch: dict[int, list[float]] = {size: [] for size in sizes}
+    start = 0
+    for i in range(rounds):
+        for size in sizes[i % len(sizes) :] + sizes[: i % len(sizes)]:
+            if start + size > pool.shape[0]:
+                start = 0
+            batch = pool[start : start + size]
+            start += size
             started = time.process_time()
             rt._run(batch)
-            per_patch.append((time.process_time() - started) / size)
-        out[size] = 1000 * float(np.median(per_patch))
-    return out
+            per_patch[size].append((time.process_time() - started) / size)
+    return {size: 1000 * float(np.median(v)) for size, v in per_patch.items()}
 
 
 def main() -> int:
@@ -239,7 +244,7 @@ def main() -> int:
         path = overrides.get(graph)
         runtimes[variant] = runtime.MusicnnRuntime.load(variant=variant, path=path, check_sha256=path is None)
     results = run_variants(runtimes, mels)
-    batches = batch_costs(runtimes["fp32-10p"], mels[:40], (1, 10, 40, 80))
+    batches = batch_costs(runtimes["fp32-10p"], mels[:40], (1, 2, 5, 10, 40))
     ref_emb, ref_tags = results["fp32-10p"][:2]
     base = (precision_at_10(ref_emb, labels, test), *accuracies(ref_emb, labels, train, test))
     rows: list[Row] = []
