@@ -54,7 +54,8 @@ from musicindex.pretrained import musicnn, runtime  # noqa: E402
 
 DEVSET = Path.home() / ".cache" / "musicindex-devset" / "set" / "all.csv"
 CACHE = Path("/tmp/musicindex-musicnn-variants")
-DEFAULT_VARIANTS = "fp32-10p,fp32-6p,fp32-5p,fp32-5s,fp32-4s,fp32-3s,int8-10p,int8-6p,int8-5p,int8-5s,int8-4s,int8-3s"
+DEFAULT_VARIANTS = "full-10p,fp32-10p,fp32-6p,fp32-5p,fp32-5s,fp32-4s,fp32-3s,int8-10p,int8-5p,int8-5s,int8-3s"
+REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.01
 
 
@@ -112,6 +113,31 @@ def decoded_windows(tracks: list[Track]) -> list[np.ndarray]:
     np.save(offsets, np.cumsum([s.size for s in signals]))
     print(f"decoded {len(tracks)} windows in {time.perf_counter() - started:.0f} s -> {stem}.*.npy", flush=True)
     return signals
+
+
+def unshipped_graph(graph: str, devset: Path) -> Path:
+    """Build a graph that is not shipped (``full``: the unpruned fp32 graph; ``int8`` if not shipped) into CACHE
+    with tools/export_musicnn_onnx.py (needs the ``onnx`` package: the ``ml`` extra)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("export_musicnn_onnx", REPO / "tools" / "export_musicnn_onnx.py")
+    assert spec is not None and spec.loader is not None
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    npz_sha = export.sha256_of(export.NPZ)
+    out = CACHE / f"msd_musicnn_{graph}-{npz_sha[:12]}.onnx"
+    if out.exists():
+        return out
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with np.load(export.NPZ, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    if graph == "full":
+        out.write_bytes(export.build_model(arrays, npz_sha, prune=False).SerializeToString())
+    else:
+        calibration = export.calibration_patches(devset, 64, 4)
+        export.export_int8(arrays, npz_sha, calibration, out)
+    print(f"built the {graph} graph: {out}", flush=True)
+    return out
 
 
 def precision_at_10(emb: np.ndarray, labels: np.ndarray, queries: np.ndarray) -> float:
@@ -242,6 +268,8 @@ def main() -> int:
     for variant in variants:
         graph, _ = runtime.parse_variant(variant)
         path = overrides.get(graph)
+        if path is None and graph not in runtime.ONNX_FILES:
+            path = overrides[graph] = str(unshipped_graph(graph, args.devset))
         runtimes[variant] = runtime.MusicnnRuntime.load(variant=variant, path=path, check_sha256=path is None)
     results = run_variants(runtimes, mels)
     batches = batch_costs(runtimes["fp32-10p"], mels[:40], (1, 2, 5, 10, 40))

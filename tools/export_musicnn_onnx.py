@@ -125,12 +125,12 @@ def build_model(
 ) -> Any:
     """The fp32 ONNX model of the network whose checkpoint arrays are ``arrays`` (see the module docstring).
 
-    ``prune``: leave out the front end's dead filters (:func:`dead_filters`: 398 of the 561, among them 164 and
-    183 of the 204 + 204 timbral ones), whose outputs are constants: their batch-normalised value
+    ``prune``: leave out the front end's dead filters (:func:`dead_filters`: 459 of the 561, among them 173 and
+    187 of the 204 + 204 timbral ones), whose outputs are constants: their batch-normalised value
     ``BN(ReLU(bias))`` is folded into what reads them, the dense layer's bias (through the time pools: the max
     and mean of a constant) and a per-frame bias of the first mid-end convolution (a constant input channel adds
     ``value x`` the sum of the kernel taps that fall inside the zero-padded frame range). The outputs are the
-    same to float32 rounding; the arithmetic per patch drops from 2.80 to about 0.65 GFLOP.
+    same to float32 rounding; the arithmetic per patch drops from 2.80 to 0.43 GFLOP.
 
     ``ranges`` (for the int8 graph only): per timbral branch, the largest value ``M_c > 0`` of each channel's
     ``ReLU(max over frequency)`` to keep. The branch's convolution is then scaled per channel so that the values
