@@ -11,11 +11,15 @@ it looks at (:data:`VARIANTS`):
 
 * ``fp32-10p``: the fp32 graph on every non-overlapping patch (10 in the 30 s analysis window): the port's
   contract, equal to :meth:`MusicnnModel.embed <musicindex.pretrained.musicnn.MusicnnModel.embed>` within its
-  tolerances (see ``tests/test_musicnn_onnx.py``);
+  tolerances (see ``tests/test_musicnn_onnx.py``). The shipped fp32 graph leaves out the 497 of the 561
+  front-end filters that are dead in this checkpoint (their outputs are constants, folded into the layers that
+  read them; outputs move by < 5e-6): 0.29 instead of 2.80 GFLOP a patch;
 * ``fp32-<k>p``: ``k`` of those patches, evenly spaced (``round(linspace(0, n - 1, k))``; all of them when a
   clip has ``n <= k``); ``fp32-<k>s``: ``k`` patches whose starts are evenly spread over all the clip's frames
   (so they may straddle the non-overlapping grid, and reach its last frames);
-* ``int8-...``: the same placements on the int8 graph (static QDQ quantization of the two timbral convolutions).
+* ``int8-...`` and ``full-...``: the same placements on graphs that are not shipped, for measurements
+  (``benchmarks/musicnn_variants.py`` builds them; load them with ``path=`` and ``check_sha256=False``): ``int8``
+  is the pruned graph with static QDQ int8 timbral convolutions, ``full`` the unpruned fp32 graph.
 
 :data:`DEFAULT_VARIANT` is the cheapest variant whose quality on the real-music dev set stays within 0.01 of
 ``fp32-10p`` (``benchmarks/musicnn_variants.py``). Session options: ``threads`` intra-op threads (default 1:
@@ -61,8 +65,9 @@ ONNX_FILES: dict[str, OnnxFile] = {
     "fp32": OnnxFile(
         "msd_musicnn.onnx",
         "5835f424a96cbf13b15fdc7f4bb9754f9cf6c99b5c5818078fa72fe2a36bec92",
-        "tools/export_musicnn_onnx.py from msd_musicnn.npz "
-        "(sha256 cfd806777e3fd9fe7ab41c80ab2622ef2ad77b28d982b3af4fb60dead4dc0c35), onnx 1.23.2, opset 17",
+        "built node by node by tools/export_musicnn_onnx.py (dead front-end filters pruned) from msd_musicnn.npz "
+        "(sha256 cfd806777e3fd9fe7ab41c80ab2622ef2ad77b28d982b3af4fb60dead4dc0c35); onnx 1.23.2, numpy 2.4.6, "
+        "onnxruntime 1.32.0, opset 17, IR 8",
     ),
 }
 """The graphs of ``MSD_musicnn`` by precision (see ``data/PROVENANCE.md``)."""
