@@ -33,7 +33,6 @@ optimisations (ONNX Runtime's NCHWc layout for the convolutions).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -167,23 +166,11 @@ def read_graph(path: str | os.PathLike[str], sha256: str | None) -> bytes:
 
     Raises :class:`PretrainedModelError` with what to do.
     """
-    path = Path(path)
     how_to_fix = (
         "reinstall musicindex (the graphs ship inside the package), or regenerate them with "
         "tools/export_musicnn_onnx.py from the shipped msd_musicnn.npz"
     )
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise PretrainedModelError(
-            f"musicnn ONNX file {path} cannot be read ({err.strerror or err}); {how_to_fix}"
-        ) from err
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 is not None and digest != sha256:
-        raise PretrainedModelError(
-            f"musicnn ONNX file {path} is corrupted: sha256 {digest}, expected {sha256}; {how_to_fix}"
-        )
-    return data
+    return musicnn.read_checked(path, sha256, "musicnn ONNX file", how_to_fix)
 
 
 class MusicnnRuntime:
