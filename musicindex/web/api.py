@@ -386,7 +386,7 @@ def rollback(
 @router.post(
     "/ingest", tags=["changes"], summary="Re-scan the library's folders and queue new or changed files (token)"
 )
-@policy(token=True)
+@policy(token=True, body="json")
 def ingest(
     index: IndexDep,
     authorization: str | None = Header(None, include_in_schema=False),
@@ -411,7 +411,7 @@ def ingest(
 
 
 @router.post("/train", tags=["changes"], summary="Queue a training run on the workers (token)")
-@policy(token=True)
+@policy(token=True, body="json")
 def train(
     index: IndexDep,
     authorization: str | None = Header(None, include_in_schema=False),

@@ -103,14 +103,18 @@ class RoutePolicy:
     """The route changes something: ``Authorization: Bearer <MUSICINDEX_API_TOKEN>`` is required."""
     costly: bool = False
     """The route costs much (evaluate, map, exports, ...): a GET from another site is refused too."""
-    body: Literal["json", "upload"] = "json"
-    """Its body cap: ``json`` (``JSON_BODY_MAX``) or ``upload`` (``MUSICINDEX_UPLOAD_MAX_BYTES``)."""
+    body: Literal["small", "json", "upload"] = "small"
+    """Its body: ``small`` (any, at most ``JSON_BODY_MAX``), ``json`` (the same cap, and a body sent must be
+    ``application/json``: another type is a 415, never silently ignored) or ``upload`` (the file itself, at most
+    ``MUSICINDEX_UPLOAD_MAX_BYTES``)."""
 
 
 _POLICY_ATTR = "__musicindex_policy__"
 
 
-def policy(*, token: bool = False, costly: bool = False, body: Literal["json", "upload"] = "json") -> Callable[[F], F]:
+def policy(
+    *, token: bool = False, costly: bool = False, body: Literal["small", "json", "upload"] = "small"
+) -> Callable[[F], F]:
     """Declare a route's :class:`RoutePolicy` (put it under the route decorator)."""
 
     def mark(fn: F) -> F:
@@ -190,6 +194,22 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than the limit of {cap} bytes")
 
 
+def host_allowed(host: str | None, allowed: Sequence[str]) -> bool:
+    """Whether a ``Host`` header (``name[:port]``, ``[v6]:port``) is one of ``allowed`` (``*``: any; ``*.domain``:
+    the domain's subdomains)."""
+    if "*" in allowed:
+        return True
+    if not host:
+        return False
+    h = host.strip().lower()
+    end = h.find("]") + 1 if h.startswith("[") else None  # [v6] or [v6]:port
+    name = h[:end] if end is not None else h.rsplit(":", 1)[0]
+    if not name or any(c in name for c in "@/\\ "):
+        return False
+    bare = name.strip("[]")
+    return any(bare == a.strip("[]") or (a.startswith("*.") and bare.endswith(a[1:])) for a in allowed)
+
+
 def same_origin(origin: str, host: str | None) -> bool:
     """Whether ``Origin`` names this server: its ``host[:port]`` is the ``Host`` header (whatever the scheme, so a
     TLS proxy in front that passes ``Host`` on keeps the page working)."""
@@ -216,9 +236,11 @@ class RequestGuard:
         routes: Sequence[BaseRoute] = (),
         html: HtmlRenderer | None = None,
         exempt: Sequence[str] = EXEMPT_PREFIXES,
+        allowed_hosts: Sequence[str] = ("*",),
     ):
         self.app = app
         self.settings = settings
+        self.allowed_hosts = [h.lower() for h in allowed_hosts]
         self.policies = route_policies(routes)
         self.html = html
         self.exempt = tuple(exempt)
@@ -275,6 +297,13 @@ class RequestGuard:
         pol = self._policy(scope)
         raw_query: bytes = scope.get("query_string", b"")
 
+        # 0. the Host header names this server (against DNS rebinding)
+        if not host_allowed(headers.get("host"), self.allowed_hosts):
+            await self._refuse(
+                scope, receive, send, 400, "bad_host",
+                "the Host header does not name this server (MUSICINDEX_ALLOWED_HOSTS lists the names it answers to)",
+            )  # fmt: skip
+            return
         # 1. the origin rule: changes, and costly reads, only from this server's pages (or allowed origins)
         if not exempt and (method in CHANGING_METHODS or pol.costly or b"format=m3u8" in raw_query.lower()):
             why = self._cross_site(scope, headers)
@@ -303,6 +332,14 @@ class RequestGuard:
                 await self._refuse(
                     scope, receive, send, 413, "too_large", f"the request body is larger than the limit of {cap} bytes"
                 )
+                return
+        if pol.body == "json" and (declared not in (None, "0") or "transfer-encoding" in headers):
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json" and not ctype.endswith("+json"):
+                await self._refuse(
+                    scope, receive, send, 415, "unsupported_media_type",
+                    f"send the body as JSON (Content-Type: application/json), not {ctype or 'without a type'}",
+                )  # fmt: skip
                 return
         # 4. NUL characters: no name, tag or setting can hold one
         if not exempt:

@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from musicindex.web import api, errors, pages, security
 from musicindex.web.deps import Limits
@@ -69,8 +68,8 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
     def favicon() -> Response:
         return Response(status_code=204)
 
-    # outermost last: the headers go on every answer (errors too), then the Host check, then the request guard
-    # (origin rule, token, body caps, NUL, last-resort errors: before any route reads a body), then CORS
+    # outermost last: the headers go on every answer (errors too), then the request guard (Host check, origin rule,
+    # token, body caps, NUL, last-resort errors: before any route reads a body), then CORS
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -85,8 +84,8 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
         settings=settings,
         routes=[*api.router.routes, *pages.router.routes],
         html=pages.render_error,
+        allowed_hosts=security.allowed_hosts(host, settings),
     )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(host, settings))
     app.add_middleware(security.SecurityHeaders)
     return app
 
