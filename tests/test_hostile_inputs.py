@@ -349,6 +349,15 @@ PYTHON_ROWS = [
     Row(PY, ("evaluate", (), {"max_tracks": 10**9}), E.InvalidArgumentError),
     Row(PY, ("evaluate", (), {"k": 0}), E.InvalidArgumentError),
     Row(PY, ("train", ("nope",), {"local": True}), E.InvalidArgumentError),
+    Row(PY, ("train", ("\x00",), {"local": True}), E.InvalidArgumentError),
+    Row(PY, ("ingest", (["/a\x00b"],), {"wait": False}), E.InvalidArgumentError),
+    Row(PY, ("ingest", (["/no/such/folder"],), {"wait": False}), E.InvalidArgumentError),
+    Row(PY, ("ingest", (["/tmp"],), {"wait": False, "label_from": "csv:/x\x00"}), E.InvalidArgumentError),
+    Row(PY, ("ingest", (["/tmp"],), {"wait": False, "label_from": "bogus"}), E.InvalidArgumentError),
+    Row(PY, ("watch", (["/a\x00"],), {}), E.InvalidArgumentError),
+    Row(PY, ("similar_to_file", ("/a\x00b",), {}), E.InvalidArgumentError),
+    Row(PY, ("similar_to_file", (None,), {}), E.InvalidArgumentError),
+    Row(PY, ("evaluate", (), {"labels": "csv:/x\x00"}), E.InvalidArgumentError),
     Row(PY, ("train", ("knn",), {"local": True, "test_size": 2.0}), E.InvalidArgumentError),
 ]
 
