@@ -44,6 +44,15 @@ def _space(space: str | None) -> dict[str, Any]:
     return {"space": space} if space else {}
 
 
+def _analyse_upload(index: MusicIndex, path: Path, k: int, space: str | None) -> Any:
+    """``similar_to_file`` with the numeric libraries on one thread: the other cores stay free for the event loop and
+    the other routes while an upload is analysed."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return index.similar_to_file(path, k=k, **_space(space))
+
+
 STATUS_TTL = 2.0
 
 
@@ -299,7 +308,7 @@ async def similar_to_file(
                 )
             if size == 0:
                 raise InvalidArgumentError("the request body is empty: send the audio file as the body")
-            res = await run_in_threadpool(lambda: index.similar_to_file(tmp, k=k, **_space(space)))
+            res = await run_in_threadpool(_analyse_upload, index, tmp, k, space)
         finally:
             await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
     d = res.to_dict()
