@@ -246,6 +246,7 @@ def _flood(port: int, body: bytes, clients: int, seconds: float, out: Any) -> No
     out.put((dict(uploads), retry_after))
 
 
+@pytest.mark.slow
 def test_an_upload_flood_leaves_the_server_responsive(server, lib):
     """Before: 90 uploads each held one of the 40 worker threads while waiting up to 60 s for the one analysis
     slot; /api/health took 73 s. Now a taken slot answers 429 at once, before the body is read."""
