@@ -467,11 +467,11 @@ def test_outage_retries_do_not_use_up_attempts(index, tmp_path, monkeypatch):
     reg = ingest.register(index.db, [root])
     real, calls = audio.read_tags, {"n": 0}
 
-    def flaky(path):
+    def flaky(path, **kwargs):
         calls["n"] += 1
         if calls["n"] <= 4:
             raise _outage()
-        return real(path)
+        return real(path, **kwargs)
 
     monkeypatch.setattr(audio, "read_tags", flaky)
     tasks.ingest_files.apply(args=[reg.queued_ids])
@@ -650,8 +650,8 @@ def test_a_value_the_database_rejects_fails_that_file_at_once(index, tmp_path, m
         _write_wav(root / f"{name}.wav", seed=ord(name))
     real = audio.read_tags
 
-    def tags(path):
-        out = real(path)
+    def tags(path, **kwargs):
+        out = real(path, **kwargs)
         if os.path.basename(os.fsdecode(path)) == "b.wav":
             out["year"] = 10**12
         return out

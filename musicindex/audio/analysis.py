@@ -93,11 +93,13 @@ def analyse_file(
     features: bool = True,
     spectrogram: bool = True,
     extra_rate: int | None = None,
+    source=None,
 ) -> AnalysisResult:
     """Decode the analysis window of ``path`` once and compute features and/or spectrogram (raises AudioError);
-    ``extra_rate``: also hand back the same window resampled to that rate (``AnalysisResult.extra``)."""
+    ``extra_rate``: also hand back the same window resampled to that rate (``AnalysisResult.extra``); ``source``:
+    what to read instead of ``path`` (an open descriptor's ``/proc/self/fd/N``), messages naming ``path``."""
     rates = (SAMPLE_RATE,) if extra_rate is None else (SAMPLE_RATE, int(extra_rate))
-    signals, info = read_window_rates(path, window, rates)
+    signals, info = read_window_rates(path, window, rates, source=source)
     feats, logmel = analyse(signals[SAMPLE_RATE], features=features, spectrogram=spectrogram)
     extra = signals[int(extra_rate)] if extra_rate is not None else None
     return AnalysisResult(info=info, features=feats, logmel=logmel, extra=extra)

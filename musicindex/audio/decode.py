@@ -111,14 +111,14 @@ def _native(path: Path) -> bytes:
     return os.fsencode(path)
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path, source: Path | None = None) -> None:
     try:
-        st = path.stat()
+        st = (source or path).stat()
     except FileNotFoundError:
         raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
     except OSError as e:
         raise CorruptAudioError(f"cannot read {path}: {e.strerror or e}") from None
-    if not path.is_file():
+    if not (source or path).is_file():
         raise UnsupportedFormatError(f"unsupported format: {path} is not a regular file")
     if st.st_size == 0:
         raise CorruptAudioError("empty file (0 bytes)")
@@ -162,7 +162,7 @@ def _sndfile_failure(path: Path, err: Exception) -> AudioError:
     return UnsupportedFormatError(f"unsupported format: {path.name} is not a recognised audio file ({msg.rstrip('.')})")
 
 
-def _audioread_open(path: Path):
+def _audioread_open(path: Path):  # ``path``: what to open (a name, or an open descriptor's /proc path)
     import warnings
 
     try:
@@ -184,21 +184,23 @@ def _audioread_open(path: Path):
         return None
 
 
-def probe(path) -> AudioInfo:
-    """Read the header of an audio file (no decoding) and validate it."""
+def probe(path, *, source=None) -> AudioInfo:
+    """Read the header of an audio file (no decoding) and validate it. ``source``: what to read instead of
+    ``path`` (e.g. ``/proc/self/fd/N`` of the file opened once); messages name ``path``."""
     path = Path(path)
-    _check_file(path)
+    src = Path(source) if source is not None else path
+    _check_file(path, src)
     try:
-        info = sf.info(_native(path))
+        info = sf.info(_native(src))
     except FileNotFoundError:
         raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        if not path.exists():
+        if not src.exists():
             raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
         failure = _sndfile_failure(path, e)
         if isinstance(failure, InvalidAudioError):
             raise failure from None
-        reader = _audioread_open(path)
+        reader = _audioread_open(src)
         if reader is None:
             raise failure from None
         with reader:
@@ -217,9 +219,9 @@ def _window_frames(info: AudioInfo, window: AnalysisWindow) -> tuple[int, int]:
     return int(start_s * info.sample_rate), int(length_s * info.sample_rate)
 
 
-def _read_sndfile(path: Path, info: AudioInfo, start: int, n: int) -> np.ndarray:
+def _read_sndfile(path: Path, info: AudioInfo, start: int, n: int, src: Path) -> np.ndarray:
     try:
-        with sf.SoundFile(_native(path)) as f:
+        with sf.SoundFile(_native(src)) as f:
             if info.format in _SEEK_UNRELIABLE:
                 # lead-in, then one single read call (see module doc)
                 lead = min(start, MP3_LEAD_IN)
@@ -232,13 +234,13 @@ def _read_sndfile(path: Path, info: AudioInfo, start: int, n: int) -> np.ndarray
     except FileNotFoundError:
         raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
     except (sf.LibsndfileError, RuntimeError) as e:
-        if not path.exists():
+        if not src.exists():
             raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
         raise CorruptAudioError(f"cannot decode {path.name}: {e}") from None
 
 
-def _read_audioread(path: Path, info: AudioInfo, start: int, n: int) -> np.ndarray:
-    reader = _audioread_open(path)
+def _read_audioread(path: Path, info: AudioInfo, start: int, n: int, src: Path) -> np.ndarray:
+    reader = _audioread_open(src)
     if reader is None:
         raise UnsupportedFormatError(f"unsupported format: no decoder can read {path.name}")
     ch = info.channels
@@ -291,28 +293,31 @@ def _resample(y: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def read_window(
-    path, window: AnalysisWindow | None = None, sample_rate: int = SAMPLE_RATE
+    path, window: AnalysisWindow | None = None, sample_rate: int = SAMPLE_RATE, *, source=None
 ) -> tuple[np.ndarray, AudioInfo]:
     """Decode only the analysis window of ``path``; return (mono float32 at ``sample_rate``, header info).
 
     The features use SAMPLE_RATE (22 050 Hz); the pretrained musicnn model reads 16 kHz.
     Raises AudioError subclasses (see the module docstring) for unusable files.
     """
-    signals, info = read_window_rates(path, window, (sample_rate,))
+    signals, info = read_window_rates(path, window, (sample_rate,), source=source)
     return signals[sample_rate], info
 
 
 def read_window_rates(
-    path, window: AnalysisWindow | None = None, rates: tuple[int, ...] = (SAMPLE_RATE,)
+    path, window: AnalysisWindow | None = None, rates: tuple[int, ...] = (SAMPLE_RATE,), *, source=None
 ) -> tuple[dict[int, np.ndarray], AudioInfo]:
     """Decode the analysis window of ``path`` ONCE and resample it to each of ``rates``: ({rate: mono float32},
-    header info). What one pass over a track uses (the features at 22 050 Hz, musicnn at 16 kHz)."""
+    header info). What one pass over a track uses (the features at 22 050 Hz, musicnn at 16 kHz). ``source``:
+    what to read instead of ``path`` (``/proc/self/fd/N`` of the file opened once); messages name ``path``."""
     path = Path(path)
+    src = Path(source) if source is not None else path
     window = window or AnalysisWindow()
-    info = probe(path)
+    info = probe(path, source=src)
     _check_duration(info.duration)
     start, n = _window_frames(info, window)
-    data = _read_audioread(path, info, start, n) if info.format == "audioread" else _read_sndfile(path, info, start, n)
+    read = _read_audioread if info.format == "audioread" else _read_sndfile
+    data = read(path, info, start, n, src)
     got = data.shape[0] / info.sample_rate
     if data.shape[0] < n and got < MIN_DURATION:
         # the header promised more than the stream holds

@@ -210,29 +210,31 @@ def _has_picture(audio) -> bool:
     return "metadata_block_picture" in keys or "covr" in keys
 
 
-def read_tags(path) -> dict:
+def read_tags(path, *, source=None) -> dict:
     """Return the :data:`TAG_KEYS` of ``path``: missing or unreadable values are None (``genres``: ``[]``,
     ``has_picture``: False), ``year``, ``track``, ``disc`` and ``bit_rate`` (kbit/s) are ints.
 
     A file whose metadata exceeds ``MAX_TAG_BYTES`` (a huge embedded picture) keeps its tags unread:
-    its analysis goes on without them, and a worker's memory stays bounded.
+    its analysis goes on without them, and a worker's memory stays bounded. ``source``: what to read instead of
+    ``path`` (an open descriptor's ``/proc/self/fd/N``).
     """
     out: dict = dict.fromkeys(TAG_KEYS)
     out["genres"], out["has_picture"] = [], False
+    src = path if source is None else source
     try:
-        size = metadata_bytes(path)
+        size = metadata_bytes(src)
         if size > MAX_TAG_BYTES:
             _log.info("tags of %s not read: %d MB of metadata (limit %d MB)", path, size >> 20, MAX_TAG_BYTES >> 20)
             return out
         import mutagen
 
-        audio = mutagen.File(str(path), easy=True)
+        audio = mutagen.File(str(src), easy=True)
         if audio is None:
             return out
         bitrate = getattr(getattr(audio, "info", None), "bitrate", None)
         if isinstance(bitrate, (int, float)) and bitrate > 0:
             out["bit_rate"] = round(bitrate / 1000)
-        out["has_picture"] = _has_picture(mutagen.File(str(path)) if type(audio).__name__.startswith("Easy") else audio)
+        out["has_picture"] = _has_picture(mutagen.File(str(src)) if type(audio).__name__.startswith("Easy") else audio)
         tags = getattr(audio, "tags", None)
         if not tags:
             return out

@@ -380,13 +380,13 @@ class ChunkProcessor:
             return _Result(t.id, INDEXED, {"size": st.st_size, "mtime": st.st_mtime}, reason="content unchanged")
         if same_content and not (need_feat or need_spec):
             # only the tags are read again (a newer tag reader): no audio work
-            retagged = {"size": st.st_size, "mtime": st.st_mtime, **self._tag_values(by_fd, t.path)}
+            retagged = {"size": st.st_size, "mtime": st.st_mtime, **self._tag_values(fs, by_fd, t.path)}
             return _Result(t.id, INDEXED, retagged, reason="tags read again")
         if t.content_hash is not None and t.content_hash != content_hash:
             need_feat = need_spec = True  # content changed: everything is recomputed
         extra = EMBED_RATE if self.embedding is not None else None
-        result = audio.analyse_file(by_fd, window=self.window, features=need_feat, spectrogram=need_spec,
-                                    extra_rate=extra)  # fmt: skip
+        result = audio.analyse_file(fs, window=self.window, features=need_feat, spectrogram=need_spec,
+                                    extra_rate=extra, source=by_fd)  # fmt: skip
         if result.features is not None and not np.isfinite(result.features).all():
             bad = [n for n, v in zip(FEATURE_NAMES, result.features, strict=True) if not np.isfinite(v)]
             raise AudioError(f"non-finite feature values (NaN or infinity): {', '.join(bad[:5])}")
@@ -395,7 +395,7 @@ class ChunkProcessor:
         if self.embedding is not None and result.extra is not None:
             patches = self.embedding.patches(result.extra)
             clock = self._tick("musicnn_logmel", clock)
-        tag_values = self._tag_values(by_fd, t.path)
+        tag_values = self._tag_values(fs, by_fd, t.path)
         self._tick("tags", clock)
         _check_unchanged(fd, st, fs)
         info = result.info
@@ -418,12 +418,12 @@ class ChunkProcessor:
         self.timings[stage] = self.timings.get(stage, 0.0) + (now - since)
         return now
 
-    def _tag_values(self, fs: str, path: str) -> dict[str, Any]:
+    def _tag_values(self, fs: str, source: str, path: str) -> dict[str, Any]:
         """The ``tracks`` columns a file's tags give: title, artist, album, year, genre tag (and the label from it
         with ``label_from_tag``) and the library's (``ingest.library.track_values``)."""
         from musicindex import audio
 
-        tags = audio.read_tags(fs)
+        tags = audio.read_tags(fs, source=source)
         values: dict[str, Any] = {
             "title": tags.get("title"),
             "artist": tags.get("artist"),
