@@ -67,8 +67,17 @@ def within(path: str, roots: Sequence[str]) -> bool:
 
 def absolute_roots(roots: Sequence[str | os.PathLike[str]]) -> list[str]:
     """The roots as real absolute paths (symlinks resolved): a folder reached through a link is the folder
-    itself, so one file is one track however it was named. A moved root still shows up as moved files."""
-    return [os.path.realpath(Path(r).expanduser()) for r in roots]
+    itself, so one file is one track however it was named. A moved root still shows up as moved files.
+    A path holding a NUL character is an InvalidArgumentError (no file can have such a name)."""
+    return [os.path.realpath(Path(_without_nul(r)).expanduser()) for r in roots]
+
+
+def _without_nul(root: str | os.PathLike[str]) -> str:
+    """``root`` as text; InvalidArgumentError when it holds a NUL character."""
+    text = os.fsdecode(os.fspath(root))
+    if "\x00" in text:
+        raise InvalidArgumentError(f"the path {display(text).replace(chr(0), '?')!r} contains a NUL character (\\x00)")
+    return text
 
 
 def outermost(paths: Sequence[str]) -> list[str]:
@@ -91,9 +100,7 @@ def _gone(exc: OSError) -> bool:
 
 def check_root(root: str | os.PathLike[str]) -> None:
     """InvalidArgumentError unless ``root`` names something that exists (a NUL character: no file can hold one)."""
-    text = os.fsdecode(os.fspath(root))
-    if "\x00" in text:
-        raise InvalidArgumentError(f"the path {display(text).replace(chr(0), '?')!r} contains a NUL character (\\x00)")
+    text = _without_nul(root)
     if not Path(text).expanduser().exists():
         raise InvalidArgumentError(f"no such file or folder: {display(text)}")
 
