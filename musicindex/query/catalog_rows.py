@@ -1,0 +1,183 @@
+"""The catalog's items read by id in a snapshot: songs, albums and artists with the listener's annotations.
+
+Every list the catalog answers is found as ids first (its own WHERE / ORDER BY / LIMIT) and then read here in one
+statement per kind, so each item has one definition of its fields: ``songs``, ``albums``, ``artists`` keep the
+order of the ids they are given (and repeats, for playlists) and leave out ids that are not (or no longer) there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from musicindex.mediatypes import media_type_of
+from musicindex.query.items import Album, Annotation, Artist, Song, iso
+from musicindex.query.snapshot import Snapshot
+from musicindex.vocab import INDEXED, MOOD_TAGS, MUSICNN
+
+
+def annotation_join(alias: str, item_type: str, item: str) -> str:
+    """LEFT JOIN of the listener's (``%(uid)s``) annotation of ``item`` (an SQL id expression) as ``alias``."""
+    return (
+        f"LEFT JOIN annotations {alias} ON {alias}.user_id = %(uid)s AND {alias}.item_type = '{item_type}' "
+        f"AND {alias}.item_id = {item} "
+    )
+
+
+ANNOTATION_COLUMNS = "{a}.starred_at, {a}.rating, coalesce({a}.play_count, 0), {a}.last_played"
+
+
+def _annotation(r: Sequence[Any]) -> Annotation:
+    return Annotation(iso(r[0]), int(r[1]) if r[1] is not None else None, int(r[2] or 0), iso(r[3]))
+
+
+def genres_sql(snap: Snapshot, track: str = "t") -> tuple[str, str]:
+    """(JOIN clause, SQL text[] expression) of a track's genres: its genre tags, else its label, else the genre
+    model's prediction (``Snapshot.genre_join``)."""
+    gjoin, gexpr = snap.genre_join(track)
+    expr = (
+        f"(CASE WHEN cardinality({track}.genres) > 0 THEN {track}.genres WHEN {gexpr} IS NOT NULL "
+        f"THEN ARRAY[{gexpr}]::text[] ELSE '{{}}'::text[] END)"
+    )
+    return gjoin, expr
+
+
+def relative_path(path: str, roots: Sequence[str]) -> str:
+    """``path`` relative to the innermost music folder holding it (else its last two parts): what a music app
+    shows, never the server's absolute layout."""
+    best = ""
+    for root in roots:
+        r = root.rstrip("/")
+        if path.startswith(r + "/") and len(r) > len(best):
+            best = r
+    if best:
+        return path[len(best) + 1 :]
+    parts = path.strip("/").split("/")
+    return "/".join(parts[-2:])
+
+
+def music_roots(snap: Snapshot) -> list[str]:
+    """The outermost folders ever ingested, sorted (each a music folder, numbered from 1 in this order)."""
+    roots = sorted(
+        {str(r[0]) for r in snap.all("SELECT DISTINCT jsonb_array_elements_text(roots) FROM ingest_batches")}
+    )
+    out: list[str] = []
+    for r in roots:
+        if not any(r == o or r.startswith(o.rstrip("/") + "/") for o in out):
+            out.append(r)
+    return out
+
+
+def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequence[str] | None = None) -> list[Song]:
+    """The indexed songs of ``ids`` in that order (repeats kept)."""
+    wanted = [int(i) for i in ids]
+    if not wanted:
+        return []
+    gjoin, genres = genres_sql(snap)
+    musicnn = snap.versions.get(MUSICNN)
+    moods, tag_join = "'{}'::text[]", ""
+    if musicnn is not None:
+        moods = "ARRAY(SELECT m FROM unnest(tt.top_tags) m WHERE m = ANY(%(moods)s))"
+        tag_join = f"LEFT JOIN track_tags tt ON tt.model_version_id = {int(musicnn.id)} AND tt.track_id = t.id "
+    rows = snap.all(
+        f"SELECT t.id, t.title, t.path, t.album_id, al.name, t.artist_id, coalesce(ar.name, t.artist), al.artist_id, "
+        f"t.track_no, t.disc_no, t.year, {genres}, t.size, t.duration, t.bit_rate, t.created_at, "
+        f"al.cover_kind IS NOT NULL, t.musicbrainz_id, round(f.tempo)::int, {moods}, "
+        f"{ANNOTATION_COLUMNS.format(a='a')} "
+        f"FROM tracks t LEFT JOIN albums al ON al.id = t.album_id LEFT JOIN artists ar ON ar.id = t.artist_id "
+        f"LEFT JOIN track_features f ON f.track_id = t.id {gjoin}{tag_join}"
+        f"{annotation_join('a', 'track', 't.id')}"
+        f"WHERE t.id = ANY(%(ids)s) AND t.status = '{INDEXED}'",
+        {"ids": sorted(set(wanted)), "uid": user_id or 0, "moods": list(MOOD_TAGS)},
+    )
+    if roots is None:
+        roots = music_roots(snap)
+    by_id = {int(r[0]): _song(r, roots) for r in rows}
+    return [by_id[i] for i in wanted if i in by_id]
+
+
+def _song(r: Sequence[Any], roots: Sequence[str]) -> Song:
+    path = str(r[2])
+    name = os.path.basename(path)
+    stem, suffix = os.path.splitext(name)
+    return Song(
+        id=int(r[0]),
+        title=r[1] or stem or name,
+        album_id=r[3],
+        album=r[4],
+        artist_id=r[5],
+        artist=r[6],
+        album_artist_id=r[7],
+        track=r[8],
+        disc=r[9],
+        year=r[10],
+        genres=tuple(r[11] or ()),
+        size=int(r[12]) if r[12] is not None else None,
+        suffix=suffix.lstrip(".").lower(),
+        content_type=media_type_of(name),
+        duration=float(r[13]) if r[13] is not None else None,
+        bit_rate=r[14],
+        path=relative_path(path, roots),
+        created=iso(r[15]),
+        has_cover=bool(r[16]),
+        musicbrainz_id=r[17],
+        bpm=int(r[18]) if r[18] is not None else None,
+        moods=tuple(r[19] or ()),
+        annotation=_annotation(r[20:24]),
+    )
+
+
+def albums(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Album]:
+    """The albums of ``ids`` in that order."""
+    wanted = [int(i) for i in ids]
+    if not wanted:
+        return []
+    rows = snap.all(
+        "SELECT al.id, al.name, al.sort_key, al.artist_id, ar.name, al.song_count, al.duration, al.year, al.genre, "
+        f"al.created_at, al.cover_kind IS NOT NULL, al.musicbrainz_id, {ANNOTATION_COLUMNS.format(a='a')} "
+        f"FROM albums al JOIN artists ar ON ar.id = al.artist_id {annotation_join('a', 'album', 'al.id')}"
+        "WHERE al.id = ANY(%(ids)s)",
+        {"ids": sorted(set(wanted)), "uid": user_id or 0},
+    )
+    by_id = {
+        int(r[0]): Album(
+            int(r[0]),
+            r[1],
+            r[2],
+            int(r[3]),
+            r[4],
+            int(r[5]),
+            float(r[6]),
+            r[7],
+            r[8],
+            iso(r[9]),
+            bool(r[10]),
+            r[11],
+            _annotation(r[12:16]),
+        )
+        for r in rows
+    }
+    return [by_id[i] for i in wanted if i in by_id]
+
+
+def artists(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Artist]:
+    """The artists of ``ids`` in that order (``album_count``: their albums with indexed songs)."""
+    wanted = [int(i) for i in ids]
+    if not wanted:
+        return []
+    rows = snap.all(
+        "SELECT ar.id, ar.name, ar.sort_key, ar.musicbrainz_id, "
+        "(SELECT count(*) FROM albums al WHERE al.artist_id = ar.id AND al.song_count > 0), "
+        "EXISTS (SELECT 1 FROM albums al WHERE al.artist_id = ar.id AND al.cover_kind IS NOT NULL), "
+        f"{ANNOTATION_COLUMNS.format(a='a')} FROM artists ar {annotation_join('a', 'artist', 'ar.id')}"
+        "WHERE ar.id = ANY(%(ids)s)",
+        {"ids": sorted(set(wanted)), "uid": user_id or 0},
+    )
+    by_id = {int(r[0]): Artist(int(r[0]), r[1], r[2], int(r[4]), bool(r[5]), r[3], _annotation(r[6:10])) for r in rows}
+    return [by_id[i] for i in wanted if i in by_id]
+
+
+def ids(snap: Snapshot, sql: str, params: dict[str, Any] | None = None) -> list[int]:
+    """The first column of ``sql`` as ints."""
+    return [int(r[0]) for r in snap.all(sql, params)]
