@@ -165,6 +165,11 @@ class CatalogService:
         with self.snapshot() as snap:
             return rows.songs(snap, user_id, track_ids)
 
+    def song_count(self) -> int:
+        """How many songs (indexed tracks) the library holds."""
+        with self.snapshot() as snap:
+            return int(snap.one(f"SELECT count(*) FROM tracks WHERE status = '{INDEXED}'")[0])
+
     # ------------------------------------------------------------------ folder-style browsing
     def directory(self, kind: str, item_id: int, user_id: int | None = None) -> Directory:
         """An artist as a folder of its albums, or an album as a folder of its songs."""
