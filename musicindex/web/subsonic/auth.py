@@ -135,10 +135,15 @@ def authenticate(index: MusicIndex, params: Params, address: str, limiter: Failu
 
 
 def _plain(password: str) -> str | None:
-    """``p`` as given, or decoded from ``enc:HEX`` (None when that hex is not UTF-8)."""
+    """``p`` as given, or decoded from ``enc:HEX``: the hex of the UTF-8 bytes, else (as some clients write it) of
+    Latin-1 ones; None when it is no hex."""
     if not password.startswith("enc:"):
         return password
     try:
-        return bytes.fromhex(password[4:]).decode("utf-8")
+        raw = bytes.fromhex(password[4:])
     except ValueError:
         return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
