@@ -133,6 +133,10 @@ class Track(Base):
     """Trigram hashes of ``search_text`` (GIN): words found by their parts."""
     tags_version: Mapped[int | None] = mapped_column(SmallInteger)
     """Version of the tag reader that filled these columns (older or NULL: read again by the next ingest)."""
+    retryable: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """The failure came from the environment (time limit, lost worker, memory, I/O), not from the file."""
+    auto_retries: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    """How often an ingest retried this failed track by itself (at most once, ``lifecycle.AUTO_RETRIES``)."""
 
     features: Mapped[TrackFeatures | None] = relationship(back_populates="track", passive_deletes=True)
 

@@ -11,7 +11,8 @@ playlists): one model for the web page and the Subsonic API
   ``bit_rate`` (kbit/s), ``has_picture``, ``genres`` (the genre tags, GIN), ``search_text`` and
   ``search_grams`` (folded text and its trigram hashes, GIN: word parts, no case or accents; see
   ``musicindex.textnorm``), ``tags_version`` (NULL: the tags were read before this revision; the next ingest
-  reads them again, without audio work).
+  reads them again, without audio work); ``retryable`` (the failure came from the environment: a time limit, a
+  lost worker, memory, an I/O error) and ``auto_retries`` (how often the next ingest retried it by itself: once).
 * ``users`` (the password encrypted under a key kept outside the database; ``is_system``: the single local user
   of a server without accounts), ``api_keys`` (sha256 of the key), ``annotations`` (per user and item: starred,
   rating, play count, last played), ``play_queues``, ``playlists`` / ``playlist_tracks``, ``now_playing``.
@@ -95,6 +96,8 @@ def upgrade() -> None:
         sa.Column("search_text", sa.Text),
         sa.Column("search_grams", postgresql.ARRAY(sa.Integer)),
         sa.Column("tags_version", sa.SmallInteger),
+        sa.Column("retryable", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("auto_retries", sa.SmallInteger, nullable=False, server_default="0"),
     ):
         op.add_column("tracks", column)
     op.create_index("ix_tracks_album", "tracks", ["album_id", "disc_no", "track_no", "id"])
@@ -189,7 +192,7 @@ def downgrade() -> None:
     for index in ("ix_tracks_created", "ix_tracks_search_grams", "ix_tracks_genres", "ix_tracks_artist_id",
                   "ix_tracks_album"):  # fmt: skip
         op.drop_index(index, table_name="tracks")
-    for column in ("tags_version", "search_grams", "search_text", "genres", "has_picture", "bit_rate",
+    for column in ("auto_retries", "retryable", "tags_version", "search_grams", "search_text", "genres", "has_picture", "bit_rate",
                    "musicbrainz_id", "disc_no", "track_no", "album_artist", "album_id", "artist_id"):  # fmt: skip
         op.drop_column("tracks", column)
     op.drop_table("albums")
