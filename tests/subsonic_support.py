@@ -64,7 +64,9 @@ XSD_ADDITIONS: dict[str, Any] = {
             <xs:sequence><xs:element name="entry" type="sub:Child" minOccurs="1" maxOccurs="1"/></xs:sequence>
             <xs:attribute name="similarity" type="xs:double" use="required"/>
         </xs:complexType>
-        <xs:complexType name="TokenInfo"><xs:attribute name="username" type="xs:string" use="required"/></xs:complexType>
+        <xs:complexType name="TokenInfo">
+            <xs:attribute name="username" type="xs:string" use="required"/>
+        </xs:complexType>
     """,
 }  # fmt: skip
 """What the OpenSubsonic API adds to the 1.16.1 schema, as far as this server uses it (docs/subsonic.md)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -17,7 +18,7 @@ from libopensonic import errors as os_errors
 from musicindex.db.scratch import scratch_database
 from musicindex.index import MusicIndex
 from musicindex.web import create_app
-from tests.subsonic_support import PASSWORDS, ServerThread, Served, build_library, opensubsonic_schema
+from tests.subsonic_support import PASSWORDS, Served, ServerThread, build_library, opensubsonic_schema
 
 
 @pytest.fixture(scope="module")
@@ -348,7 +349,7 @@ def test_similar_songs_and_artists_from_the_sonic_space(served, client):
     seed = client.search3("wesnoth").song[0]
     mix = client.get_similar_songs2(seed.id, count=8)
     assert mix and seed.id not in [s.id for s in mix]
-    assert all(a.artist_id != b.artist_id for a, b in zip(mix, mix[1:]))  # no same-artist runs
+    assert all(a.artist_id != b.artist_id for a, b in itertools.pairwise(mix))  # no same-artist runs
     assert mix[0].genre == "jazz"  # the nearest sound is its own genre's
     assert [s.id for s in client.get_similar_songs(seed.id, count=8)] == [s.id for s in mix]
     album_mix = client.get_similar_songs2(seed.album_id, count=5)
@@ -416,7 +417,9 @@ def test_xml_answers_validate_against_the_subsonic_xsd(served, client):
         client.delete_playlist(pl)
         client.unstar(sids=[seed.id], album_ids=[seed.album_id], artist_ids=[seed.artist_id])
         client.set_rating(seed.album_id, 0)
-    genre = etree.fromstring(served.call("getGenres", fmt="xml")["xml"]).find(f"{{{'http://subsonic.org/restapi'}}}genres")
+    genre = etree.fromstring(served.call("getGenres", fmt="xml")["xml"]).find(
+        f"{{{'http://subsonic.org/restapi'}}}genres"
+    )
     assert sorted(g.text for g in genre) == ["jazz", "rock", "techno"]
 
 
