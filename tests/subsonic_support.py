@@ -8,6 +8,7 @@ OpenSubsonic addition) and nothing else, so a response that uses anything beyond
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
@@ -15,6 +16,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,3 +239,26 @@ def add_musicnn(db: Any, seed: int = 7) -> int:
                 text("INSERT INTO track_tags VALUES (:v, :t, :p, :top)"), {"v": vid, "t": tid, "p": probs, "top": top}
             )
     return int(vid)
+
+
+@contextlib.contextmanager
+def serve_library(base_settings: Any, tmp: Path) -> Iterator[Served]:
+    """A scratch database holding :func:`build_library`, users alice (admin), bob and the system user, an API key
+    of alice's, and the real app serving it on a loopback port (its own data folder: key files, covers)."""
+    from musicindex.db.scratch import scratch_database
+    from musicindex.index import MusicIndex
+    from musicindex.web import create_app
+
+    with scratch_database(base_settings.database_url, prefix="mi_sonic") as db:
+        index = MusicIndex(db, base_settings.with_(database_url=db.url, home=tmp / "home"))
+        root = tmp / "music"
+        build_library(index, root)
+        index.users.add_user("alice", PASSWORDS["alice"], admin=True)
+        index.users.add_user("bob", PASSWORDS["bob"])
+        index.users.local_user()
+        key = index.users.new_api_key("alice")
+        try:
+            with ServerThread(create_app(index)) as server:
+                yield Served(index, server.url, server.port, root, key)
+        finally:
+            index.close()

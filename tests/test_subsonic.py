@@ -15,26 +15,13 @@ import pytest
 from libopensonic import Connection
 from libopensonic import errors as os_errors
 
-from musicindex.db.scratch import scratch_database
-from musicindex.index import MusicIndex
 from musicindex.web import create_app
-from tests.subsonic_support import PASSWORDS, Served, ServerThread, build_library, opensubsonic_schema
+from tests.subsonic_support import PASSWORDS, Served, ServerThread, opensubsonic_schema
 
 
 @pytest.fixture(scope="module")
-def served(base_settings, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("sonic")
-    with scratch_database(base_settings.database_url, prefix="mi_sonic") as db:
-        index = MusicIndex(db, base_settings.with_(database_url=db.url, home=tmp / "home"))
-        root = tmp / "music"
-        build_library(index, root)
-        index.users.add_user("alice", PASSWORDS["alice"], admin=True)
-        index.users.add_user("bob", PASSWORDS["bob"])
-        index.users.local_user()
-        key = index.users.new_api_key("alice")
-        with ServerThread(create_app(index)) as server:
-            yield Served(index, server.url, server.port, root, key)
-        index.close()
+def served(subsonic_library):
+    return subsonic_library
 
 
 @pytest.fixture

@@ -154,7 +154,9 @@ async def read_params(request: Request) -> Params:
             try:
                 form = await request.form(max_files=0, max_fields=MAX_VALUES)
             except Exception:  # noqa: BLE001 - a malformed body (or a file part) is the client's error
-                raise SubsonicError(GENERIC, "the form body cannot be read (files are not accepted)") from None
+                raise SubsonicError(
+                    GENERIC, f"the form body cannot be read (at most {MAX_VALUES} fields, no files)"
+                ) from None
             items += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     return Params(items)
 
