@@ -87,6 +87,8 @@ class Track(Base):
         Index("ix_tracks_genres", "genres", postgresql_using="gin"),
         Index("ix_tracks_search_grams", "search_grams", postgresql_using="gin"),
         Index("ix_tracks_created", text("created_at DESC"), "id"),
+        # migration 0007: the Subsonic API
+        Index("ix_tracks_indexed_id", "id", postgresql_where=text("status = 'indexed'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -374,6 +376,7 @@ class Annotation(Base):
             text("last_played DESC"),
             postgresql_where=text("last_played IS NOT NULL"),
         ),
+        Index("ix_annotations_item", "item_type", "item_id"),  # migration 0007
     )
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
