@@ -468,13 +468,17 @@ def test_failed_logins_are_limited_per_user_and_address(served, caplog):
 
 def test_user_commands_of_the_cli(served, tmp_path):
     from musicindex.localworker import settings_env
+    from musicindex.users import UserService
     from tests.conftest import run_cli
+
+    def users() -> UserService:  # a service of its own each time: no login looked up a moment ago is reused
+        return UserService(served.index.db, served.index.settings)
 
     env = settings_env(served.index.settings)
     added = run_cli("user", "add", "Carol", "--password-stdin", env=env, input="carol-Pass-9\n")
     assert added.returncode == 0, added.stderr
     assert "carol-Pass-9" not in added.stdout + added.stderr  # never echoed
-    assert served.index.users.authenticate_password("carol", "carol-Pass-9") is not None
+    assert users().authenticate_password("carol", "carol-Pass-9") is not None
     again = run_cli("user", "add", "CAROL", "--password-stdin", env=env, input="x\n")
     assert again.returncode == 2 and "exists" in again.stderr
     bad = run_cli("user", "add", "bad:name", "--password-stdin", env=env, input="x\n")
@@ -483,11 +487,11 @@ def test_user_commands_of_the_cli(served, tmp_path):
     assert "Carol" in listed.stdout and "local listener" not in listed.stdout and "carol-Pass" not in listed.stdout
     changed = run_cli("user", "passwd", "carol", "--password-stdin", env=env, input="new-Pass-10\n")
     assert changed.returncode == 0 and "new-Pass-10" not in changed.stdout + changed.stderr
-    assert served.index.users.authenticate_password("carol", "new-Pass-10") is not None
+    assert users().authenticate_password("carol", "new-Pass-10") is not None
     key = run_cli("user", "apikey", "carol", env=env)
     assert key.returncode == 0
     api_key = key.stdout.strip().splitlines()[0]
-    assert served.index.users.authenticate_api_key(api_key).name == "Carol"
+    assert users().authenticate_api_key(api_key).name == "Carol"
     with served.index.db.engine.connect() as conn:
         from sqlalchemy import text
 
@@ -497,4 +501,4 @@ def test_user_commands_of_the_cli(served, tmp_path):
     missing = run_cli("user", "passwd", "nobody", "--password-stdin", env=env, input="x\n")
     assert missing.returncode == 6 and "no user named" in missing.stderr
     removed = run_cli("user", "remove", "carol", env=env)
-    assert removed.returncode == 0 and served.index.users.authenticate_api_key(api_key) is None
+    assert removed.returncode == 0 and users().authenticate_api_key(api_key) is None

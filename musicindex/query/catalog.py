@@ -528,8 +528,8 @@ class CatalogService:
             sp, q = self._seed_vector(snap, seeds)
             if q is None or not count:
                 return []
-            ex = Exclusions(artist_spacing=1, album_spacing=True)
-            hits = QueryService.diverse_neighbours(snap, sp, q, count, ex, seeds)
+            ex = Exclusions(artist_spacing=1, album_spacing=True)  # few candidates break only these rules
+            hits = QueryService.diverse_neighbours(snap, sp, q, count, ex, seeds, first_fetch=2 * count + 10)
             return rows.songs(snap, user_id, [h.id for h in hits])
 
     def sonic_similar(self, track_id: int, count: int = 10, *, user_id: int | None = None) -> list[SongMatch]:

@@ -57,13 +57,20 @@ def relative_path(path: str, roots: Sequence[str]) -> str:
     return "/".join(parts[-2:])
 
 
+ROOTS_SQL = "(SELECT array_agg(DISTINCT r) FROM ingest_batches, jsonb_array_elements_text(roots) AS r)"
+"""Every folder ever ingested, as one SQL array (a column of the songs query: no round trip of its own)."""
+
+
 def music_roots(snap: Snapshot) -> list[str]:
     """The outermost folders ever ingested, sorted (each a music folder, numbered from 1 in this order)."""
-    roots = sorted(
-        {str(r[0]) for r in snap.all("SELECT DISTINCT jsonb_array_elements_text(roots) FROM ingest_batches")}
-    )
+    row = snap.one(f"SELECT {ROOTS_SQL}")
+    return outermost(row[0] or [])
+
+
+def outermost(roots: Sequence[str]) -> list[str]:
+    """``roots`` without those inside another, sorted."""
     out: list[str] = []
-    for r in roots:
+    for r in sorted({str(x) for x in roots}):
         if not any(r == o or r.startswith(o.rstrip("/") + "/") for o in out):
             out.append(r)
     return out
@@ -84,7 +91,7 @@ def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequen
         f"SELECT t.id, t.title, t.path, t.album_id, al.name, t.artist_id, coalesce(ar.name, t.artist), al.artist_id, "
         f"t.track_no, t.disc_no, t.year, {genres}, t.size, t.duration, t.bit_rate, t.created_at, "
         f"al.cover_kind IS NOT NULL, t.musicbrainz_id, round(f.tempo)::int, {moods}, "
-        f"{ANNOTATION_COLUMNS.format(a='a')} "
+        f"{ANNOTATION_COLUMNS.format(a='a')}, {'NULL' if roots is not None else ROOTS_SQL} "
         f"FROM tracks t LEFT JOIN albums al ON al.id = t.album_id LEFT JOIN artists ar ON ar.id = t.artist_id "
         f"LEFT JOIN track_features f ON f.track_id = t.id {gjoin}{tag_join}"
         f"{annotation_join('a', 'track', 't.id')}"
@@ -92,7 +99,7 @@ def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequen
         {"ids": sorted(set(wanted)), "uid": user_id or 0, "moods": list(MOOD_TAGS)},
     )
     if roots is None:
-        roots = music_roots(snap)
+        roots = outermost(rows[0][24] or []) if rows else []
     by_id = {int(r[0]): _song(r, roots) for r in rows}
     return [by_id[i] for i in wanted if i in by_id]
 

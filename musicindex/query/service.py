@@ -184,11 +184,13 @@ class QueryService:
         ex: Exclusions,
         exclude_ids: Sequence[int],
         history: Sequence[TrackHit] = (),
+        first_fetch: int | None = None,
     ) -> list[TrackHit]:
         """The ``k`` nearest tracks to ``q`` that keep ``ex``'s diversity rules after ``history`` (the tracks
-        already played or picked), fetching more candidates until ``k`` fit or none are left."""
+        already played or picked), fetching more candidates until ``k`` fit or none are left (``first_fetch``
+        candidates first; default 4k + 20)."""
         filters = ex.filters(exclude_ids)
-        fetch = min(MAX_CANDIDATES, 4 * k + 20)
+        fetch = min(MAX_CANDIDATES, first_fetch or 4 * k + 20)
         while True:
             cands = search(snap, sp, q, fetch, filters)
             items = diversify(cands, k, ex.artist_spacing, ex.album_spacing, history=history)

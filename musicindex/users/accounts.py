@@ -17,6 +17,8 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
+import time
 import unicodedata
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -38,6 +40,9 @@ SYSTEM_KEY = ":system"
 """``name_key`` of the system user (no login name can hold ``:``, so no account can take it)."""
 SYSTEM_NAME = "local listener"
 API_KEY_PREFIX = "mi_"
+LOGIN_TTL = 5.0
+"""Seconds an account looked up for a login is reused (a client's burst of calls costs one lookup); a password
+changed or an account removed through another process is noticed within this time."""
 
 _USER_COLUMNS = "id, name, is_admin, is_system, created_at"
 
@@ -132,6 +137,26 @@ class Accounts:
         self.db = db
         self.settings = settings
         self.box = PasswordBox(settings)
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache_lock = threading.Lock()
+
+    def _cached(self, key: str, load: Any) -> Any:
+        """``load()`` (a row, or None), shared for ``LOGIN_TTL`` seconds under ``key``; the table is bounded."""
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < LOGIN_TTL:
+            return hit[1]
+        value = load()
+        with self._cache_lock:
+            if len(self._cache) > 1000:
+                self._cache.clear()
+            self._cache[key] = (now, value)
+        return value
+
+    def _forget(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
 
     # ------------------------------------------------------------------ administration
     def add_user(self, name: str, password: str, admin: bool = False) -> UserInfo:
@@ -149,6 +174,7 @@ class Accounts:
                 ).one()
         except IntegrityError:
             raise InvalidArgumentError(f"a user named {name!r} exists already (names ignore case)") from None
+        self._forget()
         return _user(row)
 
     def users(self) -> list[UserInfo]:
@@ -180,6 +206,7 @@ class Accounts:
                 ),
                 {"p": sealed, "u": user.id},
             )
+        self._forget()
         return user
 
     def remove_user(self, name: str) -> UserInfo:
@@ -187,6 +214,7 @@ class Accounts:
         user = self.user(name)
         with self.db.session() as s:
             s.execute(text("DELETE FROM users WHERE id = :u"), {"u": user.id})
+        self._forget()
         return user
 
     def new_api_key(self, name: str) -> str:
@@ -225,11 +253,15 @@ class Accounts:
             _, key = check_name(name)
         except InvalidArgumentError:
             return None
-        with self.db.session() as s:
-            row = s.execute(
-                text(f"SELECT {_USER_COLUMNS}, password_enc FROM users WHERE name_key = :k AND NOT is_system"),
-                {"k": key},
-            ).first()
+
+        def load() -> Any:
+            with self.db.session() as s:
+                return s.execute(
+                    text(f"SELECT {_USER_COLUMNS}, password_enc FROM users WHERE name_key = :k AND NOT is_system"),
+                    {"k": key},
+                ).first()
+
+        row = self._cached("user:" + key, load)
         if row is None:
             return None
         password = self.box.open(row[5])
@@ -256,15 +288,21 @@ class Accounts:
         """The account an API key belongs to, else None (its ``last_used_at`` is refreshed at most hourly)."""
         if not isinstance(key, str) or not key or len(key) > 200:
             return None
-        with self.db.session() as s:
-            row = s.execute(
-                text(
-                    f"SELECT {', '.join('u.' + c for c in _USER_COLUMNS.split(', '))}, k.id, "
-                    "k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 hour' "
-                    "FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = :h AND NOT u.is_system"
-                ),
-                {"h": hash_key(key)},
-            ).first()
-            if row is not None and row[6]:
-                s.execute(text("UPDATE api_keys SET last_used_at = now() WHERE id = :i"), {"i": row[5]})
+        digest = hash_key(key)
+
+        def load() -> Any:
+            with self.db.session() as s:
+                row = s.execute(
+                    text(
+                        f"SELECT {', '.join('u.' + c for c in _USER_COLUMNS.split(', '))}, k.id, "
+                        "k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 hour' "
+                        "FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = :h AND NOT u.is_system"
+                    ),
+                    {"h": digest},
+                ).first()
+                if row is not None and row[6]:
+                    s.execute(text("UPDATE api_keys SET last_used_at = now() WHERE id = :i"), {"i": row[5]})
+            return row
+
+        row = self._cached("key:" + digest, load)
         return _user(row) if row is not None else None

@@ -113,11 +113,13 @@ async def answer(request: Request, handler: Handler, auth_required: bool) -> Res
         if fmt.problem:
             raise SubsonicError(GENERIC, fmt.problem)
         auth.check_version(params)
-        user = None
-        if auth_required:
-            address = request.client.host if request.client else "unknown"
-            user = await run_in_threadpool(auth.authenticate, index, params, address, state.limiter)
-        result = await run_in_threadpool(handler, Call(request, index, params, user, state))
+        address = request.client.host if request.client else "unknown"
+
+        def run() -> dict[str, Any] | Response:  # authentication and the handler in one worker thread
+            user = auth.authenticate(index, params, address, state.limiter) if auth_required else None
+            return handler(Call(request, index, params, user, state))
+
+        result = await run_in_threadpool(run)
     except SubsonicError as exc:
         return error_response(exc.code, exc.message, fmt, version)
     except Exception as exc:  # noqa: BLE001 - every failure is a Subsonic error answer, never a 500

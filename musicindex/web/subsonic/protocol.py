@@ -49,6 +49,14 @@ class Text(str):
     """A string written as a child element with text in XML (``<notes>...</notes>``); a plain string in JSON."""
 
 
+class Clean(dict):  # type: ignore[type-arg]
+    """A dict that holds no None at any depth (the views build songs and albums so): rendering skips its walk."""
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> Clean:
+        return cls((k, v) for k, v in values.items() if v is not None)
+
+
 class Content(str):
     """The text content of its element in XML (and the attribute of its key); in JSON the value of its key
     (``"value"``): ``<genre songCount="3" albumCount="1" value="Rock">Rock</genre>``."""
@@ -174,6 +182,8 @@ def error_response(code: int, message: str, fmt: Format, server_version: str) ->
 
 
 def _jsonable(value: Any) -> Any:
+    if type(value) is Clean:
+        return value
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):

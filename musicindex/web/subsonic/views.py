@@ -13,7 +13,7 @@ from typing import Any
 
 from musicindex.query.items import Album, Annotation, Artist, Playlist, Song
 from musicindex.vocab import ALBUM, ARTIST, TRACK
-from musicindex.web.subsonic.protocol import NOT_FOUND, SubsonicError
+from musicindex.web.subsonic.protocol import NOT_FOUND, Clean, SubsonicError
 
 PLAYLIST = "playlist"
 PREFIX = {TRACK: "tr", ALBUM: "al", ARTIST: "ar", PLAYLIST: "pl"}
@@ -49,102 +49,112 @@ def _seconds(x: float | None) -> int:
 
 def song(s: Song) -> dict[str, Any]:
     """A song as a ``Child`` (classic fields, then OpenSubsonic's)."""
-    return {
-        "id": sid(TRACK, s.id),
-        "parent": sid(ALBUM, s.album_id),
-        "isDir": False,
-        "title": s.title,
-        "album": s.album,
-        "artist": s.artist,
-        "track": s.track,
-        "year": s.year,
-        "genre": s.genre,
-        "coverArt": sid(ALBUM, s.album_id) if s.has_cover else None,
-        "size": s.size,
-        "contentType": s.content_type,
-        "suffix": s.suffix,
-        "duration": _seconds(s.duration),
-        "bitRate": s.bit_rate,
-        "path": s.path,
-        "isVideo": False,
-        **_annotation(s.annotation),
-        "discNumber": s.disc,
-        "created": s.created,
-        "albumId": sid(ALBUM, s.album_id),
-        "artistId": sid(ARTIST, s.artist_id),
-        "type": "music",
-        "mediaType": "song",
-        "played": s.annotation.played,
-        "bpm": s.bpm,
-        "musicBrainzId": s.musicbrainz_id,
-        "genres": [{"name": g} for g in s.genres],
-        "moods": list(s.moods),
-    }
+    return Clean.of(
+        {
+            "id": sid(TRACK, s.id),
+            "parent": sid(ALBUM, s.album_id),
+            "isDir": False,
+            "title": s.title,
+            "album": s.album,
+            "artist": s.artist,
+            "track": s.track,
+            "year": s.year,
+            "genre": s.genre,
+            "coverArt": sid(ALBUM, s.album_id) if s.has_cover else None,
+            "size": s.size,
+            "contentType": s.content_type,
+            "suffix": s.suffix,
+            "duration": _seconds(s.duration),
+            "bitRate": s.bit_rate,
+            "path": s.path,
+            "isVideo": False,
+            **_annotation(s.annotation),
+            "discNumber": s.disc,
+            "created": s.created,
+            "albumId": sid(ALBUM, s.album_id),
+            "artistId": sid(ARTIST, s.artist_id),
+            "type": "music",
+            "mediaType": "song",
+            "played": s.annotation.played,
+            "bpm": s.bpm,
+            "musicBrainzId": s.musicbrainz_id,
+            "genres": [{"name": g} for g in s.genres],
+            "moods": list(s.moods),
+        }
+    )
 
 
 def album_id3(a: Album) -> dict[str, Any]:
     """An album as an ``AlbumID3``."""
-    return {
-        "id": sid(ALBUM, a.id),
-        "name": a.name,
-        "artist": a.artist,
-        "artistId": sid(ARTIST, a.artist_id),
-        "coverArt": sid(ALBUM, a.id) if a.has_cover else None,
-        "songCount": a.song_count,
-        "duration": _seconds(a.duration),
-        "playCount": a.annotation.play_count,
-        "created": a.created,
-        "starred": a.annotation.starred,
-        "year": a.year,
-        "genre": a.genre,
-        "played": a.annotation.played,
-        "userRating": a.annotation.rating,
-        "musicBrainzId": a.musicbrainz_id,
-        "sortName": a.sort_name,
-        "genres": [{"name": a.genre}] if a.genre else [],
-    }
+    return Clean.of(
+        {
+            "id": sid(ALBUM, a.id),
+            "name": a.name,
+            "artist": a.artist,
+            "artistId": sid(ARTIST, a.artist_id),
+            "coverArt": sid(ALBUM, a.id) if a.has_cover else None,
+            "songCount": a.song_count,
+            "duration": _seconds(a.duration),
+            "playCount": a.annotation.play_count,
+            "created": a.created,
+            "starred": a.annotation.starred,
+            "year": a.year,
+            "genre": a.genre,
+            "played": a.annotation.played,
+            "userRating": a.annotation.rating,
+            "musicBrainzId": a.musicbrainz_id,
+            "sortName": a.sort_name,
+            "genres": [{"name": a.genre}] if a.genre else [],
+        }
+    )
 
 
 def album_child(a: Album) -> dict[str, Any]:
     """An album as a folder ``Child`` (``getAlbumList``, ``getMusicDirectory`` of an artist, ``getStarred``)."""
-    return {
-        "id": sid(ALBUM, a.id),
-        "parent": sid(ARTIST, a.artist_id),
-        "isDir": True,
-        "title": a.name,
-        "album": a.name,
-        "artist": a.artist,
-        "year": a.year,
-        "genre": a.genre,
-        "coverArt": sid(ALBUM, a.id) if a.has_cover else None,
-        "duration": _seconds(a.duration),
-        **_annotation(a.annotation),
-        "created": a.created,
-        "albumId": sid(ALBUM, a.id),
-        "artistId": sid(ARTIST, a.artist_id),
-        "mediaType": "album",
-        "played": a.annotation.played,
-        "sortName": a.sort_name,
-    }
+    return Clean.of(
+        {
+            "id": sid(ALBUM, a.id),
+            "parent": sid(ARTIST, a.artist_id),
+            "isDir": True,
+            "title": a.name,
+            "album": a.name,
+            "artist": a.artist,
+            "year": a.year,
+            "genre": a.genre,
+            "coverArt": sid(ALBUM, a.id) if a.has_cover else None,
+            "duration": _seconds(a.duration),
+            **_annotation(a.annotation),
+            "created": a.created,
+            "albumId": sid(ALBUM, a.id),
+            "artistId": sid(ARTIST, a.artist_id),
+            "mediaType": "album",
+            "played": a.annotation.played,
+            "sortName": a.sort_name,
+        }
+    )
 
 
 def artist_id3(a: Artist) -> dict[str, Any]:
     """An artist as an ``ArtistID3``."""
-    return {
-        "id": sid(ARTIST, a.id),
-        "name": a.name,
-        "coverArt": sid(ARTIST, a.id) if a.has_cover else None,
-        "albumCount": a.album_count,
-        "starred": a.annotation.starred,
-        "musicBrainzId": a.musicbrainz_id,
-        "sortName": a.sort_name,
-        "userRating": a.annotation.rating,
-    }
+    return Clean.of(
+        {
+            "id": sid(ARTIST, a.id),
+            "name": a.name,
+            "coverArt": sid(ARTIST, a.id) if a.has_cover else None,
+            "albumCount": a.album_count,
+            "starred": a.annotation.starred,
+            "musicBrainzId": a.musicbrainz_id,
+            "sortName": a.sort_name,
+            "userRating": a.annotation.rating,
+        }
+    )
 
 
 def artist(a: Artist) -> dict[str, Any]:
     """An artist as a folder ``Artist`` (``getIndexes``, ``getStarred``, ``search2``)."""
-    return {"id": sid(ARTIST, a.id), "name": a.name, "starred": a.annotation.starred, "userRating": a.annotation.rating}
+    return Clean.of(
+        {"id": sid(ARTIST, a.id), "name": a.name, "starred": a.annotation.starred, "userRating": a.annotation.rating}
+    )
 
 
 def playlist(p: Playlist) -> dict[str, Any]:
