@@ -49,7 +49,7 @@ class Text(str):
     """A string written as a child element with text in XML (``<notes>...</notes>``); a plain string in JSON."""
 
 
-class Clean(dict):  # type: ignore[type-arg]
+class Clean(dict[str, Any]):
     """A dict that holds no None at any depth (the views build songs and albums so): rendering skips its walk."""
 
     @classmethod
