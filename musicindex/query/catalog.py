@@ -352,24 +352,22 @@ class CatalogService:
         if words:
             params["w0"] = words[0]
         with self.snapshot() as snap:
-            found_artists = rows.ids(
+            found_artists = _paged(
                 snap,
                 "SELECT ar.id FROM artists ar WHERE EXISTS (SELECT 1 FROM albums al WHERE al.artist_id = ar.id AND "
-                f"{' AND '.join(artist_where)}) ORDER BY ar.sort_key, ar.id LIMIT {a_n} OFFSET {a_o}",
-                params,
-            ) if a_n else []  # fmt: skip
-            found_albums = rows.ids(
+                f"{' AND '.join(artist_where)}) ORDER BY ar.sort_key, ar.id",
+                a_n, a_o, params,
+            )  # fmt: skip
+            found_albums = _paged(
                 snap,
-                f"SELECT al.id FROM albums al WHERE {' AND '.join(album_where)} ORDER BY al.sort_key, al.id "
-                f"LIMIT {b_n} OFFSET {b_o}",
-                params,
-            ) if b_n else []  # fmt: skip
-            found_songs = rows.ids(
+                f"SELECT al.id FROM albums al WHERE {' AND '.join(album_where)} ORDER BY al.sort_key, al.id",
+                b_n, b_o, params,
+            )  # fmt: skip
+            found_songs = _paged(
                 snap,
-                f"SELECT t.id FROM tracks t WHERE {' AND '.join(song_where)} ORDER BY {song_order} "
-                f"LIMIT {s_n} OFFSET {s_o}",
-                params,
-            ) if s_n else []  # fmt: skip
+                f"SELECT t.id FROM tracks t WHERE {' AND '.join(song_where)} ORDER BY {song_order}",
+                s_n, s_o, params,
+            )  # fmt: skip
             return SearchPage(
                 query,
                 rows.artists(snap, user_id, found_artists),
@@ -574,6 +572,11 @@ class CatalogService:
         if not len(mat):
             return sp, None
         return sp, unit(mat.mean(axis=0))
+
+
+def _paged(snap: Snapshot, sql: str, n: int, offset: int, params: dict[str, Any]) -> list[int]:
+    """The ids of one page of ``sql`` (none when ``n`` is 0)."""
+    return rows.ids(snap, f"{sql} LIMIT {int(n)} OFFSET {int(offset)}", params) if n else []
 
 
 def _similarity(a: np.ndarray, b: np.ndarray) -> float:

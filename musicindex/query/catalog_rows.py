@@ -76,18 +76,35 @@ def outermost(roots: Sequence[str]) -> list[str]:
     return out
 
 
-def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequence[str] | None = None) -> list[Song]:
-    """The indexed songs of ``ids`` in that order (repeats kept)."""
+def _by_ids(snap: Snapshot, sql: str, user_id: int | None, ids: Sequence[int], build: Any, **params: Any) -> list[Any]:
+    """``build(row)`` of each row ``sql`` reads for ``ids`` (``%(ids)s``, ``%(uid)s``), in the order of ``ids``
+    (repeats kept, missing ones left out)."""
     wanted = [int(i) for i in ids]
     if not wanted:
         return []
+    found = snap.all(sql, {"ids": sorted(set(wanted)), "uid": user_id or 0, **params})
+    by_id = {int(r[0]): r for r in found}
+    built: dict[int, Any] = {}
+    return [built.setdefault(i, build(by_id[i])) for i in wanted if i in by_id]
+
+
+def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequence[str] | None = None) -> list[Song]:
+    """The indexed songs of ``ids`` in that order (repeats kept)."""
     gjoin, genres = genres_sql(snap)
     musicnn = snap.versions.get(MUSICNN)
     moods, tag_join = "'{}'::text[]", ""
     if musicnn is not None:
         moods = "ARRAY(SELECT m FROM unnest(tt.top_tags) m WHERE m = ANY(%(moods)s))"
         tag_join = f"LEFT JOIN track_tags tt ON tt.model_version_id = {int(musicnn.id)} AND tt.track_id = t.id "
-    rows = snap.all(
+    folders: list[Sequence[str]] = [roots] if roots is not None else []
+
+    def build(r: Sequence[Any]) -> Song:
+        if not folders:  # the music folders ride on every row (ROOTS_SQL): read them once
+            folders.append(outermost(r[24] or []))
+        return _song(r, folders[0])
+
+    return _by_ids(
+        snap,
         f"SELECT t.id, t.title, t.path, t.album_id, al.name, t.artist_id, coalesce(ar.name, t.artist), al.artist_id, "
         f"t.track_no, t.disc_no, t.year, {genres}, t.size, t.duration, t.bit_rate, t.created_at, "
         f"al.cover_kind IS NOT NULL, t.musicbrainz_id, round(f.tempo)::int, {moods}, "
@@ -96,12 +113,11 @@ def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequen
         f"LEFT JOIN track_features f ON f.track_id = t.id {gjoin}{tag_join}"
         f"{annotation_join('a', 'track', 't.id')}"
         f"WHERE t.id = ANY(%(ids)s) AND t.status = '{INDEXED}'",
-        {"ids": sorted(set(wanted)), "uid": user_id or 0, "moods": list(MOOD_TAGS)},
+        user_id,
+        ids,
+        build,
+        moods=list(MOOD_TAGS),
     )
-    if roots is None:
-        roots = outermost(rows[0][24] or []) if rows else []
-    by_id = {int(r[0]): _song(r, roots) for r in rows}
-    return [by_id[i] for i in wanted if i in by_id]
 
 
 def _song(r: Sequence[Any], roots: Sequence[str]) -> Song:
@@ -137,52 +153,32 @@ def _song(r: Sequence[Any], roots: Sequence[str]) -> Song:
 
 def albums(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Album]:
     """The albums of ``ids`` in that order."""
-    wanted = [int(i) for i in ids]
-    if not wanted:
-        return []
-    rows = snap.all(
+    return _by_ids(
+        snap,
         "SELECT al.id, al.name, al.sort_key, al.artist_id, ar.name, al.song_count, al.duration, al.year, al.genre, "
         f"al.created_at, al.cover_kind IS NOT NULL, al.musicbrainz_id, {ANNOTATION_COLUMNS.format(a='a')} "
         f"FROM albums al JOIN artists ar ON ar.id = al.artist_id {annotation_join('a', 'album', 'al.id')}"
         "WHERE al.id = ANY(%(ids)s)",
-        {"ids": sorted(set(wanted)), "uid": user_id or 0},
-    )
-    by_id = {
-        int(r[0]): Album(
-            int(r[0]),
-            r[1],
-            r[2],
-            int(r[3]),
-            r[4],
-            int(r[5]),
-            float(r[6]),
-            r[7],
-            r[8],
-            iso(r[9]),
-            bool(r[10]),
-            r[11],
-            _annotation(r[12:16]),
-        )
-        for r in rows
-    }
-    return [by_id[i] for i in wanted if i in by_id]
+        user_id,
+        ids,
+        lambda r: Album(int(r[0]), r[1], r[2], int(r[3]), r[4], int(r[5]), float(r[6]), r[7], r[8], iso(r[9]),
+                        bool(r[10]), r[11], _annotation(r[12:16])),
+    )  # fmt: skip
 
 
 def artists(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Artist]:
     """The artists of ``ids`` in that order (``album_count``: their albums with indexed songs)."""
-    wanted = [int(i) for i in ids]
-    if not wanted:
-        return []
-    rows = snap.all(
+    return _by_ids(
+        snap,
         "SELECT ar.id, ar.name, ar.sort_key, ar.musicbrainz_id, "
         "(SELECT count(*) FROM albums al WHERE al.artist_id = ar.id AND al.song_count > 0), "
         "EXISTS (SELECT 1 FROM albums al WHERE al.artist_id = ar.id AND al.cover_kind IS NOT NULL), "
         f"{ANNOTATION_COLUMNS.format(a='a')} FROM artists ar {annotation_join('a', 'artist', 'ar.id')}"
         "WHERE ar.id = ANY(%(ids)s)",
-        {"ids": sorted(set(wanted)), "uid": user_id or 0},
+        user_id,
+        ids,
+        lambda r: Artist(int(r[0]), r[1], r[2], int(r[4]), bool(r[5]), r[3], _annotation(r[6:10])),
     )
-    by_id = {int(r[0]): Artist(int(r[0]), r[1], r[2], int(r[4]), bool(r[5]), r[3], _annotation(r[6:10])) for r in rows}
-    return [by_id[i] for i in wanted if i in by_id]
 
 
 def ids(snap: Snapshot, sql: str, params: dict[str, Any] | None = None) -> list[int]:

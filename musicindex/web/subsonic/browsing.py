@@ -201,28 +201,25 @@ def get_songs_by_genre(call: Call) -> dict[str, Any]:
     return {"songsByGenre": {"song": [views.song(s) for s in songs]}}
 
 
+def _three(artists: list[Any], albums: list[Any], songs: list[Any], id3: bool) -> dict[str, Any]:
+    """Artists, albums and songs as ``Starred``/``SearchResult2`` (folders) or ``Starred2``/``SearchResult3`` (ID3)."""
+    return {
+        "artist": [(views.artist_id3 if id3 else views.artist)(a) for a in artists],
+        "album": [(views.album_id3 if id3 else views.album_child)(a) for a in albums],
+        "song": [views.song(s) for s in songs],
+    }
+
+
 @endpoint(router, "getStarred")
 def get_starred(call: Call) -> dict[str, Any]:
     s = call.index.catalog.starred(call.user_id)
-    return {
-        "starred": {
-            "artist": [views.artist(a) for a in s.artists],
-            "album": [views.album_child(a) for a in s.albums],
-            "song": [views.song(x) for x in s.songs],
-        }
-    }
+    return {"starred": _three(s.artists, s.albums, s.songs, id3=False)}
 
 
 @endpoint(router, "getStarred2")
 def get_starred2(call: Call) -> dict[str, Any]:
     s = call.index.catalog.starred(call.user_id)
-    return {
-        "starred2": {
-            "artist": [views.artist_id3(a) for a in s.artists],
-            "album": [views.album_id3(a) for a in s.albums],
-            "song": [views.song(x) for x in s.songs],
-        }
-    }
+    return {"starred2": _three(s.artists, s.albums, s.songs, id3=True)}
 
 
 @endpoint(router, "getNowPlaying")
@@ -262,22 +259,10 @@ def _search(call: Call) -> Any:
 @endpoint(router, "search2")
 def search2(call: Call) -> dict[str, Any]:
     found = _search(call)
-    return {
-        "searchResult2": {
-            "artist": [views.artist(a) for a in found.artists],
-            "album": [views.album_child(a) for a in found.albums],
-            "song": [views.song(s) for s in found.songs],
-        }
-    }
+    return {"searchResult2": _three(found.artists, found.albums, found.songs, id3=False)}
 
 
 @endpoint(router, "search3")
 def search3(call: Call) -> dict[str, Any]:
     found = _search(call)
-    return {
-        "searchResult3": {
-            "artist": [views.artist_id3(a) for a in found.artists],
-            "album": [views.album_id3(a) for a in found.albums],
-            "song": [views.song(s) for s in found.songs],
-        }
-    }
+    return {"searchResult3": _three(found.artists, found.albums, found.songs, id3=True)}
