@@ -137,6 +137,22 @@ def test_genres_and_songs_by_genre(served, client):
     rest = client.get_songs_by_genre("rock", count=2, offset=2)
     assert len(first) == 2 and len(rest) == 1 and {s.id for s in first}.isdisjoint(s.id for s in rest)
     assert client.get_songs_by_genre("polka") == []
+    # a song without genre tags has its label's genre (else the genre model's prediction: Snapshot.genre_join)
+    from sqlalchemy import text
+
+    song = first[0]
+    tid = int(song.id.removeprefix("tr-"))
+    with served.index.db.engine.begin() as conn:
+        old = conn.execute(text("SELECT genres, label FROM tracks WHERE id = :t"), {"t": tid}).one()
+        conn.execute(text("UPDATE tracks SET genres = '{}', label = 'blues' WHERE id = :t"), {"t": tid})
+    try:
+        labelled = client.get_song(song.id)
+        assert labelled.genre == "blues" and [g.name for g in labelled.genres] == ["blues"]
+        assert [s.id for s in client.get_songs_by_genre("blues")] == [song.id]
+    finally:
+        with served.index.db.engine.begin() as conn:
+            conn.execute(text("UPDATE tracks SET genres = :g, label = :l WHERE id = :t"),
+                         {"g": old[0], "l": old[1], "t": tid})  # fmt: skip
 
 
 def test_album_lists_of_every_type(served, client):

@@ -217,7 +217,7 @@ class CatalogService:
             "highest": ("a.rating IS NOT NULL", "a.rating DESC, a.starred_at DESC NULLS LAST"),
         }
         if list_type in listener:
-            join = annotation_join("a", ALBUM, "al.id").replace("LEFT JOIN", "JOIN")
+            join = annotation_join("a", ALBUM, "al.id", inner=True)
             cond, order = listener[list_type]
             where.append(cond)
             order += ", al.id"

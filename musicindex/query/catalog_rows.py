@@ -3,6 +3,10 @@
 Every list the catalog answers is found as ids first (its own WHERE / ORDER BY / LIMIT) and then read here in one
 statement per kind, so each item has one definition of its fields: ``songs``, ``albums``, ``artists`` keep the
 order of the ids they are given (and repeats, for playlists) and leave out ids that are not (or no longer) there.
+
+The per-item lookups (album, artist, tempo, mood tags, genre prediction, annotation) are correlated subqueries
+fenced with ``OFFSET 0``: a page of 500 ids is then 500 primary-key probes per table, where the planner would
+otherwise hash-join whole tables (the tag table alone is as large as the library).
 """
 
 from __future__ import annotations
@@ -17,11 +21,19 @@ from musicindex.query.snapshot import Snapshot
 from musicindex.vocab import INDEXED, MOOD_TAGS, MUSICNN
 
 
-def annotation_join(alias: str, item_type: str, item: str) -> str:
-    """LEFT JOIN of the listener's (``%(uid)s``) annotation of ``item`` (an SQL id expression) as ``alias``."""
+def annotation_join(alias: str, item_type: str, item: str, *, inner: bool = False) -> str:
+    """The listener's (``%(uid)s``) annotation of ``item`` (an SQL id expression) as ``alias``: looked up per row
+    (LEFT JOIN LATERAL, a primary-key probe), or with ``inner`` an inner join that keeps only annotated rows (the
+    listener's lists: driven by the annotations)."""
+    if inner:
+        return (
+            f"JOIN annotations {alias} ON {alias}.user_id = %(uid)s AND {alias}.item_type = '{item_type}' "
+            f"AND {alias}.item_id = {item} "
+        )
+    cond = f"user_id = %(uid)s AND item_type = '{item_type}'"
     return (
-        f"LEFT JOIN annotations {alias} ON {alias}.user_id = %(uid)s AND {alias}.item_type = '{item_type}' "
-        f"AND {alias}.item_id = {item} "
+        f"LEFT JOIN LATERAL (SELECT starred_at, rating, play_count, last_played FROM annotations WHERE {cond} "
+        f"AND item_id = {item} OFFSET 0) {alias} ON true "
     )
 
 
@@ -90,12 +102,14 @@ def _by_ids(snap: Snapshot, sql: str, user_id: int | None, ids: Sequence[int], b
 
 def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequence[str] | None = None) -> list[Song]:
     """The indexed songs of ``ids`` in that order (repeats kept)."""
-    gjoin, genres = genres_sql(snap)
+    gjoin, gexpr = snap.genre_join("g", "gp")  # the rule of Snapshot.genre_join, on the row's own track (alias g)
     musicnn = snap.versions.get(MUSICNN)
-    moods, tag_join = "'{}'::text[]", ""
+    moods = "'{}'::text[]"
     if musicnn is not None:
-        moods = "ARRAY(SELECT m FROM unnest(tt.top_tags) m WHERE m = ANY(%(moods)s))"
-        tag_join = f"LEFT JOIN track_tags tt ON tt.model_version_id = {int(musicnn.id)} AND tt.track_id = t.id "
+        moods = (
+            "(SELECT ARRAY(SELECT m FROM unnest(tt.top_tags) m WHERE m = ANY(%(moods)s)) FROM track_tags tt "
+            f"WHERE tt.model_version_id = {int(musicnn.id)} AND tt.track_id = t.id)"
+        )
     folders: list[Sequence[str]] = [roots] if roots is not None else []
 
     def build(r: Sequence[Any]) -> Song:
@@ -105,12 +119,14 @@ def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequen
 
     return _by_ids(
         snap,
-        f"SELECT t.id, t.title, t.path, t.album_id, al.name, t.artist_id, coalesce(ar.name, t.artist), al.artist_id, "
-        f"t.track_no, t.disc_no, t.year, {genres}, t.size, t.duration, t.bit_rate, t.created_at, "
-        f"al.cover_kind IS NOT NULL, t.musicbrainz_id, round(f.tempo)::int, {moods}, "
-        f"{ANNOTATION_COLUMNS.format(a='a')}, {'NULL' if roots is not None else ROOTS_SQL} "
-        f"FROM tracks t LEFT JOIN albums al ON al.id = t.album_id LEFT JOIN artists ar ON ar.id = t.artist_id "
-        f"LEFT JOIN track_features f ON f.track_id = t.id {gjoin}{tag_join}"
+        "SELECT t.id, t.title, t.path, t.album_id, al.name, t.artist_id, "
+        "coalesce((SELECT ar.name FROM artists ar WHERE ar.id = t.artist_id), t.artist), al.artist_id, "
+        "t.track_no, t.disc_no, t.year, CASE WHEN cardinality(t.genres) > 0 THEN t.genres ELSE array_remove("
+        f"ARRAY[(SELECT {gexpr} FROM tracks g {gjoin}WHERE g.id = t.id)]::text[], NULL) END, "
+        "t.size, t.duration, t.bit_rate, t.created_at, al.cover_kind IS NOT NULL, t.musicbrainz_id, "
+        f"(SELECT round(f.tempo)::int FROM track_features f WHERE f.track_id = t.id), {moods}, "
+        f"{ANNOTATION_COLUMNS.format(a='a')}, {'NULL' if roots is not None else ROOTS_SQL} FROM tracks t "
+        "LEFT JOIN LATERAL (SELECT name, artist_id, cover_kind FROM albums WHERE id = t.album_id OFFSET 0) al ON true "
         f"{annotation_join('a', 'track', 't.id')}"
         f"WHERE t.id = ANY(%(ids)s) AND t.status = '{INDEXED}'",
         user_id,
