@@ -166,7 +166,7 @@ class Served:
             body: bytes | None = None, path: str | None = None) -> Reply:  # fmt: skip
         query = urllib.parse.urlencode(list(params.items()) if isinstance(params, dict) else list(params))
         url = f"{self.url}{path or '/rest/' + name}"
-        if method == "GET" and query:
+        if method in ("GET", "HEAD") and query:
             url += "?" + query
         data = body if body is not None else (query.encode() if method == "POST" else None)
         req = urllib.request.Request(url, data=data, method=method, headers=headers or {})

@@ -296,6 +296,8 @@ def test_stream_and_download_with_range(served, client):
     assert part.status == 206 and part.body == raw[100:200] and part.headers["content-range"].endswith(f"/{len(raw)}")
     post = served.raw("stream", base, method="POST", headers={"Range": "bytes=-10"})
     assert post.status == 206 and post.body == raw[-10:]
+    head = served.raw("stream", base, method="HEAD")
+    assert head.status == 200 and head.body == b"" and head.headers["content-length"] == str(len(raw))
     dl = served.raw("download", base)
     assert dl.body == raw and dl.headers["content-disposition"].startswith("attachment")
     assert served.raw("stream", {**base, "id": "tr-999999", "f": "json"}).json()["error"]["code"] == 70
@@ -321,6 +323,19 @@ def test_cover_art_resized_cached_and_not_found(served, client):
     assert served.raw("getCoverArt", {**base, "id": song.cover_art, "size": 64}).body == small.body
     assert served.raw("getCoverArt", {**base, "id": "al-999999", "f": "json"}).json()["error"]["code"] == 70
     assert served.raw("getCoverArt", {**base, "id": "../../etc", "f": "json"}).json()["error"]["code"] == 70
+
+
+def test_the_cover_cache_keeps_under_its_cap_oldest_out_first(tmp_path):
+    from musicindex.media.covers import Cover, CoverCache
+
+    cache = CoverCache(tmp_path / "covers", cap_bytes=2500)
+    for i in range(5):
+        cache.put(f"k{i}", Cover(bytes([i]) * 1000, "image/png", f'"{i}"'))
+        os.utime(tmp_path / "covers" / f"k{i}.png", (1000 + i, 1000 + i))  # a clear age order
+    cache.prune()
+    assert sorted(p.name for p in (tmp_path / "covers").iterdir()) == ["k3.png", "k4.png"]
+    assert cache.get("k4").data == bytes([4]) * 1000 and cache.get("k0") is None
+    assert not [p for p in (tmp_path / "covers").iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
 def test_a_cover_file_swapped_for_a_link_outside_is_refused(served, tmp_path):

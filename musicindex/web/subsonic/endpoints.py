@@ -78,14 +78,17 @@ Handler = Callable[[Call], "dict[str, Any] | Response"]
 
 
 def endpoint(router: APIRouter, name: str, *, auth_required: bool = True) -> Callable[[Handler], Handler]:
-    """Register ``handler`` as the endpoint ``name`` (and ``name.view``), GET and POST."""
+    """Register ``handler`` as the endpoint ``name`` (and ``name.view``), GET and POST (and HEAD: a player asking
+    a stream's length)."""
 
     def register(handler: Handler) -> Handler:
         async def view(request: Request) -> Response:
             return await answer(request, handler, auth_required)
 
         for path in (f"/rest/{name}", f"/rest/{name}.view"):
-            router.add_api_route(path, view, methods=["GET", "POST"], include_in_schema=False, name=f"subsonic.{name}")
+            router.add_api_route(
+                path, view, methods=["GET", "POST", "HEAD"], include_in_schema=False, name=f"subsonic.{name}"
+            )
         return handler
 
     return register
