@@ -68,7 +68,7 @@ class FailureLimiter:
                     self._blocked[key] = now + self.cooldown
                     times.clear()
                     log.warning(
-                        "subsonic: %d failed logins for %s within %.0f s; refusing it for %.0f s",
+                        "subsonic: %d failed logins for %r within %.0f s; refusing it for %.0f s",
                         self.limit, key, self.window, self.cooldown,
                     )  # fmt: skip
             self._forget(now)
