@@ -32,7 +32,6 @@ import json
 import os
 import random
 import subprocess
-import threading
 import time
 import urllib.parse
 
@@ -40,7 +39,7 @@ import numpy as np
 from sqlalchemy import text
 
 from benchmarks._common import bench_environment
-from benchmarks.http_api import WORDS, free_port, load, stats, wait_up
+from benchmarks.http_api import WORDS, free_port, load, run_clients, stats, wait_up
 from benchmarks.ingest import cpu_model
 from benchmarks.query import clustered_vectors, copy_binary
 from musicindex import textnorm
@@ -168,52 +167,18 @@ def auth_query() -> str:
     return urllib.parse.urlencode({"u": USER, "t": token, "s": salt, "v": "1.16.1", "c": "bench", "f": "json"})
 
 
+def answered(r: http.client.HTTPResponse, body: bytes) -> bool:
+    """A Subsonic answer succeeded: 200 (206 for a range), and no ``status="failed"`` in a JSON body."""
+    ctype = r.getheader("content-type") or ""
+    return r.status in (200, 206) and (not ctype.startswith("application/json") or b'"status":"ok"' in body)
+
+
 def run(port: int, paths: list[tuple[str, dict[str, str]]], clients: int, max_seconds: float, first_byte: bool):
-    """GET each (path, headers), ``clients`` keep-alive clients at a time; (ms list, errors, wall s)."""
-    lock = threading.Lock()
-    todo = list(reversed(paths))
-    times: list[float] = []
-    errors = [0]
-    deadline = time.monotonic() + max_seconds
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        while time.monotonic() < deadline:
-            with lock:
-                if not todo:
-                    break
-                path, headers = todo.pop()
-            t0 = time.perf_counter()
-            try:
-                conn.request("GET", path, headers=headers)
-                r = conn.getresponse()
-                if first_byte:
-                    r.read(1)
-                    ms = (time.perf_counter() - t0) * 1000
-                    body = r.read()
-                    ok = r.status in (200, 206)
-                else:
-                    body = r.read()
-                    ms = (time.perf_counter() - t0) * 1000
-                    ctype = r.getheader("content-type") or ""
-                    ok = r.status == 200 and (not ctype.startswith("application/json") or b'"status":"ok"' in body)
-                with lock:
-                    times.append(ms)
-                    errors[0] += 0 if ok else 1
-            except (OSError, http.client.HTTPException):
-                with lock:
-                    errors[0] += 1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return times, errors[0], time.perf_counter() - t0
+    """(client ms, errors, wall s) of GETting each (path, headers), ``clients`` keep-alive clients at a time."""
+    ms, _, errors, wall = run_clients(
+        "127.0.0.1", port, paths, clients, max_seconds, answered=answered, first_byte=first_byte
+    )
+    return ms, errors, wall
 
 
 def full_sync(port: int, n_tracks: int) -> tuple[float, int, int]:

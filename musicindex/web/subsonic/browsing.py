@@ -36,29 +36,24 @@ def _offset(call: Call, name: str = "offset") -> int:
 
 
 # --------------------------------------------------------------------------- artists and folders
-@endpoint(router, "getIndexes")
-def get_indexes(call: Call) -> dict[str, Any]:
+def _letters(call: Call, as_item: Any) -> dict[str, Any]:
+    """The album artists by index letter, each as ``as_item`` (``Artist`` or ``ArtistID3``)."""
     _folder(call)
     groups = call.index.catalog.artists(call.user_id)
     return {
-        "indexes": {
-            "index": [{"name": g.letter, "artist": [views.artist(a) for a in g.artists]} for g in groups],
-            "lastModified": int(time.time() * 1000),
-            "ignoredArticles": " ".join(IGNORED_ARTICLES),
-        }
+        "index": [{"name": g.letter, "artist": [as_item(a) for a in g.artists]} for g in groups],
+        "ignoredArticles": " ".join(IGNORED_ARTICLES),
     }
+
+
+@endpoint(router, "getIndexes")
+def get_indexes(call: Call) -> dict[str, Any]:
+    return {"indexes": {**_letters(call, views.artist), "lastModified": int(time.time() * 1000)}}
 
 
 @endpoint(router, "getArtists")
 def get_artists(call: Call) -> dict[str, Any]:
-    _folder(call)
-    groups = call.index.catalog.artists(call.user_id)
-    return {
-        "artists": {
-            "index": [{"name": g.letter, "artist": [views.artist_id3(a) for a in g.artists]} for g in groups],
-            "ignoredArticles": " ".join(IGNORED_ARTICLES),
-        }
-    }
+    return {"artists": _letters(call, views.artist_id3)}
 
 
 @endpoint(router, "getMusicDirectory")
