@@ -356,6 +356,13 @@ def test_a_cover_file_swapped_for_a_link_outside_is_refused(served, tmp_path):
         reply = served.raw("getCoverArt", {"u": "alice", "p": PASSWORDS["alice"], "v": "1.16.1", "c": "t",
                                            "f": "json", "id": f"al-{aid}", "size": 32})  # fmt: skip
         assert reply.json()["error"]["code"] == 70
+        (folder / "folder.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 50)  # inside, no image
+        with served.index.db.engine.begin() as conn:
+            conn.execute(text("UPDATE albums SET cover_path = :p WHERE id = :a"),
+                         {"p": str(folder / "folder.png"), "a": aid})  # fmt: skip
+        garbage = served.raw("getCoverArt", {"u": "alice", "p": PASSWORDS["alice"], "v": "1.16.1", "c": "t",
+                                             "f": "json", "id": f"al-{aid}", "size": 32})  # fmt: skip
+        assert garbage.json()["error"]["code"] == 70
     finally:
         with served.index.db.engine.begin() as conn:
             conn.execute(text("UPDATE albums SET cover_kind = :k, cover_path = :p, cover_track_id = :t WHERE id = :a"),

@@ -110,7 +110,7 @@ def _source_bytes(source: CoverSource, opened: OpenedTrackFile) -> bytes:
 
 def _make(data: bytes, size: int | None, key: str) -> Cover:
     """The image (checked by Pillow) at ``size``: re-encoded as JPEG (PNG when it has transparency)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -130,7 +130,9 @@ def _make(data: bytes, size: int | None, key: str) -> Cover:
             else:
                 img.convert("RGB").save(out, "JPEG", quality=85, optimize=True)
                 media = "image/jpeg"
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except CoverNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds (SyntaxError, EOFError, struct.error, ...)
         raise CoverNotFoundError(f"the cover is not an image Pillow can read: {type(exc).__name__}") from None
     return Cover(out.getvalue(), media, f'"{key[:32]}"')
 

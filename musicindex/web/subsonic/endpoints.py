@@ -135,7 +135,10 @@ async def answer(request: Request, handler: Handler, auth_required: bool) -> Res
 
 def error_of(exc: BaseException) -> tuple[int, str]:
     """(Subsonic error code, message) of a library error; unexpected ones are logged and answered as code 0."""
-    if isinstance(exc, (E.TrackNotFoundError, E.ItemNotFoundError, E.TrackFileError)):
+    if isinstance(exc, E.TrackFileError):  # the detail names server paths: logged, not told to the client
+        log.warning("subsonic: a file is not served: %s", exc)
+        return NOT_FOUND, "the file of this song cannot be served now (the server log says why)"
+    if isinstance(exc, (E.TrackNotFoundError, E.ItemNotFoundError)):
         return NOT_FOUND, str(exc)
     if isinstance(exc, E.PermissionDeniedError):
         return NOT_AUTHORIZED, str(exc)
