@@ -540,3 +540,20 @@ def test_user_commands_of_the_cli(served, tmp_path):
     assert missing.returncode == 6 and "no user named" in missing.stderr
     removed = run_cli("user", "remove", "carol", env=env)
     assert removed.returncode == 0 and users().authenticate_api_key(api_key) is None
+
+
+def test_the_demo_makes_a_demo_account_and_says_how_to_use_it(index):
+    import re
+
+    from rich.console import Console
+
+    from musicindex.sample.demo import _demo_user
+
+    for _ in range(2):  # a second demo run gives the account a new password
+        out = io.StringIO()
+        _demo_user(Console(file=out, width=400), index)
+        text = out.getvalue()
+        password = re.search(r"password (\S+) \(shown once", text).group(1)
+        assert index.users.authenticate_password("demo", password) is not None
+        assert "http://127.0.0.1:8765" in text and "docs/subsonic.md" in text
+    assert [u.name for u in index.users.list_users()] == ["demo"]
