@@ -80,6 +80,11 @@ def test_extensions_are_answered_without_auth_and_name_sonic_similarity(served):
 
 def test_token_info_and_user(served, client):
     assert served.ok("tokenInfo")["tokenInfo"]["username"] == "alice"
+    keyed = Connection("http://127.0.0.1", api_key=served.api_key, port=served.port)
+    try:
+        assert keyed.token_info().username == "alice"
+    finally:
+        keyed.cleanup()
     me = client.get_user("alice")
     assert me.admin_role is True and me.stream_role is True
     assert served.error("getUser", user="bob", username="alice") == 50
@@ -557,3 +562,21 @@ def test_the_demo_makes_a_demo_account_and_says_how_to_use_it(index):
         assert index.users.authenticate_password("demo", password) is not None
         assert "http://127.0.0.1:8765" in text and "docs/subsonic.md" in text
     assert [u.name for u in index.users.list_users()] == ["demo"]
+
+
+def test_system_media_and_info_endpoints_through_py_opensonic(served, client):
+    import asyncio
+
+    assert client.get_license()["license"]["valid"] is True
+    assert {e.name for e in client.get_open_subsonic_extensions()} >= {"sonicSimilarity", "formPost"}
+    assert client.get_scan_status().count == 9
+    song = client.search3("wesnoth").song[0]
+    assert client.get_album_info(song.album_id) is not None
+    cover = client.get_cover_art(song.cover_art, size=48)
+    assert cover.status == 200 and cover.headers["Content-Type"].startswith("image/")
+    stream = client.stream(song.id)  # py-opensonic POSTs its form; an aiohttp response read on its own loop
+    body = asyncio.run_coroutine_threadsafe(stream.read(), client._loop).result()
+    assert stream.status == 200 and body == (served.root / "jazz" / "jazz.00001.ogg").read_bytes()
+    download = client.download(song.id)
+    assert download.headers["Content-Disposition"].startswith("attachment")
+    asyncio.run_coroutine_threadsafe(download.read(), client._loop).result()
