@@ -298,6 +298,7 @@ def main() -> int:
     print(f"\nCPU: {model}, {ghz:.2f} GHz (/proc/cpuinfo), fp32 peak {peak:.1f} GFLOP/s a core (32 FLOP/cycle)")
     print(f"log-mel: {mel_ms:.1f} ms per window, not included below. One thread, CPU time, median over windows.")
     print("fp32 graph, ms per patch by patches per call:", ", ".join(f"{k}: {v:.1f}" for k, v in batches.items()))
+    print("GFLOP: multiply-adds x 2 of the filters each graph computes (int8 rows: int8 operations, same count)")
     head = (
         "| variant | patches | ms/window | GFLOP/window | GFLOP/s | % of peak | max d emb | max d tags "
         "| p@10 | logreg acc | knn acc | within 0.01 |"

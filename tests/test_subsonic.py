@@ -580,3 +580,12 @@ def test_system_media_and_info_endpoints_through_py_opensonic(served, client):
     download = client.download(song.id)
     assert download.headers["Content-Disposition"].startswith("attachment")
     asyncio.run_coroutine_threadsafe(download.read(), client._loop).result()
+
+
+def test_too_many_parameters_are_refused_and_the_server_still_answers(served):
+    """(The table of bad Subsonic input is ``SUBSONIC_ROWS`` in ``tests/test_hostile_inputs.py``.)"""
+    base = [("u", "alice"), ("p", PASSWORDS["alice"]), ("v", "1.16.1"), ("c", "hostile"), ("f", "json")]
+    body = "&".join(["id=tr-1"] * 3000 + [f"{k}={v}" for k, v in base]).encode()
+    many = served.raw("star", method="POST", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert b'status="failed"' in many.body and b'<error code="0"' in many.body  # XML: the body named f=json
+    assert served.raw("ping", base).json()["status"] == "ok"

@@ -24,7 +24,7 @@ from musicindex.media import file_response, open_track_file
 from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.errors import ApiError
 from musicindex.web.responses import Json, m3u_response
-from musicindex.web.security import check_token
+from musicindex.web.security import check_token, policy
 
 if TYPE_CHECKING:
     from musicindex.index import MusicIndex
@@ -36,10 +36,21 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au
 SPACE_DOC = "similarity space (features, ann, cnn, musicnn, ...); omitted: the library's default space"
 BASE_DOC = "M3U8 only: write paths relative to this absolute folder (the playlist's folder); omitted: absolute paths"
 Format = Literal["json", "m3u8"]
+UPLOAD_READ_SECONDS = 120
+"""An upload's body must arrive within this many seconds (it holds the one analysis slot while it streams)."""
 
 
 def _space(space: str | None) -> dict[str, Any]:
     return {"space": space} if space else {}
+
+
+def _analyse_upload(index: MusicIndex, path: Path, k: int, space: str | None) -> Any:
+    """``similar_to_file`` with the numeric libraries on one thread: the other cores stay free for the event loop and
+    the other routes while an upload is analysed."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return index.similar_to_file(path, k=k, **_space(space))
 
 
 STATUS_TTL = 2.0
@@ -127,6 +138,7 @@ def audio(index: IndexDep, request: Request, track_id: int = PathParam(..., ge=1
 
 
 @router.get("/tracks/{track_id}/similar", tags=["queries"], summary="The tracks that sound most like this one")
+@policy(costly=True)
 def similar(
     index: IndexDep,
     track_id: int = PathParam(..., ge=1, le=2**62),
@@ -162,6 +174,7 @@ def cluster_of(
 
 # ------------------------------------------------------------------ lists
 @router.get("/recommend", tags=["queries"], summary="More like the liked tracks, less like the disliked ones")
+@policy(costly=True)
 def recommend(
     index: IndexDep,
     liked: list[int] = Query(..., min_length=1, max_length=MAX_SEEDS, description="liked track ids (repeat)"),
@@ -193,6 +206,7 @@ def recommend(
 
 
 @router.get("/genres/{genre}/tracks", tags=["queries"], summary="Tracks of a genre, most confident first")
+@policy(costly=True)
 def by_genre(
     index: IndexDep,
     genre: str = PathParam(..., min_length=1, max_length=100),
@@ -207,6 +221,7 @@ def by_genre(
 
 
 @router.get("/playlist", tags=["queries"], summary="A smooth path of n tracks from start to end")
+@policy(costly=True)
 def playlist(
     index: IndexDep,
     start: int = Query(..., ge=1, le=2**62),
@@ -224,6 +239,7 @@ def playlist(
 
 
 @router.get("/m3u", tags=["queries"], summary="Any list of track ids as an M3U8 playlist")
+@policy(costly=True)
 def m3u(
     index: IndexDep,
     ids: list[int] = Query(..., min_length=1, max_length=1000, description="track ids, in playlist order"),
@@ -234,6 +250,7 @@ def m3u(
 
 
 @router.get("/map", tags=["queries"], summary="A 2-D map (PCA) of a similarity space, coloured by genre or cluster")
+@policy(costly=True)
 def library_map(
     index: IndexDep,
     space: str | None = Query(None, max_length=32, description=SPACE_DOC),
@@ -254,6 +271,7 @@ def library_map(
         }
     },
 )
+@policy(costly=True, body="upload")
 async def similar_to_file(
     index: IndexDep,
     limits: LimitsDep,
@@ -262,6 +280,8 @@ async def similar_to_file(
     space: str | None = Query(None, max_length=32, description=SPACE_DOC),
     filename: str = Query("upload", max_length=255, description="the file's name (its suffix names the format)"),
 ) -> Any:
+    """One upload at a time: while one is read and analysed, others get 429 at once (before their body is read),
+    so waiting uploads never hold a worker thread. The body must arrive within ``UPLOAD_READ_SECONDS``."""
     cap = index.settings.upload_max_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:
@@ -271,26 +291,26 @@ async def similar_to_file(
         raise ApiError(415, "unsupported_media_type", "send the file itself as the request body, not a form")
     suffix = Path(filename).suffix.lower()
     suffix = suffix if suffix in AUDIO_SUFFIXES else ""
-    folder = tempfile.mkdtemp(prefix="musicindex-upload-")  # 0700, private to this process's user
-    tmp = Path(folder) / f"upload{suffix}"
-    size = 0
-    try:
-        with open(tmp, "wb") as fh:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > cap:
-                    raise ApiError(413, "too_large", f"the file is larger than the limit of {cap} bytes")
-                fh.write(chunk)
-        if size == 0:
-            raise InvalidArgumentError("the request body is empty: send the audio file as the body")
-
-        def run() -> Any:
-            with limits.slot(limits.analysis, "analysis", timeout=60):
-                return index.similar_to_file(tmp, k=k, **_space(space))
-
-        res = await run_in_threadpool(run)
-    finally:
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
+    with limits.try_slot(limits.analysis, "upload analysis"):
+        folder = tempfile.mkdtemp(prefix="musicindex-upload-")  # 0700, private to this process's user
+        tmp = Path(folder) / f"upload{suffix}"
+        size = 0
+        try:
+            with anyio.move_on_after(UPLOAD_READ_SECONDS) as deadline, open(tmp, "wb") as fh:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > cap:
+                        raise ApiError(413, "too_large", f"the file is larger than the limit of {cap} bytes")
+                    fh.write(chunk)
+            if deadline.cancelled_caught:
+                raise ApiError(
+                    408, "timeout", f"the file did not arrive within {UPLOAD_READ_SECONDS} s; send it faster or smaller"
+                )
+            if size == 0:
+                raise InvalidArgumentError("the request body is empty: send the audio file as the body")
+            res = await run_in_threadpool(_analyse_upload, index, tmp, k, space)
+        finally:
+            await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
     d = res.to_dict()
     d["params"] = {**d.get("params", {}), "path": None, "upload": {"filename": Path(filename).name, "bytes": size}}
     return d
@@ -336,18 +356,20 @@ def _model(index: MusicIndex, version_id: int) -> dict[str, Any]:
 
 
 @router.get("/evaluate", tags=["models"], summary="Genre precision@k and hubness of each space; classifiers")
+@policy(costly=True)
 def evaluate(
     index: IndexDep,
     limits: LimitsDep,
     k: int = Query(10, ge=1, le=100),
     max_tracks: int = Query(5000, ge=10, le=20_000, description="a random sample of labelled tracks above this"),
 ) -> Any:
-    with limits.slot(limits.evaluation, "evaluation", timeout=1):
+    with limits.try_slot(limits.evaluation, "evaluation"):
         return index.evaluate(k=k, max_tracks=max_tracks).to_dict()
 
 
 # ------------------------------------------------------------------ changes (token)
 @router.post("/models/{version_id}/promote", tags=["changes"], summary="Activate a version (token)")
+@policy(token=True)
 def promote(
     index: IndexDep,
     version_id: int = PathParam(..., ge=1, le=2**31 - 1),
@@ -360,6 +382,7 @@ def promote(
 
 
 @router.post("/models/{kind}/rollback", tags=["changes"], summary="Re-activate the previous version of a kind (token)")
+@policy(token=True)
 def rollback(
     index: IndexDep,
     kind: str = PathParam(..., min_length=1, max_length=16),
@@ -372,6 +395,7 @@ def rollback(
 @router.post(
     "/ingest", tags=["changes"], summary="Re-scan the library's folders and queue new or changed files (token)"
 )
+@policy(token=True, body="json")
 def ingest(
     index: IndexDep,
     authorization: str | None = Header(None, include_in_schema=False),
@@ -397,6 +421,7 @@ def ingest(
 
 
 @router.post("/train", tags=["changes"], summary="Queue a training run on the workers (token)")
+@policy(token=True, body="json")
 def train(
     index: IndexDep,
     authorization: str | None = Header(None, include_in_schema=False),
