@@ -151,14 +151,15 @@ def error_of(exc: BaseException) -> tuple[int, str]:
 
 
 async def read_params(request: Request) -> Params:
-    """The query string's parameters, then the form body's (urlencoded or multipart; no files), bounded."""
+    """The query string's parameters, then the form body's (urlencoded or multipart; no files), bounded (the
+    request guard of ``web/security.py`` has capped the body before: 64 KiB)."""
     items = list(request.query_params.multi_items())
     if request.method == "POST":
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            length = request.headers.get("content-length")
-            if length is None or not length.isdigit() or int(length) > MAX_BODY_BYTES:
-                raise SubsonicError(GENERIC, f"a form body needs a Content-Length of at most {MAX_BODY_BYTES} bytes")
+            length = request.headers.get("content-length")  # the request guard caps every body (and counts
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):  # a chunked one)
+                raise SubsonicError(GENERIC, f"a form body is at most {MAX_BODY_BYTES} bytes")
             try:
                 form = await request.form(max_files=0, max_fields=MAX_VALUES)
             except Exception:  # noqa: BLE001 - a malformed body (or a file part) is the client's error

@@ -31,7 +31,8 @@ NOT_AUTHORIZED, NOT_FOUND = 50, 70
 MAX_VALUES = 2000
 """Most parameter values in one request (repeated names count each time)."""
 MAX_VALUE_CHARS = 10_000
-MAX_BODY_BYTES = 1_000_000
+MAX_BODY_BYTES = 64 * 1024
+"""The request guard's cap on every body (``web/security.py``), checked again on the declared length."""
 _CALLBACK = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}(?:\.[A-Za-z_$][A-Za-z0-9_$]{0,63}){0,3}$")
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
