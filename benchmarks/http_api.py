@@ -35,6 +35,8 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sqlalchemy import text
@@ -138,13 +140,22 @@ def add_models_and_titles(db, n: int) -> None:
 
 
 def run_clients(
-    host: str, port: int, paths: list[str], concurrency: int, max_seconds: float
+    host: str,
+    port: int,
+    paths: list[str] | list[tuple[str, dict[str, str]]],
+    concurrency: int,
+    max_seconds: float,
+    *,
+    answered: Callable[[http.client.HTTPResponse, bytes], bool] | None = None,
+    first_byte: bool = False,
 ) -> tuple[list[float], list[float], int, float]:
-    """GET each path once, ``concurrency`` keep-alive clients at a time, until done or ``max_seconds``.
+    """GET each path (or (path, headers)) once, ``concurrency`` keep-alive clients at a time, until done or
+    ``max_seconds``. ``answered(response, body)`` says whether an answer succeeded (default: status 200);
+    ``first_byte``: the client time is the time to the first byte of the body.
 
     Returns (client ms, server ms, errors, wall seconds)."""
     lock = threading.Lock()
-    queue = list(reversed(paths))
+    queue: list[Any] = list(reversed(paths))
     client_ms: list[float] = []
     server_ms: list[float] = []
     errors = [0]
@@ -156,16 +167,22 @@ def run_clients(
             with lock:
                 if not queue:
                     break
-                path = queue.pop()
+                item = queue.pop()
+            path, headers = (item, {}) if isinstance(item, str) else item
             t0 = time.perf_counter()
             try:
-                conn.request("GET", path)
+                conn.request("GET", path, headers=headers)
                 r = conn.getresponse()
-                r.read()
-                dt = (time.perf_counter() - t0) * 1000
+                body = r.read(1) if first_byte else b""
+                if first_byte:
+                    dt = (time.perf_counter() - t0) * 1000
+                body += r.read()
+                if not first_byte:
+                    dt = (time.perf_counter() - t0) * 1000
                 st = r.getheader("server-timing") or ""
+                ok = answered(r, body) if answered is not None else r.status == 200
                 with lock:
-                    if r.status != 200:
+                    if not ok:
                         errors[0] += 1
                     client_ms.append(dt)
                     if "dur=" in st:

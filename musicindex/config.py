@@ -94,6 +94,8 @@ class Settings:
     upload_max_bytes: int = 50_000_000
     """Largest audio file the HTTP API accepts for a query by example (bytes); the file is analysed, never
     stored, and its temporary copy deleted."""
+    cover_cache_mb: int = 256
+    """Most megabytes of resized cover art kept in ``home/covers`` (the oldest files go first); 0: no cache."""
 
     # ------------------------------------------------------------------
     @classmethod
@@ -175,6 +177,8 @@ class Settings:
         for host in self.allowed_host_list:
             if host != "*" and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:*]+", host):
                 raise ConfigError(f"MUSICINDEX_ALLOWED_HOSTS: {host!r} is not a host name")
+        if not 0 <= self.cover_cache_mb <= 1_000_000:
+            raise ConfigError(f"MUSICINDEX_COVER_CACHE_MB={self.cover_cache_mb}: must be between 0 and 1000000")
         if not 1024 <= self.upload_max_bytes <= 2**31:
             raise ConfigError(
                 f"MUSICINDEX_UPLOAD_MAX_BYTES={self.upload_max_bytes}: must be between 1024 and {2**31} bytes"

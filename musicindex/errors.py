@@ -94,6 +94,22 @@ class TrackFileChangedError(TrackFileError):
     """The file at the track's path is not the one the index recorded (its size or mtime differ): re-ingest."""
 
 
+class ItemNotFoundError(MusicIndexError, LookupError):
+    """No album, artist, playlist, user or cover with the given id (the library's items other than tracks)."""
+
+    exit_code = 6
+
+
+class UserNotFoundError(ItemNotFoundError):
+    """No account with that name (``musicindex user list`` lists them)."""
+
+
+class PermissionDeniedError(MusicIndexError):
+    """The account may not do this (an admin's command, another listener's playlist)."""
+
+    exit_code = 2
+
+
 class NotEnoughDataError(MusicIndexError):
     """Training was asked for with too little labelled data."""
 

@@ -7,6 +7,10 @@
 * ``index.training``  -- :class:`~musicindex.ml.service.TrainingService` (train, embed, registry, evaluate, report)
 * ``index.queries``   -- :class:`~musicindex.query.service.QueryService` (similar, recommend, genres, tags, ...)
 * ``index.library``   -- :class:`~musicindex.query.library.LibraryService` (search, details, lists, spaces, map)
+* ``index.users``     -- :class:`~musicindex.users.UserService` (accounts, API keys, stars, ratings, plays, queues,
+  playlists: the write side)
+* ``index.catalog``   -- :class:`~musicindex.query.catalog.CatalogService` (artists, albums, songs, lists, search,
+  a listener's state, similar artists, instant mixes: what music apps browse; reads only; not repeated on the index)
 
 Every public method of those services is also a method of ``MusicIndex`` itself (``index.similar(...)`` is
 ``index.queries.similar(...)``; ``SERVICE_METHODS`` lists them). What needs two layers is composed here:
@@ -26,9 +30,11 @@ from musicindex.dispatch import Dispatcher
 from musicindex.errors import ModelNotTrainedError, MusicIndexError
 from musicindex.ingest.service import IngestService, IngestSummary, StatusReport
 from musicindex.ml.service import TrainingService
+from musicindex.query.catalog import CatalogService
 from musicindex.query.library import LibraryService
 from musicindex.query.results import QueryResult
 from musicindex.query.service import QueryService
+from musicindex.users import UserService
 
 __all__ = ["SERVICE_METHODS", "DoctorReport", "IngestSummary", "MusicIndex", "StatusReport"]
 
@@ -42,6 +48,11 @@ SERVICE_METHODS: dict[str, tuple[str, ...]] = {
     "library": (
         "search_tracks", "track_details", "track_summaries", "track_file", "track_files", "genres", "spaces",
         "library_map",
+    ),
+    "users": (
+        "add_user", "list_users", "user", "set_password", "remove_user", "new_api_key", "local_user", "has_logins",
+        "authenticate_password", "authenticate_token", "authenticate_api_key", "star", "unstar", "set_rating",
+        "scrobble", "save_play_queue", "create_playlist", "update_playlist", "delete_playlist",
     ),
 }  # fmt: skip
 """The methods of each service that ``MusicIndex`` offers as its own."""
@@ -89,6 +100,8 @@ class MusicIndex:
         self.training = TrainingService(db, settings, self.dispatcher)
         self.queries = QueryService(db, settings)
         self.library = LibraryService(db, settings)
+        self.users = UserService(db, settings)
+        self.catalog = CatalogService(db, settings)
         # the services' methods, offered on the index itself (SERVICE_METHODS lists them; tests check both agree)
         i, t, q, lib = self.ingestion, self.training, self.queries, self.library
         self.ingest, self.wait_for, self.watch, self.rescan = i.ingest, i.wait_for, i.watch, i.rescan
@@ -107,6 +120,8 @@ class MusicIndex:
         self.track_file, self.track_files, self.genres, self.spaces, self.library_map = (
             lib.track_file, lib.track_files, lib.genres, lib.spaces, lib.library_map
         )  # fmt: skip
+        for name in SERVICE_METHODS["users"]:
+            setattr(self, name, getattr(self.users, name))
 
     @property
     def settings(self) -> Settings:
@@ -116,7 +131,8 @@ class MusicIndex:
     def settings(self, settings: Settings) -> None:
         """New settings apply to every service of this index (and its dispatcher)."""
         self._settings = settings
-        for part in (self.dispatcher, self.ingestion, self.training, self.queries, self.library):
+        for part in (self.dispatcher, self.ingestion, self.training, self.queries, self.library, self.users,
+                     self.catalog):  # fmt: skip
             part.settings = settings
 
     @classmethod

@@ -135,3 +135,13 @@ def workers(base_settings, tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
     yield start
     for w in started:
         w.stop()
+
+
+@pytest.fixture(scope="session")
+def subsonic_library(base_settings, tmp_path_factory):
+    """A tiny generated library served over /rest with users alice (admin) and bob (``tests/subsonic_support.py``):
+    shared by the Subsonic test modules, which leave it as they found it."""
+    from tests.subsonic_support import serve_library
+
+    with serve_library(base_settings, tmp_path_factory.mktemp("sonic")) as served:
+        yield served

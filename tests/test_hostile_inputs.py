@@ -423,10 +423,66 @@ FILE_ROWS = [
     Row("file", "good.ogg", ("indexed", ""), "the batch goes on"),
 ]
 
-# --------------------------------------------------------------------------- Subsonic API (later)
-SUBSONIC_ROWS: list[Row] = []
-# Rows for the Subsonic API mounted under /rest/ go here (interface "subsonic": the request, the expected
-# Subsonic error code or HTTP status), run by a parametrized test like test_http once that API exists.
+# --------------------------------------------------------------------------- Subsonic API (/rest/)
+# input: (endpoint, parameters); expect: the Subsonic error code of the answer (HTTP 200, status "failed": 0 a
+# value not accepted, 10 a required parameter missing, 20 a client too old, 70 not found), or an HTTP status
+# (>= 100). The calls are made as the account "corpus" (password in p, JSON); {t} and {a} in a value: track ids.
+NUL = "\x00"
+
+
+def sub(endpoint: str, params: dict[str, str], expect: int, why: str = "") -> Row:
+    return Row("subsonic", (endpoint, tuple(params.items())), expect, why)
+
+
+# fmt: off
+SUBSONIC_ROWS = [
+    sub("search3", {"query": f"a{NUL}b"}, 0, "NUL in a search"),
+    sub("getAlbum", {"id": f"al-1{NUL}"}, 0, "NUL in an id"),
+    sub("ping", {"u": f"ali{NUL}ce"}, 0, "NUL in the user name"),
+    sub("getSongsByGenre", {"genre": f"rock{NUL}"}, 0, "NUL in a genre"),
+    sub("search3", {"query": "", "songCount": str(10**12)}, 0, "a count beyond 32 bits"),
+    sub("search3", {"query": "", "songCount": "-5"}, 0, "a negative count"),
+    sub("getAlbumList2", {"type": "newest", "offset": "-1"}, 0, "a negative offset"),
+    sub("getSongsByGenre", {"genre": "rock", "offset": str(10**9)}, 0, "an offset beyond the bound"),
+    sub("getAlbumList2", {"type": "newest", "size": "ten"}, 0, "a size that is no number"),
+    sub("getRandomSongs", {"size": "1e9"}, 0, "a float size"),
+    sub("getAlbumList2", {"type": "worst"}, 0, "an unknown list type"),
+    sub("getAlbumList", {}, 10, "a list type missing"),
+    sub("getAlbumList2", {"type": "byGenre"}, 0, "byGenre without a genre"),
+    sub("getAlbumList2", {"type": "byYear", "fromYear": "100000", "toYear": "1"}, 0, "a year beyond 9999"),
+    sub("getAlbum", {}, 10, "an id missing"),
+    sub("getSong", {}, 10, "a song id missing"),
+    sub("stream", {}, 10, "stream without an id"),
+    sub("getCoverArt", {}, 10, "a cover without an id"),
+    sub("getSong", {"id": "al-1"}, 70, "an album id for a song"),
+    sub("getAlbum", {"id": "tr-{t}"}, 70, "a song id for an album"),
+    sub("getArtist", {"id": "ar-"}, 70, "an id without a number"),
+    sub("getAlbum", {"id": "al-" + "9" * 40}, 70, "an id of 40 digits"),
+    sub("getCoverArt", {"id": "../../etc/passwd"}, 70, "a path as an id"),
+    sub("getSong", {"id": "tr-1 OR 1=1"}, 70, "SQL as an id"),
+    sub("getAlbum", {"id": "al-999999"}, 70, "an id that is not there"),
+    sub("stream", {"id": "al-1"}, 70, "streaming an album id"),
+    sub("getMusicDirectory", {"id": "pl-1"}, 70, "a playlist as a directory"),
+    sub("updatePlaylist", {"playlistId": "pl-999999", "name": "x"}, 70, "an unknown playlist"),
+    sub("getIndexes", {"musicFolderId": "99"}, 70, "an unknown music folder"),
+    sub("setRating", {"id": "tr-{t}", "rating": "9"}, 0, "a rating of 9"),
+    sub("setRating", {"id": "tr-{t}", "rating": "five"}, 0, "a rating that is no number"),
+    sub("setRating", {"id": "tr-{t}"}, 10, "a rating missing"),
+    sub("scrobble", {"id": "tr-{t}", "time": "-5"}, 0, "a scrobble time before 1970"),
+    sub("scrobble", {"id": "tr-{t}", "submission": "maybe"}, 0, "submission that is no boolean"),
+    sub("getCoverArt", {"id": "al-1", "size": "-1"}, 0, "a negative cover size"),
+    sub("findSonicPath", {"startSongId": "tr-{t}", "endSongId": "tr-{a}", "count": "1000"}, 0, "a sonic path of 1000"),
+    sub("findSonicPath", {"startSongId": "tr-{t}"}, 10, "a sonic path without its end"),
+    sub("createPlaylist", {}, 10, "a playlist without name or id"),
+    sub("updatePlaylist", {"playlistId": "pl-1", "songIndexToRemove": "x"}, 0, "a removed index that is no number"),
+    sub("getUser", {}, 10, "getUser without a name"),
+    sub("getTopSongs", {}, 10, "top songs without an artist"),
+    sub("ping", {"f": "jsonp", "callback": "alert(document.cookie)"}, 0, "a jsonp callback that is script"),
+    sub("ping", {"v": "abc"}, 20, "a version that is no version"),
+    sub("search3", {"query": "x" * 20_000}, 0, "a value of 20 000 characters"),
+    sub("deleteEverything", {}, 404, "an endpoint that does not exist"),
+]
+# fmt: on
 
 ROWS = HTTP_ROWS + PAGE_ROWS + CLI_ROWS + PYTHON_ROWS + SQL_ROWS + FILE_ROWS + SUBSONIC_ROWS
 
@@ -607,4 +663,28 @@ def test_file_through_ingest(row: Row, ingested):
 
 def test_the_corpus_is_large_and_every_row_is_distinct():
     assert len(ROWS) >= 100 and len({(r.interface, json.dumps(r.input, default=repr)) for r in ROWS}) == len(ROWS)
-    assert {r.interface for r in ROWS} == {"http", "page", "cli", "python", "sql", "file"}
+    assert {r.interface for r in ROWS} == {"http", "page", "cli", "python", "sql", "file", "subsonic"}
+
+
+SUBSONIC_PASSWORD = "corpus-Password-1"
+
+
+@pytest.fixture(scope="module")
+def subsonic_auth(lib) -> dict[str, str]:
+    """An account for the Subsonic rows (made before the first /rest call: /rest answers only once one exists)."""
+    lib["index"].users.add_user("corpus", SUBSONIC_PASSWORD)
+    return {"u": "corpus", "p": SUBSONIC_PASSWORD, "v": "1.16.1", "c": "corpus", "f": "json"}
+
+
+@pytest.mark.parametrize("row", SUBSONIC_ROWS, ids=str)
+def test_subsonic(row: Row, client, lib, subsonic_auth):
+    endpoint, params = row.input
+    r = client.get(f"/rest/{endpoint}", params={**subsonic_auth, **{k: v.format(**lib["ctx"]) for k, v in params}})
+    assert "Traceback" not in r.text
+    if row.expect >= 100:
+        assert r.status_code == row.expect, (r.status_code, r.text[:300])
+        return
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    body = r.json()["subsonic-response"]
+    assert body["status"] == "failed" and body["error"]["code"] == row.expect, body
+    assert body["error"]["message"] and NUL not in body["error"]["message"]

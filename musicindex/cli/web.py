@@ -28,4 +28,13 @@ def serve(
     index = open_index()
     shown = f"[{host}]" if ":" in host else host
     console.print(f"musicindex serving on [bold]http://{shown}:{port}/[/] (API docs: /api/docs); Ctrl-C stops")
+    if index.users.has_logins():
+        console.print(
+            f"music apps (Subsonic): server [bold]http://{shown}:{port}[/], your musicindex user and password"
+        )
+    else:
+        console.print(
+            "no /rest (Subsonic API for music apps) until an account exists: "
+            "`musicindex user add NAME --password-stdin` (see docs/subsonic.md)"
+        )
     run(index, host=host, port=port, log_level=log_level.lower())

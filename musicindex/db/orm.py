@@ -92,6 +92,8 @@ class Track(Base):
             postgresql_where=text("search_grams IS NOT NULL"),
         ),
         Index("ix_tracks_unsearchable", "id", postgresql_where=text("search_text IS NULL")),
+        # migration 0007: the Subsonic API
+        Index("ix_tracks_indexed_id", "id", postgresql_where=text("status = 'indexed'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -379,6 +381,7 @@ class Annotation(Base):
             text("last_played DESC"),
             postgresql_where=text("last_played IS NOT NULL"),
         ),
+        Index("ix_annotations_item", "item_type", "item_id"),  # migration 0007
     )
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)

@@ -13,17 +13,16 @@ file swapped in between the check and the read cannot be served.
 
 from musicindex.media.files import (
     CHUNK_BYTES,
-    MEDIA_TYPES,
     OpenedTrackFile,
     RangeNotSatisfiable,
     TrackFileResponse,
     content_disposition,
     file_response,
-    media_type_of,
     open_in_library,
     open_track_file,
     parse_range,
 )
+from musicindex.mediatypes import MEDIA_TYPES, media_type_of
 
 __all__ = [
     "CHUNK_BYTES",

@@ -25,7 +25,6 @@ import contextlib
 import errno
 import fcntl
 import logging
-import mimetypes
 import os
 import re
 import stat
@@ -44,6 +43,7 @@ from starlette.types import Receive, Scope, Send
 
 from musicindex.db.paths import display
 from musicindex.errors import TrackFileChangedError, TrackFileMissingError, TrackFileOutsideError
+from musicindex.mediatypes import media_type_of
 
 if TYPE_CHECKING:
     from musicindex.index import MusicIndex
@@ -52,41 +52,6 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 256 * 1024
 """Bytes read (``pread``) and sent per message while streaming."""
-
-MEDIA_TYPES: Mapping[str, str] = {
-    ".wav": "audio/wav",
-    ".flac": "audio/flac",
-    ".ogg": "audio/ogg",
-    ".oga": "audio/ogg",
-    ".opus": "audio/ogg",
-    ".mp3": "audio/mpeg",
-    ".aiff": "audio/aiff",
-    ".aif": "audio/aiff",
-    ".au": "audio/basic",
-    ".m4a": "audio/mp4",
-    ".mp4": "audio/mp4",
-    ".aac": "audio/aac",
-    ".wma": "audio/x-ms-wma",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-}
-"""``Content-Type`` by suffix (lower case); others: the system's table, else ``application/octet-stream``."""
-
-
-def media_type_of(name: str | bytes) -> str:
-    """The ``Content-Type`` of a file name (its suffix)."""
-    text = os.fsdecode(name) if isinstance(name, bytes) else name
-    suffix = os.path.splitext(text)[1].lower()
-    if suffix in MEDIA_TYPES:
-        return MEDIA_TYPES[suffix]
-    try:
-        guessed = mimetypes.guess_type("x" + suffix.encode("ascii").decode())[0]
-    except UnicodeError:
-        guessed = None
-    return guessed or "application/octet-stream"
 
 
 # --------------------------------------------------------------------------- the open file

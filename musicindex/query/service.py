@@ -184,11 +184,13 @@ class QueryService:
         ex: Exclusions,
         exclude_ids: Sequence[int],
         history: Sequence[TrackHit] = (),
+        first_fetch: int | None = None,
     ) -> list[TrackHit]:
         """The ``k`` nearest tracks to ``q`` that keep ``ex``'s diversity rules after ``history`` (the tracks
-        already played or picked), fetching more candidates until ``k`` fit or none are left."""
+        already played or picked), fetching more candidates until ``k`` fit or none are left (``first_fetch``
+        candidates first; default 4k + 20)."""
         filters = ex.filters(exclude_ids)
-        fetch = min(MAX_CANDIDATES, 4 * k + 20)
+        fetch = min(MAX_CANDIDATES, first_fetch or 4 * k + 20)
         while True:
             cands = search(snap, sp, q, fetch, filters)
             items = diversify(cands, k, ex.artist_spacing, ex.album_spacing, history=history)
@@ -346,22 +348,7 @@ class QueryService:
             a, b = snap.track(start), snap.track(end)
             if a.id == b.id:
                 raise InvalidArgumentError("start and end must be different tracks")
-            x_ids = ex.resolve(snap)
-            sp = open_space(snap, space or default_space(snap, [a.id, b.id]), exact=exact)
-            vecs = vectors(snap, sp, [a.id, b.id])
-            va, vb = unit(vecs[a.id]), unit(vecs[b.id])
-            hit_a, hit_b = _seed_hit(snap, sp, a), _seed_hit(snap, sp, b)
-            picks = [hit_a]
-            used = {a.id, b.id, *x_ids}
-            skipped = 0
-            for i in range(1, n - 1):
-                chosen = _waypoint(snap, sp, slerp(va, vb, i / (n - 1)), ex, used, picks, hit_b, (n - 1) - i)
-                if chosen is None:
-                    skipped += 1
-                    continue
-                picks.append(chosen)
-                used.add(chosen.id)
-            picks.append(hit_b)
+            sp, picks, skipped = path_in(snap, a, b, n, ex, ex.resolve(snap), space, exact=exact)
         return _result(
             "playlist",
             sp,
@@ -376,6 +363,37 @@ class QueryService:
 
 
 # --------------------------------------------------------------------------- one track, in a snapshot
+def path_in(
+    snap: Snapshot,
+    a: TrackRow,
+    b: TrackRow,
+    n: int,
+    ex: Exclusions,
+    exclude_ids: Sequence[int] = (),
+    space: str | None = None,
+    *,
+    exact: bool = False,
+) -> tuple[Space, list[TrackHit], int]:
+    """(space, picks, skipped waypoints) of a path of ``n`` tracks from ``a`` to ``b`` (both included) in ``snap``:
+    the nearest unused track to each spherical interpolation of their unit vectors that keeps ``ex``'s rules."""
+    sp = open_space(snap, space or default_space(snap, [a.id, b.id]), exact=exact)
+    vecs = vectors(snap, sp, [a.id, b.id])
+    va, vb = unit(vecs[a.id]), unit(vecs[b.id])
+    hit_a, hit_b = _seed_hit(snap, sp, a), _seed_hit(snap, sp, b)
+    picks = [hit_a]
+    used = {a.id, b.id, *exclude_ids}
+    skipped = 0
+    for i in range(1, n - 1):
+        chosen = _waypoint(snap, sp, slerp(va, vb, i / (n - 1)), ex, used, picks, hit_b, (n - 1) - i)
+        if chosen is None:
+            skipped += 1
+            continue
+        picks.append(chosen)
+        used.add(chosen.id)
+    picks.append(hit_b)
+    return sp, picks, skipped
+
+
 def genre_in(snap: Snapshot, t: TrackRow) -> GenreResult:
     """The genre model's answer for ``t``; ModelNotTrainedError (saying what to train) when there is none."""
     gm = snap.genre_model()

@@ -156,9 +156,10 @@ def snapshot(db: Any, genre_model: str = "auto", timeout: float | None = None) -
     from sqlalchemy.exc import OperationalError
 
     with db.engine.connect() as conn, conn.begin():
-        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        if timeout:
-            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(float(timeout) * 1000))}")
+        begin = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+        if timeout:  # one round trip for both
+            begin += f"; SET LOCAL statement_timeout = {max(1, round(float(timeout) * 1000))}"
+        conn.exec_driver_sql(begin)
         try:
             yield Snapshot(conn, genre_model)
         except OperationalError as exc:

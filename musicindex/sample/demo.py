@@ -12,7 +12,9 @@
    has not changed since the active models were trained), print the metrics table;
 6. run example queries (similar in the default space with why each hit matched, in each
    other space, tag search, recommend, by genre, genre of, playlist, query by an outside
-   file), the honest evaluation, and write the HTML report; print how to browse it.
+   file), the honest evaluation, and write the HTML report; print how to browse it;
+7. make the ``demo`` account of the Subsonic API with a random password (printed once) and print how to
+   point a music app at the server.
 
 Synthesized styles are separable by construction: the demo proves the plumbing, not the
 quality on real music (benchmarks/quality.py measures that on real recordings).
@@ -115,6 +117,7 @@ def run_demo(console: Console) -> None:
             f"\n7. report: [bold]{path}[/] (metrics, confusion matrices, learning curves, "
             "silhouette sweep, a map of the tracks)"
         )
+    _demo_user(console, index)
     index.close()
     console.print(
         f"\ndemo finished in {time.monotonic() - t0:.1f} s. Data lives in {home}; "
@@ -123,6 +126,32 @@ def run_demo(console: Console) -> None:
     console.print(
         "browse the demo library in a web browser: run [bold].venv/bin/musicindex serve[/] and open "
         "[bold]http://127.0.0.1:8765/[/] (search, a track's player, similar tracks with why, playlists, the map)"
+    )
+
+
+DEMO_USER = "demo"
+
+
+def _demo_user(console: Console, index) -> None:
+    """The ``demo`` account of the Subsonic API with a new random password (printed once, never stored in the clear)
+    and how to point a music app at the server."""
+    import secrets
+
+    from musicindex.errors import UserNotFoundError
+
+    password = secrets.token_urlsafe(12)
+    try:
+        index.users.user(DEMO_USER)
+        index.users.set_password(DEMO_USER, password)
+    except UserNotFoundError:
+        index.users.add_user(DEMO_USER, password)
+    console.print(
+        f"\n8. music apps: account [bold]{DEMO_USER}[/], password [bold]{password}[/] (shown once; "
+        "`musicindex user passwd demo --password-stdin` sets another). Run [bold].venv/bin/musicindex serve[/] and "
+        "add a Subsonic server in your app (Symfonium, Feishin, DSub, Substreamer, Supersonic, Tempo, ...): "
+        "[bold]http://127.0.0.1:8765[/] (a phone needs --host 0.0.0.0 with MUSICINDEX_API_TOKEN and "
+        "MUSICINDEX_ALLOWED_HOSTS set: docs/subsonic.md)",
+        highlight=False,
     )
 
 

@@ -28,6 +28,8 @@ class Category:
 # most specific first: the first class an error is an instance of decides
 CATEGORIES: tuple[tuple[type[BaseException], Category], ...] = (
     (E.TrackNotFoundError, Category("unknown_track", 404)),
+    (E.ItemNotFoundError, Category("not_found", 404)),
+    (E.PermissionDeniedError, Category("forbidden", 403)),
     (E.TrackFileChangedError, Category("file_changed", 409)),
     (E.TrackFileOutsideError, Category("file_refused", 404)),
     (E.TrackFileError, Category("file_missing", 404)),

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 
-from musicindex.web import api, errors, pages, security
+from musicindex.web import api, errors, pages, security, subsonic
 from musicindex.web.deps import Limits
 
 if TYPE_CHECKING:
@@ -54,7 +54,9 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
     app.state.index = index
     app.state.limits = Limits()
     errors.install(app, html=pages.render_error)
+    app.state.subsonic = subsonic.SubsonicState()
     app.include_router(api.router)
+    app.include_router(subsonic.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
 

@@ -155,6 +155,17 @@ def test_media_stays_below_the_web_layer():
     assert _breaking(_graph(), "musicindex.media", ("musicindex.web", "musicindex.cli")) == {}
 
 
+def test_users_and_the_subsonic_api_stay_in_their_layers():
+    """``musicindex.users`` (accounts, a listener's writes) sits below the entry points and beside the query layer,
+    which never imports it (the catalog only reads); the Subsonic routers reach the library through the index."""
+    graph = _graph()
+    below = ("musicindex.web", "musicindex.cli", "musicindex.index", "musicindex.ml", "musicindex.ingest",
+             "musicindex.servers", "musicindex.sample")  # fmt: skip
+    assert _breaking(graph, "musicindex.users", below) == {}
+    assert _breaking(graph, "musicindex.query", ("musicindex.users",)) == {}
+    assert _breaking(graph, "musicindex.web.subsonic", ("musicindex.ml", "musicindex.ingest", "musicindex.db")) == {}
+
+
 def test_only_dispatch_talks_to_celery():
     """Only ``musicindex/dispatch.py`` (and the worker package) imports Celery or sends a task."""
     offenders = []

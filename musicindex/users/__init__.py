@@ -1,0 +1,131 @@
+"""Listeners: accounts (``accounts``: names, encrypted passwords, hashed API keys, the system user) and what each
+listener does (``state``: stars, ratings, plays, now playing, the play queue, playlists).
+
+:class:`UserService` is ``index.users`` (and its methods are the index's, ``index.SERVICE_METHODS["users"]``).
+Reading a listener's state back is the query layer's (``musicindex.query.catalog``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from musicindex.config import Settings
+from musicindex.users import state
+from musicindex.users.accounts import Accounts, UserInfo
+from musicindex.users.state import ItemRef
+
+__all__ = ["ItemRef", "UserInfo", "UserService"]
+
+
+class UserService:
+    """Accounts and the write side of each listener's state (one transaction per call)."""
+
+    def __init__(self, db: Any, settings: Settings):
+        self.db = db
+        self._accounts = Accounts(db, settings)
+
+    @property
+    def settings(self) -> Settings:
+        return self._accounts.settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        self._accounts = Accounts(self.db, settings)
+
+    # ------------------------------------------------------------------ accounts
+    def add_user(self, name: str, password: str, admin: bool = False) -> UserInfo:
+        """A new login account (names are unique in any case)."""
+        return self._accounts.add_user(name, password, admin)
+
+    def list_users(self) -> list[UserInfo]:
+        """Every login account, by name (never the system user)."""
+        return self._accounts.users()
+
+    def user(self, name: str) -> UserInfo:
+        """The login account called ``name``."""
+        return self._accounts.user(name)
+
+    def set_password(self, name: str, password: str) -> UserInfo:
+        """Change the password of ``name``."""
+        return self._accounts.set_password(name, password)
+
+    def remove_user(self, name: str) -> UserInfo:
+        """Delete ``name`` and everything that is theirs."""
+        return self._accounts.remove_user(name)
+
+    def new_api_key(self, name: str) -> str:
+        """A new API key of ``name``, returned once (stored as its sha256)."""
+        return self._accounts.new_api_key(name)
+
+    def local_user(self) -> UserInfo:
+        """The system user of a page served without accounts (created on first call; never a login)."""
+        return self._accounts.local_user()
+
+    def has_logins(self) -> bool:
+        """Whether any login account exists."""
+        return self._accounts.has_logins()
+
+    def authenticate_password(self, name: Any, password: Any) -> UserInfo | None:
+        """The account if ``password`` is right, else None."""
+        return self._accounts.authenticate_password(name, password)
+
+    def authenticate_token(self, name: Any, token: Any, salt: Any) -> UserInfo | None:
+        """The account if ``token`` is md5(password + salt), else None."""
+        return self._accounts.authenticate_token(name, token, salt)
+
+    def authenticate_api_key(self, key: Any) -> UserInfo | None:
+        """The account of an API key, else None."""
+        return self._accounts.authenticate_api_key(key)
+
+    # ------------------------------------------------------------------ a listener's state
+    def star(self, user_id: int, items: Sequence[ItemRef]) -> int:
+        """Star tracks, albums and artists (``(item_type, id)`` pairs)."""
+        return state.set_starred(self.db, user_id, items, True)
+
+    def unstar(self, user_id: int, items: Sequence[ItemRef]) -> int:
+        """Unstar tracks, albums and artists."""
+        return state.set_starred(self.db, user_id, items, False)
+
+    def set_rating(self, user_id: int, item: ItemRef, rating: int) -> None:
+        """Rate an item 1 to 5 (0 clears)."""
+        state.set_rating(self.db, user_id, item, rating)
+
+    def scrobble(
+        self,
+        user_id: int,
+        track_ids: Sequence[int],
+        times: Sequence[dt.datetime | None] = (),
+        *,
+        submission: bool = True,
+        client: str = "",
+    ) -> None:
+        """Count plays (``submission``) or say what is playing now on ``client``."""
+        state.scrobble(self.db, user_id, track_ids, times, submission=submission, client=client)
+
+    def save_play_queue(
+        self, user_id: int, track_ids: Sequence[int], current: int | None = None, position_ms: int = 0, client: str = ""
+    ) -> None:
+        """Replace the play queue (empty: delete it)."""
+        state.save_play_queue(self.db, user_id, track_ids, current, position_ms, client)
+
+    def create_playlist(
+        self,
+        user_id: int,
+        name: str | None,
+        track_ids: Sequence[int] = (),
+        *,
+        playlist_id: int | None = None,
+        is_admin: bool = False,
+    ) -> int:
+        """A new playlist, or (``playlist_id``) that playlist's tracks replaced."""
+        return state.create_playlist(self.db, user_id, name, track_ids, playlist_id=playlist_id, is_admin=is_admin)
+
+    def update_playlist(self, user_id: int, playlist_id: int, **changes: Any) -> None:
+        """Rename, comment, share, add and remove entries (``state.update_playlist``)."""
+        state.update_playlist(self.db, user_id, playlist_id, **changes)
+
+    def delete_playlist(self, user_id: int, playlist_id: int, *, is_admin: bool = False) -> None:
+        """Delete a playlist (owner or admin)."""
+        state.delete_playlist(self.db, user_id, playlist_id, is_admin=is_admin)

@@ -1,0 +1,212 @@
+"""How a Subsonic endpoint is declared and called.
+
+``@endpoint(router, "getAlbum")`` registers a handler at ``/rest/getAlbum`` and ``/rest/getAlbum.view``, GET and
+POST (query string, ``application/x-www-form-urlencoded`` or multipart form fields). Each call: the parameters are
+read (bounded), the format chosen, the caller authenticated (``auth.authenticate``; ``auth=False`` for the
+endpoints the API answers without it), then the handler runs in a worker thread with a :class:`Call` and returns
+either the payload of the answer (a dict) or a Response (a stream, an image). Errors become Subsonic error
+answers, never a 500: unknown items 70, refused 50, bad arguments 0 or 10.
+
+With no login account, ``/rest`` answers 404 (the server speaks Subsonic only once ``musicindex user add`` made one).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
+
+from musicindex import errors as E
+from musicindex.web.subsonic import auth
+from musicindex.web.subsonic.protocol import (
+    GENERIC,
+    MAX_BODY_BYTES,
+    MAX_VALUES,
+    MISSING,
+    NOT_AUTHORIZED,
+    NOT_FOUND,
+    Format,
+    Params,
+    SubsonicError,
+    error_response,
+    render,
+)
+
+if TYPE_CHECKING:
+    from musicindex.index import MusicIndex
+    from musicindex.users import UserInfo
+
+log = logging.getLogger("musicindex.subsonic")
+
+LOGINS_TTL = 5.0
+"""Seconds the answer to "is there any login account?" is shared by all calls."""
+
+
+@dataclass
+class Call:
+    """One call of an endpoint: the request, the index, the parameters and the caller."""
+
+    request: Request
+    index: MusicIndex
+    params: Params
+    user: UserInfo | None
+    state: Any
+    """The app's Subsonic state (``SubsonicState``: the failure limiter, the scan in progress)."""
+
+    @property
+    def user_id(self) -> int:
+        assert self.user is not None
+        return self.user.id
+
+    @property
+    def client(self) -> str:
+        return (self.params.get("c") or "unknown")[:200]
+
+    def require_admin(self) -> None:
+        if self.user is None or not self.user.is_admin:
+            raise SubsonicError(NOT_AUTHORIZED, "user is not authorized for the given operation (admins only)")
+
+
+Handler = Callable[[Call], "dict[str, Any] | Response"]
+
+
+def endpoint(router: APIRouter, name: str, *, auth_required: bool = True) -> Callable[[Handler], Handler]:
+    """Register ``handler`` as the endpoint ``name`` (and ``name.view``), GET and POST (and HEAD: a player asking
+    a stream's length)."""
+
+    def register(handler: Handler) -> Handler:
+        async def view(request: Request) -> Response:
+            return await answer(request, handler, auth_required)
+
+        for path in (f"/rest/{name}", f"/rest/{name}.view"):
+            router.add_api_route(
+                path, view, methods=["GET", "POST", "HEAD"], include_in_schema=False, name=f"subsonic.{name}"
+            )
+        return handler
+
+    return register
+
+
+def server_version() -> str:
+    from musicindex import __version__
+
+    return str(__version__)
+
+
+async def answer(request: Request, handler: Handler, auth_required: bool) -> Response:
+    index: MusicIndex = request.app.state.index
+    state = request.app.state.subsonic
+    if not request.app.state.limits.cached("subsonic-logins", LOGINS_TTL, index.users.has_logins):
+        return PlainTextResponse(
+            "the Subsonic API is served once an account exists: musicindex user add NAME --password-stdin",
+            status_code=404,
+        )
+    version = server_version()
+    fmt = Format(request.query_params.get("f"), request.query_params.get("callback"))
+    try:
+        params = await read_params(request)
+        fmt = Format.of(params)
+        if fmt.problem:
+            raise SubsonicError(GENERIC, fmt.problem)
+        auth.check_version(params)
+        address = request.client.host if request.client else "unknown"
+
+        def run() -> dict[str, Any] | Response:  # authentication and the handler in one worker thread
+            user = auth.authenticate(index, params, address, state.limiter) if auth_required else None
+            return handler(Call(request, index, params, user, state))
+
+        result = await run_in_threadpool(run)
+    except SubsonicError as exc:
+        return error_response(exc.code, exc.message, fmt, version)
+    except Exception as exc:  # noqa: BLE001 - every failure is a Subsonic error answer, never a 500
+        code, message = error_of(exc)
+        return error_response(code, message, fmt, version)
+    if isinstance(result, Response):
+        return result
+    return render(result, fmt, version)
+
+
+def error_of(exc: BaseException) -> tuple[int, str]:
+    """(Subsonic error code, message) of a library error; unexpected ones are logged and answered as code 0."""
+    if isinstance(exc, E.TrackFileError):  # the detail names server paths: logged, not told to the client
+        log.warning("subsonic: a file is not served: %s", exc)
+        return NOT_FOUND, "the file of this song cannot be served now (the server log says why)"
+    if isinstance(exc, (E.TrackNotFoundError, E.ItemNotFoundError)):
+        return NOT_FOUND, str(exc)
+    if isinstance(exc, E.PermissionDeniedError):
+        return NOT_AUTHORIZED, str(exc)
+    if isinstance(exc, E.MusicIndexError):
+        return GENERIC, str(exc)
+    if isinstance(exc, OperationalError):
+        return GENERIC, "the database does not answer; try again in a moment"
+    log.exception("subsonic: unexpected error")
+    return GENERIC, f"internal error ({type(exc).__name__}); the server log has the details"
+
+
+async def read_params(request: Request) -> Params:
+    """The query string's parameters, then the form body's (urlencoded or multipart; no files), bounded (the
+    request guard of ``web/security.py`` has capped the body before: 64 KiB)."""
+    items = list(request.query_params.multi_items())
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            length = request.headers.get("content-length")  # the request guard caps every body (and counts
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):  # a chunked one)
+                raise SubsonicError(GENERIC, f"a form body is at most {MAX_BODY_BYTES} bytes")
+            try:
+                form = await request.form(max_files=0, max_fields=MAX_VALUES)
+            except Exception:  # noqa: BLE001 - a malformed body (or a file part) is the client's error
+                raise SubsonicError(
+                    GENERIC, f"the form body cannot be read (at most {MAX_VALUES} fields, no files)"
+                ) from None
+            items += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    return Params(items)
+
+
+def missing(name: str) -> SubsonicError:
+    return SubsonicError(MISSING, f"required parameter {name!r} is missing")
+
+
+class Scanner:
+    """The re-ingest ``startScan`` begins: one at a time, in a thread (the call does not wait for it)."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, index: MusicIndex) -> bool:
+        """Start re-ingesting the known folders unless a scan runs; whether one was started."""
+        with self._lock:
+            if self.running:
+                return False
+            self._thread = threading.Thread(target=self._scan, args=(index,), name="subsonic-scan", daemon=True)
+            self._thread.start()
+            return True
+
+    @staticmethod
+    def _scan(index: MusicIndex) -> None:
+        try:
+            roots = index.known_roots()
+            if roots:
+                index.ingest(roots)
+        except Exception:
+            log.exception("subsonic: the scan started by startScan failed")
+
+
+class SubsonicState:
+    """What the Subsonic routes of one app share: the failed-login limiter and the scan in progress."""
+
+    def __init__(self) -> None:
+        self.limiter = auth.FailureLimiter()
+        self.scanner = Scanner()
