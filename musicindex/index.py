@@ -40,8 +40,8 @@ SERVICE_METHODS: dict[str, tuple[str, ...]] = {
     ),
     "queries": ("similar", "recommend", "by_genre", "genre_of", "cluster_of", "playlist", "tags_of", "search_by_tags"),
     "library": (
-        "search_tracks", "track_details", "track_summaries", "track_file", "track_files", "genres", "spaces",
-        "library_map",
+        "search_tracks", "track_details", "track_summaries", "track_file", "track_files", "genres", "tag_names",
+        "spaces", "library_map",
     ),
 }  # fmt: skip
 """The methods of each service that ``MusicIndex`` offers as its own."""
@@ -107,6 +107,7 @@ class MusicIndex:
         self.track_file, self.track_files, self.genres, self.spaces, self.library_map = (
             lib.track_file, lib.track_files, lib.genres, lib.spaces, lib.library_map
         )  # fmt: skip
+        self.tag_names = lib.tag_names
 
     @property
     def settings(self) -> Settings:

@@ -712,7 +712,8 @@ def test_pages_render(client, web_lib):
         (f"/playlist?start={rows[0]['id']}&end={rows[5]['id']}&n=5", "Export M3U8"),
         ("/map", "<canvas"),
         ("/status", "Latest failures"),
-        ("/models", "Roll back"),
+        ("/models", "Evaluation"),
+        ("/tags", "Tags and moods"),
         ("/api/docs", "/api/similar-to-file"),
     ):
         r = client.get(url)
@@ -750,7 +751,7 @@ def test_why_and_tags_render_when_present(client, web_lib, monkeypatch):
         res = real_similar(*args, **kwargs)
         d = res.to_dict()
         for h in d["items"]:
-            h["why"] = {"summary": "both mellow and acoustic", "shared_tags": ["mellow", "acoustic"],
+            h["why"] = {"summary": "both mellow and acoustic; slower (97 vs 120 BPM)", "shared_tags": ["mellow", "acoustic"],
                         "feature_differences": [{"feature": "tempo", "query": 120.0, "hit": 96.5}]}  # fmt: skip
 
         class R:
@@ -769,7 +770,8 @@ def test_why_and_tags_render_when_present(client, web_lib, monkeypatch):
     monkeypatch.setattr(index, "track_details", with_tags)
     with client_of(create_app(index)) as c:
         page = c.get(f"/tracks/{web_lib['rows'][0]['id']}").text
-    assert "both mellow and acoustic" in page and "tempo: 120.00 → 96.50" in page
+    assert "both mellow and acoustic; slower (97 vs 120 BPM)" in page
+    assert "tempo:" not in page and "96.50" not in page  # the words of the query layer, no raw column and number
     assert page.count('class="tag"') >= 2 and "mellow" in page and "0.81" in page
 
 
