@@ -751,7 +751,8 @@ def test_why_and_tags_render_when_present(client, web_lib, monkeypatch):
         res = real_similar(*args, **kwargs)
         d = res.to_dict()
         for h in d["items"]:
-            h["why"] = {"summary": "both mellow and acoustic; slower (97 vs 120 BPM)", "shared_tags": ["mellow", "acoustic"],
+            h["why"] = {"summary": "both mellow and acoustic; slower (97 vs 120 BPM)",
+                        "shared_tags": ["mellow", "acoustic"],
                         "feature_differences": [{"feature": "tempo", "query": 120.0, "hit": 96.5}]}  # fmt: skip
 
         class R:

@@ -124,7 +124,7 @@ class QueryService:
             items = search(snap, sp, q, k)
             if explain:
                 items = explain_hits(snap, items, query_features=example.features, query_tags=example.tags)
-        return _result("similar_to_file", sp, items, path=example.path, k=k)
+        return _result("similar_to_file", sp, items, path=example.path, k=k, duration=example.duration)
 
     # ------------------------------------------------------------------ recommend
     def recommend(

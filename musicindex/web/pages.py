@@ -360,4 +360,11 @@ async def similar_to_file_fragment(
     """Query by example for the page: the same analysis as ``POST /api/similar-to-file``, answered as the page's
     track list (row actions, why, export), which the script puts under the form."""
     up = await similar_to_upload(index, limits, request, k, space, filename)
-    return templates.TemplateResponse(request, "upload_result.html", {"result": up.answer, "filename": up.filename})
+    ctx = {"result": up.answer, "filename": up.filename, "short_seconds": SHORT_UPLOAD_SECONDS,
+           "window_seconds": index.settings.window.duration}  # fmt: skip
+    return templates.TemplateResponse(request, "upload_result.html", ctx)
+
+
+SHORT_UPLOAD_SECONDS = 5.0
+"""An upload shorter than this is compared, with a note that the answer is rough (the window reads up to 30 s, a
+musicnn patch is 3 s); one shorter than ``audio.MIN_DURATION`` is refused (audio_error: "too short")."""

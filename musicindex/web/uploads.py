@@ -63,8 +63,7 @@ async def similar_to_upload(
 
         def run() -> Any:
             with limits.slot(limits.analysis, "analysis", timeout=60):
-                extra = {"space": space} if space else {}
-                return index.similar_to_file(tmp, k=k, **extra)
+                return index.similar_to_file(tmp, k=k, space=space or None)
 
         res = await run_in_threadpool(run)
     finally:

@@ -27,9 +27,15 @@ function current() {
   return state.index >= 0 ? state.items[state.index] : null;
 }
 
+let sayTimer = null;
+
+// a line under the player (a live region: screen readers read it); it goes away after a while
 function say(text) {
   const msg = $("#player-msg");
-  if (msg) msg.textContent = text;
+  if (!msg) return;
+  msg.textContent = text;
+  clearTimeout(sayTimer);
+  if (text) sayTimer = setTimeout(() => { msg.textContent = ""; }, 8000);
 }
 
 function save() {
@@ -274,7 +280,7 @@ export function highlight() {
 function showPlaying() {
   const playing = audio.src && !audio.paused;
   const btn = $("#btn-play");
-  btn.textContent = playing ? "⏸" : "▶";
+  btn.classList.toggle("is-playing", playing);
   btn.setAttribute("aria-label", playing ? "pause (space)" : "play (space)");
   btn.title = playing ? "pause (space)" : "play (space)";
   if ("mediaSession" in navigator) navigator.mediaSession.playbackState = playing ? "playing" : "paused";
@@ -456,7 +462,7 @@ export async function init() {
   document.body.classList.add("has-player");
   audio.addEventListener("play", showPlaying);
   audio.addEventListener("pause", showPlaying);
-  audio.addEventListener("playing", () => { failures = 0; say(""); showPlaying(); });
+  audio.addEventListener("playing", () => { failures = 0; showPlaying(); });
   audio.addEventListener("ended", () => next({ auto: true }));
   audio.addEventListener("error", failed);
   audio.addEventListener("loadedmetadata", () => {
