@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,30 +124,50 @@ def watched(page: Any) -> Any:
     return page
 
 
-@pytest.fixture(scope="module")
-def server(base_settings, tmp_path_factory):
-    """``musicindex serve`` on a free port over a fresh test library; yields (base URL, library)."""
+@contextlib.contextmanager
+def served_library(
+    settings: Settings, tmp: Path, prefix: str, prepare: Callable[[Any, dict[str, Any], Path], None] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A fresh test library (with a musicnn space; ``prepare(db, library, audio folder)`` changes it) served by
+    ``musicindex serve``; yields (base URL, library). Skips (fails under CI=true) without the browser."""
     skip_without_browser()
-    tmp = tmp_path_factory.mktemp("browser")
-    with scratch_database(base_settings.database_url, prefix="mi_browser") as db:
+    with scratch_database(settings.database_url, prefix=prefix) as db:
         lib = build_library(db, tmp / "audio", musicnn=True)
-        with running_server(base_settings.with_(database_url=db.url), tmp) as url:
+        if prepare is not None:
+            prepare(db, lib, tmp / "audio")
+        with running_server(settings.with_(database_url=db.url), tmp) as url:
             yield url, lib
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def server(base_settings, tmp_path_factory):
+    """``musicindex serve`` on a free port over a fresh test library; yields (base URL, library)."""
+    with served_library(base_settings, tmp_path_factory.mktemp("browser"), "mi_browser") as served:
+        yield served
+
+
+@contextlib.contextmanager
+def chromium(*flags: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser), with extra ``flags``."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS[1:])
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_FLAGS[1:], *flags])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
         pg = watched(context.new_page())
         pg.set_default_timeout(20_000)
         pg.browser_version = browser.version
         yield pg
         context.close()
-        browser.close()
 
 
 def test_search_track_similar_like_recommend_playlist_m3u(server, page, tmp_path):

@@ -21,18 +21,13 @@ from musicindex.index import MusicIndex
 from musicindex.query.explain import _pair, summary, wording
 from musicindex.web import create_app
 from musicindex.web.server import warm_up
-from tests.test_web import add_version, build_library, client_of, err, ok
+from tests.test_web import add_version, build_library, client_of, err, library_index, ok
 
 
 @pytest.fixture(scope="module")
 def lib(base_settings, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pages")
-    with scratch_database(base_settings.database_url, prefix="mi_pages") as db:
-        lib = build_library(db, tmp / "audio", n=60, musicnn=True)
-        index = MusicIndex(db, base_settings.with_(database_url=db.url))
-        lib.update(index=index, db=db, tmp=tmp)
+    with library_index(base_settings, tmp_path_factory.mktemp("pages"), "mi_pages", n=60, musicnn=True) as lib:
         yield lib
-        index.close()
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from musicindex.db.scratch import scratch_database
 from musicindex.sample.library import generate_library
-from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, running_server, skip_without_browser, watched
-from tests.test_web import build_library
+from tests.test_browser import SCREENSHOTS, chromium, served_library, watched
 
 NO_FILE = (50, 51)  # rows whose file is missing
 NO_TITLE = 7  # a row without a title tag: the page names it by its file
@@ -56,27 +54,14 @@ def _link_files(db: Any, lib: dict[str, Any], audio_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def site(base_settings, tmp_path_factory):
-    skip_without_browser()
-    tmp = tmp_path_factory.mktemp("player")
-    with scratch_database(base_settings.database_url, prefix="mi_player") as db:
-        lib = build_library(db, tmp / "audio", musicnn=True)
-        _link_files(db, lib, tmp / "audio")
-        with running_server(base_settings.with_(database_url=db.url), tmp) as url:
-            yield url, lib
+    with served_library(base_settings, tmp_path_factory.mktemp("player"), "mi_player", _link_files) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def browser(site):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*CHROMIUM_FLAGS[1:], "--autoplay-policy=no-user-gesture-required"],
-        )
+    with chromium("--autoplay-policy=no-user-gesture-required") as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -339,7 +324,7 @@ def _pages(lib: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
-def test_no_horizontal_scroll_at_400px_and_dark_mode(site, browser):
+def test_no_horizontal_scroll_from_360_to_480px_and_dark_mode(site, browser):
     url, lib = site
     phone = browser.new_context(viewport={"width": 400, "height": 800}, color_scheme="dark")
     page = watched(phone.new_page())
@@ -355,12 +340,15 @@ def test_no_horizontal_scroll_at_400px_and_dark_mode(site, browser):
                 page.wait_for_selector("#map[data-drawn=true]")
             if path == "/tracks/999999":  # its 404 is the point, not a problem
                 page.problems[:] = [p for p in page.problems if "/tracks/999999" not in p]
-            wide = page.evaluate(
-                "() => [document.documentElement.scrollWidth, window.innerWidth, "
-                "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
-                "window.innerWidth + 1 && !e.closest('.scroll-x')).slice(0, 3).map(e => e.tagName + '.' + e.className)]"
-            )
-            assert wide[0] <= wide[1], (path, wide)
+            for width in (360, 400, 480):  # phones, the small and the large
+                page.set_viewport_size({"width": width, "height": 800})
+                wide = page.evaluate(
+                    "() => [document.documentElement.scrollWidth, window.innerWidth, [...document.querySelectorAll("
+                    "'body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && "
+                    "!e.closest('.scroll-x')).slice(0, 3).map(e => e.tagName + '.' + e.className)]"
+                )
+                assert wide[0] <= wide[1], (path, width, wide)
+            page.set_viewport_size({"width": 400, "height": 800})
         page.click("#btn-queue")
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
         # dark mode: dark background, light text, on the page and the panels

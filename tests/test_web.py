@@ -7,9 +7,11 @@ the API only reads. Tests that change things (token rules, ingest, promote) get 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,15 +206,24 @@ def build_library(
     return lib
 
 
+@contextlib.contextmanager
+def library_index(settings: Any, tmp: Path, prefix: str, **build: Any) -> Iterator[dict[str, Any]]:
+    """A scratch database with ``build_library(**build)`` and a ``MusicIndex`` over it: the library's dict plus
+    ``index``, ``db`` and ``tmp``."""
+    with scratch_database(settings.database_url, prefix=prefix) as db:
+        lib = build_library(db, tmp / "audio", **build)
+        index = MusicIndex(db, settings.with_(database_url=db.url))
+        lib.update(index=index, db=db, tmp=tmp)
+        try:
+            yield lib
+        finally:
+            index.close()
+
+
 @pytest.fixture(scope="module")
 def web_lib(base_settings, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("weblib")
-    with scratch_database(base_settings.database_url, prefix="mi_web") as db:
-        lib = build_library(db, tmp / "audio")
-        index = MusicIndex(db, base_settings.with_(database_url=db.url))
-        lib.update(index=index, db=db, tmp=tmp)
+    with library_index(base_settings, tmp_path_factory.mktemp("weblib"), "mi_web") as lib:
         yield lib
-        index.close()
 
 
 @pytest.fixture(scope="module")
