@@ -82,6 +82,18 @@ def queued_ids(page: Any) -> list[int]:
     return [t["id"] for t in queue(page)["items"]]
 
 
+def screenshot(page: Any, name: str) -> None:
+    """A README screenshot, docs/img/NAME.png, small: the viewport, in at most 128 colours."""
+    from PIL import Image
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    with Image.open(path) as img:
+        small = img.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
 def wait_h1(page: Any, start: str) -> None:
     """Until the page's heading starts with ``start`` (a swap is fetched after the URL changes)."""
     page.wait_for_function(f"() => document.querySelector('#content h1').textContent.startsWith({start!r})")
@@ -206,9 +218,8 @@ def test_queue_now_next_add_reorder_remove_shuffle_and_reload(site, page):
     assert queued_ids(page) == after and queue(page)["index"] == 1
     assert page.inner_text("#now-title") == next(r["title"] for r in rows if r["id"] == after[1])
     page.click("#btn-queue")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1100, "height": 720})
-    page.screenshot(path=str(SCREENSHOTS / "player.png"))
+    screenshot(page, "player")
 
 
 def test_a_track_that_cannot_be_played_is_skipped_with_its_reason(site, page):
@@ -331,7 +342,8 @@ def test_no_horizontal_scroll_from_360_to_480px_and_dark_mode(site, browser):
     page.set_default_timeout(15_000)
     try:
         page.goto(url + "/")
-        page.evaluate(f"() => window.musicindex.player.playAll([{{id: {lib['rows'][LONG]['id']}, title: 'x'}}])")
+        long = {k: lib["rows"][LONG][k] for k in ("id", "title", "artist", "album")}
+        page.evaluate("t => window.musicindex.player.playAll([t])", long)
         for path in _pages(lib):
             page.goto(url + path)
             for d in page.locator("details").all():
@@ -364,7 +376,7 @@ def test_no_horizontal_scroll_from_360_to_480px_and_dark_mode(site, browser):
         assert lum(colours[0]) < 0.2 and lum(colours[1]) > 0.7 and lum(colours[2]) < 0.2, colours
         page.click("#btn-queue")
         page.goto(f"{url}/tracks/{lib['rows'][LONG]['id']}")
-        page.screenshot(path=str(SCREENSHOTS / "phone.png"))
+        screenshot(page, "phone")
         assert not page.problems, page.problems
     finally:
         phone.close()
