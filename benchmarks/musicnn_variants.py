@@ -54,7 +54,8 @@ from musicindex.pretrained import musicnn, runtime  # noqa: E402
 
 DEVSET = Path.home() / ".cache" / "musicindex-devset" / "set" / "all.csv"
 CACHE = Path("/tmp/musicindex-musicnn-variants")
-DEFAULT_VARIANTS = "fp32-10p,fp32-6p,fp32-5p,fp32-5s,fp32-4s,fp32-3s,int8-10p,int8-6p,int8-5p,int8-5s,int8-4s,int8-3s"
+DEFAULT_VARIANTS = "full-10p,fp32-10p,fp32-6p,fp32-5p,fp32-5s,fp32-4s,fp32-3s,int8-10p,int8-5p,int8-5s,int8-3s"
+REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.01
 
 
@@ -114,6 +115,31 @@ def decoded_windows(tracks: list[Track]) -> list[np.ndarray]:
     return signals
 
 
+def unshipped_graph(graph: str, devset: Path) -> Path:
+    """Build a graph that is not shipped (``full``: the unpruned fp32 graph; ``int8`` if not shipped) into CACHE
+    with tools/export_musicnn_onnx.py (needs the ``onnx`` package: the ``ml`` extra)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("export_musicnn_onnx", REPO / "tools" / "export_musicnn_onnx.py")
+    assert spec is not None and spec.loader is not None
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    npz_sha = export.sha256_of(export.NPZ)
+    out = CACHE / f"msd_musicnn_{graph}-{npz_sha[:12]}.onnx"
+    if out.exists():
+        return out
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with np.load(export.NPZ, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    if graph == "full":
+        out.write_bytes(export.build_model(arrays, npz_sha, prune=False).SerializeToString())
+    else:
+        calibration = export.calibration_patches(devset, 64, 4)
+        export.export_int8(arrays, npz_sha, calibration, out)
+    print(f"built the {graph} graph: {out}", flush=True)
+    return out
+
+
 def precision_at_10(emb: np.ndarray, labels: np.ndarray, queries: np.ndarray) -> float:
     unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     sims = unit[queries] @ unit.T
@@ -167,7 +193,7 @@ def run_variants(
     for i, mel in enumerate(mels):
         for name in names[i % len(names) :] + names[: i % len(names)]:
             rt = runtimes[name]
-            embs, tags, seconds, full = out[name]
+            embs, tags, seconds, _ = out[name]
             batch = rt.placement.cut(mel)
             started = time.process_time()
             e, p = rt.patch_outputs(batch)
@@ -181,20 +207,25 @@ def run_variants(
     return {n: (np.stack(e), np.stack(t), s, f) for n, (e, t, s, f) in out.items()}
 
 
-def batch_costs(rt: runtime.MusicnnRuntime, mels: list[np.ndarray], sizes: tuple[int, ...]) -> dict[int, float]:
-    """CPU ms per patch of the raw session at several patches per call (cut (a))."""
+def batch_costs(
+    rt: runtime.MusicnnRuntime, mels: list[np.ndarray], sizes: tuple[int, ...], rounds: int = 12
+) -> dict[int, float]:
+    """CPU ms per patch of the raw session at several patches per call (cut (a)), the sizes taking turns."""
     pool = np.concatenate([musicnn.patches(m) for m in mels])
-    out = {}
     for size in sizes:
-        calls = [pool[i : i + size] for i in range(0, pool.shape[0] - size + 1, size)]
-        rt._run(calls[0])  # warm-up at this shape
-        per_patch = []
-        for batch in calls:
+        rt._run(pool[:size])  # warm-up at this shape
+    per_patch: dict[int, list[float]] = {size: [] for size in sizes}
+    start = 0
+    for i in range(rounds):
+        for size in sizes[i % len(sizes) :] + sizes[: i % len(sizes)]:
+            if start + size > pool.shape[0]:
+                start = 0
+            batch = pool[start : start + size]
+            start += size
             started = time.process_time()
             rt._run(batch)
-            per_patch.append((time.process_time() - started) / size)
-        out[size] = 1000 * float(np.median(per_patch))
-    return out
+            per_patch[size].append((time.process_time() - started) / size)
+    return {size: 1000 * float(np.median(v)) for size, v in per_patch.items()}
 
 
 def main() -> int:
@@ -237,9 +268,11 @@ def main() -> int:
     for variant in variants:
         graph, _ = runtime.parse_variant(variant)
         path = overrides.get(graph)
+        if path is None and graph not in runtime.ONNX_FILES:
+            path = overrides[graph] = str(unshipped_graph(graph, args.devset))
         runtimes[variant] = runtime.MusicnnRuntime.load(variant=variant, path=path, check_sha256=path is None)
     results = run_variants(runtimes, mels)
-    batches = batch_costs(runtimes["fp32-10p"], mels[:40], (1, 10, 40, 80))
+    batches = batch_costs(runtimes["fp32-10p"], mels[:40], (1, 2, 5, 10, 40))
     ref_emb, ref_tags = results["fp32-10p"][:2]
     base = (precision_at_10(ref_emb, labels, test), *accuracies(ref_emb, labels, train, test))
     rows: list[Row] = []
@@ -265,6 +298,7 @@ def main() -> int:
     print(f"\nCPU: {model}, {ghz:.2f} GHz (/proc/cpuinfo), fp32 peak {peak:.1f} GFLOP/s a core (32 FLOP/cycle)")
     print(f"log-mel: {mel_ms:.1f} ms per window, not included below. One thread, CPU time, median over windows.")
     print("fp32 graph, ms per patch by patches per call:", ", ".join(f"{k}: {v:.1f}" for k, v in batches.items()))
+    print("GFLOP: multiply-adds x 2 of the filters each graph computes (int8 rows: int8 operations, same count)")
     head = (
         "| variant | patches | ms/window | GFLOP/window | GFLOP/s | % of peak | max d emb | max d tags "
         "| p@10 | logreg acc | knn acc | within 0.01 |"

@@ -127,9 +127,11 @@ class Dispatcher:
             ) from None
         return sent
 
-    def embed(self, track_ids: Sequence[int]) -> AsyncResult:
-        """Predictions, clusters and embeddings of tracks on the ``embed`` queue."""
-        return self.send(TASK_EMBED, args=[[int(t) for t in track_ids]])
+    def embed(self, track_ids: Sequence[int], *, musicnn: bool = True) -> AsyncResult:
+        """The musicnn embedding and tags of tracks (``musicnn`` False: already embedded by the ingest pass), then
+        the predictions, clusters and embeddings of the active trained models, on the ``embed`` queue."""
+        kwargs = {} if musicnn else {"musicnn": False}
+        return self.send(TASK_EMBED, args=[[int(t) for t in track_ids]], kwargs=kwargs)
 
     def train(self, options: dict[str, Any]) -> AsyncResult:
         """A training run on the ``train`` queue; ``options``: ``TrainOptions.to_dict()`` (models included)."""

@@ -122,3 +122,20 @@ def test_tracks_read_by_an_older_tag_reader_are_read_again_without_audio_work(in
     assert _rows(index, "SELECT track_no, tags_version, album_id IS NOT NULL FROM tracks") == [(7, TAGS_VERSION, True)]
     with index.db.engine.connect() as conn:  # the features were not computed again
         assert conn.execute(text("SELECT computed_at FROM track_features")).scalar_one() == computed
+
+
+def test_search_finds_words_inside_names_whatever_their_case_and_accents(index, tmp_path):
+    root = tmp_path / "music"
+    _song(root / "w" / "1.ogg", title="Battle of Wesnoth", artist="Frogatto Ensemble", album="Heir", track=1)
+    _song(root / "w" / "2.ogg", title="Calm Night", artist="Café Quartet", album="Heir", track=2, seed=1)
+    _ingest(index, root)
+    ids = {t: i for i, t in _rows(index, "SELECT id, title FROM tracks")}
+    for query, title in (("wésnoth", "Battle of Wesnoth"), ("NOTH", "Battle of Wesnoth"), ("cafe", "Calm Night"),
+                         ("quartet calm", "Calm Night"), ("ogatt", "Battle of Wesnoth")):  # fmt: skip
+        assert index.search_tracks(query).ids == [ids[title]], query
+    assert index.search_tracks("heir").ids[:2] and len(index.search_tracks("heir")) == 2
+    assert index.search_tracks("cafe", field="title").ids == []  # field restricted
+    # a track whose search text was not made yet (read before the library existed) is still found
+    with index.db.engine.begin() as conn:
+        conn.execute(text("UPDATE tracks SET search_text = NULL, search_grams = NULL WHERE title = 'Calm Night'"))
+    assert index.search_tracks("calm").ids == [ids["Calm Night"]]

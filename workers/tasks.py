@@ -7,13 +7,12 @@ database rejects (that file is failed with the reason).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_process_shutdown
@@ -22,6 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from musicindex.config import database_url, get_settings
 from musicindex.dispatch import TASK_INGEST, TASK_RESCAN, Dispatcher
 from musicindex.errors import BrokerUnavailableError, DatabaseUnavailableError
+from musicindex.vocab import TRAINED_KINDS
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
@@ -43,42 +43,42 @@ def get_db():
     return _db
 
 
+ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+              "NUMBA_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")  # fmt: skip
+"""Thread pools that each worker process keeps to one thread: the worker runs one process per core."""
+_threadpools = None
+
+
 @worker_process_init.connect
 def _init_process(**_: object) -> None:
-    global _db
+    """One busy thread per process whatever the queue mix (BLAS, OpenMP, numba, TensorFlow, the musicnn
+    runtime), then the warm-up: numba kernels, imports and the musicnn runtime once per process, not per job."""
+    global _db, _threadpools
     _db = None
+    for name in ONE_THREAD:
+        os.environ[name] = "1"  # read by libraries loaded from now on (TensorFlow, numba's pools)
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        _threadpools = ThreadpoolController()
+        _threadpools.limit(limits=1)  # the pools already loaded (numpy's BLAS), for the process's lifetime
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        pass
     from musicindex import audio
 
-    audio.warm_up()  # numba JIT and imports once per process, not per job
+    audio.warm_up()
+    try:
+        from musicindex.ml import pretrained
+
+        pretrained.get_model(threads=1)
+    except Exception:
+        log.exception("the musicnn runtime could not be loaded; tracks are indexed without their embedding")
 
 
 @worker_process_shutdown.connect
 def _shutdown_process(**_: object) -> None:
     if _db is not None:
         _db.dispose()
-
-
-_threadpools = None
-
-
-@contextlib.contextmanager
-def _one_thread_per_process() -> Iterator[None]:
-    """BLAS and OpenMP pools limited to one thread while a job analyses audio.
-
-    The worker already runs one process per core: a BLAS pool of N threads in each of them
-    would oversubscribe the cores (measured: 380 ms wall per track instead of 135 ms with
-    two processes on two cores). The limit is lifted after the job (training jobs may share the process).
-    """
-    global _threadpools
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - scikit-learn depends on it
-        yield
-        return
-    if _threadpools is None:
-        _threadpools = ThreadpoolController()
-    with _threadpools.limit(limits=1):
-        yield
 
 
 def _backoff(retries: int) -> float:
@@ -114,13 +114,17 @@ def ingest_files(
     soft = self.soft_time_limit or app.conf.task_soft_time_limit or _settings.task_time_limit
     deadline = time.monotonic() + 0.5 * float(soft)
     proc = ChunkProcessor(
-        db, window=_settings.window, label_from_tag=label_from_tag, roots=roots, reraise=(SoftTimeLimitExceeded,)
+        db,
+        window=_settings.window,
+        label_from_tag=label_from_tag,
+        roots=roots,
+        reraise=(SoftTimeLimitExceeded,),
+        embedding=_embedding_pass(db),
     )
     rest: list[int] = []
     try:
         try:
-            with _one_thread_per_process():
-                rest = proc.run(track_ids, deadline=deadline, uncount=uncount or ())
+            rest = proc.run(track_ids, deadline=deadline, uncount=uncount or ())
         except SoftTimeLimitExceeded:
             tid = proc.fail_current(f"analysis exceeded the job time limit ({_settings.task_time_limit} s)")
             log.warning("job time limit reached on track %s; the rest of the chunk is queued again", tid)
@@ -144,16 +148,44 @@ def ingest_files(
         ) from None
     finally:
         proc.close()
-    counts = dict(Counter(o.status for o in proc.outcomes.values()))
+    counts: dict[str, Any] = dict(Counter(o.status for o in proc.outcomes.values()))
 
-    # ---- follow-up: newly analysed tracks get their musicnn embedding and tags, then the outputs of the
-    # active trained models, on the embed queue (the pretrained space needs no trained model: always)
+    # ---- follow-up: the musicnn version is promoted once it covers the library, and the newly analysed tracks
+    # get the outputs of the active trained models on the embed queue (only when there are trained models)
     analysed = proc.analysed
     if analysed:
-        Dispatcher(_settings).embed(analysed)
-
+        _after_pass(db, proc, analysed)
+    counts["timings"] = {k: round(v, 4) for k, v in proc.timings.items()}
+    counts["analysed"] = len(analysed)
     counts["pid"] = os.getpid()
     return counts
+
+
+def _embedding_pass(db: Any) -> Any:
+    """The musicnn part of this job's pass, or None (logged) when the runtime cannot run here."""
+    from musicindex.ml import pretrained
+
+    try:
+        return pretrained.embedding_pass(db, threads=1)
+    except RETRYABLE:
+        raise
+    except Exception:
+        log.exception("the musicnn runtime is not available; this job indexes without the embedding")
+        return None
+
+
+def _after_pass(db: Any, proc: Any, analysed: list[int]) -> None:
+    from musicindex.ml import pretrained, registry
+
+    if proc.embedding is not None:
+        pretrained.promote_when_complete(db, proc.embedding.version_id)
+    else:  # the runtime failed here: embed them on the embed queue (a worker where it works)
+        Dispatcher(_settings).embed(analysed)
+        return
+    with db.session() as s:
+        trained = any(v.kind in TRAINED_KINDS for v in registry.active_versions(s))
+    if trained:
+        Dispatcher(_settings).embed(analysed, musicnn=False)
 
 
 @app.task(name=TASK_RESCAN, bind=True, max_retries=_settings.task_max_retries)

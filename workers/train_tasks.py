@@ -67,8 +67,10 @@ def scheduled_retrain(options: dict[str, Any] | None = None, models: Any = None)
     retry_jitter=True,
     max_retries=_settings.task_max_retries,
 )
-def embed_tracks(self, track_ids: list[int]) -> dict:
-    """The musicnn embedding and tags of ``track_ids``, then their outputs from every active trained version."""
+def embed_tracks(self, track_ids: list[int], musicnn: bool = True) -> dict:
+    """The musicnn embedding and tags of ``track_ids`` (unless ``musicnn`` is False: the ingest pass did it), then
+    their outputs from every active trained version."""
     from musicindex.ml import pretrained
 
-    return pretrained.embed_job(get_db(), track_ids, window=_settings.window, model=pretrained.get_model(threads=1))
+    model = pretrained.get_model(threads=1) if musicnn else None
+    return pretrained.embed_job(get_db(), track_ids, window=_settings.window, model=model, musicnn=musicnn)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import AudioInfo, read_window
+from .decode import AudioInfo, read_window_rates
 from .features import compute_spectra, features_from_spectra
 from .spectrogram import compute_logmel, logmel_from_power
 from .window import SAMPLE_RATE, AnalysisWindow
@@ -33,6 +33,7 @@ class AnalysisResult:
     info: AudioInfo
     features: np.ndarray | None  # (43,) float64, FEATURE_NAMES order (None: not asked for)
     logmel: np.ndarray | None  # (N_MELS, n_frames) float32, dB (None: not asked for)
+    extra: np.ndarray | None = None  # the window at ``extra_rate`` (e.g. 16 kHz for musicnn), from the same decode
 
 
 _warm = False
@@ -86,12 +87,20 @@ def warm_up(tune_allocator: bool = True) -> None:
 
 
 def analyse_file(
-    path, window: AnalysisWindow | None = None, *, features: bool = True, spectrogram: bool = True
+    path,
+    window: AnalysisWindow | None = None,
+    *,
+    features: bool = True,
+    spectrogram: bool = True,
+    extra_rate: int | None = None,
 ) -> AnalysisResult:
-    """Decode the analysis window of ``path`` and compute features and/or spectrogram (raises AudioError)."""
-    y, info = read_window(path, window)
-    feats, logmel = analyse(y, features=features, spectrogram=spectrogram)
-    return AnalysisResult(info=info, features=feats, logmel=logmel)
+    """Decode the analysis window of ``path`` once and compute features and/or spectrogram (raises AudioError);
+    ``extra_rate``: also hand back the same window resampled to that rate (``AnalysisResult.extra``)."""
+    rates = (SAMPLE_RATE,) if extra_rate is None else (SAMPLE_RATE, int(extra_rate))
+    signals, info = read_window_rates(path, window, rates)
+    feats, logmel = analyse(signals[SAMPLE_RATE], features=features, spectrogram=spectrogram)
+    extra = signals[int(extra_rate)] if extra_rate is not None else None
+    return AnalysisResult(info=info, features=feats, logmel=logmel, extra=extra)
 
 
 __all__ = ["AnalysisResult", "analyse", "analyse_file", "warm_up"]

@@ -298,6 +298,15 @@ def read_window(
     The features use SAMPLE_RATE (22 050 Hz); the pretrained musicnn model reads 16 kHz.
     Raises AudioError subclasses (see the module docstring) for unusable files.
     """
+    signals, info = read_window_rates(path, window, (sample_rate,))
+    return signals[sample_rate], info
+
+
+def read_window_rates(
+    path, window: AnalysisWindow | None = None, rates: tuple[int, ...] = (SAMPLE_RATE,)
+) -> tuple[dict[int, np.ndarray], AudioInfo]:
+    """Decode the analysis window of ``path`` ONCE and resample it to each of ``rates``: ({rate: mono float32},
+    header info). What one pass over a track uses (the features at 22 050 Hz, musicnn at 16 kHz)."""
     path = Path(path)
     window = window or AnalysisWindow()
     info = probe(path)
@@ -319,7 +328,7 @@ def read_window(
             f"silent: the analysed window ({got:.1f} s from {start_s:.1f} s) is digital silence "
             f"(peak {20 * math.log10(max(peak, 1e-12)):.0f} dBFS)"
         )
-    return _resample(y, info.sample_rate, sample_rate), info
+    return {rate: _resample(y, info.sample_rate, rate) for rate in dict.fromkeys(rates)}, info
 
 
 __all__ = [
@@ -331,4 +340,5 @@ __all__ = [
     "AudioInfo",
     "probe",
     "read_window",
+    "read_window_rates",
 ]

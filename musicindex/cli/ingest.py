@@ -25,12 +25,18 @@ def ingest(
         "--reanalyse-outdated/--no-reanalyse-outdated",
         help="re-run extractors whose version changed, on affected tracks only",
     ),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="analyse failed tracks again (by themselves only environment failures retry)"
+    ),
     follow_symlinks: bool | None = typer.Option(
         None, "--follow-symlinks/--no-follow-symlinks", help="follow symlinks leading outside the roots"
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Scan PATHS, register new or changed files and queue their analysis on the workers."""
+    """Scan PATHS, register new or changed files and queue their analysis on the workers.
+
+    With --wait it returns when every queued file is indexed and embedded in the musicnn space (answerable), or
+    failed with a reason."""
     index = open_index()
     progress_cb, finish = progress_bar() if wait and not as_json else (None, lambda: None)
     scanning = None if as_json else err_console.status("scanning ...", spinner="dots")
@@ -51,6 +57,7 @@ def ingest(
             wait=wait,
             label_from=label_from,
             reanalyse_outdated=reanalyse_outdated,
+            retry_failed=retry_failed,
             follow_symlinks=follow_symlinks,
             on_progress=_stop_then(scanning, progress_cb),
             on_scan=on_scan,
@@ -65,8 +72,9 @@ def ingest(
     print_registration(summary)
     if summary.final is not None:
         console.print(
-            f"done in {summary.seconds:.1f} s: {summary.final['indexed']} indexed, "
-            f"{summary.final['failed']} failed (see `musicindex status`)",
+            f"done in {summary.seconds:.1f} s: {summary.final['indexed']} indexed "
+            f"({summary.final['embedded']} in the musicnn space), {summary.final['failed']} failed "
+            "(see `musicindex status`)",
             highlight=False,
         )
     elif summary.queued:
@@ -108,6 +116,8 @@ def print_registration(summary) -> None:
         extras.append(f"{len(summary.scan_errors)} scan problems (first: {safe(summary.scan_errors[0])})")
     if summary.protected:
         extras.append(f"{summary.protected} tracks in unreadable or empty folders kept as they were (not missing)")
+    if summary.retried:
+        extras.append(f"{summary.retried} failed tracks analysed again")
     if extras:
         console.print("  " + "; ".join(extras), highlight=False)
 

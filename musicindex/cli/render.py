@@ -154,7 +154,9 @@ def progress_bar() -> tuple[Callable[[Progress], None], Callable[[], None]]:
         bar.update(
             state["task"],
             completed=p.done,
-            detail=f"indexed {p.indexed}  failed {p.failed}  left {p.pending}  {rate:.1f} files/s",
+            detail=f"indexed {p.indexed}"
+            + ("" if p.embedded is None else f" (embedded {p.embedded})")
+            + f"  failed {p.failed}  left {p.pending}  {rate:.1f} files/s",
         )
 
     def finish() -> None:

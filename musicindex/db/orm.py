@@ -77,16 +77,21 @@ class Track(Base):
         Index("ix_tracks_label", "label"),
         Index("ix_tracks_artist", "artist"),
         Index("ix_tracks_batch_id", "batch_id"),
-        # migration 0003: full-text track search (musicindex_search_doc, docs/web.md)
-        Index("ix_tracks_search", text("musicindex_search_doc(title, artist, album, path)"), postgresql_using="gin"),
         # migration 0004: one row per file on disk (a display path plus the bytes of a name that is not UTF-8)
         Index("uq_tracks_path", "path", "path_bytes", unique=True, postgresql_nulls_not_distinct=True),
-        # migration 0006: the library
-        Index("ix_tracks_album", "album_id", "disc_no", "track_no", "id"),
-        Index("ix_tracks_artist_id", "artist_id"),
-        Index("ix_tracks_genres", "genres", postgresql_using="gin"),
-        Index("ix_tracks_search_grams", "search_grams", postgresql_using="gin"),
-        Index("ix_tracks_created", text("created_at DESC"), "id"),
+        # migration 0006: the library (partial: registered, unanalysed tracks are in none of them)
+        Index(
+            "ix_tracks_album", "album_id", "disc_no", "track_no", "id", postgresql_where=text("album_id IS NOT NULL")
+        ),
+        Index("ix_tracks_artist_id", "artist_id", postgresql_where=text("artist_id IS NOT NULL")),
+        Index("ix_tracks_genres", "genres", postgresql_using="gin", postgresql_where=text("genres IS NOT NULL")),
+        Index(
+            "ix_tracks_search_grams",
+            "search_grams",
+            postgresql_using="gin",
+            postgresql_where=text("search_grams IS NOT NULL"),
+        ),
+        Index("ix_tracks_unsearchable", "id", postgresql_where=text("search_text IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -133,6 +138,10 @@ class Track(Base):
     """Trigram hashes of ``search_text`` (GIN): words found by their parts."""
     tags_version: Mapped[int | None] = mapped_column(SmallInteger)
     """Version of the tag reader that filled these columns (older or NULL: read again by the next ingest)."""
+    retryable: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """The failure came from the environment (time limit, lost worker, memory, I/O), not from the file."""
+    auto_retries: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    """How often an ingest retried this failed track by itself (at most once, ``lifecycle.AUTO_RETRIES``)."""
 
     features: Mapped[TrackFeatures | None] = relationship(back_populates="track", passive_deletes=True)
 

@@ -7,6 +7,7 @@
                                \\--file gone before analysis--> missing
     indexed --re-analysed (newer extractor version)--> indexed
     indexed | failed --changed on disk (size/mtime)--> pending
+    failed --ingest --retry-failed, or once by itself when the environment caused it--> pending
     indexed | failed | pending --not seen by a complete scan of its root--> missing
     missing --seen again--> pending
     missing | indexed | failed --its content turns up under a new path (a move)--> indexed
@@ -44,6 +45,8 @@ from musicindex.db.paths import display
 from musicindex.vocab import FAILED, INDEXED, MISSING, PENDING
 
 MAX_ERROR_CHARS = 2000
+AUTO_RETRIES = 1
+"""How often an ingest retries, by itself, a track whose failure came from the environment (``retryable``)."""
 TRACK_LOCK_NS = 0x4D49
 """Advisory lock namespace of per-track processing (two-key form: namespace, track id)."""
 LOCKED_TRACKS_SQL = (
@@ -56,7 +59,7 @@ TRANSITIONS: dict[str | None, tuple[str, ...]] = {
     None: (PENDING,),
     PENDING: (INDEXED, FAILED, MISSING),
     INDEXED: (INDEXED, PENDING, MISSING),
-    FAILED: (PENDING, MISSING, INDEXED),
+    FAILED: (PENDING, MISSING, INDEXED),  # pending: changed on disk, or retried
     MISSING: (PENDING, INDEXED),
 }
 """Allowed status changes (from -> to); :func:`allowed_from` inverts it."""
@@ -89,13 +92,16 @@ def _move(session: Session, track_ids: Sequence[int], to: str, **values: Any) ->
 
 
 def requeue(session: Session, track_ids: Sequence[int], **values: Any) -> int:
-    """Changed on disk or seen again: back to ``pending`` (attempts and error cleared)."""
-    return _move(session, track_ids, PENDING, attempts=0, error=None, **values)
+    """Changed on disk or seen again: back to ``pending`` (attempts, error and retry marks cleared)."""
+    return _move(session, track_ids, PENDING, attempts=0, error=None, retryable=False, auto_retries=0, **values)
 
 
 def mark_indexed(session: Session, track_id: int, **values: Any) -> int:
     """Analysed and stored (``values``: what the analysis found, e.g. duration, tags); attempts reset."""
-    return _move(session, [track_id], INDEXED, error=None, attempts=0, indexed_at=func.now(), **values)
+    return _move(
+        session, [track_id], INDEXED, error=None, attempts=0, retryable=False, auto_retries=0, indexed_at=func.now(),
+        **values,
+    )  # fmt: skip
 
 
 def mark_indexed_many(session: Session, rows: Iterable[dict[str, Any]]) -> list[int]:
@@ -123,7 +129,8 @@ def mark_indexed_many(session: Session, rows: Iterable[dict[str, Any]]) -> list[
                 params[f"{k}_{i}"] = row[k]
         result = session.execute(
             text(
-                f"UPDATE tracks t SET status = '{INDEXED}', error = NULL, attempts = 0, indexed_at = now(), "
+                f"UPDATE tracks t SET status = '{INDEXED}', error = NULL, attempts = 0, retryable = false, "
+                f"auto_retries = 0, indexed_at = now(), "
                 f"updated_at = now(){sets} FROM (VALUES {values_sql}) AS v({cols}) "
                 f"WHERE t.id = v.id AND t.status IN ({allowed}) RETURNING t.id"
             ),
@@ -162,22 +169,25 @@ _CASTS = {
 """SQL types of the ``tracks`` columns an analysis writes (for the VALUES list of :func:`mark_indexed_many`)."""
 
 
-def mark_failed(session: Session, track_id: int, reason: str) -> int:
-    """The file cannot be analysed; ``reason`` says why (shown by `musicindex status`)."""
-    return _move(session, [track_id], FAILED, error=reason_text(reason))
+def mark_failed(session: Session, track_id: int, reason: str, *, retryable: bool = False) -> int:
+    """The file cannot be analysed; ``reason`` says why (shown by `musicindex status`). ``retryable``: the cause
+    is the environment (a time limit, a lost worker, memory, an I/O error), not the file: the next ingest of its
+    folder retries it once by itself (:data:`AUTO_RETRIES`)."""
+    return _move(session, [track_id], FAILED, error=reason_text(reason), retryable=retryable)
 
 
-def mark_failed_many(session: Session, failures: Sequence[tuple[int, str]]) -> int:
-    """:func:`mark_failed` for many tracks in one round trip."""
+def mark_failed_many(session: Session, failures: Sequence[tuple[int, str] | tuple[int, str, bool]]) -> int:
+    """:func:`mark_failed` for many tracks in one round trip: (id, reason[, retryable])."""
     if not failures:
         return 0
     session.execute(
         text(
-            f"UPDATE tracks SET status = '{FAILED}', error = :reason, updated_at = now() "
+            f"UPDATE tracks SET status = '{FAILED}', error = :reason, retryable = :retry, updated_at = now() "
             f"WHERE id = :tid AND status IN ({_sql_list(allowed_from(FAILED))})"
         ),
-        [{"tid": int(t), "reason": reason_text(r)} for t, r in failures],
-    )
+        [{"tid": int(f[0]), "reason": reason_text(f[1]), "retry": bool(f[2]) if len(f) > 2 else False}
+         for f in failures],
+    )  # fmt: skip
     return len(failures)
 
 
@@ -232,6 +242,24 @@ def insert_new_from(session: Session, source: str, batch_id: int, into: str) -> 
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def retry_failed_from(session: Session, source: str, batch_id: int, into: str, *, every: bool) -> int:
+    """Failed tracks matched by ``source`` (``id``) back to ``pending``: all of them when ``every`` (``ingest
+    --retry-failed``), else those whose failure came from the environment and that were not retried by themselves
+    :data:`AUTO_RETRIES` times yet (counted). Their ids go to ``into`` with kind ``r``."""
+    auto = "" if every else f"AND t.retryable AND t.auto_retries < {AUTO_RETRIES} "
+    bump = "auto_retries = 0" if every else "auto_retries = t.auto_retries + 1"
+    result = session.execute(
+        text(
+            f"WITH upd AS (UPDATE tracks t SET status = '{PENDING}', attempts = 0, error = NULL, retryable = false, "
+            f"{bump}, batch_id = :b, updated_at = now() FROM {source} m "
+            f"WHERE t.id = m.id AND t.status = '{FAILED}' {auto}RETURNING t.id) "
+            f"INSERT INTO {into} (id, kind) SELECT id, 'r' FROM upd ON CONFLICT (id) DO NOTHING"
+        ),
+        {"b": batch_id},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def requeue_from(session: Session, source: str, batch_id: int, into: str) -> int:
     """Tracks matched by ``source`` (``id, size, mtime, label, label_source``) whose size or mtime
     differ, or that were ``missing``: back to ``pending`` with the new size and mtime (attempts
@@ -239,7 +267,8 @@ def requeue_from(session: Session, source: str, batch_id: int, into: str) -> int
     allowed = _sql_list(allowed_from(PENDING))
     result = session.execute(
         text(
-            f"WITH upd AS (UPDATE tracks t SET status = '{PENDING}', attempts = 0, error = NULL, size = m.size, "
+            f"WITH upd AS (UPDATE tracks t SET status = '{PENDING}', attempts = 0, error = NULL, retryable = false, "
+            f"auto_retries = 0, size = m.size, "
             f"mtime = m.mtime, batch_id = :b, updated_at = now(), "
             f"label = coalesce(m.label, t.label), "
             f"label_source = CASE WHEN m.label IS NULL THEN t.label_source ELSE m.label_source END "

@@ -33,11 +33,12 @@ the task can fail the current file, write what is done and re-queue the rest.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,8 @@ from musicindex.db.session import Database
 from musicindex.db.upsert import upsert
 from musicindex.errors import AudioError
 from musicindex.ingest import library, lifecycle
+from musicindex.ingest.embedding import SAMPLE_RATE as SAMPLE_RATE_MUSICNN
+from musicindex.ingest.embedding import EmbeddingPass, upsert_rows
 from musicindex.ingest.library import TAGS_VERSION
 from musicindex.ingest.register import current_versions
 from musicindex.ingest.scan import within
@@ -117,6 +120,11 @@ class _Result:
     features: np.ndarray | None = None
     logmel: np.ndarray | None = None
     reason: str | None = None
+    patches: np.ndarray | None = None
+    """The musicnn patches of the 16 kHz window (one pass: embedded when the buffer is written)."""
+    embedding: tuple[np.ndarray, np.ndarray] | None = None
+    retryable: bool = False
+    """A failure caused by the environment (time limit, lost worker, memory, I/O): retried once automatically."""
 
 
 class ChunkProcessor:
@@ -124,6 +132,7 @@ class ChunkProcessor:
 
     ``roots``: the ingest roots; a file whose real path left them since the scan (swapped for
     a symlink) is failed, not read. ``reraise``: exceptions to let through (a time limit).
+    ``embedding``: the musicnn part of the pass (``ingest.embedding.EmbeddingPass``); None: features only.
     """
 
     def __init__(
@@ -136,8 +145,12 @@ class ChunkProcessor:
         reraise: tuple[type[BaseException], ...] = (),
         flush_every: int = FLUSH_EVERY,
         flush_seconds: float = FLUSH_SECONDS,
+        embedding: EmbeddingPass | None = None,
     ):
         self.db = db
+        self.embedding = embedding
+        self.timings: dict[str, float] = {}
+        """CPU seconds per stage of this chunk (open and hash, decode and features, musicnn, tags, write)."""
         self.window = window
         self.label_from_tag = label_from_tag
         self.real_roots = [os.path.realpath(r) for r in roots] if roots is not None else None
@@ -203,6 +216,7 @@ class ChunkProcessor:
                         FAILED,
                         reason=f"analysis did not finish after {MAX_ATTEMPTS} attempts "
                         "(the worker died or timed out each time)",
+                        retryable=True,
                     )
                 )
             else:
@@ -298,7 +312,9 @@ class ChunkProcessor:
             self._rollback()
             result = _Result(t.id, FAILED, reason=_db_reason(exc))
         except MemoryError:
-            result = _Result(t.id, FAILED, reason="out of memory while analysing the file")
+            result = _Result(t.id, FAILED, reason="out of memory while analysing the file", retryable=True)
+        except OSError as exc:  # an I/O error of the machine, not of the file's content
+            result = _Result(t.id, FAILED, reason=f"I/O error while reading the file: {exc}", retryable=True)
         except Exception as exc:
             log.exception("unexpected error analysing %s", display(t.path))
             result = _Result(t.id, FAILED, reason=f"unexpected {type(exc).__name__}: {exc}")
@@ -315,24 +331,44 @@ class ChunkProcessor:
         self._buffer.append(result)
 
     def _analyse(self, t: _Claimed) -> _Result | ProcessOutcome:
+        """One track, one pass: the file is opened once (checked on the descriptor), hashed and decoded from that
+        descriptor, its window decoded once for the features, the spectrogram and musicnn."""
+        with self._open(t) as (fd, st, by_fd):
+            return self._analyse_open(t, fd, st, by_fd)
+
+    @contextlib.contextmanager
+    def _open(self, t: _Claimed) -> Iterator[tuple[int, os.stat_result, str]]:
+        """The track's file, opened once: its real path inside the roots, a regular file on the descriptor
+        (a FIFO or a device swapped in is refused without blocking). Yields (fd, fstat, a path naming the fd)."""
+        fs = t.fs
+        real = os.path.realpath(fs)
+        if self.real_roots is not None and not within(real, self.real_roots):
+            raise AudioError(
+                f"not read: {display(fs)} now leads outside the ingested folders (to {display(real)}); "
+                "use --follow-symlinks to allow that"
+            )
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # FileNotFoundError: vanished
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise AudioError(f"not a regular file: {display(fs)} (a FIFO, a device or a folder is there now)")
+            os.set_blocking(fd, True)
+            by_fd = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else real
+            yield fd, st, by_fd
+        finally:
+            os.close(fd)
+
+    def _analyse_open(self, t: _Claimed, fd: int, st: os.stat_result, by_fd: str) -> _Result | ProcessOutcome:
         from musicindex import audio
 
         fs = t.fs
-        if self.real_roots is not None:
-            real = os.path.realpath(fs)
-            if not within(real, self.real_roots):
-                raise AudioError(
-                    f"not read: {display(fs)} now leads outside the ingested folders (to {display(real)}); "
-                    "use --follow-symlinks to allow that"
-                )
-        st = os.stat(fs)  # FileNotFoundError: vanished
-        if not stat.S_ISREG(st.st_mode):
-            raise AudioError(f"not a regular file: {display(fs)}")
+        clock = time.process_time()
         # an outdated extractor on an unchanged file (same size and mtime): the stored hash stands
         unchanged = (t.size, t.mtime) == (st.st_size, st.st_mtime)
         same_file = t.status == INDEXED and t.content_hash is not None and unchanged
-        content_hash = t.content_hash if same_file else audio.file_sha256(fs)
+        content_hash = t.content_hash if same_file else _fd_sha256(fd)
         assert content_hash is not None
+        clock = self._tick("open_hash", clock)
         if t.status == PENDING and t.content_hash is None:
             moved = self._move_if_twin(t, content_hash, st)
             if moved is not None:
@@ -344,19 +380,24 @@ class ChunkProcessor:
             return _Result(t.id, INDEXED, {"size": st.st_size, "mtime": st.st_mtime}, reason="content unchanged")
         if same_content and not (need_feat or need_spec):
             # only the tags are read again (a newer tag reader): no audio work
-            retagged = {"size": st.st_size, "mtime": st.st_mtime, **self._tag_values(fs, t.path)}
+            retagged = {"size": st.st_size, "mtime": st.st_mtime, **self._tag_values(by_fd, t.path)}
             return _Result(t.id, INDEXED, retagged, reason="tags read again")
         if t.content_hash is not None and t.content_hash != content_hash:
             need_feat = need_spec = True  # content changed: everything is recomputed
-
-        result = audio.analyse_file(fs, window=self.window, features=need_feat, spectrogram=need_spec)
+        extra = EMBED_RATE if self.embedding is not None else None
+        result = audio.analyse_file(by_fd, window=self.window, features=need_feat, spectrogram=need_spec,
+                                    extra_rate=extra)  # fmt: skip
         if result.features is not None and not np.isfinite(result.features).all():
             bad = [n for n, v in zip(FEATURE_NAMES, result.features, strict=True) if not np.isfinite(v)]
             raise AudioError(f"non-finite feature values (NaN or infinity): {', '.join(bad[:5])}")
-        tag_values = self._tag_values(fs, t.path)
-        after = os.stat(fs)
-        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-            raise AudioError("the file changed while it was being analysed; ingest it again once it is complete")
+        clock = self._tick("decode_features", clock)
+        patches = None
+        if self.embedding is not None and result.extra is not None:
+            patches = self.embedding.patches(result.extra)
+            clock = self._tick("musicnn_logmel", clock)
+        tag_values = self._tag_values(by_fd, t.path)
+        self._tick("tags", clock)
+        _check_unchanged(fd, st, fs)
         info = result.info
         values: dict[str, Any] = {
             "content_hash": content_hash,
@@ -370,7 +411,12 @@ class ChunkProcessor:
         }
         if values.get("bit_rate") is None and info.duration > 0:
             values["bit_rate"] = round(st.st_size * 8 / info.duration / 1000)
-        return _Result(t.id, INDEXED, values, features=result.features, logmel=result.logmel)
+        return _Result(t.id, INDEXED, values, features=result.features, logmel=result.logmel, patches=patches)
+
+    def _tick(self, stage: str, since: float) -> float:
+        now = time.process_time()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - since)
+        return now
 
     def _tag_values(self, fs: str, path: str) -> dict[str, Any]:
         """The ``tracks`` columns a file's tags give: title, artist, album, year, genre tag (and the label from it
@@ -435,10 +481,14 @@ class ChunkProcessor:
 
     # ------------------------------------------------------------------ writing
     def flush(self) -> None:
-        """Write the buffered results: one transaction; a permanent error isolates the track that causes it."""
+        """Write the buffered results: one transaction; a permanent error isolates the track that causes it.
+
+        First the musicnn network runs once over the patches of every buffered track (one batched call), so
+        the features, the spectrogram, the embedding and the tags of a track are written together."""
         if not self._buffer:
             return
         items = list(self._buffer)
+        self._embed(items)
         try:
             self._write(items)
         except DBAPIError as exc:
@@ -456,8 +506,29 @@ class ChunkProcessor:
                     self._write([_Result(item.id, FAILED, reason=_db_reason(one))])
         self._buffer.clear()
 
+    def _embed(self, items: list[_Result]) -> None:
+        """The musicnn embedding and tags of the buffered tracks that carry patches (a failing network leaves them
+        without: ``musicindex embed`` backfills them, and the error is logged)."""
+        todo = [i for i in items if i.patches is not None and i.embedding is None]
+        if not todo or self.embedding is None:
+            return
+        t0 = time.process_time()
+        try:
+            emb, probs = self.embedding.embed([i.patches for i in todo if i.patches is not None])
+        except Exception:
+            log.exception(
+                "the musicnn network failed on %d tracks; they are indexed without their embedding", len(todo)
+            )
+            return
+        finally:
+            self._tick("musicnn_network", t0)
+        for j, i in enumerate(todo):
+            i.embedding = (emb[j], probs[j])
+            i.patches = None
+
     def _write(self, items: list[_Result]) -> None:
         s = self.session
+        t0 = time.process_time()
         indexed = [i for i in items if i.kind == INDEXED]
         moved = set(lifecycle.mark_indexed_many(s, [{"id": i.id, **i.values} for i in indexed]))
         done = [i for i in indexed if i.id in moved]
@@ -467,7 +538,12 @@ class ChunkProcessor:
         upsert(
             s, Spectrogram, specs, keys=("track_id",), update=("version", "n_mels", "n_frames", "data"), also_set=NOW
         )
-        failed = [(i.id, i.reason or "failed") for i in items if i.kind == FAILED]
+        embedded = [(i.id, i.embedding) for i in done if i.embedding is not None]
+        if embedded and self.embedding is not None:
+            ids, vectors = zip(*embedded, strict=True)
+            emb, probs = np.stack([v[0] for v in vectors]), np.stack([v[1] for v in vectors])
+            upsert_rows(s, self.embedding.version_id, ids, emb, probs, self.embedding.tag_names)
+        failed = [(i.id, i.reason or "failed", i.retryable) for i in items if i.kind == FAILED]
         lifecycle.mark_failed_many(s, failed)
         for i in items:
             if i.kind == MISSING:
@@ -477,6 +553,7 @@ class ChunkProcessor:
         library.refresh_albums(s, touched, covers=True)
         s.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
         s.commit()
+        self._tick("write", t0)
         for i in items:
             self.marked.discard(i.id)
             if i.kind == INDEXED and i.id not in moved:
@@ -495,11 +572,11 @@ class ChunkProcessor:
 
     # ------------------------------------------------------------------ ending early
     def fail_current(self, reason: str) -> int | None:
-        """The current file ends ``failed`` with ``reason`` (a time limit); written with the buffer."""
+        """The current file ends ``failed`` with ``reason`` (a time limit: retryable); written with the buffer."""
         self._rollback()
         tid, self.current = self.current, None
         if tid is not None:
-            self._buffer_result(_Result(tid, FAILED, reason=reason))
+            self._buffer_result(_Result(tid, FAILED, reason=reason, retryable=True))
         return tid
 
     def release(self, track_ids: Sequence[int]) -> None:
@@ -519,6 +596,35 @@ class ChunkProcessor:
 
 
 NOW = {"computed_at": func.now()}
+EMBED_RATE = SAMPLE_RATE_MUSICNN
+
+
+def _fd_sha256(fd: int, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of the open file's bytes, read from the descriptor (never by name again)."""
+    h = hashlib.sha256()
+    offset = 0
+    while True:
+        data = os.pread(fd, chunk, offset)
+        if not data:
+            return h.hexdigest()
+        h.update(data)
+        offset += len(data)
+
+
+def _check_unchanged(fd: int, st: os.stat_result, path: str) -> None:
+    """The file analysed is still the one at its path, unchanged (else AudioError saying what happened)."""
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        raise AudioError("the file changed while it was being analysed; ingest it again once it is complete")
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return  # removed after it was read: what was read is complete; the next scan marks it missing
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        raise AudioError(
+            "another file replaced this one while it was being analysed (its path now names a different file); "
+            "ingest it again"
+        )
 
 
 def _feature_row(track_id: int, version: int, features: np.ndarray) -> dict[str, Any]:

@@ -22,10 +22,17 @@ class Progress:
     missing: int
     requeued: int = 0
     """Files queued again while waiting because no job held them any more (``wait_for``)."""
+    embedded: int | None = None
+    """Of the indexed ones, those the musicnn space answers for (its newest version); None: not counted."""
 
     @property
     def done(self) -> int:
         return self.total - self.pending
+
+    @property
+    def unembedded(self) -> int:
+        """Indexed files the default space cannot answer for yet."""
+        return 0 if self.embedded is None else max(0, self.indexed - self.embedded)
 
 
 def progress(db: Database, track_ids: Sequence[int]) -> Progress:

@@ -55,6 +55,8 @@ class RegisterResult:
     skipped_links: int
     loops: int
     scan_errors: list[str]
+    retried: int = 0
+    """Failed tracks queued again (``retry_failed``, or once by themselves when the environment failed them)."""
     still_pending: int = 0
     """Tracks still pending from an earlier registration (waited for; queued again only if no job holds them)."""
     send_ids: list[int] = field(default_factory=list)
@@ -89,6 +91,7 @@ def register(
     label_from: LabelSpec = None,
     follow_symlinks: bool = False,
     reanalyse_outdated: bool = True,
+    retry_failed: bool = False,
     scopes: Sequence[str] | None = None,
     on_scan: Callable[[ScanReport], None] | None = None,
     in_broker: Callable[[], Iterable[int]] | None = None,
@@ -97,7 +100,9 @@ def register(
 
     Returns the ids to analyse: new files, changed ones (size or mtime differ), those
     still pending from an earlier batch, and (``reanalyse_outdated``) indexed tracks whose
-    features or spectrogram were made by an older extractor version.
+    features or spectrogram were made by an older extractor version. Failed tracks are analysed again: every one
+    with ``retry_failed`` (``ingest --retry-failed``), else, once, those whose failure came from the environment
+    (a time limit, a lost worker, memory, an I/O error: ``tracks.retryable``).
 
     ``scopes`` (paths under the roots: what a watcher saw change) limits the scan, and the
     tracks that may turn missing, to those paths. ``on_scan(report)`` is called while a long
@@ -146,6 +151,8 @@ def register(
         s.execute(text("CREATE TEMP TABLE mi_queue (id bigint PRIMARY KEY, kind char(1), held boolean) ON COMMIT DROP"))
         new = lifecycle.insert_new_from(s, "mi_match", batch_id, "mi_queue")
         changed = lifecycle.requeue_from(s, "mi_match", batch_id, "mi_queue")
+        # failed tracks: all of them with retry_failed, else once those the environment failed
+        retried = lifecycle.retry_failed_from(s, "mi_match", batch_id, "mi_queue", every=retry_failed)
         # still pending from an earlier registration: waited for (and its size/mtime kept current)
         s.execute(
             text(
@@ -196,6 +203,7 @@ def register(
         queued_ids=queued,
         new=new,
         changed=changed + outdated,
+        retried=retried,
         unchanged=unchanged,
         missing=missing,
         ignored=report.ignored,

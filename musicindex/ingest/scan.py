@@ -65,8 +65,9 @@ def within(path: str, roots: Sequence[str]) -> bool:
 
 
 def absolute_roots(roots: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """The roots as absolute paths (not resolved: a moved root shows up as moved files)."""
-    return [str(Path(r).expanduser().absolute()) for r in roots]
+    """The roots as real absolute paths (symlinks resolved): a folder reached through a link is the folder
+    itself, so one file is one track however it was named. A moved root still shows up as moved files."""
+    return [os.path.realpath(Path(r).expanduser()) for r in roots]
 
 
 def outermost(paths: Sequence[str]) -> list[str]:

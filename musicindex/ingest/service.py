@@ -35,10 +35,15 @@ from musicindex.ingest.process import NOTIFY_CHANNEL
 from musicindex.ingest.progress import Progress, StatusReport, ingest_progress, latest_failures, status_counts
 from musicindex.ingest.register import IngestSummary, register
 from musicindex.ingest.scan import ScanReport
+from musicindex.vocab import ACTIVE, CANDIDATE, MUSICNN
 
 log = logging.getLogger("musicindex")
 
 
+NEWEST_MUSICNN_SQL = (
+    f"SELECT max(id) FROM model_versions WHERE kind = '{MUSICNN}' AND state IN ('{ACTIVE}', '{CANDIDATE}')"
+)
+"""The musicnn version new tracks are embedded under (what ``--wait`` waits for)."""
 QUEUE_LOCK = 0x6D75736964
 """Advisory lock key serialising registration + sending across clients (no duplicate jobs)."""
 
@@ -75,17 +80,25 @@ class _Waiter:
         self.total = len(dict.fromkeys(track_ids))
 
     def progress(self) -> Progress:
+        """Counts by status of the waited-for tracks, and how many indexed ones the musicnn space answers for."""
         with self._conn.cursor() as cur:
-            cur.execute("SELECT t.status, count(*) FROM mi_wait w JOIN tracks t ON t.id = w.id GROUP BY t.status")
-            counts = {str(k): int(v) for k, v in cur.fetchall()}
+            cur.execute(
+                "SELECT t.status, count(*), count(e.track_id) FROM mi_wait w JOIN tracks t ON t.id = w.id "
+                f"LEFT JOIN embeddings e ON e.track_id = t.id AND e.model_version_id = ({NEWEST_MUSICNN_SQL}) "
+                "GROUP BY t.status"
+            )
+            rows = cur.fetchall()
+        counts = {str(k): int(v) for k, v, _ in rows}
+        embedded = sum(int(e) for k, _, e in rows if k == "indexed")
         seen = sum(counts.values())
-        # ids deleted by a move are done (their content lives on under the old id)
+        gone = self.total - seen  # ids deleted by a move are done (their content lives on under the old id)
         return Progress(
             total=self.total,
-            indexed=counts.get("indexed", 0) + (self.total - seen),
+            indexed=counts.get("indexed", 0) + gone,
             failed=counts.get("failed", 0),
             pending=counts.get("pending", 0),
             missing=counts.get("missing", 0),
+            embedded=embedded + gone,
         )
 
     def pending_ids(self) -> list[int]:
@@ -140,6 +153,7 @@ class IngestService:
         wait: bool = False,
         label_from: str | None = None,
         reanalyse_outdated: bool = True,
+        retry_failed: bool = False,
         follow_symlinks: bool | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_scan: Callable[[ScanReport], None] | None = None,
@@ -154,7 +168,9 @@ class IngestService:
         every queued file is indexed or failed, calling ``on_progress`` as it goes;
         ``on_scan(report)`` is called while a long scan runs. Tracks still pending from an
         earlier ingest are waited for but queued again only when no job holds them.
-        ``scopes``: only these paths under ``paths`` are scanned (what a watcher saw change).
+        ``scopes``: only these paths under ``paths`` are scanned (what a watcher saw change). ``retry_failed``:
+        analyse every failed track again (by themselves, only tracks that the environment failed are retried,
+        once: a time limit, a lost worker, memory, an I/O error).
         """
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -169,6 +185,7 @@ class IngestService:
                 paths,
                 label_from=label_from,
                 reanalyse_outdated=reanalyse_outdated,
+                retry_failed=retry_failed,
                 follow_symlinks=follow,
                 scopes=scopes,
                 on_scan=on_scan,
@@ -188,7 +205,8 @@ class IngestService:
                 label_from_tag=label_from_tag,
                 roots=roots,
             )
-            summary.final = {"indexed": prog.indexed, "failed": prog.failed, "pending": prog.pending}
+            summary.final = {"indexed": prog.indexed, "failed": prog.failed, "pending": prog.pending,
+                             "embedded": prog.embedded if prog.embedded is not None else 0}  # fmt: skip
         summary.seconds = time.monotonic() - t0
         return summary
 
@@ -224,16 +242,22 @@ class IngestService:
         stall: float = 20.0,
         label_from_tag: bool = False,
         roots: Sequence[str] | None = None,
+        embed_wait: bool = True,
     ) -> Progress:
-        """Block until none of ``track_ids`` is pending; raises TimeoutError after ``timeout`` s.
+        """Block until none of ``track_ids`` is pending and the indexed ones are answerable (embedded in the
+        musicnn space: the ingest pass embeds as it indexes); raises TimeoutError after ``timeout`` s.
 
         Wakes up when a worker writes results (LISTEN/NOTIFY), else every ``poll`` s. When
         nothing has moved for ``stall`` s, pending tracks that no job holds any more (in the
         broker's queue, reserved by a worker, or locked by one) are queued again and a warning
-        says so: a job that died or hit its hard time limit never leaves ``--wait`` waiting forever.
+        says so: a job that died or hit its hard time limit never leaves ``--wait`` waiting forever. Indexed
+        tracks without their embedding (a worker whose musicnn runtime failed sent them to the embed queue) are
+        waited for while embeddings keep coming (``embed_wait``), at most ``stall`` s without one.
         """
         start = time.monotonic()
         warned = False
+        last_embedded: int | None = -1
+        embed_since = start
         next_ping, silent = start + 10, 0  # a busy worker may miss one ping: warn after two silent ones
         requeued = 0
         waiter: _Waiter | None = None
@@ -256,8 +280,20 @@ class IngestService:
                 prog.requeued = requeued
                 if on_progress is not None:
                     on_progress(prog)
-                if prog.pending == 0:
+                if prog.pending == 0 and (prog.unembedded == 0 or not embed_wait):
                     return prog
+                if prog.pending == 0:  # indexed, not all answerable yet: embed jobs of a backfill may be running
+                    now = time.monotonic()
+                    if prog.embedded != last_embedded:
+                        last_embedded, embed_since = prog.embedded, now
+                    elif now - embed_since >= stall:
+                        log.warning(
+                            "%d indexed files have no musicnn embedding yet and none came for %.0f s: "
+                            "`musicindex embed` embeds them",
+                            prog.unembedded,
+                            stall,
+                        )
+                        return prog
                 self._check_timeout(start, timeout, prog)
                 now = time.monotonic()
                 if prog.done != last_done:

@@ -11,20 +11,20 @@ and the tag probabilities in ``track_tags``.
   when the space has no active version yet, else a candidate that is promoted (in one
   transaction) once every indexed track has a row, so queries never see a half-embedded
   new version;
-* :func:`embed_tracks` decodes the analysis window of each track at 16 kHz, runs the network
-  over the patches of several tracks per call and writes embeddings and tags: what the
-  ``embed`` queue does right after a track is indexed;
-* :func:`unembedded_track_ids` / :func:`backfill` embed what is not embedded yet (the library
-  before the space existed, or everything under a new extractor version).
+* the ingest pass embeds each track it analyses (``ingest.embedding``: the same decode as the features);
+* :func:`embed_tracks` decodes the analysis window of each given track at 16 kHz, runs the network
+  over the patches of several tracks per call and writes embeddings and tags: the backfill of the ``embed``
+  queue (a library indexed before the space existed, or everything under a new extractor version:
+  :func:`unembedded_track_ids`).
 
-TensorFlow is imported only when a track is embedded (the ``embed`` workers); ingest workers
-never import it.
+The network runs on ONNX Runtime (``musicindex.pretrained.runtime``; one thread per process), never on
+TensorFlow: the workers import TensorFlow only to train. An extractor version names the runtime's variant and
+its graph's sha256.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,16 +33,17 @@ import numpy as np
 from sqlalchemy import func, select
 
 from musicindex.audio.window import AnalysisWindow
-from musicindex.db.orm import Embedding, ModelVersion, Track, TrackTag
+from musicindex.db.orm import Embedding, ModelVersion, Track
 from musicindex.db.paths import fs_path
 from musicindex.db.session import Database
 from musicindex.errors import AudioError, ModelNotTrainedError
-from musicindex.ml.backfill import create_hnsw_index, upsert_rows
+from musicindex.ml.backfill import create_hnsw_index
 from musicindex.ml.registry import create_pretrained_version, promote
-from musicindex.vocab import ACTIVE, CANDIDATE, INDEXED, MUSICNN, TOP_TAG_MIN
+from musicindex.vocab import ACTIVE, CANDIDATE, INDEXED, MUSICNN
 
 if TYPE_CHECKING:
-    from musicindex.pretrained.musicnn import MusicnnModel
+    from musicindex.ingest.embedding import EmbeddingPass
+    from musicindex.pretrained.runtime import MusicnnRuntime
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,16 @@ _VERSION_LOCK = 0x6D69_6D6E_6E76  # advisory lock serialising the creation of mu
 
 def extractor_params() -> dict[str, Any]:
     """What identifies this code's musicnn extractor (stored as the version's ``params``)."""
-    from musicindex.pretrained import musicnn
+    from musicindex.pretrained import musicnn, runtime
 
     weights = musicnn.WEIGHTS[musicnn.MODEL_NAME]
+    graph, _ = runtime.parse_variant(runtime.DEFAULT_VARIANT)
     return {
         "model": musicnn.MODEL_NAME,
-        "extractor_version": musicnn.EXTRACTOR_VERSION,
+        "extractor_version": runtime.EXTRACTOR_VERSION,
+        "variant": runtime.DEFAULT_VARIANT,
+        "runtime": "onnxruntime",
+        "graph_sha256": runtime.ONNX_FILES[graph].sha256,
         "weights_sha256": weights.sha256,
         "sample_rate": musicnn.SAMPLE_RATE,
         "patch_seconds": round(musicnn.PATCH_FRAMES * musicnn.HOP / musicnn.SAMPLE_RATE, 3),
@@ -111,34 +116,27 @@ def active_version(db: Database) -> ModelVersion | None:
 
 
 # --------------------------------------------------------------------------- the network, once per process
-_model: MusicnnModel | None = None
-_model_lock = threading.Lock()
+def get_model(threads: int = 1) -> MusicnnRuntime:
+    """The musicnn runtime of this process (ONNX Runtime, loaded once; ``threads`` applies to the first call)."""
+    from musicindex.pretrained.runtime import get_runtime
 
-
-def get_model(threads: int | None = None) -> MusicnnModel:
-    """The musicnn network of this process (loaded once; ``threads``: TensorFlow threads, set before the
-    first load — the embed workers use one per process)."""
-    global _model
-    with _model_lock:
-        if _model is None:
-            from musicindex.pretrained import musicnn
-
-            if threads is not None:
-                import tensorflow as tf
-
-                try:
-                    tf.config.threading.set_intra_op_parallelism_threads(threads)
-                    tf.config.threading.set_inter_op_parallelism_threads(threads)
-                except RuntimeError:  # TensorFlow already initialised in this process (e.g. by training)
-                    log.debug("TensorFlow threads already fixed in this process")
-            _model = musicnn.MusicnnModel.load()
-        return _model
+    return get_runtime(threads=threads)
 
 
 def embed_signals(signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Mean embeddings ``(n, 200)`` and tag probabilities ``(n, 50)`` of 16 kHz mono signals (this process's
     network)."""
     return get_model().embed(signals)
+
+
+def embedding_pass(db: Database, threads: int = 1) -> EmbeddingPass:
+    """The musicnn part of an ingest pass: this process's runtime and the version its rows go under."""
+    from musicindex.ingest.embedding import EmbeddingPass
+
+    vid = current_version(db)
+    with db.session() as s:
+        names = s.execute(select(ModelVersion.classes).where(ModelVersion.id == vid)).scalar_one()
+    return EmbeddingPass(vid, get_model(threads), list(names or []))
 
 
 # --------------------------------------------------------------------------- embedding
@@ -158,12 +156,6 @@ class EmbedResult:
         }
 
 
-def top_tags(probs: np.ndarray, names: Sequence[str]) -> list[str]:
-    """Tags at least ``TOP_TAG_MIN`` probable, most probable first."""
-    order = np.argsort(-probs, kind="stable")
-    return [str(names[i]) for i in order if probs[i] >= TOP_TAG_MIN]
-
-
 def load_signal(path: str, window: AnalysisWindow) -> np.ndarray:
     """The analysis window of ``path`` at 16 kHz mono (AudioError for unusable files)."""
     from musicindex.audio.decode import read_window
@@ -179,7 +171,7 @@ def embed_tracks(
     *,
     window: AnalysisWindow | None = None,
     version_id: int | None = None,
-    model: MusicnnModel | None = None,
+    model: MusicnnRuntime | None = None,
 ) -> EmbedResult:
     """Embed indexed tracks in the musicnn space and store their tags (already embedded ones again).
 
@@ -216,47 +208,33 @@ def write(
     db: Database, version_id: int, ids: Sequence[int], emb: np.ndarray, probs: np.ndarray, names: Sequence[str]
 ) -> None:
     """Upsert embeddings and tags of ``ids`` under ``version_id``."""
+    from musicindex.ingest.embedding import upsert_rows as write_rows
+
     emb = np.asarray(emb, dtype=np.float32)
     probs = np.asarray(probs, dtype=np.float32)
     if not (np.isfinite(emb).all() and np.isfinite(probs).all()):
         raise ModelNotTrainedError("the musicnn network returned non-finite values; its weights may be damaged")
     with db.session() as s:
-        upsert_rows(
-            s,
-            Embedding,
-            [
-                {"model_version_id": version_id, "track_id": int(t), "space": MUSICNN, "embedding": emb[j]}
-                for j, t in enumerate(ids)
-            ],
-            ("space", "embedding"),
-        )
-        upsert_rows(
-            s,
-            TrackTag,
-            [
-                {
-                    "model_version_id": version_id,
-                    "track_id": int(t),
-                    "probs": [float(p) for p in probs[j]],
-                    "top_tags": top_tags(probs[j], names),
-                }
-                for j, t in enumerate(ids)
-            ],
-            ("probs", "top_tags"),
-        )
+        write_rows(s, version_id, ids, emb, probs, names)
 
 
 def embed_job(
-    db: Database, track_ids: Sequence[int], *, window: AnalysisWindow | None = None, model: MusicnnModel | None = None
+    db: Database,
+    track_ids: Sequence[int],
+    *,
+    window: AnalysisWindow | None = None,
+    model: MusicnnRuntime | None = None,
+    musicnn: bool = True,
 ) -> dict[str, Any]:
-    """What the ``embed`` queue does for newly indexed tracks: their musicnn embedding and tags, then the outputs
-    of every active trained version (classifiers may read that embedding, so it comes first)."""
+    """What the ``embed`` queue does: the musicnn embedding and tags of ``track_ids`` (the backfill; ``musicnn``
+    False after an ingest pass, which embedded them already), then the outputs of every active trained version
+    (classifiers may read that embedding, so it comes first)."""
     from musicindex.ml import backfill
 
     ids = [int(t) for t in track_ids]
-    pre = embed_tracks(db, ids, window=window, model=model)
+    pre = embed_tracks(db, ids, window=window, model=model).to_dict() if musicnn else None
     trained = backfill.apply_active(db, ids)
-    return {"musicnn": pre.to_dict(), **trained}
+    return {"musicnn": pre, **trained}
 
 
 def unembedded_track_ids(db: Database, version_id: int, limit: int | None = None) -> list[int]:

@@ -267,27 +267,32 @@ def patches(mel: np.ndarray) -> np.ndarray:
 
 
 # --- weights -----------------------------------------------------------------------------------------------
+def read_checked(path: str | os.PathLike[str], sha256: str | None, what: str, how_to_fix: str) -> bytes:
+    """The bytes of a shipped model file, after checking it can be read and matches ``sha256`` (unless None).
+
+    Raises :class:`PretrainedModelError` naming ``what`` the file is and ``how_to_fix`` it.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise PretrainedModelError(f"{what} {path} cannot be read ({err.strerror or err}); {how_to_fix}") from err
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise PretrainedModelError(f"{what} {path} is corrupted: sha256 {digest}, expected {sha256}; {how_to_fix}")
+    return data
+
+
 def read_weights(path: str | os.PathLike[str], sha256: str | None) -> dict[str, np.ndarray]:
     """The arrays of a weight file, after checking it exists, matches ``sha256`` (unless None) and is readable.
 
     Raises :class:`PretrainedModelError` with what to do.
     """
-    path = Path(path)
     how_to_fix = (
         "reinstall musicindex (the weights ship inside the package), or regenerate them with "
         "tools/convert_musicnn.py from the musicnn 0.1.0 wheel"
     )
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise PretrainedModelError(
-            f"musicnn weight file {path} cannot be read ({err.strerror or err}); {how_to_fix}"
-        ) from err
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 is not None and digest != sha256:
-        raise PretrainedModelError(
-            f"musicnn weight file {path} is corrupted: sha256 {digest}, expected {sha256}; {how_to_fix}"
-        )
+    data = read_checked(path, sha256, "musicnn weight file", how_to_fix)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}

@@ -11,21 +11,28 @@ it looks at (:data:`VARIANTS`):
 
 * ``fp32-10p``: the fp32 graph on every non-overlapping patch (10 in the 30 s analysis window): the port's
   contract, equal to :meth:`MusicnnModel.embed <musicindex.pretrained.musicnn.MusicnnModel.embed>` within its
-  tolerances (see ``tests/test_musicnn_onnx.py``);
+  tolerances (see ``tests/test_musicnn_onnx.py``). The shipped fp32 graph leaves out the 497 of the 561
+  front-end filters that are dead in this checkpoint (their outputs are constants, folded into the layers that
+  read them; outputs move by < 5e-6): 0.29 instead of 2.80 GFLOP a patch;
 * ``fp32-<k>p``: ``k`` of those patches, evenly spaced (``round(linspace(0, n - 1, k))``; all of them when a
   clip has ``n <= k``); ``fp32-<k>s``: ``k`` patches whose starts are evenly spread over all the clip's frames
   (so they may straddle the non-overlapping grid, and reach its last frames);
-* ``int8-...``: the same placements on the int8 graph (static QDQ quantization of the two timbral convolutions).
+* ``int8-...`` and ``full-...``: the same placements on graphs that are not shipped, for measurements
+  (``benchmarks/musicnn_variants.py`` builds them; load them with ``path=`` and ``check_sha256=False``): ``int8``
+  is the pruned graph with static QDQ int8 timbral convolutions, ``full`` the unpruned fp32 graph.
 
 :data:`DEFAULT_VARIANT` is the cheapest variant whose quality on the real-music dev set stays within 0.01 of
-``fp32-10p`` (``benchmarks/musicnn_variants.py``). Session options: ``threads`` intra-op threads (default 1:
+``fp32-10p`` (``benchmarks/musicnn_variants.py``): ``fp32-10p`` itself. Measured on one core of the project
+machine (AMD EPYC, AVX2): 78 ms CPU per 30 s window (the unpruned fp32 graph: 468 ms; TensorFlow: ~1.5 s), plus
+about 20 ms for the log-mel. Fewer patches (3 to 6 of the 10) cost proportionally less but lose 2 to 10 of the 82
+held-out tracks in KNN accuracy; int8 convolutions (static QDQ) are no faster than the pruned fp32 graph and
+change the vectors by up to 0.1. Session options: ``threads`` intra-op threads (default 1:
 the workers run one process per core), one inter-op thread, sequential execution, no spinning, all graph
 optimisations (ONNX Runtime's NCHWc layout for the convolutions).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -60,14 +67,15 @@ class OnnxFile:
 ONNX_FILES: dict[str, OnnxFile] = {
     "fp32": OnnxFile(
         "msd_musicnn.onnx",
-        "35b0d70ed4c18fc69ae8a9fea64784c654e4e5b73472bd2da478973299680999",
-        "tools/export_musicnn_onnx.py from msd_musicnn.npz "
-        "(sha256 cfd806777e3fd9fe7ab41c80ab2622ef2ad77b28d982b3af4fb60dead4dc0c35), onnx 1.23.2, opset 17",
+        "5835f424a96cbf13b15fdc7f4bb9754f9cf6c99b5c5818078fa72fe2a36bec92",
+        "built node by node by tools/export_musicnn_onnx.py (dead front-end filters pruned) from msd_musicnn.npz "
+        "(sha256 cfd806777e3fd9fe7ab41c80ab2622ef2ad77b28d982b3af4fb60dead4dc0c35); onnx 1.23.2, numpy 2.4.6, "
+        "onnxruntime 1.32.0, opset 17, IR 8",
     ),
 }
 """The graphs of ``MSD_musicnn`` by precision (see ``data/PROVENANCE.md``)."""
 
-_PLACEMENT = re.compile(r"^(?P<graph>fp32|int8)-(?P<k>[1-9][0-9]?)(?P<how>[ps])$")
+_PLACEMENT = re.compile(r"^(?P<graph>fp32|full|int8)-(?P<k>[1-9][0-9]?)(?P<how>[ps])$")
 VARIANTS: tuple[str, ...] = ("fp32-10p", "fp32-6p", "fp32-5p", "fp32-5s", "fp32-4s", "fp32-3s")
 """The variants measured by ``benchmarks/musicnn_variants.py`` (any ``<graph>-<k><p|s>`` name loads)."""
 REFERENCE_VARIANT = "fp32-10p"
@@ -78,28 +86,36 @@ EXTRACTOR_VERSION = 1
 """Version of the values the default variant stores: 1 if they equal the Keras port's (``musicnn.EXTRACTOR_VERSION``
 1), 2 if the default variant computes different vectors (fewer patches, int8)."""
 MAX_BATCH_PATCHES = 10
-"""Patches per ONNX Runtime call at most: the per-patch cost is flat from 1 to 40 patches a call, while the
-activations (about 20 MB a patch) stay allocated in the session's arena at the largest batch seen."""
+"""Patches per ONNX Runtime call at most. Measured (one thread, CPU ms a patch): 8.5 at 1 patch a call, 8.2 at 2,
+7.9 at 5, 7.7 at 10, 7.9 at 40; the activations (about 3 MB a patch) stay allocated in the session's arena at
+the largest batch seen, so larger calls only cost memory."""
 
 _WINDOW_PATCHES = 10  # non-overlapping patches in the 30 s analysis window (1876 frames)
 
 
-def _network_gflop() -> float:
-    """Multiply-adds x 2 of one patch through the network (convolutions and dense layers; the elementwise ops,
-    pools and batch norms add about 0.01 %)."""
+FULL_FILTERS = (204, 204, 51, 51, 51)
+"""Filters of the five front-end branches: timbral 7 x 38 and 7 x 67, temporal 128, 64 and 32 frames."""
+LIVE_FILTERS = (23, 14, 3, 7, 17)
+"""The filters that are not dead in MSD_musicnn: 64 of 561. The others' outputs cannot move by more than 5e-5
+(most have weights of ~1e-30), so the pruned graphs fold their constant outputs into the layers that read them
+(``tools/export_musicnn_onnx.py``, ``dead_filters``)."""
+GRAPH_FILTERS = {"fp32": LIVE_FILTERS, "int8": LIVE_FILTERS, "full": FULL_FILTERS}
+"""The front-end filters each graph computes: ``fp32`` (shipped) and ``int8`` are pruned, ``full`` (the unpruned
+fp32 graph, for measurements only, never shipped) computes all of them."""
+
+
+def network_gflop(filters: Sequence[int] = FULL_FILTERS) -> float:
+    """Multiply-adds x 2 of one patch through the network computing ``filters`` front-end filters (convolutions
+    and dense layers; the elementwise ops, pools and batch norms add about 0.1 %)."""
     t, f = PATCH_FRAMES, N_MELS
     flop = 0
-    for kf in (38, 67):  # timbral 204 x (7 x kf), "valid" in frequency
-        flop += 2 * 204 * 7 * kf * t * (f - kf + 1)
-    for kt in (128, 64, 32):  # temporal 51 x (kt x 1), "same"
-        flop += 2 * 51 * kt * t * f
-    flop += 2 * 64 * 561 * 7 * t + 2 * 2 * 64 * 64 * 7 * t  # mid end
+    for n, kf in zip(filters[:2], (38, 67), strict=True):  # timbral n x (7 x kf), "valid" in frequency
+        flop += 2 * n * 7 * kf * t * (f - kf + 1)
+    for n, kt in zip(filters[2:], (128, 64, 32), strict=True):  # temporal n x (kt x 1), "same"
+        flop += 2 * n * kt * t * f
+    flop += 2 * 64 * sum(filters) * 7 * t + 2 * 2 * 64 * 64 * 7 * t  # mid end
     flop += 2 * 1506 * EMBEDDING_DIM + 2 * EMBEDDING_DIM * len(musicnn.TAGS)  # back end
     return flop / 1e9
-
-
-GFLOP_PER_PATCH = _network_gflop()
-"""About 2.77 GFLOP a patch (10 patches: 27.7 GFLOP per 30 s window)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +143,7 @@ def parse_variant(variant: str) -> tuple[str, Placement]:
     match = _PLACEMENT.match(variant) if isinstance(variant, str) else None
     if match is None:
         raise InvalidArgumentError(
-            f"unknown musicnn variant {variant!r}; known: {', '.join(VARIANTS)} (or <fp32|int8>-<k><p|s>)"
+            f"unknown musicnn variant {variant!r}; known: {', '.join(VARIANTS)} (or <fp32|full|int8>-<k><p|s>)"
         )
     k = int(match["k"])
     spread = match["how"] == "s"
@@ -150,23 +166,11 @@ def read_graph(path: str | os.PathLike[str], sha256: str | None) -> bytes:
 
     Raises :class:`PretrainedModelError` with what to do.
     """
-    path = Path(path)
     how_to_fix = (
         "reinstall musicindex (the graphs ship inside the package), or regenerate them with "
         "tools/export_musicnn_onnx.py from the shipped msd_musicnn.npz"
     )
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise PretrainedModelError(
-            f"musicnn ONNX file {path} cannot be read ({err.strerror or err}); {how_to_fix}"
-        ) from err
-    digest = hashlib.sha256(data).hexdigest()
-    if sha256 is not None and digest != sha256:
-        raise PretrainedModelError(
-            f"musicnn ONNX file {path} is corrupted: sha256 {digest}, expected {sha256}; {how_to_fix}"
-        )
-    return data
+    return musicnn.read_checked(path, sha256, "musicnn ONNX file", how_to_fix)
 
 
 class MusicnnRuntime:
@@ -182,7 +186,7 @@ class MusicnnRuntime:
         self.tags = musicnn.WEIGHTS[name].tags
         self.variant = variant
         self.graph, self.placement = parse_variant(variant)
-        self.gflop_per_patch = GFLOP_PER_PATCH
+        self.gflop_per_patch = network_gflop(GRAPH_FILTERS[self.graph])
         self._session = session
 
     @classmethod

@@ -7,13 +7,13 @@ the library; each reads in one snapshot, like the questions of :mod:`musicindex.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 
+from musicindex import textnorm
 from musicindex.config import Settings
 from musicindex.db.paths import fs_path
 from musicindex.db.session import Database
@@ -33,7 +33,7 @@ from musicindex.query.snapshot import Snapshot, snapshot
 from musicindex.query.spaces import default_space, load_space_matrix, open_space
 from musicindex.query.tags import tag_space
 from musicindex.query.validation import MAX_K, as_list, check_int, check_k, check_space, check_text
-from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, N_FEATURES, SPACE_KIND, SPACES
+from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, INDEXED, N_FEATURES, SPACE_KIND, SPACES
 
 SEARCH_FIELDS = ("any", "title", "artist", "album")
 SEARCH_CANDIDATES = 1000
@@ -57,51 +57,40 @@ class LibraryService:
 
     # ------------------------------------------------------------------ tracks
     def search_tracks(self, query: str, field: str = "any", limit: int = 20, offset: int = 0) -> SearchResult:
-        """Indexed tracks whose title, artist, album or file name contain words starting with each
-        word of ``query`` (case-insensitive, any order), best first (title matches rank above artist,
-        album and file-name ones). ``field`` restricts the match to ``title``, ``artist`` or ``album``.
+        """Indexed tracks whose title, artist, album, genre or folder contain each word of ``query`` -- inside
+        words too, ignoring case and accents (``wésnoth`` finds *Wesnoth*), any order --, best first: title
+        matches rank above artist, album and other ones, a word's start above its inside. ``field`` restricts the
+        match to ``title``, ``artist`` or ``album``.
 
-        Uses PostgreSQL full-text search (``musicindex_search_doc``, GIN index ``ix_tracks_search``,
-        migration 0003). At most ``SEARCH_CANDIDATES`` matches are ranked (``truncated`` says so).
+        Uses the folded search text of each track and its trigram hashes (``tracks.search_grams``, GIN index,
+        migration 0006; see ``musicindex.textnorm``). At most ``SEARCH_CANDIDATES`` matches are ranked
+        (``truncated`` says so: a longer query narrows the answer).
         """
         query = check_text(query, "query", max_length=1000, empty=True)
         if field not in SEARCH_FIELDS:
             raise InvalidArgumentError(f"unknown search field {field!r}; choose one of: {', '.join(SEARCH_FIELDS)}")
         limit = check_k(limit, "limit")
         offset = check_int(offset, "offset", 0, 10_000)
-        words = [w.lower() for w in re.findall(r"[^\W_]+", query)][:8]
+        words = textnorm.words(query)[:8]
         if not words:
             raise InvalidArgumentError(f"search query {query!r} has no letter or digit to look for")
-        weight = {"any": "", "title": "A", "artist": "B", "album": "C"}[field]
-        # words are letters and digits only: nothing in them is tsquery syntax
-        tsq = " & ".join(f"{w}:*{weight}" for w in words)
-        doc = "musicindex_search_doc(t.title, t.artist, t.album, t.path)"
         with self.snapshot() as snap:
             gjoin, gexpr = snap.genre_join()
             rows = snap.all(
-                f"WITH m AS MATERIALIZED (SELECT t.id FROM tracks t WHERE {doc} @@ to_tsquery('simple', %(q)s) "
-                f"AND t.status = 'indexed' LIMIT {SEARCH_CANDIDATES}) "
-                f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr}, t.duration, "
-                f"ts_rank({doc}, to_tsquery('simple', %(q)s)) AS rank, count(*) OVER () "
-                f"FROM m JOIN tracks t ON t.id = m.id {gjoin}"
-                f"ORDER BY rank DESC, lower(t.title), t.id LIMIT %(lim)s OFFSET %(off)s",
-                {"q": tsq, "lim": limit, "off": offset},
+                f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr}, t.duration FROM tracks t {gjoin}"
+                f"WHERE t.id IN ({word_match_sql(words, 'w')}) LIMIT {SEARCH_CANDIDATES}",
+                word_match_params(words, "w"),
             )
-            candidates = int(rows[0][8]) if rows else 0
-            if not rows and offset:
-                candidates = int(
-                    snap.one(
-                        f"SELECT count(*) FROM (SELECT 1 FROM tracks t WHERE {doc} @@ to_tsquery('simple', %(q)s) "
-                        f"AND t.status = 'indexed' LIMIT {SEARCH_CANDIDATES}) s",
-                        {"q": tsq},
-                    )[0]
-                )
+        ranked = sorted(
+            ((score, r) for r in rows if (score := _rank(r, words, field)) > 0),
+            key=lambda pair: (-pair[0], textnorm.fold(pair[1][2]), int(pair[1][0])),
+        )
         return SearchResult(
             query=query,
             field=field,
-            items=[_summary(r) for r in rows],
-            candidates=candidates,
-            truncated=candidates >= SEARCH_CANDIDATES,
+            items=[_summary(r) for _, r in ranked[offset : offset + limit]],
+            candidates=len(ranked),
+            truncated=len(rows) >= SEARCH_CANDIDATES,
             limit=limit,
             offset=offset,
         )
@@ -312,6 +301,54 @@ class LibraryService:
             points.append(MapPoint(int(tid), float(xy[i, 0]), float(xy[i, 1]), g, title, row[2]))
         groups = sorted(counts, key=lambda g: (-counts[g], g))
         return LibraryMap(space, sp.version_id, color_by, total, n, points, groups, explained)
+
+
+def word_match_sql(words: Sequence[str], prefix: str) -> str:
+    """SQL selecting the ids of the indexed tracks whose search text holds every one of ``words`` (folded; parameters
+    ``%({prefix}g0)s``, ``%({prefix}l0)s``, ... of :func:`word_match_params`): the trigram index narrows, ``LIKE``
+    decides. Tracks whose search text was not made yet (read before the library existed) are matched on their raw
+    title, artist, album, genre tag and path, case-insensitively, until the next ingest reads them again."""
+    grams = []
+    for i, w in enumerate(words):
+        has = f"t.search_grams @> %({prefix}g{i})s::int[] AND " if textnorm.grams(w) else ""
+        grams.append(f"{has}t.search_text LIKE %({prefix}l{i})s")
+    raw = "lower(concat_ws(' ', t.title, t.artist, t.album, t.genre_tag, t.path))"
+    legacy = " AND ".join(f"{raw} LIKE %({prefix}l{i})s" for i in range(len(words)))
+    return (
+        f"SELECT t.id FROM tracks t WHERE t.status = '{INDEXED}' AND {' AND '.join(grams)} "
+        f"UNION ALL SELECT t.id FROM tracks t WHERE t.search_text IS NULL AND t.status = '{INDEXED}' AND {legacy}"
+    )
+
+
+def word_match_params(words: Sequence[str], prefix: str) -> dict[str, Any]:
+    """The parameters of :func:`word_match_sql` (words are letters and digits: nothing in them is LIKE syntax)."""
+    params: dict[str, Any] = {}
+    for i, w in enumerate(words):
+        params[f"{prefix}g{i}"] = textnorm.grams(w)
+        params[f"{prefix}l{i}"] = f"%{w}%"
+    return params
+
+
+_FIELD_WEIGHT = {"title": 3.0, "artist": 2.0, "album": 1.5}
+
+
+def _rank(r: Sequence[Any], words: Sequence[str], field: str) -> float:
+    """How well a candidate (id, path, title, artist, album, genre, ...) matches: per word, the best field it is in
+    (title 3, artist 2, album 1.5, elsewhere 0.5; x1.5 at a word's start); 0 when ``field`` does not hold every
+    word."""
+    texts = {"title": textnorm.fold(r[2]), "artist": textnorm.fold(r[3]), "album": textnorm.fold(r[4])}
+    score = 0.0
+    for w in words:
+        best = 0.0
+        for name, folded in texts.items():
+            at = folded.find(w)
+            if at >= 0:
+                start = at == 0 or not folded[at - 1].isalnum()
+                best = max(best, _FIELD_WEIGHT[name] * (1.5 if start else 1.0))
+        if field != "any" and w not in texts[field]:
+            return 0.0
+        score += best or 0.5
+    return score
 
 
 def _summary(r: Sequence[Any]) -> TrackSummary:

@@ -351,6 +351,7 @@ def ingest(
     roots: list[str] | None = Body(
         None, embed=True, max_length=100, description="a subset of the folders ingested before (default: all)"
     ),
+    retry_failed: bool = Body(False, embed=True, description="analyse failed tracks again"),
 ) -> Any:
     check_token(authorization, index.settings)
     known = index.ingest_progress()["roots"]
@@ -364,7 +365,7 @@ def ingest(
         raise InvalidArgumentError(
             f"{unknown[0]!r} is not a folder ingested before; the API re-scans only these: {', '.join(known)}"
         )
-    return index.ingest(chosen, wait=False, label_from=label_from).to_dict()
+    return index.ingest(chosen, wait=False, label_from=label_from, retry_failed=retry_failed).to_dict()
 
 
 @router.post("/train", tags=["changes"], summary="Queue a training run on the workers (token)")

@@ -10,8 +10,10 @@ playlists): one model for the web page and the Subsonic API
 * ``tracks``: ``artist_id``, ``album_id``, ``album_artist``, ``track_no``, ``disc_no``, ``musicbrainz_id``,
   ``bit_rate`` (kbit/s), ``has_picture``, ``genres`` (the genre tags, GIN), ``search_text`` and
   ``search_grams`` (folded text and its trigram hashes, GIN: word parts, no case or accents; see
-  ``musicindex.textnorm``), ``tags_version`` (NULL: the tags were read before this revision; the next ingest
-  reads them again, without audio work).
+  ``musicindex.textnorm``; replacing the full-text index ``ix_tracks_search`` of 0003, which every registered
+  file paid for), ``tags_version`` (NULL: the tags were read before this revision; the next ingest
+  reads them again, without audio work); ``retryable`` (the failure came from the environment: a time limit, a
+  lost worker, memory, an I/O error) and ``auto_retries`` (how often the next ingest retried it by itself: once).
 * ``users`` (the password encrypted under a key kept outside the database; ``is_system``: the single local user
   of a server without accounts), ``api_keys`` (sha256 of the key), ``annotations`` (per user and item: starred,
   rating, play count, last played), ``play_queues``, ``playlists`` / ``playlist_tracks``, ``now_playing``.
@@ -95,13 +97,21 @@ def upgrade() -> None:
         sa.Column("search_text", sa.Text),
         sa.Column("search_grams", postgresql.ARRAY(sa.Integer)),
         sa.Column("tags_version", sa.SmallInteger),
+        sa.Column("retryable", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("auto_retries", sa.SmallInteger, nullable=False, server_default="0"),
     ):
         op.add_column("tracks", column)
-    op.create_index("ix_tracks_album", "tracks", ["album_id", "disc_no", "track_no", "id"])
-    op.create_index("ix_tracks_artist_id", "tracks", ["artist_id"])
-    op.create_index("ix_tracks_genres", "tracks", ["genres"], postgresql_using="gin")
-    op.create_index("ix_tracks_search_grams", "tracks", ["search_grams"], postgresql_using="gin")
-    op.create_index("ix_tracks_created", "tracks", [sa.text("created_at DESC"), "id"])
+    # partial: a registered track (not analysed yet) has none of these, so registering a million files adds no
+    # entry to them; the full-text index of 0003 goes (search reads search_grams now): registration stays cheap
+    op.create_index("ix_tracks_album", "tracks", ["album_id", "disc_no", "track_no", "id"],
+                    postgresql_where=sa.text("album_id IS NOT NULL"))  # fmt: skip
+    op.create_index("ix_tracks_artist_id", "tracks", ["artist_id"], postgresql_where=sa.text("artist_id IS NOT NULL"))
+    op.create_index("ix_tracks_genres", "tracks", ["genres"], postgresql_using="gin",
+                    postgresql_where=sa.text("genres IS NOT NULL"))  # fmt: skip
+    op.create_index("ix_tracks_search_grams", "tracks", ["search_grams"], postgresql_using="gin",
+                    postgresql_where=sa.text("search_grams IS NOT NULL"))  # fmt: skip
+    op.create_index("ix_tracks_unsearchable", "tracks", ["id"], postgresql_where=sa.text("search_text IS NULL"))
+    op.drop_index("ix_tracks_search", table_name="tracks")
 
     op.create_table(
         "users",
@@ -186,10 +196,14 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("now_playing", "playlist_tracks", "playlists", "play_queues", "annotations", "api_keys", "users"):
         op.drop_table(table)
-    for index in ("ix_tracks_created", "ix_tracks_search_grams", "ix_tracks_genres", "ix_tracks_artist_id",
+    for index in ("ix_tracks_unsearchable", "ix_tracks_search_grams", "ix_tracks_genres", "ix_tracks_artist_id",
                   "ix_tracks_album"):  # fmt: skip
         op.drop_index(index, table_name="tracks")
-    for column in ("tags_version", "search_grams", "search_text", "genres", "has_picture", "bit_rate",
+    op.create_index(
+        "ix_tracks_search", "tracks", [sa.text("musicindex_search_doc(title, artist, album, path)")],
+        postgresql_using="gin",
+    )  # fmt: skip
+    for column in ("auto_retries", "retryable", "tags_version", "search_grams", "search_text", "genres", "has_picture", "bit_rate",
                    "musicbrainz_id", "disc_no", "track_no", "album_artist", "album_id", "artist_id"):  # fmt: skip
         op.drop_column("tracks", column)
     op.drop_table("albums")
