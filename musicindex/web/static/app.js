@@ -438,8 +438,7 @@ async function initMap() {
     }
     return best;
   };
-  canvas.addEventListener("mousemove", (e) => {
-    const s = nearest(e);
+  const showTip = (s) => {
     if (!s) { tip.hidden = true; return; }
     tip.hidden = false;
     // the title is the file's name when the file has no title tag (the API's MapPoint.title)
@@ -447,11 +446,46 @@ async function initMap() {
     const left = Math.min(s.x + 12, Math.max(0, cssW - tip.offsetWidth - 4));
     tip.style.left = `${left}px`;
     tip.style.top = `${s.y + 8}px`;
-  });
-  canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+  };
+  canvas.addEventListener("mousemove", (e) => showTip(nearest(e)));
+  canvas.addEventListener("mouseleave", () => { if (document.activeElement !== canvas) tip.hidden = true; });
   canvas.addEventListener("click", (e) => {
     const s = nearest(e);
     if (s) navigate(`/tracks/${s.p.id}`);
+  });
+  // from the keyboard: the arrows go to the nearest point that way, Enter opens it
+  const ring = $("#map-cursor");
+  let at = null;
+  const select = (s) => {
+    at = s;
+    showTip(s);
+    ring.hidden = !s;
+    if (s) {
+      ring.style.left = `${s.x}px`;
+      ring.style.top = `${s.y}px`;
+    }
+  };
+  canvas.addEventListener("focus", () => select(at || screen[0] || null));
+  canvas.addEventListener("blur", () => { ring.hidden = true; tip.hidden = true; });
+  canvas.addEventListener("keydown", (e) => {
+    const dirs = { ArrowRight: [1, 0], ArrowLeft: [-1, 0], ArrowDown: [0, 1], ArrowUp: [0, -1] };
+    if (e.key === "Enter" && at) {
+      e.preventDefault();
+      navigate(`/tracks/${at.p.id}`);
+      return;
+    }
+    const d = dirs[e.key];
+    if (!d || !at) return;
+    e.preventDefault();
+    let best = null, bestCost = Infinity;
+    for (const s of screen) {
+      const dx = s.x - at.x, dy = s.y - at.y;
+      const along = dx * d[0] + dy * d[1];
+      if (along <= 0.5) continue;
+      const cost = along + 2 * Math.abs(dx * d[1] - dy * d[0]);
+      if (cost < bestCost) { bestCost = cost; best = s; }
+    }
+    if (best) select(best);
   });
 }
 
