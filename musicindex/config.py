@@ -57,7 +57,7 @@ class Settings:
     task_max_retries: int = 5
     """Retries (with exponential backoff) for passing database or broker errors."""
     follow_symlinks: bool = False
-    """Follow symlinks that lead outside the ingested roots."""
+    """Follow symlinks that lead outside the ingested roots (at ingest, and when serving a track's file)."""
     watch_settle: float = 2.0
     """`musicindex watch`: seconds without any event on a file before it is queued (then its size and mtime
     must hold still for half as long), so a file still being copied is not analysed half-written."""

@@ -157,9 +157,12 @@ class MusicIndex:
         """The ``k`` indexed tracks closest to an outside audio file (analysed, never stored; ``space`` None: the
         best available one). The models analyse the file (``ml.probe``), the query layer searches with it; a model
         promoted in between is noticed and the file analysed again for the new version."""
+        from musicindex.errors import InvalidArgumentError
         from musicindex.ml import probe
         from musicindex.query.validation import check_k
 
+        if not isinstance(path, (str, os.PathLike)) or "\x00" in os.fsdecode(os.fspath(path)):
+            raise InvalidArgumentError(f"path must be a file's path without NUL characters, got {path!r}")
         k = check_k(k)
         chosen, version = self.queries.example_space(space)
         while True:

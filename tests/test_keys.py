@@ -34,7 +34,10 @@ def _race_worker(home: str, what: str, barrier, out) -> None:
 
 def _race(tmp_path: Path, what: str) -> list[str]:
     """TRIALS times: PROCESSES processes released at once on a fresh data folder; the errors they met."""
-    ctx = mp.get_context("fork")
+    # forked from a clean single-threaded server process: forking the test process itself, whose other threads
+    # (test clients, database pools) may hold a lock at that moment, can leave a child hanging on it
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests.test_keys"])
     problems: list[str] = []
     for trial in range(TRIALS):
         home = tmp_path / f"home{trial}"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicindex.audio.decode import AUDIO_EXTENSIONS
+from musicindex.db.paths import display
 from musicindex.errors import InvalidArgumentError
 
 MAX_ERRORS_KEPT = 1000
@@ -88,6 +89,15 @@ def _gone(exc: OSError) -> bool:
     return exc.errno in (errno.ENOENT, errno.ENOTDIR)
 
 
+def check_root(root: str | os.PathLike[str]) -> None:
+    """InvalidArgumentError unless ``root`` names something that exists (a NUL character: no file can hold one)."""
+    text = os.fsdecode(os.fspath(root))
+    if "\x00" in text:
+        raise InvalidArgumentError(f"the path {display(text).replace(chr(0), '?')!r} contains a NUL character (\\x00)")
+    if not Path(text).expanduser().exists():
+        raise InvalidArgumentError(f"no such file or folder: {display(text)}")
+
+
 def iter_scan(
     roots: Sequence[str | os.PathLike[str]],
     *,
@@ -106,8 +116,7 @@ def iter_scan(
     """
     report = report if report is not None else ScanReport()
     for r in roots:
-        if not Path(r).expanduser().exists():
-            raise InvalidArgumentError(f"no such file or folder: {r}")
+        check_root(r)
     abs_roots = outermost(absolute_roots(roots))
     real_roots = [os.path.realpath(r) for r in abs_roots]
     starts = outermost(absolute_roots(scopes)) if scopes is not None else abs_roots

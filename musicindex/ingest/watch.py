@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from musicindex.errors import MusicIndexError
 from musicindex.ingest.register import IngestSummary
-from musicindex.ingest.scan import absolute_roots, is_audio_name, outermost, within
+from musicindex.ingest.scan import absolute_roots, check_root, is_audio_name, outermost, within
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +145,9 @@ def watch_folders(
     """
     from watchdog.observers import Observer
 
+    for p in paths:
+        check_root(p)
     roots = outermost(absolute_roots(paths))
-    for r in roots:
-        if not os.path.exists(r):
-            raise MusicIndexError(f"no such file or folder: {r}")
     stop = stop or threading.Event()
     collector = ChangeCollector(roots, settle=settle)
     observer = Observer()

@@ -32,6 +32,7 @@ from musicindex.vocab import (
     GENRE_MODEL_METRIC,
     HNSW_INDEX_PATTERN,
     MODEL_KINDS,
+    MODEL_STATES,
     RETIRED,
     TRAINING,
     GenreCandidate,
@@ -42,8 +43,16 @@ _PROMOTE_LOCK = 0x6D69_7072_6F6D  # advisory lock serialising promotions ('mi pr
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in MODEL_KINDS:
+    if not isinstance(kind, str) or kind not in MODEL_KINDS:
         raise InvalidArgumentError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+
+
+def _check_state(state: str) -> None:
+    if not isinstance(state, str) or state not in MODEL_STATES:
+        raise InvalidArgumentError(f"unknown model state {state!r}; choose one of {', '.join(MODEL_STATES)}")
+
+
+MAX_LIST_VERSIONS = 100_000
 
 
 def active_version(session: Session, kind: str) -> ModelVersion | None:
@@ -69,14 +78,18 @@ def get_version(session: Session, version_id: int) -> ModelVersion:
 def list_versions(
     session: Session, kind: str | None = None, state: str | None = None, limit: int | None = None
 ) -> list[ModelVersion]:
-    """Versions, newest first, optionally of one kind and/or state."""
+    """Versions, newest first, optionally of one kind (``vocab.MODEL_KINDS``) and/or state (``vocab.MODEL_STATES``),
+    at most ``limit`` (1 to 100 000; None: all)."""
     q = select(ModelVersion).order_by(ModelVersion.id.desc())
     if kind is not None:
         _check_kind(kind)
         q = q.where(ModelVersion.kind == kind)
     if state is not None:
+        _check_state(state)
         q = q.where(ModelVersion.state == state)
-    if limit:
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_VERSIONS:
+            raise InvalidArgumentError(f"limit must be an integer between 1 and {MAX_LIST_VERSIONS}, got {limit!r}")
         q = q.limit(limit)
     return list(session.execute(q).scalars())
 

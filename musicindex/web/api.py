@@ -20,7 +20,7 @@ from musicindex.web import status as web_status
 from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.errors import ApiError
 from musicindex.web.responses import Json, m3u_response
-from musicindex.web.security import check_token
+from musicindex.web.security import check_token, policy
 from musicindex.web.uploads import similar_to_upload
 
 if TYPE_CHECKING:
@@ -99,6 +99,7 @@ def audio(index: IndexDep, request: Request, track_id: int = PathParam(..., ge=1
 
 
 @router.get("/tracks/{track_id}/similar", tags=["queries"], summary="The tracks that sound most like this one")
+@policy(costly=True)
 def similar(
     index: IndexDep,
     track_id: int = PathParam(..., ge=1, le=2**62),
@@ -134,6 +135,7 @@ def cluster_of(
 
 # ------------------------------------------------------------------ lists
 @router.get("/recommend", tags=["queries"], summary="More like the liked tracks, less like the disliked ones")
+@policy(costly=True)
 def recommend(
     index: IndexDep,
     liked: list[int] = Query(..., min_length=1, max_length=MAX_SEEDS, description="liked track ids (repeat)"),
@@ -174,6 +176,7 @@ def recommend(
 
 
 @router.get("/genres/{genre}/tracks", tags=["queries"], summary="Tracks of a genre, most confident first")
+@policy(costly=True)
 def by_genre(
     index: IndexDep,
     genre: str = PathParam(..., min_length=1, max_length=100),
@@ -208,6 +211,7 @@ def by_tags(
 
 
 @router.get("/playlist", tags=["queries"], summary="A smooth path of n tracks from start to end")
+@policy(costly=True)
 def playlist(
     index: IndexDep,
     start: int = Query(..., ge=1, le=2**62),
@@ -225,6 +229,7 @@ def playlist(
 
 
 @router.get("/m3u", tags=["queries"], summary="Any list of track ids as an M3U8 playlist")
+@policy(costly=True)
 def m3u(
     index: IndexDep,
     ids: list[int] = Query(..., min_length=1, max_length=1000, description="track ids, in playlist order"),
@@ -235,6 +240,7 @@ def m3u(
 
 
 @router.get("/map", tags=["queries"], summary="A 2-D map (PCA) of a similarity space, coloured by genre or cluster")
+@policy(costly=True)
 def library_map(
     index: IndexDep,
     space: str | None = Query(None, max_length=32, description=SPACE_DOC),
@@ -255,6 +261,7 @@ def library_map(
         }
     },
 )
+@policy(costly=True, body="upload")
 async def similar_to_file(
     index: IndexDep,
     limits: LimitsDep,
@@ -263,6 +270,8 @@ async def similar_to_file(
     space: str | None = Query(None, max_length=32, description=SPACE_DOC),
     filename: str = Query("upload", max_length=255, description="the file's name (its suffix names the format)"),
 ) -> Any:
+    """One upload at a time: while one is read and analysed, others get 429 at once (before their body is read),
+    so waiting uploads never hold a worker thread. The body must arrive within ``uploads.UPLOAD_READ_SECONDS``."""
     return (await similar_to_upload(index, limits, request, k, space, filename)).answer
 
 
@@ -308,18 +317,20 @@ def _model(index: MusicIndex, version_id: int) -> dict[str, Any]:
 
 
 @router.get("/evaluate", tags=["models"], summary="Genre precision@k and hubness of each space; classifiers")
+@policy(costly=True)
 def evaluate(
     index: IndexDep,
     limits: LimitsDep,
     k: int = Query(10, ge=1, le=100),
     max_tracks: int = Query(5000, ge=10, le=20_000, description="a random sample of labelled tracks above this"),
 ) -> Any:
-    with limits.slot(limits.evaluation, "evaluation", timeout=1):
+    with limits.try_slot(limits.evaluation, "evaluation"):
         return index.evaluate(k=k, max_tracks=max_tracks).to_dict()
 
 
 # ------------------------------------------------------------------ changes (token)
 @router.post("/models/{version_id}/promote", tags=["changes"], summary="Activate a version (token)")
+@policy(token=True)
 def promote(
     index: IndexDep,
     version_id: int = PathParam(..., ge=1, le=2**31 - 1),
@@ -332,6 +343,7 @@ def promote(
 
 
 @router.post("/models/{kind}/rollback", tags=["changes"], summary="Re-activate the previous version of a kind (token)")
+@policy(token=True)
 def rollback(
     index: IndexDep,
     kind: str = PathParam(..., min_length=1, max_length=16),
@@ -344,6 +356,7 @@ def rollback(
 @router.post(
     "/ingest", tags=["changes"], summary="Re-scan the library's folders and queue new or changed files (token)"
 )
+@policy(token=True, body="json")
 def ingest(
     index: IndexDep,
     authorization: str | None = Header(None, include_in_schema=False),
@@ -369,6 +382,7 @@ def ingest(
 
 
 @router.post("/train", tags=["changes"], summary="Queue a training run on the workers (token)")
+@policy(token=True, body="json")
 def train(
     index: IndexDep,
     authorization: str | None = Header(None, include_in_schema=False),

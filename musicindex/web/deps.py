@@ -41,9 +41,10 @@ class Limits:
 
     @staticmethod
     @contextlib.contextmanager
-    def slot(sem: threading.BoundedSemaphore, what: str, timeout: float) -> Iterator[None]:
-        """Hold ``sem`` for the block; ApiError 429 (with Retry-After) when it stays taken for ``timeout`` s."""
-        if not sem.acquire(timeout=timeout):
+    def try_slot(sem: threading.BoundedSemaphore, what: str) -> Iterator[None]:
+        """Hold ``sem`` for the block, or ApiError 429 (with Retry-After) at once when it is taken: a request that
+        cannot run now never waits holding a worker thread or the event loop."""
+        if not sem.acquire(blocking=False):
             raise ApiError(429, "busy", f"another {what} is running; try again in a moment", {"Retry-After": "5"})
         try:
             yield

@@ -127,9 +127,15 @@ def install(app: Any, html: HtmlRenderer | None = None) -> None:
             request, 503, "server_unreachable", f"PostgreSQL does not answer: {reason}", E.ServiceError.exit_code
         )
 
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # errors the request guard (security.RequestGuard) did not see: logged with their traceback by the
+        # server, answered in the API's shape (or as the HTML error page), never as a plain-text 500
+        return answer(request, 500, "error", "unexpected server error (the server's log has the details)", 1)
+
     app.add_exception_handler(E.MusicIndexError, library_error)
     app.add_exception_handler(TimeoutError, library_error)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(Exception, unexpected)

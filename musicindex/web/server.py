@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from musicindex.web import api, errors, pages, security, status
 from musicindex.web.deps import Limits
@@ -34,6 +33,8 @@ The HTTP API of musicindex: the same queries as the Python API and the CLI.
 * Errors: `{"error": category, "message": ..., "exit_code": ...}`: 404 unknown track, 422 bad argument,
   409 model not trained / not enough data, 503 server unreachable, 401/403 token.
 * Changes (ingest, train, promote, rollback) need `Authorization: Bearer <MUSICINDEX_API_TOKEN>`.
+* Changes and costly reads from another site's page are refused (403) unless its origin is in
+  `MUSICINDEX_CORS_ORIGINS`; bodies are capped (64 KiB, uploads `MUSICINDEX_UPLOAD_MAX_BYTES`: 413).
 """
 
 
@@ -67,7 +68,8 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
     def favicon() -> Response:
         return Response(status_code=204)
 
-    # outermost last: the Host check runs first, the headers go on every answer (errors too)
+    # outermost last: the headers go on every answer (errors too), then the request guard (Host check, origin rule,
+    # token, body caps, NUL, last-resort errors: before any route reads a body), then CORS
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -77,7 +79,13 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
             allow_credentials=False,
             max_age=600,
         )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(host, settings))
+    app.add_middleware(
+        security.RequestGuard,
+        settings=settings,
+        routes=[*api.router.routes, *pages.router.routes],
+        html=pages.render_error,
+        allowed_hosts=security.allowed_hosts(host, settings),
+    )
     app.add_middleware(security.SecurityHeaders)
     return app
 
