@@ -196,6 +196,7 @@ def tag_names(index: IndexDep) -> list[str]:
 
 
 @router.get("/tags/tracks", tags=["queries"], summary="Tracks with all these tags (musicnn), most probable first")
+@policy(costly=True)
 def by_tags(
     index: IndexDep,
     tag: list[str] = Query(..., min_length=1, max_length=10, description="tags (repeat); all must apply"),

@@ -24,6 +24,7 @@ from musicindex.media import open_track_file
 from musicindex.web import status as web_status
 from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.errors import category_of
+from musicindex.web.security import policy
 from musicindex.web.uploads import similar_to_upload
 
 if TYPE_CHECKING:
@@ -349,6 +350,7 @@ def tags_page(
 
 
 @router.post("/fragments/similar-to-file")
+@policy(costly=True, body="upload")
 async def similar_to_file_fragment(
     index: IndexDep,
     limits: LimitsDep,
