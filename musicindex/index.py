@@ -46,8 +46,8 @@ SERVICE_METHODS: dict[str, tuple[str, ...]] = {
     ),
     "queries": ("similar", "recommend", "by_genre", "genre_of", "cluster_of", "playlist", "tags_of", "search_by_tags"),
     "library": (
-        "search_tracks", "track_details", "track_summaries", "track_file", "track_files", "genres", "spaces",
-        "library_map",
+        "search_tracks", "track_details", "track_summaries", "track_file", "track_files", "genres", "tag_names",
+        "spaces", "library_map",
     ),
     "users": (
         "add_user", "list_users", "user", "set_password", "remove_user", "new_api_key", "local_user", "has_logins",
@@ -122,6 +122,7 @@ class MusicIndex:
         )  # fmt: skip
         for name in SERVICE_METHODS["users"]:
             setattr(self, name, getattr(self.users, name))
+        self.tag_names = lib.tag_names
 
     @property
     def settings(self) -> Settings:

@@ -13,15 +13,20 @@ Debian's). Without them the tests are skipped with a loud reason; under ``CI=tru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from musicindex.config import Settings
 from musicindex.db.scratch import scratch_database
 from musicindex.localworker import settings_env
 from tests.conftest import REPO
@@ -56,78 +61,113 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(base_settings, tmp_path_factory):
-    """``musicindex serve`` on a free port over a fresh test library; yields (base URL, library)."""
+def skip_without_browser() -> None:
     missing = _missing()
     if missing:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"BROWSER TESTS CANNOT RUN under CI=true: {missing}")
         pytest.skip(f"BROWSER TESTS SKIPPED: {missing}")
-    tmp = tmp_path_factory.mktemp("browser")
-    with scratch_database(base_settings.database_url, prefix="mi_browser") as db:
-        lib = build_library(db, tmp / "audio", musicnn=True)
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if k != "MUSICINDEX_API_TOKEN"}
-        env.update(settings_env(base_settings.with_(database_url=db.url)))
-        log = (tmp / "serve.log").open("w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "musicindex", "serve", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(url + "/api/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail(f"musicindex serve did not start: {(tmp / 'serve.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-            yield url, lib
-        finally:
-            proc.terminate()
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings, tmp: Path) -> Iterator[str]:
+    """``musicindex serve`` (a subprocess) on a free loopback port with ``settings``; yields its base URL."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MUSICINDEX_API_TOKEN"}
+    env.update(settings_env(settings))
+    log = (tmp / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "musicindex", "serve", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
+                with urllib.request.urlopen(url + "/api/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(f"musicindex serve did not start: {(tmp / 'serve.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def watched(page: Any) -> Any:
+    """``page`` with ``page.problems``: script errors and console errors (not the 404 of a track without a file)."""
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console: {m.text} ({m.location.get('url')})")
+            if m.type == "error" and not str(m.location.get("url", "")).endswith("/audio")
+            else None
+        ),
+    )
+    page.problems = problems
+    return page
+
+
+@contextlib.contextmanager
+def served_library(
+    settings: Settings, tmp: Path, prefix: str, prepare: Callable[[Any, dict[str, Any], Path], None] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A fresh test library (with a musicnn space; ``prepare(db, library, audio folder)`` changes it) served by
+    ``musicindex serve``; yields (base URL, library). Skips (fails under CI=true) without the browser."""
+    skip_without_browser()
+    with scratch_database(settings.database_url, prefix=prefix) as db:
+        lib = build_library(db, tmp / "audio", musicnn=True)
+        if prepare is not None:
+            prepare(db, lib, tmp / "audio")
+        with running_server(settings.with_(database_url=db.url), tmp) as url:
+            yield url, lib
+
+
+@pytest.fixture(scope="module")
+def server(base_settings, tmp_path_factory):
+    """``musicindex serve`` on a free port over a fresh test library; yields (base URL, library)."""
+    with served_library(base_settings, tmp_path_factory.mktemp("browser"), "mi_browser") as served:
+        yield served
+
+
+@contextlib.contextmanager
+def chromium(*flags: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser), with extra ``flags``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_FLAGS[1:], *flags])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS[1:])
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
-        pg = context.new_page()
+        pg = watched(context.new_page())
         pg.set_default_timeout(20_000)
-        problems: list[str] = []
-        pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        # a track of the test library without a file answers 404 to the player: not a page problem
-        pg.on(
-            "console",
-            lambda m: (
-                problems.append(f"console: {m.text} ({m.location.get('url')})")
-                if m.type == "error" and not str(m.location.get("url", "")).endswith("/audio")
-                else None
-            ),
-        )
-        pg.problems = problems  # type: ignore[attr-defined]
-        pg.browser_version = browser.version  # type: ignore[attr-defined]
+        pg.browser_version = browser.version
         yield pg
         context.close()
-        browser.close()
 
 
 def test_search_track_similar_like_recommend_playlist_m3u(server, page, tmp_path):
@@ -146,9 +186,10 @@ def test_search_track_similar_like_recommend_playlist_m3u(server, page, tmp_path
     page.click(f'a.track-link[href="/tracks/{first["id"]}"]')
     page.wait_for_url(f"**/tracks/{first['id']}")
     assert page.inner_text("h1") == first["title"]
-    # its audio streams (the player reads the metadata through Range requests)
-    page.wait_for_function("() => document.querySelector('#track-audio').readyState >= 1")
-    duration = page.evaluate("() => document.querySelector('#track-audio').duration")
+    # it plays in the player bar (the audio element reads the metadata through Range requests)
+    page.click("button.play.big")
+    page.wait_for_function("() => document.querySelector('#audio').readyState >= 1")
+    duration = page.evaluate("() => document.querySelector('#audio').duration")
     assert 5.5 < duration < 6.5
     # genre with probabilities, pretrained tags, similar tracks (in the default space: musicnn here)
     assert page.locator("table.probs:not(.tags-table) tr").count() == 6

@@ -7,9 +7,11 @@ the API only reads. Tests that change things (token rules, ingest, promote) get 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,15 +206,24 @@ def build_library(
     return lib
 
 
+@contextlib.contextmanager
+def library_index(settings: Any, tmp: Path, prefix: str, **build: Any) -> Iterator[dict[str, Any]]:
+    """A scratch database with ``build_library(**build)`` and a ``MusicIndex`` over it: the library's dict plus
+    ``index``, ``db`` and ``tmp``."""
+    with scratch_database(settings.database_url, prefix=prefix) as db:
+        lib = build_library(db, tmp / "audio", **build)
+        index = MusicIndex(db, settings.with_(database_url=db.url))
+        lib.update(index=index, db=db, tmp=tmp)
+        try:
+            yield lib
+        finally:
+            index.close()
+
+
 @pytest.fixture(scope="module")
 def web_lib(base_settings, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("weblib")
-    with scratch_database(base_settings.database_url, prefix="mi_web") as db:
-        lib = build_library(db, tmp / "audio")
-        index = MusicIndex(db, base_settings.with_(database_url=db.url))
-        lib.update(index=index, db=db, tmp=tmp)
+    with library_index(base_settings, tmp_path_factory.mktemp("weblib"), "mi_web") as lib:
         yield lib
-        index.close()
 
 
 @pytest.fixture(scope="module")
@@ -712,7 +723,8 @@ def test_pages_render(client, web_lib):
         (f"/playlist?start={rows[0]['id']}&end={rows[5]['id']}&n=5", "Export M3U8"),
         ("/map", "<canvas"),
         ("/status", "Latest failures"),
-        ("/models", "Roll back"),
+        ("/models", "Evaluation"),
+        ("/tags", "Tags and moods"),
         ("/api/docs", "/api/similar-to-file"),
     ):
         r = client.get(url)
@@ -750,7 +762,8 @@ def test_why_and_tags_render_when_present(client, web_lib, monkeypatch):
         res = real_similar(*args, **kwargs)
         d = res.to_dict()
         for h in d["items"]:
-            h["why"] = {"summary": "both mellow and acoustic", "shared_tags": ["mellow", "acoustic"],
+            h["why"] = {"summary": "both mellow and acoustic; slower (97 vs 120 BPM)",
+                        "shared_tags": ["mellow", "acoustic"],
                         "feature_differences": [{"feature": "tempo", "query": 120.0, "hit": 96.5}]}  # fmt: skip
 
         class R:
@@ -769,7 +782,8 @@ def test_why_and_tags_render_when_present(client, web_lib, monkeypatch):
     monkeypatch.setattr(index, "track_details", with_tags)
     with client_of(create_app(index)) as c:
         page = c.get(f"/tracks/{web_lib['rows'][0]['id']}").text
-    assert "both mellow and acoustic" in page and "tempo: 120.00 → 96.50" in page
+    assert "both mellow and acoustic; slower (97 vs 120 BPM)" in page
+    assert "tempo:" not in page and "96.50" not in page  # the words of the query layer, no raw column and number
     assert page.count('class="tag"') >= 2 and "mellow" in page and "0.81" in page
 
 

@@ -83,20 +83,44 @@ class StatusReport:
         return asdict(self)
 
 
+BATCH_COLUMNS = "id, roots, created_at, finished_at, scanned, queued, unchanged, moved, missing"
+
+
+def _batch(b: Any) -> dict[str, Any]:
+    return {
+        "id": int(b[0]),
+        "roots": list(b[1] or []),
+        "created_at": b[2].isoformat() if b[2] is not None else None,
+        "finished_at": b[3].isoformat() if b[3] is not None else None,
+        "scanned": b[4],
+        "queued": b[5],
+        "unchanged": b[6],
+        "moved": b[7],
+        "missing": b[8],
+    }
+
+
 def ingest_progress(db: Database) -> dict[str, Any]:
-    """The latest ingest batch (roots, when, what it queued) and how far the analysis of the files it
-    queued has come (``counts`` by status, ``done`` of ``total``), the analysis rate over the last
-    minute and an ETA, and every root ever ingested (``roots``: what a re-scan may be asked to scan)."""
+    """The latest real ingest batch (the latest that queued files, or the latest of all when none did) and how far
+    the analysis of the files it queued has come (``counts`` by status, ``done`` of ``total``), the analysis rate
+    over the last minute and an ETA; ``last_scan``: the latest batch of all (a re-scan that found nothing new
+    leaves ``batch`` on the ingest before it); every root ever ingested (``roots``: what a re-scan may scan)."""
     with db.session() as s:
         roots = sorted({str(r) for (rs,) in s.execute(text("SELECT roots FROM ingest_batches")) for r in (rs or [])})
-        b = s.execute(
-            text(
-                "SELECT id, roots, created_at, finished_at, scanned, queued, unchanged, moved, missing "
-                "FROM ingest_batches ORDER BY id DESC LIMIT 1"
+        last = s.execute(text(f"SELECT {BATCH_COLUMNS} FROM ingest_batches ORDER BY id DESC LIMIT 1")).first()
+        b = last
+        if last is not None and last[5] is not None and last[5] == 0:  # registered, nothing queued: a no-op scan
+            b = (
+                s.execute(
+                    text(f"SELECT {BATCH_COLUMNS} FROM ingest_batches WHERE queued > 0 ORDER BY id DESC LIMIT 1")
+                ).first()
+                or last
             )
-        ).first()
         if b is None:
-            return {"batch": None, "roots": roots, "counts": {}, "total": 0, "done": 0, "rate_per_s": 0.0}
+            return {
+                "batch": None, "last_scan": None, "roots": roots, "counts": {}, "total": 0, "done": 0,
+                "rate_per_s": 0.0,
+            }  # fmt: skip
         counts = {
             str(st): int(n)
             for st, n in s.execute(
@@ -111,17 +135,8 @@ def ingest_progress(db: Database) -> dict[str, Any]:
     pending = counts.get(PENDING, 0)
     rate = int(recent) / 60.0
     return {
-        "batch": {
-            "id": int(b[0]),
-            "roots": list(b[1] or []),
-            "created_at": b[2].isoformat() if b[2] is not None else None,
-            "finished_at": b[3].isoformat() if b[3] is not None else None,
-            "scanned": b[4],
-            "queued": b[5],
-            "unchanged": b[6],
-            "moved": b[7],
-            "missing": b[8],
-        },
+        "batch": _batch(b),
+        "last_scan": _batch(last),
         "roots": roots,
         "counts": counts,
         "total": total,

@@ -40,4 +40,6 @@ def analyse_example(
         with db.session() as s:
             out = transform_one(s, version.id, features=res.features, logmel=res.logmel, musicnn=m_emb)
         embeddings[version.id] = np.asarray(out["embedding"], dtype=np.float64).ravel()
-    return Example(path=fs, features=res.features, musicnn=m_emb, tags=m_tags, embeddings=embeddings)
+    return Example(
+        path=fs, features=res.features, musicnn=m_emb, tags=m_tags, embeddings=embeddings, duration=res.info.duration
+    )

@@ -9,12 +9,14 @@ compare. Reads only, inside the query's snapshot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from musicindex.audio.window import SAMPLE_RATE  # a zero-crossing rate per sample, times this, is per second
 from musicindex.errors import ModelNotTrainedError
 from musicindex.query.results import TrackHit
 from musicindex.query.snapshot import Snapshot
@@ -23,7 +25,7 @@ from musicindex.query.tags import TagSpace, tag_probabilities, tag_space, top_ta
 from musicindex.vocab import FEATURE_NAMES
 
 NAMED_FEATURES: dict[str, tuple[str, str, str, str]] = {
-    # feature: (name, unit, higher, lower)
+    # feature: (name, unit of the stored value, higher, lower)
     "tempo": ("tempo", "BPM", "faster", "slower"),
     "spectral_centroid_mean": ("brightness", "Hz", "brighter", "darker"),
     "rms_mean": ("loudness", "RMS", "louder", "quieter"),
@@ -43,37 +45,82 @@ MAX_SHARED_TAGS = 4
 _INDEX = {name: FEATURE_NAMES.index(name) for name in NAMED_FEATURES}
 
 
-def _fmt(value: float, unit: str) -> str:
-    if unit in ("BPM", "Hz"):
-        return f"{value:.0f} {unit}"
-    return f"{value:.3g}"
+def _pair(a: float, b: float, decimals: int = 0) -> tuple[str, str]:
+    """``a`` and ``b`` written with ``decimals`` decimals or more, until the two read differently (at most 6 more):
+    a rounding never hides the difference, and no number is in scientific notation."""
+    for d in range(decimals, decimals + 7):
+        sa, sb = f"{a:,.{d}f}".replace(",", " "), f"{b:,.{d}f}".replace(",", " ")
+        if sa != sb:
+            break
+    return sa.replace("-", "\u2212"), sb.replace("-", "\u2212")
+
+
+def _db(x: float, power: bool = False) -> float:
+    """``x`` (an amplitude, or a power with ``power``) in decibels; silence is -120 dB."""
+    return (10.0 if power else 20.0) * math.log10(max(float(x), 1e-12))
+
+
+def wording(feature: str, query: float, hit: float) -> str:
+    """How a person says that ``hit`` differs from ``query`` in ``feature`` (one of ``NAMED_FEATURES``): the word,
+    then both values in a unit a listener knows (``faster (128 vs 96 BPM)``, ``louder (-14 vs -20 dB)``)."""
+    _, unit, up, down = NAMED_FEATURES[feature]
+    reads = up if hit > query else down
+    if unit == "BPM":
+        h, q = _pair(hit, query)
+        return f"{reads} ({h} vs {q} BPM)"
+    if unit == "Hz":
+        h, q = _pair(hit / 1000, query / 1000, 1)
+        return f"{reads} ({h} vs {q} kHz)"
+    if unit == "RMS":  # mean frame RMS of a signal in [-1, 1]: decibels below full scale
+        h, q = _pair(_db(hit), _db(query))
+        return f"{reads} ({h} vs {q} dB)"
+    if unit == "ZCR":
+        h, q = _pair(hit * SAMPLE_RATE, query * SAMPLE_RATE)
+        return f"{reads} ({h} vs {q} zero crossings a second)"
+    if feature == "chroma_stft_mean":  # mean chroma energy, 0..1
+        h, q = _pair(100 * hit, 100 * query)
+        return f"{reads} ({h} % vs {q} % of the energy on the notes)"
+    # the variance of the percussive or harmonic part: its energy, as a level difference
+    gap = _db(hit, power=True) - _db(query, power=True)
+    size = _pair(abs(gap), 0.0)[0]
+    part = "percussive" if feature == "perceptr_var" else "harmonic"
+    return f"{reads} (the {part} part {size} dB {'louder' if gap > 0 else 'quieter'})"
 
 
 def differences(query: np.ndarray, hit: np.ndarray, scale: np.ndarray) -> list[dict[str, Any]]:
-    """The named features that differ most between ``hit`` and ``query`` (raw 43-vectors), largest first."""
+    """The named features that differ most between ``hit`` and ``query`` (raw 43-vectors), largest first; each with
+    ``text``: the difference in words (:func:`wording`)."""
     found: list[tuple[float, dict[str, Any]]] = []
     for feature, i in _INDEX.items():
         sd = float(scale[i])
         if sd <= 0:
             continue
-        z = (float(hit[i]) - float(query[i])) / sd
+        q, h = float(query[i]), float(hit[i])
+        z = (h - q) / sd
         if abs(z) >= MIN_Z:
             name, unit, up, down = NAMED_FEATURES[feature]
-            entry = {"feature": feature, "name": name, "query": float(query[i]), "hit": float(hit[i]), "unit": unit}
-            found.append((abs(z), {**entry, "z": round(z, 2), "reads": up if z > 0 else down}))
+            entry = {"feature": feature, "name": name, "query": q, "hit": h, "unit": unit, "z": round(z, 2)}
+            found.append((abs(z), {**entry, "reads": up if z > 0 else down, "text": wording(feature, q, h)}))
     found.sort(key=lambda pair: -pair[0])
     return [d for _, d in found[:MAX_DIFFERENCES]]
 
 
+def _and(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def summary(shared: Sequence[str], diffs: Sequence[dict[str, Any]], space: str | None) -> str:
+    """One sentence: the tags both share, then how the hit differs (``both mellow and acoustic; faster (128 vs 96
+    BPM)``), or that tempo, brightness and loudness are about the same."""
     parts = []
     if shared:
-        parts.append("both " + ", ".join(shared))
-    parts.extend(f"{d['reads']} ({_fmt(d['hit'], d['unit'])} vs {_fmt(d['query'], d['unit'])})" for d in diffs)
-    if not diffs and not shared:
-        parts.append(f"close in the {space} space; no named feature differs by {MIN_Z} sd or more")
+        parts.append("both " + _and(list(shared)))
     elif not diffs:
-        parts.append(f"no named feature differs by {MIN_Z} sd or more")
+        parts.append(f"close in the {space} space")
+    if diffs:
+        parts.append(_and([d["text"] for d in diffs]))
+    else:
+        parts.append("tempo, brightness and loudness about the same")
     return "; ".join(parts)
 
 

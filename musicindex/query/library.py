@@ -31,6 +31,7 @@ from musicindex.query.results import (
 from musicindex.query.service import TrackRef, cluster_in, genre_in, tags_in
 from musicindex.query.snapshot import Snapshot, snapshot
 from musicindex.query.spaces import default_space, load_space_matrix, open_space
+from musicindex.query.tags import tag_space
 from musicindex.query.validation import MAX_K, as_list, check_int, check_k, check_space, check_text
 from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, INDEXED, N_FEATURES, SPACE_KIND, SPACES
 
@@ -198,6 +199,12 @@ class LibraryService:
         """Every genre a query accepts: the labels and the genre model's classes, sorted."""
         with self.snapshot() as snap:
             return snap.known_genres()
+
+    def tag_names(self) -> list[str]:
+        """The musicnn tags a tag search accepts (the active musicnn version's 50, in its order); ModelNotTrainedError
+        before anything is embedded."""
+        with self.snapshot() as snap:
+            return list(tag_space(snap).names)
 
     def spaces(self) -> list[dict[str, Any]]:
         """The similarity spaces: which can answer now (its model version and dimension), which is

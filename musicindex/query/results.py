@@ -61,6 +61,8 @@ class Example:
     musicnn: Any = None
     tags: Any = None
     embeddings: dict[int, Any] = field(default_factory=dict)
+    duration: float | None = None
+    """The file's length in seconds (an answer from a few seconds of audio is rough: the page says so)."""
 
 
 @dataclass(frozen=True)

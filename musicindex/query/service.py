@@ -124,7 +124,7 @@ class QueryService:
             items = search(snap, sp, q, k)
             if explain:
                 items = explain_hits(snap, items, query_features=example.features, query_tags=example.tags)
-        return _result("similar_to_file", sp, items, path=example.path, k=k)
+        return _result("similar_to_file", sp, items, path=example.path, k=k, duration=example.duration)
 
     # ------------------------------------------------------------------ recommend
     def recommend(
@@ -140,6 +140,7 @@ class QueryService:
         album_spacing: bool = True,
         exact: bool = False,
         explain: bool = True,
+        history: Sequence[TrackRef] = (),
     ) -> QueryResult:
         """``k`` tracks for someone who likes ``liked`` and dislikes ``disliked`` (``space`` None: the best
         available one).
@@ -148,6 +149,8 @@ class QueryService:
         direction of the disliked ones (Rocchio). Seeds and exclusions never appear.
         Diversity: no two consecutive tracks from one album (``album_spacing``), and two
         tracks of one artist are separated by at least ``artist_spacing`` others (0: off).
+        ``history``: the tracks just before the answer, oldest first (a radio's queue): they never appear, and the
+        diversity rules continue from them, so the answer does not start with the artist that just played.
         """
         k = check_k(k)
         if space is not None:
@@ -158,21 +161,25 @@ class QueryService:
             raise InvalidArgumentError("recommend needs at least one liked track")
         if len(liked_l) + len(disliked_l) > MAX_K:
             raise InvalidArgumentError(f"at most {MAX_K} liked and disliked tracks")
+        history_l = as_list(history, "history")
         ex = Exclusions.checked(exclude_tracks, exclude_artists, exclude_genres, artist_spacing, album_spacing)
         with self.snapshot() as snap:
             like_ids = snap.track_ids(liked_l)
             dislike_ids = snap.track_ids(disliked_l)
             x_ids = ex.resolve(snap)
             sp = open_space(snap, space or default_space(snap, like_ids + dislike_ids), exact=exact)
+            before = _hits(snap, sp, snap.track_ids(history_l))
             vecs = vectors(snap, sp, like_ids + dislike_ids)
             q = unit(np.mean([unit(vecs[i]) for i in like_ids], axis=0))
             if dislike_ids:
                 q = unit(q - 0.5 * unit(np.mean([unit(vecs[i]) for i in dislike_ids], axis=0)))
-            items = self.diverse_neighbours(snap, sp, q, k, ex, [*like_ids, *dislike_ids, *x_ids])
+            used = [*like_ids, *dislike_ids, *x_ids, *(h.id for h in before)]
+            items = self.diverse_neighbours(snap, sp, q, k, ex, used, history=before)
             if explain:
                 items = explain_hits(snap, items, query_ids=like_ids)
         return _result(
-            "recommend", sp, items, liked=like_ids, disliked=dislike_ids, k=k, **ex.params(x_ids)
+            "recommend", sp, items, liked=like_ids, disliked=dislike_ids, k=k, history=[h.id for h in before],
+            **ex.params(x_ids),
         )  # fmt: skip
 
     @staticmethod
@@ -500,12 +507,23 @@ def _example_vector(sp: Space, example: Example) -> np.ndarray:
 
 def _seed_hit(snap: Snapshot, sp: Space, t: TrackRow) -> TrackHit:
     """A seed track as a hit of its own answer (distance 0)."""
+    return _hits(snap, sp, [t.id])[0]
+
+
+def _hits(snap: Snapshot, sp: Space, ids: Sequence[int]) -> list[TrackHit]:
+    """Tracks ``ids`` (known to exist) as hits at distance 0, in the given order (seeds, a radio's history)."""
+    if not ids:
+        return []
     gjoin, gexpr = snap.genre_join()
-    row = snap.one(
-        f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr} FROM tracks t {gjoin}WHERE t.id = %(t)s",
-        {"t": t.id},
+    rows = snap.all(
+        f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr} FROM tracks t {gjoin}WHERE t.id = ANY(%(ids)s)",
+        {"ids": [int(i) for i in ids]},
     )
-    return TrackHit(int(row[0]), row[1], row[2], row[3], row[4], row[5], 0.0, 1.0, sp.version_id, sp.name)
+    by_id = {int(r[0]): r for r in rows}
+    return [
+        TrackHit(int(r[0]), r[1], r[2], r[3], r[4], r[5], 0.0, 1.0, sp.version_id, sp.name)
+        for r in (by_id[int(i)] for i in ids)
+    ]
 
 
 def _waypoint(

@@ -124,6 +124,16 @@ class Snapshot:
         return TrackRow(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6])
 
     def track_ids(self, refs: Iterable[Any]) -> list[int]:
+        """The ids of ``refs`` (ids or paths), in order; TrackNotFoundError for the first unknown one. A list of
+        ids is checked in one statement (a radio's exclusions name hundreds)."""
+        refs = list(refs)
+        ids = [int(r) for r in refs if isinstance(r, (int, np.integer)) and not isinstance(r, bool)]
+        if len(refs) > 1 and len(ids) == len(refs):
+            found = {int(r[0]) for r in self.all("SELECT id FROM tracks WHERE id = ANY(%(ids)s)", {"ids": ids})}
+            missing = next((i for i in ids if i not in found), None)
+            if missing is None:
+                return ids
+            self.track(missing)  # raises TrackNotFoundError, worded as for one track
         return [self.track(r).id for r in refs]
 
     # -- genres ----------------------------------------------------------------

@@ -8,23 +8,20 @@ OpenAPI description, ``/api/openapi.json`` is the machine-readable one.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi import Path as PathParam
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from musicindex.errors import InvalidArgumentError
 from musicindex.media import file_response, open_track_file
+from musicindex.web import status as web_status
 from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.errors import ApiError
 from musicindex.web.responses import Json, m3u_response
 from musicindex.web.security import check_token, policy
+from musicindex.web.uploads import similar_to_upload
 
 if TYPE_CHECKING:
     from musicindex.index import MusicIndex
@@ -32,49 +29,13 @@ if TYPE_CHECKING:
 MAX_SEEDS = 100
 """Liked plus disliked tracks of one recommend request, and the ids of one /api/m3u request: at most this many
 (m3u: 1000)."""
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".m4a", ".opus")
 SPACE_DOC = "similarity space (features, ann, cnn, musicnn, ...); omitted: the library's default space"
 BASE_DOC = "M3U8 only: write paths relative to this absolute folder (the playlist's folder); omitted: absolute paths"
 Format = Literal["json", "m3u8"]
-UPLOAD_READ_SECONDS = 120
-"""An upload's body must arrive within this many seconds (it holds the one analysis slot while it streams)."""
 
 
 def _space(space: str | None) -> dict[str, Any]:
     return {"space": space} if space else {}
-
-
-def _analyse_upload(index: MusicIndex, path: Path, k: int, space: str | None) -> Any:
-    """``similar_to_file`` with the numeric libraries on one thread: the other cores stay free for the event loop and
-    the other routes while an upload is analysed."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        return index.similar_to_file(path, k=k, **_space(space))
-
-
-STATUS_TTL = 2.0
-
-
-def _status(index: MusicIndex, failures: int) -> dict[str, Any]:
-    """``index.status()`` plus the ingest progress; without the broker, the database's part and why."""
-    from musicindex.errors import ServiceError
-    from musicindex.ingest.progress import latest_failures, status_counts
-
-    try:
-        st = index.status(failures=failures)
-        counts, fails, queues, workers, broker = st.counts, st.failures, st.queues, st.workers, "ok"
-    except ServiceError as exc:
-        counts, fails = status_counts(index.db), latest_failures(index.db, failures)
-        queues, workers, broker = {}, [], str(exc)
-    return {
-        "counts": counts,
-        "failures": [{"path": p, "error": e} for p, e in fails],
-        "queues": queues,
-        "workers": workers,
-        "broker": broker,
-        "progress": index.ingest_progress(),
-    }
 
 
 router = APIRouter(prefix="/api", default_response_class=Json)
@@ -183,6 +144,13 @@ def recommend(
     space: str | None = Query(None, max_length=32, description=SPACE_DOC),
     exclude_artist: list[str] = Query([], max_length=50),
     exclude_genre: list[str] = Query([], max_length=50),
+    exclude_track: list[int] = Query([], max_length=1000, description="track ids that must not appear (repeat)"),
+    history: list[int] = Query(
+        [],
+        max_length=MAX_SEEDS,
+        description="the tracks just before the answer, oldest first (a radio's queue): "
+        "excluded, and the artist and album spacing continues from them",
+    ),
     artist_spacing: int = Query(3, ge=0, le=100),
     format: Format = Query("json"),
     base: str | None = Query(None, max_length=4096, description=BASE_DOC),
@@ -195,9 +163,11 @@ def recommend(
         liked,
         disliked,
         k=k,
+        exclude_tracks=exclude_track,
         exclude_artists=exclude_artist,
         exclude_genres=exclude_genre,
         artist_spacing=artist_spacing,
+        history=history,
         **_space(space),
     )
     if format == "m3u8":
@@ -217,6 +187,27 @@ def by_genre(
     res = index.by_genre(genre, k=k)
     if format == "m3u8":
         return m3u_response(index, res.items, base, f"genre-{genre}", f"genre {genre}")
+    return res.to_dict()
+
+
+@router.get("/tags", tags=["about"], summary="The musicnn tags (genres, moods, instruments) a tag search accepts")
+def tag_names(index: IndexDep) -> list[str]:
+    return index.tag_names()
+
+
+@router.get("/tags/tracks", tags=["queries"], summary="Tracks with all these tags (musicnn), most probable first")
+@policy(costly=True)
+def by_tags(
+    index: IndexDep,
+    tag: list[str] = Query(..., min_length=1, max_length=10, description="tags (repeat); all must apply"),
+    min_probability: float = Query(0.3, ge=0.0, le=1.0),
+    k: int = Query(10, ge=1, le=1000),
+    format: Format = Query("json"),
+    base: str | None = Query(None, max_length=4096, description=BASE_DOC),
+) -> Any:
+    res = index.search_by_tags(tag, k=k, min_probability=min_probability)
+    if format == "m3u8":
+        return m3u_response(index, res.items, base, "tags-" + "-".join(tag), "tags " + ", ".join(tag))
     return res.to_dict()
 
 
@@ -281,46 +272,17 @@ async def similar_to_file(
     filename: str = Query("upload", max_length=255, description="the file's name (its suffix names the format)"),
 ) -> Any:
     """One upload at a time: while one is read and analysed, others get 429 at once (before their body is read),
-    so waiting uploads never hold a worker thread. The body must arrive within ``UPLOAD_READ_SECONDS``."""
-    cap = index.settings.upload_max_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise ApiError(413, "too_large", f"the file is larger than the limit of {cap} bytes")
-    ctype = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
-    if ctype.startswith("multipart/"):
-        raise ApiError(415, "unsupported_media_type", "send the file itself as the request body, not a form")
-    suffix = Path(filename).suffix.lower()
-    suffix = suffix if suffix in AUDIO_SUFFIXES else ""
-    with limits.try_slot(limits.analysis, "upload analysis"):
-        folder = tempfile.mkdtemp(prefix="musicindex-upload-")  # 0700, private to this process's user
-        tmp = Path(folder) / f"upload{suffix}"
-        size = 0
-        try:
-            with anyio.move_on_after(UPLOAD_READ_SECONDS) as deadline, open(tmp, "wb") as fh:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > cap:
-                        raise ApiError(413, "too_large", f"the file is larger than the limit of {cap} bytes")
-                    fh.write(chunk)
-            if deadline.cancelled_caught:
-                raise ApiError(
-                    408, "timeout", f"the file did not arrive within {UPLOAD_READ_SECONDS} s; send it faster or smaller"
-                )
-            if size == 0:
-                raise InvalidArgumentError("the request body is empty: send the audio file as the body")
-            res = await run_in_threadpool(_analyse_upload, index, tmp, k, space)
-        finally:
-            await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
-    d = res.to_dict()
-    d["params"] = {**d.get("params", {}), "path": None, "upload": {"filename": Path(filename).name, "bytes": size}}
-    return d
+    so waiting uploads never hold a worker thread. The body must arrive within ``uploads.UPLOAD_READ_SECONDS``."""
+    return (await similar_to_upload(index, limits, request, k, space, filename)).answer
 
 
 # ------------------------------------------------------------------ status and models
 @router.get("/status", tags=["status"], summary="Counts, latest failures, queues, workers and ingest progress")
 def status(index: IndexDep, limits: LimitsDep, failures: int = Query(10, ge=0, le=100)) -> Any:
-    """Asking the workers takes up to a second, so one answer is shared for 2 s by all callers."""
-    return limits.cached(f"status:{failures}", STATUS_TTL, lambda: _status(index, failures))
+    """Counts, failures and progress are read for each answer; queue depths and workers are what the broker said at
+    most a few seconds ago (`checked_seconds_ago`; asking the workers takes up to a second, so it is done in the
+    background). `hint` says what to do when no worker runs."""
+    return web_status.status(index, limits, failures, wait=3.0)
 
 
 @router.get("/models", tags=["models"], summary="The model registry: versions, states, key metrics")

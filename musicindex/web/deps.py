@@ -28,14 +28,16 @@ def get_index(request: Request) -> MusicIndex:
 
 
 class Limits:
-    """One heavy job of each kind at a time (audio analysis of an upload, evaluation), and answers shared for a
-    moment by all callers (the status, which asks the workers)."""
+    """One heavy job of each kind at a time (audio analysis of an upload, evaluation), and answers shared by all
+    callers: for a moment (``cached``), or kept and refreshed in the background (``background``: what the workers
+    say, which takes up to a second to ask)."""
 
     def __init__(self) -> None:
         self.analysis = threading.BoundedSemaphore(1)
         self.evaluation = threading.BoundedSemaphore(1)
         self._cache: dict[str, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
+        self._refreshing: dict[str, threading.Event] = {}
 
     @staticmethod
     @contextlib.contextmanager
@@ -58,6 +60,36 @@ class Limits:
             value = make()
             self._cache[key] = (time.monotonic(), value)
             return value
+
+    def background(self, key: str, ttl: float, make: Callable[[], Any], wait: float = 0.0) -> tuple[Any, float | None]:
+        """(the latest value of ``make()``, its age in seconds), never computed in the caller's thread: a value older
+        than ``ttl`` (or none yet) starts one refresh in a background thread and the caller gets the old value at
+        once. Only when there is no value yet does the caller wait, at most ``wait`` seconds; then (None, None)."""
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            age = time.monotonic() - hit[0] if hit is not None else None
+            done = self._refreshing.get(key)
+            if (age is None or age >= ttl) and done is None:
+                done = self._refreshing[key] = threading.Event()
+                threading.Thread(
+                    target=self._refresh, args=(key, make, done), name=f"refresh-{key}", daemon=True
+                ).start()
+        if hit is None and done is not None and wait > 0:
+            done.wait(wait)
+            with self._cache_lock:
+                hit = self._cache.get(key)
+                age = time.monotonic() - hit[0] if hit is not None else None
+        return (hit[1], age) if hit is not None else (None, None)
+
+    def _refresh(self, key: str, make: Callable[[], Any], done: threading.Event) -> None:
+        try:
+            value = make()
+            with self._cache_lock:
+                self._cache[key] = (time.monotonic(), value)
+        finally:
+            with self._cache_lock:
+                self._refreshing.pop(key, None)
+            done.set()
 
 
 def get_limits(request: Request) -> Limits:

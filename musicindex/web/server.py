@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 
-from musicindex.web import api, errors, pages, security, subsonic
+from musicindex.web import api, errors, pages, security, status, subsonic
 from musicindex.web.deps import Limits
 
 if TYPE_CHECKING:
@@ -138,12 +138,20 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def warm_up(app: FastAPI) -> None:
+    """Before the first request: look at the broker once (the Celery client, the first ping), so that no early
+    answer shares the process with that work (the status page then answers from what was seen, at once)."""
+    limits: Limits = app.state.limits
+    limits.background("services", status.SERVICES_TTL, lambda: status.services(app.state.index), wait=5.0)
+
+
 def serve(index: MusicIndex, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "warning") -> None:
     """Run the app on uvicorn (blocks). Refuses a non-loopback ``host`` without an API token."""
     import uvicorn
 
     security.check_bind(host, index.settings)
     app = create_app(index, host=host)
+    warm_up(app)
     uvicorn.run(
         app,
         host=host,

@@ -1,36 +1,14 @@
-// musicindex web page: likes, pickers, map, status refresh, M3U export, uploads, model actions.
-// Plain script, no build step, no outside resource. Data from the server is put into the page
-// with textContent / DOM nodes only (never innerHTML), and the API token travels only in the
-// Authorization header of requests this script makes (kept in this tab's sessionStorage).
+// musicindex web page: navigation that keeps the player playing, likes, track lists and their actions,
+// pickers, the map, the status refresh, M3U export, query by example and the token-protected actions.
+// Plain ES modules, no build step, no outside resource. Data from the server goes into the page with
+// textContent / DOM nodes only; server-rendered HTML (pages, fragments) is parsed with DOMParser. The API
+// token travels only in the Authorization header of requests this script makes (kept in sessionStorage).
 "use strict";
 
-const $ = (sel, root = document) => root.querySelector(sel);
-const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+import { $, $$, api, el, errorMessage, fetchDocument, trackOf, tracksOf } from "./dom.js";
+import * as player from "./player.js";
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
-async function api(path, options = {}) {
-  const res = await fetch(path, options);
-  const type = res.headers.get("content-type") || "";
-  const body = type.includes("json") ? await res.json() : await res.text();
-  if (!res.ok) {
-    const msg = body && body.message ? body.message : `${res.status} ${res.statusText}`;
-    const err = new Error(msg);
-    err.status = res.status;
-    err.body = body;
-    throw err;
-  }
-  return body;
-}
+document.documentElement.classList.add("js");
 
 // ------------------------------------------------------------------ likes (localStorage)
 const LIKES_KEY = "musicindex.likes";
@@ -49,18 +27,14 @@ function saveLikes(likes) {
   refreshLikeButtons();
 }
 
-function describe(button) {
-  const row = button.closest("[data-id][data-title]");
-  return row ? { title: row.dataset.title, artist: row.dataset.artist || "" } : { title: "", artist: "" };
-}
-
-function toggle(kind, button) {
+function toggleLike(kind, button) {
   const likes = loadLikes();
   const id = button.dataset.id;
   const other = kind === "liked" ? "disliked" : "liked";
   if (likes[kind][id]) delete likes[kind][id];
   else {
-    likes[kind][id] = describe(button);
+    const t = trackOf(button) || { title: "", artist: "" };
+    likes[kind][id] = { title: t.title, artist: t.artist };
     delete likes[other][id];
   }
   saveLikes(likes);
@@ -68,31 +42,43 @@ function toggle(kind, button) {
 
 function refreshLikeButtons() {
   const likes = loadLikes();
-  for (const b of $$("button.like")) b.classList.toggle("liked", !!likes.liked[b.dataset.id]);
-  for (const b of $$("button.dislike")) b.classList.toggle("disliked", !!likes.disliked[b.dataset.id]);
+  for (const b of $$("button.like")) {
+    const on = !!likes.liked[b.dataset.id];
+    b.classList.toggle("liked", on);
+    b.setAttribute("aria-pressed", String(on));
+  }
+  for (const b of $$("button.dislike")) {
+    const on = !!likes.disliked[b.dataset.id];
+    b.classList.toggle("disliked", on);
+    b.setAttribute("aria-pressed", String(on));
+  }
   const n = Object.keys(likes.liked).length;
   const badge = $("#liked-count");
   if (badge) badge.textContent = n ? String(n) : "";
 }
 
+// ------------------------------------------------------------------ buttons of tracks and lists (delegated)
 document.addEventListener("click", (ev) => {
   const b = ev.target.closest("button");
   if (!b) return;
-  if (b.classList.contains("like")) toggle("liked", b);
-  else if (b.classList.contains("dislike")) toggle("disliked", b);
-  else if (b.classList.contains("play")) play(b.dataset.id, describe(b));
+  const cls = b.classList;
+  if (cls.contains("like")) toggleLike("liked", b);
+  else if (cls.contains("dislike")) toggleLike("disliked", b);
+  else if (cls.contains("play") && trackOf(b)) player.playNow(trackOf(b));
+  else if (cls.contains("play-next") && trackOf(b)) player.playNext(trackOf(b));
+  else if (cls.contains("enqueue") && trackOf(b)) player.enqueue([trackOf(b)]);
+  else if (cls.contains("radio") && trackOf(b)) {
+    const t = trackOf(b);
+    player.startRadio({ liked: [t.id], label: `from “${t.title}”`, first: t });
+  } else if (cls.contains("play-all")) player.playAll(tracksOf(b.closest("section.list")));
+  else if (cls.contains("add-all")) player.enqueue(tracksOf(b.closest("section.list")));
+  else if (b.id === "radio-likes") {
+    const likes = loadLikes();
+    const liked = Object.keys(likes.liked).map(Number);
+    if (!liked.length) return;
+    player.startRadio({ liked, disliked: Object.keys(likes.disliked).map(Number), label: "your likes" });
+  }
 });
-
-// ------------------------------------------------------------------ player
-function play(id, info) {
-  const bar = $("#player-bar");
-  const player = $("#player");
-  if (!bar || !player) return;
-  bar.hidden = false;
-  $("#player-title").textContent = [info.artist, info.title].filter(Boolean).join(" — ");
-  player.src = `/api/tracks/${encodeURIComponent(id)}/audio`;
-  player.play().catch(() => {});
-}
 
 // ------------------------------------------------------------------ M3U export
 const BASE_KEY = "musicindex.m3uBase";
@@ -113,6 +99,86 @@ document.addEventListener("input", (ev) => {
   }
 });
 
+// ------------------------------------------------------------------ navigation: swap <main>, keep the player
+// Links and GET forms to pages of this site are fetched and their <main> replaces this one; history
+// entries are pushed, back/forward swap again. Anything else (the API, downloads, other sites, a link
+// marked data-reload) is left to the browser, and so is every page when the script does not run.
+let navSeq = 0;
+const cleanups = [];
+
+function isPage(url) {
+  if (url.origin !== location.origin) return false;
+  const p = url.pathname;
+  if (p === "/api/docs") return true;
+  return !["/api/", "/static/", "/fragments/"].some((x) => p.startsWith(x)) && p !== "/favicon.ico";
+}
+
+export async function navigate(href, { push = true, replace = false, scroll = null } = {}) {
+  const url = new URL(href, location.href);
+  const seq = ++navSeq;
+  const main = $("#content");
+  main.setAttribute("aria-busy", "true");
+  let res;
+  let doc;
+  try {
+    ({ res, doc } = await fetchDocument(url.href));
+  } catch (e) {
+    location.assign(url.href);
+    return;
+  }
+  if (seq !== navSeq) return;
+  const fresh = doc && doc.querySelector("main#content");
+  if (!fresh) {
+    location.assign(url.href);
+    return;
+  }
+  if (push) history.replaceState({ ...(history.state || {}), scroll: window.scrollY }, "");
+  leavePage();
+  main.replaceWith(document.adoptNode(fresh));
+  document.title = doc.title;
+  document.body.dataset.page = doc.body.dataset.page || "";
+  const nav = doc.querySelector("header.top nav");
+  if (nav) $("header.top nav").replaceWith(document.adoptNode(nav));
+  const q = doc.querySelector("#q");
+  if (q && document.activeElement !== $("#q")) $("#q").value = q.value;
+  const final = new URL(res.url || url.href);
+  final.hash = url.hash;
+  if (push) history.pushState({ scroll: 0 }, "", final.href);
+  else if (replace) history.replaceState({ scroll: 0 }, "", final.href);
+  enterPage();
+  const target = url.hash ? document.getElementById(decodeURIComponent(url.hash.slice(1))) : null;
+  if (scroll !== null) window.scrollTo(0, scroll);
+  else if (target) target.scrollIntoView();
+  else window.scrollTo(0, 0);
+  $("#content").focus({ preventScroll: true }); // screen readers start reading the new content
+}
+
+document.addEventListener("click", (ev) => {
+  if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  const a = ev.target.closest("a[href]");
+  if (!a || a.target || a.hasAttribute("download") || a.hasAttribute("data-reload")) return;
+  const url = new URL(a.href, location.href);
+  if (!isPage(url)) return;
+  if (url.pathname === location.pathname && url.search === location.search && url.hash) return; // same page
+  ev.preventDefault();
+  navigate(url.href);
+});
+
+document.addEventListener("submit", (ev) => {
+  const form = ev.target;
+  if (ev.defaultPrevented || (form.getAttribute("method") || "get").toLowerCase() !== "get") return;
+  if (form.hasAttribute("data-reload")) return;
+  const action = new URL(form.getAttribute("action") || location.href, location.href);
+  if (!isPage(action)) return;
+  ev.preventDefault();
+  action.search = new URLSearchParams(new FormData(form, ev.submitter)).toString();
+  navigate(action.href);
+});
+
+window.addEventListener("popstate", (ev) => {
+  navigate(location.href, { push: false, scroll: ev.state && Number.isFinite(ev.state.scroll) ? ev.state.scroll : 0 });
+});
+
 // ------------------------------------------------------------------ recommend page
 function initRecommend() {
   const likes = loadLikes();
@@ -123,7 +189,7 @@ function initRecommend() {
     params.delete("disliked");
     for (const id of liked) params.append("liked", id);
     for (const id of disliked) params.append("disliked", id);
-    location.replace(`/recommend?${params.toString()}`);
+    navigate(`/recommend?${params.toString()}`, { push: false, replace: true });
     return;
   }
   const fields = $("#seed-fields");
@@ -133,69 +199,144 @@ function initRecommend() {
       ...disliked.map((id) => el("input", { type: "hidden", name: "disliked", value: id })),
     );
   }
+  const radio = $("#radio-likes");
+  if (radio) radio.disabled = !liked.length;
   const clear = $("#clear-likes");
   if (clear)
     clear.addEventListener("click", () => {
       saveLikes({ liked: {}, disliked: {} });
-      location.assign("/recommend");
+      navigate("/recommend");
     });
 }
 
 // ------------------------------------------------------------------ track pickers (playlist builder)
-function initPickers() {
-  for (const picker of $$(".picker")) {
-    const q = $(".pick-q", picker);
-    const hidden = $("input[type=hidden]", picker);
-    const list = $(".pick-results", picker);
-    let timer = null;
-    let seq = 0;
-    q.addEventListener("input", () => {
-      clearTimeout(timer);
-      timer = setTimeout(async () => {
-        const text = q.value.trim();
-        const mine = ++seq;
-        if (!text) {
-          list.replaceChildren();
-          return;
-        }
-        try {
-          const res = await api(`/api/tracks?q=${encodeURIComponent(text)}&limit=8`);
-          if (mine !== seq) return;
-          list.replaceChildren(
-            ...res.items.map((t) => {
-              const li = el("li", { "data-id": String(t.id) }, t.title || t.path.split("/").pop(), " ",
-                el("small", { text: [t.artist, t.album].filter(Boolean).join(" — ") }));
-              li.addEventListener("click", () => {
-                hidden.value = String(t.id);
-                q.value = t.title || t.path.split("/").pop();
-                list.replaceChildren();
-              });
-              return li;
-            }),
-          );
-        } catch (e) {
-          list.replaceChildren(el("li", { text: e.message }));
-        }
-      }, 150);
+// A combobox: type, ↓/↑ to move through the matches, Enter to pick, Escape to close. Enter on a typed
+// name that was not picked resolves it (one match, or one exact title) or says what matched.
+const nameOf = (t) => t.title || t.path.split("/").pop();
+
+function initPicker(picker) {
+  const q = $(".pick-q", picker);
+  const hidden = $("input[type=hidden]", picker);
+  const list = $(".pick-results", picker);
+  const msg = $(".pick-msg", picker);
+  const label = picker.dataset.for === "start" ? "From" : "To";
+  let items = [];
+  let active = -1;
+  let timer = null;
+  let seq = 0;
+
+  const close = () => {
+    list.replaceChildren();
+    items = [];
+    active = -1;
+    q.setAttribute("aria-expanded", "false");
+    q.removeAttribute("aria-activedescendant");
+  };
+  const choose = (t) => {
+    hidden.value = String(t.id);
+    q.value = nameOf(t);
+    close();
+    msg.textContent = `${label}: ${nameOf(t)}${t.artist ? ` — ${t.artist}` : ""}`;
+  };
+  const setActive = (i) => {
+    active = i;
+    $$("li", list).forEach((li, j) => {
+      li.classList.toggle("active", j === i);
+      li.setAttribute("aria-selected", String(j === i));
     });
-  }
+    const li = list.children[i];
+    if (li) {
+      q.setAttribute("aria-activedescendant", li.id);
+      li.scrollIntoView({ block: "nearest" });
+    }
+  };
+  const show = (found) => {
+    items = found;
+    active = -1;
+    list.replaceChildren(...items.map((t, i) => {
+      const li = el("li", { id: `${list.id}-${i}`, role: "option", "aria-selected": "false", "data-id": String(t.id) },
+        nameOf(t), " ", el("small", { text: [t.artist, t.album].filter(Boolean).join(" — ") }));
+      li.addEventListener("mousedown", (ev) => ev.preventDefault()); // keep the focus in the box
+      li.addEventListener("click", () => choose(t));
+      return li;
+    }));
+    q.setAttribute("aria-expanded", String(items.length > 0));
+  };
+  const search = async (text) => {
+    const mine = ++seq;
+    const res = await api(`/api/tracks?q=${encodeURIComponent(text)}&limit=8`);
+    return mine === seq ? res : null;
+  };
+  const lookup = async () => {
+    const text = q.value.trim();
+    if (!text) {
+      close();
+      msg.textContent = "";
+      return;
+    }
+    try {
+      const res = await search(text);
+      if (!res) return;
+      show(res.items);
+      msg.textContent = res.items.length
+        ? `${res.candidates} match${res.candidates === 1 ? "es" : ""}: ↓ and Enter to pick`
+        : `no track matches “${text}”`;
+    } catch (e) {
+      close();
+      msg.textContent = e.message;
+    }
+  };
+  const resolve = async () => {
+    const text = q.value.trim();
+    try {
+      const res = await search(text);
+      if (!res) return;
+      const exact = res.items.filter((t) => nameOf(t).toLowerCase() === text.toLowerCase());
+      if (res.items.length === 1 || exact.length === 1) {
+        choose(exact[0] || res.items[0]);
+        return;
+      }
+      show(res.items);
+      msg.textContent = res.items.length
+        ? `${res.candidates} tracks match “${text}”: pick one with ↓ and Enter`
+        : `no track matches “${text}”: try fewer or other words`;
+    } catch (e) {
+      msg.textContent = e.message;
+    }
+  };
+
+  q.addEventListener("input", () => {
+    hidden.value = "";
+    clearTimeout(timer);
+    timer = setTimeout(lookup, 150);
+  });
+  q.addEventListener("keydown", (ev) => {
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      if (!items.length) {
+        lookup();
+        return;
+      }
+      const step = ev.key === "ArrowDown" ? 1 : -1;
+      setActive(active < 0 && step < 0 ? items.length - 1 : (active + step + items.length) % items.length);
+    } else if (ev.key === "Enter") {
+      if (active >= 0 && items[active]) {
+        ev.preventDefault();
+        choose(items[active]);
+      } else if (!hidden.value && q.value.trim()) {
+        ev.preventDefault();
+        clearTimeout(timer);
+        resolve();
+      }
+    } else if (ev.key === "Escape" && items.length) {
+      ev.preventDefault();
+      close();
+    }
+  });
+  q.addEventListener("blur", () => setTimeout(close, 100));
 }
 
 // ------------------------------------------------------------------ query by example (upload)
-function trackTable(items) {
-  const rows = items.map((h, i) =>
-    el("tr", { class: "track", "data-id": String(h.id), "data-title": h.title || "", "data-artist": h.artist || "" },
-      el("td", { class: "num", text: String(i + 1) }),
-      el("td", {}, el("a", { href: `/tracks/${h.id}`, class: "track-link", text: h.title || h.path.split("/").pop() })),
-      el("td", { text: h.artist || "" }),
-      el("td", { text: h.genre || "" }),
-      el("td", { class: "score", text: h.similarity != null ? h.similarity.toFixed(3) : "" })),
-  );
-  return el("table", { class: "tracks" },
-    el("thead", {}, el("tr", {}, ...["#", "title", "artist", "genre", "similarity"].map((t) => el("th", { text: t })))),
-    el("tbody", {}, ...rows));
-}
-
 function initUpload() {
   const form = $("#upload-form");
   if (!form) return;
@@ -206,14 +347,20 @@ function initUpload() {
     if (!file) return;
     const space = $("select[name=space]", form).value;
     out.replaceChildren(el("p", { class: "note", text: `analysing ${file.name} …` }));
+    const qs = new URLSearchParams({ k: "10", filename: file.name });
+    if (space) qs.set("space", space);
     try {
-      const qs = new URLSearchParams({ k: "10", filename: file.name });
-      if (space) qs.set("space", space);
-      const res = await api(`/api/similar-to-file?${qs}`, {
+      const { res, doc } = await fetchDocument(`/fragments/similar-to-file?${qs}`, {
         method: "POST", body: file, headers: { "Content-Type": "application/octet-stream" },
       });
-      out.replaceChildren(el("p", { class: "note", text: `closest to ${file.name} in the ${res.space} space:` }),
-        trackTable(res.items));
+      if (!res.ok || !doc) {
+        out.replaceChildren(el("p", { class: "error", text: `${file.name}: ${errorMessage(doc, res)}` }));
+        return;
+      }
+      out.replaceChildren(...Array.from(doc.body.childNodes).map((n) => document.adoptNode(n)));
+      refreshLikeButtons();
+      refreshExportLinks();
+      player.highlight();
     } catch (e) {
       out.replaceChildren(el("p", { class: "error", text: e.message }));
     }
@@ -239,6 +386,7 @@ async function initMap() {
     info.className = "error";
     return;
   }
+  if (!canvas.isConnected) return; // the page changed meanwhile
   const ratio = window.devicePixelRatio || 1;
   const cssW = canvas.clientWidth || 960;
   const cssH = Math.round(cssW * 0.6);
@@ -259,7 +407,7 @@ async function initMap() {
   const sx = (x) => pad + ((x - minX) / (maxX - minX || 1)) * (cssW - 2 * pad);
   const sy = (y) => cssH - pad - ((y - minY) / (maxY - minY || 1)) * (cssH - 2 * pad);
   const r = pts.length > 5000 ? 2 : pts.length > 1000 ? 3 : 4.5;
-  ctx.fillStyle = "#fff";
+  ctx.fillStyle = getComputedStyle(canvas).getPropertyValue("--panel").trim() || "#fff";
   ctx.fillRect(0, 0, cssW, cssH);
   ctx.globalAlpha = 0.8;
   const screen = pts.map((p) => ({ p, x: sx(p.x), y: sy(p.y) }));
@@ -280,9 +428,9 @@ async function initMap() {
   legend.replaceChildren(...data.groups.map((g, i) =>
     el("li", { class: i < PALETTE.length ? `swatch-${i}` : "swatch-other", text: data.color_by === "cluster" ? `cluster ${g}` : g })));
 
-  const nearest = (ev) => {
+  const nearest = (e) => {
     const rect = canvas.getBoundingClientRect();
-    const x = ev.clientX - rect.left, y = ev.clientY - rect.top;
+    const x = e.clientX - rect.left, y = e.clientY - rect.top;
     let best = null, bestD = 100;
     for (const s of screen) {
       const d = (s.x - x) ** 2 + (s.y - y) ** 2;
@@ -290,47 +438,84 @@ async function initMap() {
     }
     return best;
   };
-  canvas.addEventListener("mousemove", (ev) => {
-    const s = nearest(ev);
+  const showTip = (s) => {
     if (!s) { tip.hidden = true; return; }
     tip.hidden = false;
-    tip.textContent = [s.p.title, s.p.artist, s.p.group].filter((x) => x != null && x !== "").join(" — ");
-    tip.style.left = `${s.x + 12}px`;
+    // the title is the file's name when the file has no title tag (the API's MapPoint.title)
+    tip.textContent = [s.p.title || `track ${s.p.id}`, s.p.artist, s.p.group].filter((x) => x != null && x !== "").join(" — ");
+    const left = Math.min(s.x + 12, Math.max(0, cssW - tip.offsetWidth - 4));
+    tip.style.left = `${left}px`;
     tip.style.top = `${s.y + 8}px`;
+  };
+  canvas.addEventListener("mousemove", (e) => showTip(nearest(e)));
+  canvas.addEventListener("mouseleave", () => { if (document.activeElement !== canvas) tip.hidden = true; });
+  canvas.addEventListener("click", (e) => {
+    const s = nearest(e);
+    if (s) navigate(`/tracks/${s.p.id}`);
   });
-  canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
-  canvas.addEventListener("click", (ev) => {
-    const s = nearest(ev);
-    if (s) location.assign(`/tracks/${s.p.id}`);
+  // from the keyboard: the arrows go to the nearest point that way, Enter opens it
+  const ring = $("#map-cursor");
+  let at = null;
+  const select = (s) => {
+    at = s;
+    showTip(s);
+    ring.hidden = !s;
+    if (s) {
+      ring.style.left = `${s.x}px`;
+      ring.style.top = `${s.y}px`;
+    }
+  };
+  canvas.addEventListener("focus", () => select(at || screen[0] || null));
+  canvas.addEventListener("blur", () => { ring.hidden = true; tip.hidden = true; });
+  canvas.addEventListener("keydown", (e) => {
+    const dirs = { ArrowRight: [1, 0], ArrowLeft: [-1, 0], ArrowDown: [0, 1], ArrowUp: [0, -1] };
+    if (e.key === "Enter" && at) {
+      e.preventDefault();
+      navigate(`/tracks/${at.p.id}`);
+      return;
+    }
+    const d = dirs[e.key];
+    if (!d || !at) return;
+    e.preventDefault();
+    let best = null, bestCost = Infinity;
+    for (const s of screen) {
+      const dx = s.x - at.x, dy = s.y - at.y;
+      const along = dx * d[0] + dy * d[1];
+      if (along <= 0.5) continue;
+      const cost = along + 2 * Math.abs(dx * d[1] - dy * d[0]);
+      if (cost < bestCost) { bestCost = cost; best = s; }
+    }
+    if (best) select(best);
   });
 }
 
 // ------------------------------------------------------------------ status (refreshes)
-function fillTable(table, pairs) {
-  table.replaceChildren(...pairs.map(([k, v]) => el("tr", {}, el("th", { text: k }), el("td", { class: "num", text: String(v) }))));
-}
+// the status page is the one rendering: the refresh fetches it again and swaps its live parts
+const STATUS_PARTS = ["status-counts", "status-progress", "status-queues", "status-workers", "status-hint",
+  "status-broker", "status-failures"];
 
 async function refreshStatus() {
+  const stamp = $("#status-updated");
+  if (!stamp) return;
   try {
-    const s = await api("/api/status");
-    fillTable($("#status-counts"), Object.entries(s.counts).sort());
-    fillTable($("#status-queues"), Object.entries(s.queues).sort().map(([k, v]) => [`queue ${k}`, v]));
-    $("#status-workers").textContent = `${s.workers.length} worker(s)` + (s.workers.length ? `: ${s.workers.join(", ")}` : "");
-    $("#status-broker").replaceChildren(s.broker === "ok" ? "" : el("span", { class: "error", text: s.broker }));
-    const p = s.progress;
-    const box = $("#status-progress");
-    if (p.batch) {
-      const eta = p.eta_seconds ? ` · about ${Math.ceil(p.eta_seconds / 60)} min left` : "";
-      const rate = p.rate_per_s ? ` · ${p.rate_per_s.toFixed(1)} files/s` : "";
-      box.replaceChildren(el("progress", { max: String(p.total || 1), value: String(p.done) }),
-        el("p", { text: `${p.done} / ${p.total} analysed · ${p.counts.failed || 0} failed${rate}${eta}` }));
+    const { res, doc } = await fetchDocument("/status");
+    if (!res.ok || !doc) throw new Error(errorMessage(doc, res));
+    if (!stamp.isConnected) return;
+    for (const id of STATUS_PARTS) {
+      const fresh = doc.getElementById(id);
+      const old = document.getElementById(id);
+      if (fresh && old) old.replaceWith(document.adoptNode(fresh));
     }
-    $("#status-failures tbody").replaceChildren(...s.failures.map((f) =>
-      el("tr", {}, el("td", {}, el("code", { text: f.path })), el("td", { text: f.error }))));
-    $("#status-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    stamp.textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
-    $("#status-updated").textContent = `not updated: ${e.message}`;
+    stamp.textContent = `not updated: ${e.message}`;
   }
+}
+
+function initStatus() {
+  refreshStatus();
+  const timer = setInterval(refreshStatus, 2000);
+  cleanups.push(() => clearInterval(timer));
 }
 
 function cell(v) {
@@ -343,7 +528,7 @@ function cell(v) {
 function objectTable(rows) {
   const keys = Object.keys(rows[0]).filter((k) => k !== "protocol");
   const notes = [...new Set(rows.map((x) => x.protocol).filter(Boolean))];
-  return el("div", {},
+  return el("div", { class: "scroll-x" },
     el("table", { class: "tracks" },
       el("thead", {}, el("tr", {}, ...keys.map((k) => el("th", { text: k.replaceAll("_", " ") })))),
       el("tbody", {}, ...rows.map((x) => el("tr", {}, ...keys.map((k) => el("td", { text: cell(x[k]) })))))),
@@ -383,12 +568,13 @@ function initTokenForms() {
       }
     });
   const result = $("#model-result");
+  const reload = () => setTimeout(() => navigate(location.href, { push: false }), 800);
   for (const b of $$("button.promote"))
     b.addEventListener("click", async () => {
       try {
         const r = await api(`/api/models/${b.dataset.id}/promote`, authorized("POST"));
         result.textContent = `promoted ${r.promoted}; retired ${r.retired.join(", ") || "none"}`;
-        setTimeout(() => location.reload(), 800);
+        reload();
       } catch (e) {
         result.textContent = e.message;
       }
@@ -398,7 +584,7 @@ function initTokenForms() {
       try {
         const r = await api(`/api/models/${encodeURIComponent(b.dataset.kind)}/rollback`, authorized("POST"));
         result.textContent = `${r.rolled_back}: version ${r.model.id} is active again`;
-        setTimeout(() => location.reload(), 800);
+        reload();
       } catch (e) {
         result.textContent = e.message;
       }
@@ -422,18 +608,26 @@ function initTokenForms() {
     });
 }
 
-// ------------------------------------------------------------------ start
-document.addEventListener("DOMContentLoaded", () => {
+// ------------------------------------------------------------------ a page's life: entered, left
+const PAGE_INITS = { recommend: initRecommend, map: initMap, status: initStatus };
+
+function enterPage() {
   refreshLikeButtons();
   refreshExportLinks();
-  initPickers();
+  for (const picker of $$("#content .picker")) initPicker(picker);
   initUpload();
   initTokenForms();
-  const page = document.body.dataset.page;
-  if (page === "recommend") initRecommend();
-  if (page === "map") initMap();
-  if (page === "status") {
-    refreshStatus();
-    setInterval(refreshStatus, 2000);
-  }
-});
+  player.highlight();
+  const init = PAGE_INITS[document.body.dataset.page];
+  if (init) init();
+}
+
+function leavePage() {
+  while (cleanups.length) cleanups.pop()();
+}
+
+history.scrollRestoration = "manual";
+if (!history.state) history.replaceState({ scroll: 0 }, "");
+player.init();
+enterPage();
+window.musicindex = { navigate, player };
