@@ -10,7 +10,7 @@ import time
 from sqlalchemy import text
 
 from musicindex import ingest
-from musicindex.ingest import lifecycle, process
+from musicindex.ingest import lifecycle, trackfile
 from musicindex.localworker import settings_env
 from musicindex.sample.library import write_audio
 from musicindex.sample.synth import synthesize
@@ -109,7 +109,7 @@ def test_a_file_swapped_for_a_fifo_while_analysed_neither_blocks_nor_lies(index,
     victim = _wav(root / "victim.wav")
     _wav(root / "other.wav", seed=3)
     reg = ingest.register(index.db, [root])
-    real_hash = process._fd_sha256
+    real_hash = trackfile.fd_sha256
 
     def swap_then_hash(fd, *args, **kwargs):
         if os.readlink(f"/proc/self/fd/{fd}") == str(victim) and os.path.isfile(victim):
@@ -117,7 +117,7 @@ def test_a_file_swapped_for_a_fifo_while_analysed_neither_blocks_nor_lies(index,
             os.mkfifo(victim)  # whoever opens it by name now would block
         return real_hash(fd, *args, **kwargs)
 
-    monkeypatch.setattr(process, "_fd_sha256", swap_then_hash)
+    monkeypatch.setattr(trackfile, "fd_sha256", swap_then_hash)
     started = time.monotonic()
     outcomes = {o.track_id: o for o in ingest.process_tracks(index.db, reg.queued_ids)}
     assert time.monotonic() - started < 60

@@ -28,18 +28,18 @@ errors (an outage) propagate: the Celery task retries the chunk with backoff, an
 attempt cut short by the outage is not counted (``uncount``). Exceptions listed in
 ``reraise`` (Celery's soft time limit) propagate with the processor's state intact, so
 the task can fail the current file, write what is done and re-queue the rest.
+
+The file is opened and read by ``ingest.trackfile``; results are written by ``ingest.results``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import stat
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,27 +47,30 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from musicindex.audio.spectrogram import encode as encode_spectrogram
 from musicindex.audio.window import AnalysisWindow
-from musicindex.db.orm import Spectrogram, Track, TrackFeatures
+from musicindex.db.orm import Track
 from musicindex.db.paths import display, fs_path
 from musicindex.db.session import Database
-from musicindex.db.upsert import upsert
 from musicindex.errors import AudioError
-from musicindex.ingest import library, lifecycle
+from musicindex.ingest import library, lifecycle, trackfile
 from musicindex.ingest.embedding import SAMPLE_RATE as SAMPLE_RATE_MUSICNN
-from musicindex.ingest.embedding import EmbeddingPass, upsert_rows
+from musicindex.ingest.embedding import EmbeddingPass
 from musicindex.ingest.library import TAGS_VERSION
 from musicindex.ingest.register import current_versions
-from musicindex.ingest.scan import within
+from musicindex.ingest.results import (
+    ProcessOutcome,
+    TrackResult,
+    db_reason,
+    notify,
+    outcome_of,
+    write_results,
+)
 from musicindex.vocab import FAILED, FEATURE_NAMES, INDEXED, MISSING, PENDING
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 """A file whose analysis killed the worker this often is failed, not retried forever."""
-NOTIFY_CHANNEL = "musicindex_ingest"
-"""PostgreSQL channel notified when results are written (``IngestService.wait_for`` listens)."""
 FLUSH_EVERY = 8
 FLUSH_SECONDS = 2.0
 
@@ -80,14 +83,6 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, OUTAGE_ERRORS):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
-@dataclass
-class ProcessOutcome:
-    track_id: int
-    status: str  # indexed | failed | missing | skipped | moved
-    reason: str | None = None
-    did_audio_work: bool = False
 
 
 @dataclass
@@ -108,23 +103,6 @@ class _Claimed:
     @property
     def fs(self) -> str:
         return fs_path(self.path, self.path_bytes)
-
-
-@dataclass
-class _Result:
-    """What one track's analysis produced, waiting to be written."""
-
-    id: int
-    kind: str  # indexed | failed | missing
-    values: dict[str, Any] = field(default_factory=dict)
-    features: np.ndarray | None = None
-    logmel: np.ndarray | None = None
-    reason: str | None = None
-    patches: np.ndarray | None = None
-    """The musicnn patches of the 16 kHz window (one pass: embedded when the buffer is written)."""
-    embedding: tuple[np.ndarray, np.ndarray] | None = None
-    retryable: bool = False
-    """A failure caused by the environment (time limit, lost worker, memory, I/O): retried once automatically."""
 
 
 class ChunkProcessor:
@@ -164,7 +142,7 @@ class ChunkProcessor:
         self.unstarted: list[int] = []
         self.marked: set[int] = set()  # attempts counted by this processor (committed)
         self.claimed = False  # the chunk's claim transaction committed
-        self._buffer: list[_Result] = []
+        self._buffer: list[TrackResult] = []
         self._buffer_since = 0.0
         self._conn: Any = None
         self._session: Session | None = None
@@ -211,7 +189,7 @@ class ChunkProcessor:
             if self._count_attempt(t.id) > MAX_ATTEMPTS:
                 self.unstarted.remove(t.id)
                 self._buffer_result(
-                    _Result(
+                    TrackResult(
                         t.id,
                         FAILED,
                         reason=f"analysis did not finish after {MAX_ATTEMPTS} attempts "
@@ -303,21 +281,21 @@ class ChunkProcessor:
         except self.reraise:
             raise
         except FileNotFoundError:  # os.stat or the decoder: the file went away after the scan
-            result = _Result(t.id, MISSING, reason=f"file vanished before analysis: {t.path}")
+            result = TrackResult(t.id, MISSING, reason=f"file vanished before analysis: {t.path}")
         except AudioError as exc:
-            result = _Result(t.id, FAILED, reason=str(exc))
+            result = TrackResult(t.id, FAILED, reason=str(exc))
         except DBAPIError as exc:
             if is_outage(exc):
                 raise
             self._rollback()
-            result = _Result(t.id, FAILED, reason=_db_reason(exc))
+            result = TrackResult(t.id, FAILED, reason=db_reason(exc))
         except MemoryError:
-            result = _Result(t.id, FAILED, reason="out of memory while analysing the file", retryable=True)
+            result = TrackResult(t.id, FAILED, reason="out of memory while analysing the file", retryable=True)
         except OSError as exc:  # an I/O error of the machine, not of the file's content
-            result = _Result(t.id, FAILED, reason=f"I/O error while reading the file: {exc}", retryable=True)
+            result = TrackResult(t.id, FAILED, reason=f"I/O error while reading the file: {exc}", retryable=True)
         except Exception as exc:
             log.exception("unexpected error analysing %s", display(t.path))
-            result = _Result(t.id, FAILED, reason=f"unexpected {type(exc).__name__}: {exc}")
+            result = TrackResult(t.id, FAILED, reason=f"unexpected {type(exc).__name__}: {exc}")
         if isinstance(result, ProcessOutcome):  # a move, done in its own transaction
             self.outcomes[t.id] = result
             self.marked.discard(t.id)
@@ -325,40 +303,18 @@ class ChunkProcessor:
             self._buffer_result(result)
         self.current = None
 
-    def _buffer_result(self, result: _Result) -> None:
+    def _buffer_result(self, result: TrackResult) -> None:
         if not self._buffer:
             self._buffer_since = time.monotonic()
         self._buffer.append(result)
 
-    def _analyse(self, t: _Claimed) -> _Result | ProcessOutcome:
+    def _analyse(self, t: _Claimed) -> TrackResult | ProcessOutcome:
         """One track, one pass: the file is opened once (checked on the descriptor), hashed and decoded from that
         descriptor, its window decoded once for the features, the spectrogram and musicnn."""
-        with self._open(t) as (fd, st, by_fd):
+        with trackfile.open_track(t.fs, self.real_roots) as (fd, st, by_fd):
             return self._analyse_open(t, fd, st, by_fd)
 
-    @contextlib.contextmanager
-    def _open(self, t: _Claimed) -> Iterator[tuple[int, os.stat_result, str]]:
-        """The track's file, opened once: its real path inside the roots, a regular file on the descriptor
-        (a FIFO or a device swapped in is refused without blocking). Yields (fd, fstat, a path naming the fd)."""
-        fs = t.fs
-        real = os.path.realpath(fs)
-        if self.real_roots is not None and not within(real, self.real_roots):
-            raise AudioError(
-                f"not read: {display(fs)} now leads outside the ingested folders (to {display(real)}); "
-                "use --follow-symlinks to allow that"
-            )
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # FileNotFoundError: vanished
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise AudioError(f"not a regular file: {display(fs)} (a FIFO, a device or a folder is there now)")
-            os.set_blocking(fd, True)
-            by_fd = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else real
-            yield fd, st, by_fd
-        finally:
-            os.close(fd)
-
-    def _analyse_open(self, t: _Claimed, fd: int, st: os.stat_result, by_fd: str) -> _Result | ProcessOutcome:
+    def _analyse_open(self, t: _Claimed, fd: int, st: os.stat_result, by_fd: str) -> TrackResult | ProcessOutcome:
         from musicindex import audio
 
         fs = t.fs
@@ -366,7 +322,7 @@ class ChunkProcessor:
         # an outdated extractor on an unchanged file (same size and mtime): the stored hash stands
         unchanged = (t.size, t.mtime) == (st.st_size, st.st_mtime)
         same_file = t.status == INDEXED and t.content_hash is not None and unchanged
-        content_hash = t.content_hash if same_file else _fd_sha256(fd)
+        content_hash = t.content_hash if same_file else trackfile.fd_sha256(fd)
         assert content_hash is not None
         clock = self._tick("open_hash", clock)
         if t.status == PENDING and t.content_hash is None:
@@ -377,14 +333,18 @@ class ChunkProcessor:
         same_content = t.content_hash is not None and t.content_hash == content_hash
         if same_content and not (need_feat or need_spec or t.need_tags):
             # touched but identical content: nothing to recompute
-            return _Result(t.id, INDEXED, {"size": st.st_size, "mtime": st.st_mtime}, reason="content unchanged")
+            return TrackResult(t.id, INDEXED, {"size": st.st_size, "mtime": st.st_mtime}, reason="content unchanged")
         if same_content and not (need_feat or need_spec):
             # only the tags are read again (a newer tag reader): no audio work
-            retagged = {"size": st.st_size, "mtime": st.st_mtime, **self._tag_values(fs, by_fd, t.path)}
-            return _Result(t.id, INDEXED, retagged, reason="tags read again")
+            retagged = {
+                "size": st.st_size,
+                "mtime": st.st_mtime,
+                **trackfile.tag_values(fs, by_fd, t.path, label_from_tag=self.label_from_tag),
+            }
+            return TrackResult(t.id, INDEXED, retagged, reason="tags read again")
         if t.content_hash is not None and t.content_hash != content_hash:
             need_feat = need_spec = True  # content changed: everything is recomputed
-        extra = EMBED_RATE if self.embedding is not None else None
+        extra = SAMPLE_RATE_MUSICNN if self.embedding is not None else None
         result = audio.analyse_file(fs, window=self.window, features=need_feat, spectrogram=need_spec,
                                     extra_rate=extra, source=by_fd)  # fmt: skip
         if result.features is not None and not np.isfinite(result.features).all():
@@ -395,9 +355,9 @@ class ChunkProcessor:
         if self.embedding is not None and result.extra is not None:
             patches = self.embedding.patches(result.extra)
             clock = self._tick("musicnn_logmel", clock)
-        tag_values = self._tag_values(fs, by_fd, t.path)
+        tag_values = trackfile.tag_values(fs, by_fd, t.path, label_from_tag=self.label_from_tag)
         self._tick("tags", clock)
-        _check_unchanged(fd, st, fs)
+        trackfile.check_unchanged(fd, st, fs)
         info = result.info
         values: dict[str, Any] = {
             "content_hash": content_hash,
@@ -411,33 +371,12 @@ class ChunkProcessor:
         }
         if values.get("bit_rate") is None and info.duration > 0:
             values["bit_rate"] = round(st.st_size * 8 / info.duration / 1000)
-        return _Result(t.id, INDEXED, values, features=result.features, logmel=result.logmel, patches=patches)
+        return TrackResult(t.id, INDEXED, values, features=result.features, logmel=result.logmel, patches=patches)
 
     def _tick(self, stage: str, since: float) -> float:
         now = time.process_time()
         self.timings[stage] = self.timings.get(stage, 0.0) + (now - since)
         return now
-
-    def _tag_values(self, fs: str, source: str, path: str) -> dict[str, Any]:
-        """The ``tracks`` columns a file's tags give: title, artist, album, year, genre tag (and the label from it
-        with ``label_from_tag``) and the library's (``ingest.library.track_values``)."""
-        from musicindex import audio
-
-        tags = audio.read_tags(fs, source=source)
-        values: dict[str, Any] = {
-            "title": tags.get("title"),
-            "artist": tags.get("artist"),
-            "album": tags.get("album"),
-            "year": tags.get("year"),
-            "genre_tag": tags.get("genre"),
-        }
-        for key in ("title", "artist", "album", "genre_tag"):
-            if values[key] is not None:
-                values[key] = display(values[key]).replace("\x00", " ")
-        if self.label_from_tag and values["genre_tag"]:
-            values.update(label=values["genre_tag"], label_source="tag")
-        values.update(library.track_values(tags, path))
-        return values
 
     def _move_if_twin(self, t: _Claimed, content_hash: str, st: os.stat_result) -> ProcessOutcome | None:
         """A track with the same content whose file is gone keeps its id and data: the new row folds into it."""
@@ -473,13 +412,24 @@ class ChunkProcessor:
                 elif other.status != PENDING:
                     lifecycle.requeue(s, [other.id])
                 library.refresh_albums(s, library.assign(s, [other.id]), covers=True)  # a new folder, maybe a new album
-                s.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
+                notify(s)
                 s.commit()
                 return ProcessOutcome(other.id, "moved", f"moved from a missing track, kept id {other.id}")
         s.rollback()
         return None
 
     # ------------------------------------------------------------------ writing
+    def _write(self, items: list[TrackResult]) -> None:
+        t0 = time.process_time()
+        marked = write_results(self.session, items, self.feat_v, self.spec_v, self.embedding)
+        self.session.commit()
+        self._tick("write", t0)
+        for i in items:
+            self.marked.discard(i.id)
+            self.outcomes[i.id] = outcome_of(i, marked)
+            if self.outcomes[i.id].did_audio_work:
+                self.analysed.append(i.id)
+
     def flush(self) -> None:
         """Write the buffered results: one transaction; a permanent error isolates the track that causes it.
 
@@ -503,10 +453,10 @@ class ChunkProcessor:
                     self._rollback()
                     if is_outage(one):
                         raise
-                    self._write([_Result(item.id, FAILED, reason=_db_reason(one))])
+                    self._write([TrackResult(item.id, FAILED, reason=db_reason(one))])
         self._buffer.clear()
 
-    def _embed(self, items: list[_Result]) -> None:
+    def _embed(self, items: list[TrackResult]) -> None:
         """The musicnn embedding and tags of the buffered tracks that carry patches (a failing network leaves them
         without: ``musicindex embed`` backfills them, and the error is logged)."""
         todo = [i for i in items if i.patches is not None and i.embedding is None]
@@ -526,46 +476,6 @@ class ChunkProcessor:
             i.embedding = (emb[j], probs[j])
             i.patches = None
 
-    def _write(self, items: list[_Result]) -> None:
-        s = self.session
-        t0 = time.process_time()
-        indexed = [i for i in items if i.kind == INDEXED]
-        moved = set(lifecycle.mark_indexed_many(s, [{"id": i.id, **i.values} for i in indexed]))
-        done = [i for i in indexed if i.id in moved]
-        features = [_feature_row(i.id, self.feat_v, i.features) for i in done if i.features is not None]
-        upsert(s, TrackFeatures, features, keys=("track_id",), update=("version", "vec", *FEATURE_NAMES), also_set=NOW)
-        specs = [_spectrogram_row(i.id, self.spec_v, i.logmel) for i in done if i.logmel is not None]
-        upsert(
-            s, Spectrogram, specs, keys=("track_id",), update=("version", "n_mels", "n_frames", "data"), also_set=NOW
-        )
-        embedded = [(i.id, i.embedding) for i in done if i.embedding is not None]
-        if embedded and self.embedding is not None:
-            ids, vectors = zip(*embedded, strict=True)
-            emb, probs = np.stack([v[0] for v in vectors]), np.stack([v[1] for v in vectors])
-            upsert_rows(s, self.embedding.version_id, ids, emb, probs, self.embedding.tag_names)
-        failed = [(i.id, i.reason or "failed", i.retryable) for i in items if i.kind == FAILED]
-        lifecycle.mark_failed_many(s, failed)
-        for i in items:
-            if i.kind == MISSING:
-                lifecycle.mark_missing(s, [i.id], i.reason)
-        touched = library.assign(s, [i.id for i in done])
-        touched |= library.albums_of(s, [i.id for i in items if i.kind in (FAILED, MISSING)])
-        library.refresh_albums(s, touched, covers=True)
-        s.execute(text("SELECT pg_notify(:ch, '')"), {"ch": NOTIFY_CHANNEL})
-        s.commit()
-        self._tick("write", t0)
-        for i in items:
-            self.marked.discard(i.id)
-            if i.kind == INDEXED and i.id not in moved:
-                self.outcomes[i.id] = ProcessOutcome(i.id, "skipped", "track removed or changed during analysis")
-            elif i.kind == INDEXED:
-                work = i.features is not None or i.logmel is not None
-                self.outcomes[i.id] = ProcessOutcome(i.id, INDEXED, i.reason, did_audio_work=work)
-                if work:
-                    self.analysed.append(i.id)
-            else:
-                self.outcomes[i.id] = ProcessOutcome(i.id, i.kind, i.reason)
-
     def _rollback(self) -> None:
         with contextlib.suppress(DBAPIError):
             self.session.rollback()
@@ -576,7 +486,7 @@ class ChunkProcessor:
         self._rollback()
         tid, self.current = self.current, None
         if tid is not None:
-            self._buffer_result(_Result(tid, FAILED, reason=reason, retryable=True))
+            self._buffer_result(TrackResult(tid, FAILED, reason=reason, retryable=True))
         return tid
 
     def release(self, track_ids: Sequence[int]) -> None:
@@ -593,57 +503,6 @@ class ChunkProcessor:
         if self.current is not None:
             ids.append(self.current)
         return ids + [t for t in self.unstarted if t not in ids]
-
-
-NOW = {"computed_at": func.now()}
-EMBED_RATE = SAMPLE_RATE_MUSICNN
-
-
-def _fd_sha256(fd: int, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of the open file's bytes, read from the descriptor (never by name again)."""
-    h = hashlib.sha256()
-    offset = 0
-    while True:
-        data = os.pread(fd, chunk, offset)
-        if not data:
-            return h.hexdigest()
-        h.update(data)
-        offset += len(data)
-
-
-def _check_unchanged(fd: int, st: os.stat_result, path: str) -> None:
-    """The file analysed is still the one at its path, unchanged (else AudioError saying what happened)."""
-    after = os.fstat(fd)
-    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-        raise AudioError("the file changed while it was being analysed; ingest it again once it is complete")
-    try:
-        now = os.stat(path)
-    except FileNotFoundError:
-        return  # removed after it was read: what was read is complete; the next scan marks it missing
-    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-        raise AudioError(
-            "another file replaced this one while it was being analysed (its path now names a different file); "
-            "ingest it again"
-        )
-
-
-def _feature_row(track_id: int, version: int, features: np.ndarray) -> dict[str, Any]:
-    """A ``track_features`` row: the 43 features as named columns and as one vector."""
-    vec = np.asarray(features, dtype=np.float64)
-    named = {name: float(v) for name, v in zip(FEATURE_NAMES, vec, strict=True)}
-    return {"track_id": track_id, "version": version, "vec": vec.astype(np.float32), **named}
-
-
-def _spectrogram_row(track_id: int, version: int, logmel: np.ndarray) -> dict[str, Any]:
-    """A ``spectrograms`` row: the compact encoding of the log-mel spectrogram."""
-    n_mels, n_frames = logmel.shape
-    return {"track_id": track_id, "version": version, "n_mels": n_mels, "n_frames": n_frames,
-            "data": encode_spectrogram(logmel)}  # fmt: skip
-
-
-def _db_reason(exc: DBAPIError) -> str:
-    first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-    return f"the database rejected this track's data: {first}"
 
 
 def process_tracks(

@@ -31,9 +31,9 @@ from musicindex.dispatch import Dispatcher
 from musicindex.errors import InvalidArgumentError
 from musicindex.ingest import lifecycle
 from musicindex.ingest.labels import LabelSource
-from musicindex.ingest.process import NOTIFY_CHANNEL
 from musicindex.ingest.progress import Progress, StatusReport, ingest_progress, latest_failures, status_counts
 from musicindex.ingest.register import IngestSummary, register
+from musicindex.ingest.results import NOTIFY_CHANNEL
 from musicindex.ingest.scan import ScanReport
 from musicindex.vocab import ACTIVE, CANDIDATE, MUSICNN
 
