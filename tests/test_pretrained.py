@@ -10,7 +10,7 @@ from musicindex import ingest
 from musicindex.db.orm import Embedding, ModelVersion, TrackTag
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
 from musicindex.ml import pretrained
-from musicindex.pretrained import musicnn
+from musicindex.pretrained import musicnn, runtime
 from musicindex.sample.library import generate_library
 from musicindex.vocab import TOP_TAG_MIN
 
@@ -34,7 +34,7 @@ def test_embedding_versions_tags_and_coverage(index, library):
     with index.db.session() as sess:
         v = sess.execute(select(ModelVersion).where(ModelVersion.kind == "musicnn")).scalar_one()
         assert v.state == "active" and v.classes == list(musicnn.TAGS) and v.embedding_dim == 200
-        assert v.params["extractor_version"] == musicnn.EXTRACTOR_VERSION
+        assert v.params["extractor_version"] == runtime.EXTRACTOR_VERSION
         assert (
             sess.execute(select(func.count()).select_from(Embedding).where(Embedding.space == "musicnn")).scalar() == 9
         )
@@ -108,7 +108,7 @@ def test_sql_functions_follow_the_api(index, library):
 def test_a_new_extractor_version_is_backfilled_then_promoted(index, library, monkeypatch):
     with index.db.session() as s:
         old = s.execute(select(ModelVersion.id).where(ModelVersion.kind == "musicnn")).scalar_one()
-    monkeypatch.setattr(musicnn, "EXTRACTOR_VERSION", musicnn.EXTRACTOR_VERSION + 1)
+    monkeypatch.setattr(runtime, "EXTRACTOR_VERSION", runtime.EXTRACTOR_VERSION + 1)
     new = pretrained.current_version(index.db)
     with index.db.session() as s:
         assert s.get(ModelVersion, new).state == "candidate"  # queries keep the complete old version
