@@ -121,7 +121,7 @@ class Traffic:
         return kinds
 
     def client(self, seed: int) -> None:
-        import httpx
+        import httpx2 as httpx
 
         rng = random.Random(seed)
         with httpx.Client(base_url=self.base, timeout=60.0) as http:
@@ -255,7 +255,7 @@ def _background(env, settings, tmp: Path, stop_at: float) -> list[_Job]:
 
 
 def _wait_http(url: str, timeout: float = 120) -> None:
-    import httpx
+    import httpx2 as httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
