@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from musicindex.errors import MusicIndexError, TrackFileError
 from musicindex.media import open_track_file
+from musicindex.web import sessions
 from musicindex.web import status as web_status
 from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.errors import category_of
@@ -93,10 +94,13 @@ def render_error(request: Request, status: int, category: str, message: str) -> 
 router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
 
 
-def page(request: Request, name: str, **ctx: Any) -> Response:
+def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> Response:
     ctx.setdefault("page", name.removesuffix(".html"))
     ctx.setdefault("q", "")
-    return templates.TemplateResponse(request, name, ctx)
+    ctx.setdefault("viewer", sessions.viewer(request))
+    response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    sessions.attach(request, response)
+    return response
 
 
 def try_(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
