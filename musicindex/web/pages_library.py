@@ -195,7 +195,7 @@ def delete_playlist(index: IndexDep, request: Request, playlist_id: int = PathPa
 # ------------------------------------------------------------------ login, logout, password
 @router.get("/login")
 def login_page(request: Request, next: str = Query("/", max_length=2000)) -> Response:
-    return page(request, "login.html", next=_safe_next(next), error=None, name="")
+    return page(request, "login.html", next=_safe_next(next), error=None, login_name="")
 
 
 @router.post("/login")
@@ -211,12 +211,12 @@ def login(
         return refused
     v = sessions.viewer(request)
     if not v.accounts:
-        return page(request, "login.html", status_code=400, next=_safe_next(next), name=name,
+        return page(request, "login.html", status_code=400, next=_safe_next(next), login_name=name,
                     error="This server has no accounts: the page is yours without logging in "
                           "(`musicindex user add NAME` creates one).")  # fmt: skip
     user = index.users.authenticate_password(name, password)
     if user is None:
-        return page(request, "login.html", status_code=401, next=_safe_next(next), name=name,
+        return page(request, "login.html", status_code=401, next=_safe_next(next), login_name=name,
                     error="Wrong name or password.")  # fmt: skip
     response = RedirectResponse(_safe_next(next), status_code=303)
     sessions.start(request, response, user)
