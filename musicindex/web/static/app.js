@@ -7,6 +7,7 @@
 
 import { $, $$, api, el, errorMessage, fetchDocument, trackOf, tracksOf } from "./dom.js";
 import * as player from "./player.js";
+import { queueStore } from "./queue-store.js";
 import { clearLikes, fetchLikes, initPlaylistEditor, likesReady, loadLikes, refreshLikeButtons, toggleLike } from "./library.js";
 
 document.documentElement.classList.add("js");
@@ -94,7 +95,13 @@ export async function navigate(href, { push = true, replace = false, scroll = nu
   const token = doc.querySelector('meta[name="csrf-token"]');
   const mine = document.querySelector('meta[name="csrf-token"]');
   if (token && mine) mine.setAttribute("content", token.getAttribute("content")); // a login starts a new session
-  if (method !== "GET") fetchLikes(); // logged in or out: whose likes changed
+  const who = doc.querySelector('meta[name="listener"]');
+  const whoMine = document.querySelector('meta[name="listener"]');
+  if (who && whoMine) whoMine.setAttribute("content", who.getAttribute("content"));
+  if (method !== "GET") {
+    fetchLikes(); // logged in or out: whose likes changed
+    queueStore.reset();
+  }
   const nav = doc.querySelector("header.top nav");
   if (nav) $("header.top nav").replaceWith(document.adoptNode(nav));
   const q = doc.querySelector("#q");

@@ -42,6 +42,12 @@ export function csrfToken() {
   return m ? m.getAttribute("content") || "" : "";
 }
 
+// whether the page acts for a listener (logged in, or the server's local one): else no state is asked for
+export function hasListener() {
+  const m = document.querySelector('meta[name="listener"]');
+  return !m || m.getAttribute("content") !== "no";
+}
+
 // a change through the JSON API: the body as JSON, the CSRF header
 export function send(method, path, body) {
   const headers = { "X-CSRF-Token": csrfToken() };

@@ -5,7 +5,7 @@
 // Dislikes are no Subsonic notion: they stay in this browser (localStorage), as before.
 "use strict";
 
-import { $, $$, api, el, send } from "./dom.js";
+import { $, $$, api, el, hasListener, send } from "./dom.js";
 import * as player from "./player.js";
 
 const DISLIKES_KEY = "musicindex.dislikes";
@@ -38,6 +38,12 @@ export function loadLikes() {
 
 export function fetchLikes() {
   const version = likes.version;
+  if (!hasListener()) {
+    likes.liked.clear();
+    likes.ready = Promise.resolve();
+    refreshLikeButtons();
+    return likes.ready;
+  }
   likes.ready = api("/api/library/starred")
     .then((s) => {
       if (version !== likes.version) return; // a like or unlike meanwhile: this answer is older than the page

@@ -13,10 +13,10 @@
 // exist and nobody is logged in), the copy in localStorage is the queue.
 "use strict";
 
-import { api, send } from "./dom.js";
+import { api, hasListener, send } from "./dom.js";
 
 const KEY = "musicindex.queue";
-let server = true; // false after the server said "log in first": localStorage only
+let server = true; // false after the server said "log in first" (localStorage only until a login)
 let inFlight = null;
 let pending = null;
 
@@ -76,9 +76,14 @@ function push(b, keepalive) {
 }
 
 export const queueStore = {
+  // after a login or logout: ask the server again
+  reset() {
+    server = true;
+  },
+
   async load() {
     const copy = local();
-    if (!server) return copy;
+    if (!server || !hasListener()) return copy;
     let q;
     try {
       q = await api("/api/library/queue");
@@ -99,7 +104,7 @@ export const queueStore = {
 
   async save(state, { leaving = false } = {}) {
     keepLocal(state);
-    if (server) await push(body(state), leaving);
+    if (server && hasListener()) await push(body(state), leaving);
   },
 };
 
