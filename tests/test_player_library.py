@@ -391,6 +391,7 @@ def test_login_csrf_refusal_logout_and_no_horizontal_scroll_at_400px(served, bro
         pg.press("#login-password", "Enter")
         pg.wait_for_selector("#login-error")
         assert "Wrong name or password" in pg.inner_text("#login-error")
+        pg.problems[:] = [p for p in pg.problems if not p.rstrip(")").endswith("/login")]  # its 401 is the point
         pg.fill("#login-password", PASSWORDS["bob"])
         pg.press("#login-password", "Enter")
         pg.wait_for_selector("#new-playlist")  # back where it was going
