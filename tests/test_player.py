@@ -83,7 +83,10 @@ def queued_ids(page: Any) -> list[int]:
 
 
 def screenshot(page: Any, name: str) -> None:
-    """A README screenshot, docs/img/NAME.png, small: the viewport, in at most 128 colours."""
+    """A README screenshot, docs/img/NAME.png, small: the viewport, in at most 128 colours; only when
+    MUSICINDEX_SCREENSHOTS is set (``make screenshots``), so a test run leaves the repository as it was."""
+    if not os.environ.get("MUSICINDEX_SCREENSHOTS"):
+        return
     from PIL import Image
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

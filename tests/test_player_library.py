@@ -251,11 +251,9 @@ def queued_ids(pg: Any) -> list[int]:
     return [t["id"] for t in pg.evaluate("() => window.musicindex.player.snapshot().items")]
 
 
-SCREENSHOTS = os.environ.get("MUSICINDEX_SCREENSHOTS")
-
-
 def shot(pg: Any, name: str) -> None:
-    if SCREENSHOTS:
+    """docs/img/NAME.png when MUSICINDEX_SCREENSHOTS is set (``make screenshots``)."""
+    if os.environ.get("MUSICINDEX_SCREENSHOTS"):
         from tests.test_player import screenshot
 
         screenshot(pg, name)
@@ -421,8 +419,6 @@ def test_login_csrf_refusal_logout_and_no_horizontal_scroll_at_400px(served, bro
                 )
                 assert wide[0] <= wide[1], (path, width, wide)
             pg.set_viewport_size({"width": 400, "height": 800})
-        pg.goto(f"{served.url}/albums/{album.id}")
-        shot(pg, "phone-album")
         served.index.users.delete_playlist(served.index.users.user("bob").id, pid)
         # log out: the page is anonymous again and state needs a login
         pg.click("#logout")

@@ -85,10 +85,15 @@ templates.env.filters["num"] = _fmt_num
 
 
 def render_error(request: Request, status: int, category: str, message: str) -> Response:
-    return templates.TemplateResponse(
-        request, "error.html", {"page": "error", "status": status, "category": category, "message": message},
-        status_code=status,
-    )  # fmt: skip
+    ctx: dict[str, Any] = {"page": "error", "status": status, "category": category, "message": message}
+    try:  # the page's session (its CSRF token: the player bar saves the queue from this page too)
+        ctx["viewer"] = sessions.viewer(request)
+    except Exception:  # the error may be that the database does not answer: the page without a session then
+        ctx["viewer"] = None
+    response = templates.TemplateResponse(request, "error.html", ctx, status_code=status)
+    if ctx["viewer"] is not None:
+        sessions.attach(request, response)
+    return response
 
 
 router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)

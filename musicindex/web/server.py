@@ -64,9 +64,7 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs(request: Request) -> Response:
-        return pages.templates.TemplateResponse(
-            request, "docs.html", {"page": "docs", "q": "", "spec": app.openapi(), "ops": _operations(app.openapi())}
-        )
+        return pages.page(request, "docs.html", spec=app.openapi(), ops=_operations(app.openapi()))
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:

@@ -99,7 +99,9 @@ export const queueStore = {
       if (items[index].id !== q.current) index = items.findIndex((t) => t.id === q.current);
     }
     const sameIds = copy && copy.items.length === items.length && copy.items.every((t, i) => t.id === items[i].id);
-    return { items, index, time: (q.position_ms || 0) / 1000, radio: sameIds ? copy.radio || null : null };
+    // the same queue as this browser's copy: its names too (an untitled track is named by its file there)
+    return { items: sameIds ? copy.items : items, index, time: (q.position_ms || 0) / 1000,
+      radio: sameIds ? copy.radio || null : null };
   },
 
   async save(state, { leaving = false } = {}) {
