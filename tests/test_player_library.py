@@ -37,8 +37,11 @@ def logged_in(served: Served, user: str = "alice") -> TestClient:
     c = client_of(create_app(served.index))
     page = c.get("/login")
     assert page.status_code == 200
-    r = c.post("/login", data={"name": user, "password": PASSWORDS[user], "csrf": csrf_of(page.text), "next": "/"},
-               follow_redirects=False)  # fmt: skip
+    r = c.post(
+        "/login",
+        data={"name": user, "password": PASSWORDS[user], "csrf": csrf_of(page.text), "next": "/"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text[:300]
     return c
 
@@ -184,11 +187,19 @@ def test_login_logout_and_password_change_end_other_sessions(served):
         a, b = logged_in(served, "carol"), logged_in(served, "carol")
         page = a.get("/account")
         assert page.status_code == 200 and "Change the password" in page.text
-        r = a.post("/account", data={"current": "wrong", "new": "n1-pass", "repeat": "n1-pass",
-                                      "csrf": csrf_of(page.text)})  # fmt: skip
+        r = a.post(
+            "/account", data={"current": "wrong", "new": "n1-pass", "repeat": "n1-pass", "csrf": csrf_of(page.text)}
+        )
         assert r.status_code == 422 and "current password is wrong" in r.text
-        r = a.post("/account", data={"current": "carol-pass-1", "new": "carol-pass-2", "repeat": "carol-pass-2",
-                                      "csrf": csrf_of(page.text)})  # fmt: skip
+        r = a.post(
+            "/account",
+            data={
+                "current": "carol-pass-1",
+                "new": "carol-pass-2",
+                "repeat": "carol-pass-2",
+                "csrf": csrf_of(page.text),
+            },
+        )
         assert r.status_code == 200 and "Password changed" in r.text
         assert a.get("/api/library/me").json()["logged_in"]  # this browser stays in
         assert not b.get("/api/library/me").json()["logged_in"]  # the other session ended
@@ -287,8 +298,11 @@ def test_find_an_album_play_it_like_tracks_and_get_for_you(served, browser):
         pg.locator(f'tr.track[data-id="{songs[0].id}"] button.like').click()
         pg.click("header.top nav >> text=Songs")
         pg.wait_for_function("() => document.body.dataset.page === 'songs'")
-        other = next(int(x) for x in pg.locator("tr.track").evaluate_all("rs => rs.map(r => r.dataset.id)")
-                     if int(x) != songs[0].id)  # fmt: skip
+        other = next(
+            int(x)
+            for x in pg.locator("tr.track").evaluate_all("rs => rs.map(r => r.dataset.id)")
+            if int(x) != songs[0].id
+        )
         pg.locator(f'tr.track[data-id="{other}"] button.like').click()
         pg.wait_for_function("() => document.querySelector('#liked-count').textContent === '2'")
         pg.wait_for_timeout(300)
@@ -301,7 +315,9 @@ def test_find_an_album_play_it_like_tracks_and_get_for_you(served, browser):
         second.locator("button.item-add").click()
         pg.wait_for_function("() => window.musicindex.player.snapshot().items.length > 1")
         # a track that played to its end counts as played (scrobble) and the next one plays
-        pg.evaluate("() => { const a = document.querySelector('#audio'); a.currentTime = Math.max(0, a.duration - 0.2) }")
+        pg.evaluate(
+            "() => { const a = document.querySelector('#audio'); a.currentTime = Math.max(0, a.duration - 0.2) }"
+        )
         pg.wait_for_function("() => window.musicindex.player.snapshot().index === 1", timeout=10_000)
         pg.wait_for_timeout(300)
         alice = served.index.users.user("alice").id
@@ -352,7 +368,9 @@ def test_playlist_built_and_reordered_with_the_keyboard_only(served, browser):
         # reorder: focus the last entry, Alt+↑ twice; then Delete the middle one... and put it back with Alt+↓
         pg.locator("#pl-entries li").nth(2).locator("a.track-link").focus()
         pg.keyboard.press("Alt+ArrowUp")
-        pg.wait_for_function(f"() => document.querySelector('#pl-entries li').nextElementSibling.dataset.id === '{wanted[2].id}'")
+        pg.wait_for_function(
+            f"() => document.querySelector('#pl-entries li').nextElementSibling.dataset.id === '{wanted[2].id}'"
+        )
         pg.keyboard.press("Alt+ArrowUp")
         pg.wait_for_function(f"() => document.querySelector('#pl-entries li').dataset.id === '{wanted[2].id}'")
         assert pg.evaluate("() => document.activeElement.closest('li').dataset.index") == "0"  # focus follows
@@ -404,10 +422,23 @@ def test_login_csrf_refusal_logout_and_no_horizontal_scroll_at_400px(served, bro
         pg.problems[:] = [p for p in pg.problems if "/api/library/star" not in p]  # that refusal was the point
         album = first_album(served)
         artist_id = album.artist_id
-        pid = served.index.users.create_playlist(served.index.users.user("bob").id, "phone", [
-            s.id for s in served.index.catalog.song_list("title", size=3)])  # fmt: skip
-        paths = ["/albums", f"/albums/{album.id}", "/artists", f"/artists/{artist_id}", "/genres", "/songs",
-                 "/songs?sort=artist&order=desc", "/for-you", "/playlists", f"/playlists/{pid}", "/account", "/"]  # fmt: skip
+        pid = served.index.users.create_playlist(
+            served.index.users.user("bob").id, "phone", [s.id for s in served.index.catalog.song_list("title", size=3)]
+        )
+        paths = [
+            "/albums",
+            f"/albums/{album.id}",
+            "/artists",
+            f"/artists/{artist_id}",
+            "/genres",
+            "/songs",
+            "/songs?sort=artist&order=desc",
+            "/for-you",
+            "/playlists",
+            f"/playlists/{pid}",
+            "/account",
+            "/",
+        ]
         for path in paths:
             pg.goto(served.url + path)
             for width in (360, 400, 480):

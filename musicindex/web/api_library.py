@@ -23,7 +23,7 @@ from musicindex.media import covers
 from musicindex.query.catalog import SONG_SORTS
 from musicindex.vocab import ALBUM, ARTIST, TRACK
 from musicindex.web import sessions
-from musicindex.web.deps import IndexDep
+from musicindex.web.deps import IndexDep, Limits, LimitsDep
 from musicindex.web.errors import ApiError
 from musicindex.web.responses import Json
 from musicindex.web.security import policy
@@ -35,9 +35,15 @@ if TYPE_CHECKING:
 
 CLIENT = "web"
 ALBUM_SORTS: dict[str, str] = {
-    "name": "alphabeticalByName", "artist": "alphabeticalByArtist", "newest": "newest", "recent": "recent",
-    "frequent": "frequent", "starred": "starred", "rated": "highest", "random": "random",
-}  # fmt: skip
+    "name": "alphabeticalByName",
+    "artist": "alphabeticalByArtist",
+    "newest": "newest",
+    "recent": "recent",
+    "frequent": "frequent",
+    "starred": "starred",
+    "rated": "highest",
+    "random": "random",
+}
 """The album grid's sorts and the Subsonic album list type each is."""
 FOR_YOU_K = 20
 Id = Annotated[int, PathParam(ge=1, le=2**62)]
@@ -46,19 +52,34 @@ Id = Annotated[int, PathParam(ge=1, le=2**62)]
 def song_dict(s: Song) -> dict[str, Any]:
     """A song as the page's lists and the player read it."""
     return {
-        "id": s.id, "title": s.title, "artist": s.artist or "", "album": s.album or "", "album_id": s.album_id,
-        "artist_id": s.artist_id, "genre": s.genres[0] if s.genres else "", "genres": list(s.genres),
-        "path": s.path, "duration": s.duration, "track": s.track, "disc": s.disc, "year": s.year,
-        "starred": s.annotation.starred is not None, "rating": s.annotation.rating or 0,
+        "id": s.id,
+        "title": s.title,
+        "artist": s.artist or "",
+        "album": s.album or "",
+        "album_id": s.album_id,
+        "artist_id": s.artist_id,
+        "genre": s.genres[0] if s.genres else "",
+        "genres": list(s.genres),
+        "path": s.path,
+        "duration": s.duration,
+        "track": s.track,
+        "disc": s.disc,
+        "year": s.year,
+        "starred": s.annotation.starred is not None,
+        "rating": s.annotation.rating or 0,
         "play_count": s.annotation.play_count,
-    }  # fmt: skip
+    }
 
 
 def album_dict(a: Album) -> dict[str, Any]:
     d = asdict(a)
     d.pop("annotation")
-    d.update(starred=a.annotation.starred is not None, rating=a.annotation.rating or 0,
-             play_count=a.annotation.play_count, cover=f"/api/library/covers/album/{a.id}" if a.has_cover else None)  # fmt: skip
+    d.update(
+        starred=a.annotation.starred is not None,
+        rating=a.annotation.rating or 0,
+        play_count=a.annotation.play_count,
+        cover=f"/api/library/covers/album/{a.id}" if a.has_cover else None,
+    )
     return d
 
 
@@ -84,10 +105,11 @@ def check_csrf(request: Request) -> None:
         return
     if not sessions.csrf_ok(request.app.state.index.settings, v.session, request.headers.get(sessions.CSRF_HEADER)):
         raise ApiError(
-            403, "csrf",
+            403,
+            "csrf",
             "missing or wrong CSRF token: changes from the page send the X-CSRF-Token header that the page's "
             "<meta name=csrf-token> holds (reload the page to get a fresh one)",
-        )  # fmt: skip
+        )
 
 
 def changer(request: Request) -> UserInfo:
@@ -114,10 +136,27 @@ def me(request: Request) -> Any:
 
 
 # ------------------------------------------------------------------ browsing
-@router.get("/artists", summary="Album artists by index letter")
-def artists(index: IndexDep, request: Request) -> Any:
-    uid = _uid(request)
-    return [{"letter": g.letter, "artists": [asdict(a) for a in g.artists]} for g in index.catalog.artists(uid)]
+ARTISTS_TTL = 10.0
+"""Seconds the artist index (every album artist: thousands of rows, the same for every listener) is shared by
+all callers; an ingest shows in it within this time."""
+
+
+def artist_index(index: MusicIndex, limits: Limits) -> list[dict[str, Any]]:
+    """The album artists by index letter, as the page and the JSON answer read them (shared ``ARTISTS_TTL`` s)."""
+
+    def make() -> list[dict[str, Any]]:
+        return [
+            {"letter": g.letter, "artists": [{**asdict(a), "annotation": None} for a in g.artists]}
+            for g in index.catalog.artists(None)
+        ]
+
+    found: list[dict[str, Any]] = limits.cached("artist-index", ARTISTS_TTL, make)
+    return found
+
+
+@router.get("/artists", summary="Album artists by index letter (shared by every listener for 10 s)")
+def artists(index: IndexDep, limits: LimitsDep) -> Any:
+    return artist_index(index, limits)
 
 
 @router.get("/artists/{artist_id}", summary="An artist and its albums")
@@ -187,8 +226,12 @@ def search(
     size: int = Query(20, ge=1, le=500),
 ) -> Any:
     r = index.catalog.search(q, user_id=_uid(request), artist_count=size, album_count=size, song_count=size)
-    return {"query": r.query, "artists": [asdict(a) for a in r.artists], "albums": [album_dict(a) for a in r.albums],
-            "songs": [song_dict(s) for s in r.songs]}  # fmt: skip
+    return {
+        "query": r.query,
+        "artists": [asdict(a) for a in r.artists],
+        "albums": [album_dict(a) for a in r.albums],
+        "songs": [song_dict(s) for s in r.songs],
+    }
 
 
 @router.get("/covers/{kind}/{item_id}", summary="The cover of an album, artist, song or playlist")
@@ -202,8 +245,9 @@ def cover(
     image = covers.cover(index, kind, item_id, size)
     if request.headers.get("if-none-match") == image.etag:
         return Response(status_code=304, headers={"ETag": image.etag})
-    return Response(image.data, media_type=image.media_type,
-                    headers={"ETag": image.etag, "Cache-Control": "private, max-age=86400"})  # fmt: skip
+    return Response(
+        image.data, media_type=image.media_type, headers={"ETag": image.etag, "Cache-Control": "private, max-age=86400"}
+    )
 
 
 def _uid(request: Request) -> int | None:
@@ -244,8 +288,11 @@ class PlaylistIn(BaseModel):
 @router.get("/starred", summary="What the listener starred (the same as Subsonic getStarred2)")
 def starred(index: IndexDep, user: ListenerDep) -> Any:
     s = index.catalog.starred(user.id)
-    return {"songs": [song_dict(x) for x in s.songs], "albums": [album_dict(a) for a in s.albums],
-            "artists": [asdict(a) for a in s.artists]}  # fmt: skip
+    return {
+        "songs": [song_dict(x) for x in s.songs],
+        "albums": [album_dict(a) for a in s.albums],
+        "artists": [asdict(a) for a in s.artists],
+    }
 
 
 @router.post("/star", summary="Star tracks, albums or artists")
@@ -279,8 +326,13 @@ def get_queue(index: IndexDep, user: ListenerDep) -> Any:
     q = index.catalog.play_queue(user.id)
     if q is None:
         return {"songs": [], "current": None, "position_ms": 0, "changed": None, "changed_by": None}
-    return {"songs": [song_dict(s) for s in q.songs], "current": q.current, "position_ms": q.position_ms,
-            "changed": q.changed, "changed_by": q.changed_by}  # fmt: skip
+    return {
+        "songs": [song_dict(s) for s in q.songs],
+        "current": q.current,
+        "position_ms": q.position_ms,
+        "changed": q.changed,
+        "changed_by": q.changed_by,
+    }
 
 
 @router.put("/queue", summary="Replace the listener's play queue (empty: delete it)")
@@ -313,10 +365,16 @@ def playlist(index: IndexDep, user: ListenerDep, playlist_id: Id) -> Any:
 @policy(body="json")
 def update_playlist(index: IndexDep, user: ChangerDep, playlist_id: Id, body: PlaylistIn = Body(...)) -> Any:
     if body.track_ids is not None:
-        index.users.create_playlist(user.id, body.name, body.track_ids, playlist_id=playlist_id,
-                                    is_admin=user.is_admin)  # fmt: skip
-    changes = {k: v for k, v in (("name", body.name if body.track_ids is None else None), ("comment", body.comment),
-                                 ("public", body.public)) if v is not None}  # fmt: skip
+        index.users.create_playlist(user.id, body.name, body.track_ids, playlist_id=playlist_id, is_admin=user.is_admin)
+    changes = {
+        k: v
+        for k, v in (
+            ("name", body.name if body.track_ids is None else None),
+            ("comment", body.comment),
+            ("public", body.public),
+        )
+        if v is not None
+    }
     if changes or body.track_ids is None:
         index.users.update_playlist(user.id, playlist_id, is_admin=user.is_admin, **changes)
     return _playlist(index, playlist_id, user.id)

@@ -18,6 +18,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
 
 from musicindex.errors import MusicIndexError, TrackFileError
 from musicindex.media import open_track_file
@@ -88,7 +89,7 @@ def render_error(request: Request, status: int, category: str, message: str) -> 
     ctx: dict[str, Any] = {"page": "error", "status": status, "category": category, "message": message}
     try:  # the page's session (its CSRF token: the player bar saves the queue from this page too)
         ctx["viewer"] = sessions.viewer(request)
-    except Exception:  # the error may be that the database does not answer: the page without a session then
+    except (MusicIndexError, SQLAlchemyError, OSError, AttributeError, KeyError):  # no database, no app: none
         ctx["viewer"] = None
     response = templates.TemplateResponse(request, "error.html", ctx, status_code=status)
     if ctx["viewer"] is not None:

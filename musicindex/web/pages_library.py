@@ -18,16 +18,24 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from musicindex.errors import InvalidArgumentError, MusicIndexError
 from musicindex.query.catalog import SONG_SORTS
 from musicindex.web import sessions
-from musicindex.web.api_library import ALBUM_SORTS, album_dict, for_you_answer, song_dict
-from musicindex.web.deps import IndexDep
+from musicindex.web.api_library import ALBUM_SORTS, album_dict, artist_index, for_you_answer, song_dict
+from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.pages import page, render_error, try_
 
 router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
 
 GRID_PAGE = 48
 SONGS_PAGE = 50
-SORT_LABELS = {"name": "name", "artist": "artist", "newest": "newest", "recent": "recently played",
-               "frequent": "most played", "starred": "starred", "rated": "rated", "random": "random"}  # fmt: skip
+SORT_LABELS = {
+    "name": "name",
+    "artist": "artist",
+    "newest": "newest",
+    "recent": "recently played",
+    "frequent": "most played",
+    "starred": "starred",
+    "rated": "rated",
+    "random": "random",
+}
 
 
 def _uid(request: Request) -> int | None:
@@ -48,9 +56,11 @@ def _csrf_refused(request: Request, token: str) -> Response | None:
     if sessions.csrf_ok(request.app.state.index.settings, v.session, token):
         return None
     return render_error(
-        request, 403, "csrf",
+        request,
+        403,
+        "csrf",
         "this form was sent without the page's CSRF token (or with an old one): reload the page and send it again",
-    )  # fmt: skip
+    )
 
 
 def _safe_next(target: str) -> str:
@@ -70,9 +80,16 @@ def albums(
     kind = "byGenre" if genre else ALBUM_SORTS[sort]
     found = index.catalog.album_list(kind, GRID_PAGE + 1, offset, user_id=_uid(request), genre=genre)
     return page(
-        request, "albums.html", albums=[album_dict(a) for a in found[:GRID_PAGE]], sort=sort, sorts=SORT_LABELS,
-        offset=offset, size=GRID_PAGE, more=len(found) > GRID_PAGE, genre=genre or "",
-    )  # fmt: skip
+        request,
+        "albums.html",
+        albums=[album_dict(a) for a in found[:GRID_PAGE]],
+        sort=sort,
+        sorts=SORT_LABELS,
+        offset=offset,
+        size=GRID_PAGE,
+        more=len(found) > GRID_PAGE,
+        genre=genre or "",
+    )
 
 
 @router.get("/albums/{album_id}")
@@ -82,8 +99,8 @@ def album(index: IndexDep, request: Request, album_id: int = PathParam(..., ge=1
 
 
 @router.get("/artists")
-def artists(index: IndexDep, request: Request) -> Response:
-    return page(request, "artists.html", groups=index.catalog.artists(_uid(request)))
+def artists(index: IndexDep, limits: LimitsDep, request: Request) -> Response:
+    return page(request, "artists.html", groups=artist_index(index, limits))
 
 
 @router.get("/artists/{artist_id}")
@@ -108,9 +125,16 @@ def songs(
     found = index.catalog.song_list(sort, order == "desc", SONGS_PAGE + 1, offset, user_id=_uid(request))
     items = [{**song_dict(s), "score": s.annotation.play_count} for s in found[:SONGS_PAGE]]
     return page(
-        request, "songs.html", songs=items, sort=sort, order=order, sorts=SONG_SORTS, offset=offset, size=SONGS_PAGE,
+        request,
+        "songs.html",
+        songs=items,
+        sort=sort,
+        order=order,
+        sorts=SONG_SORTS,
+        offset=offset,
+        size=SONGS_PAGE,
         more=len(found) > SONGS_PAGE,
-    )  # fmt: skip
+    )
 
 
 # ------------------------------------------------------------------ the listener's
@@ -123,9 +147,13 @@ def for_you(index: IndexDep, request: Request) -> Response:
     answer, error = try_(for_you_answer, index, uid, 20)
     starred = index.catalog.starred(uid)
     return page(
-        request, "for_you.html", answer=answer, error=error, liked=[song_dict(s) for s in starred.songs[:50]],
+        request,
+        "for_you.html",
+        answer=answer,
+        error=error,
+        liked=[song_dict(s) for s in starred.songs[:50]],
         played=[song_dict(s) for s in index.catalog.song_list("plays", size=20, user_id=uid)],
-    )  # fmt: skip
+    )
 
 
 @router.get("/playlists")
@@ -138,8 +166,9 @@ def playlists(index: IndexDep, request: Request) -> Response:
 
 
 @router.post("/playlists")
-def create_playlist(index: IndexDep, request: Request, name: str = Form("", max_length=500),
-                    csrf: str = Form("", max_length=200)) -> Response:  # fmt: skip
+def create_playlist(
+    index: IndexDep, request: Request, name: str = Form("", max_length=500), csrf: str = Form("", max_length=200)
+) -> Response:
     if (refused := _csrf_refused(request, csrf)) is not None:
         return refused
     if (go := _login_first(request)) is not None:
@@ -148,8 +177,13 @@ def create_playlist(index: IndexDep, request: Request, name: str = Form("", max_
     try:
         pid = index.users.create_playlist(user.id, name.strip(), [])
     except InvalidArgumentError as exc:
-        return page(request, "playlists.html", status_code=422, playlists=index.catalog.playlists(user.id),
-                    error=f"The playlist was not created: {exc}")  # fmt: skip
+        return page(
+            request,
+            "playlists.html",
+            status_code=422,
+            playlists=index.catalog.playlists(user.id),
+            error=f"The playlist was not created: {exc}",
+        )
     return RedirectResponse(f"/playlists/{pid}", status_code=303)
 
 
@@ -159,13 +193,24 @@ def saved_playlist(index: IndexDep, request: Request, playlist_id: int = PathPar
         return go
     user = sessions.viewer(request).user
     p = index.catalog.playlist(playlist_id, user.id)
-    return page(request, "saved_playlist.html", playlist=p, songs=[song_dict(s) for s in p.songs or []],
-                mine=p.owner_id == user.id or user.is_admin, error=None)  # fmt: skip
+    return page(
+        request,
+        "saved_playlist.html",
+        playlist=p,
+        songs=[song_dict(s) for s in p.songs or []],
+        mine=p.owner_id == user.id or user.is_admin,
+        error=None,
+    )
 
 
 @router.post("/playlists/{playlist_id}/rename")
-def rename_playlist(index: IndexDep, request: Request, playlist_id: int = PathParam(..., ge=1, le=2**62),
-                    name: str = Form("", max_length=500), csrf: str = Form("", max_length=200)) -> Response:  # fmt: skip
+def rename_playlist(
+    index: IndexDep,
+    request: Request,
+    playlist_id: int = PathParam(..., ge=1, le=2**62),
+    name: str = Form("", max_length=500),
+    csrf: str = Form("", max_length=200),
+) -> Response:
     if (refused := _csrf_refused(request, csrf)) is not None:
         return refused
     if (go := _login_first(request)) is not None:
@@ -175,14 +220,25 @@ def rename_playlist(index: IndexDep, request: Request, playlist_id: int = PathPa
         index.users.update_playlist(user.id, playlist_id, name=name.strip(), is_admin=user.is_admin)
     except InvalidArgumentError as exc:
         p = index.catalog.playlist(playlist_id, user.id)
-        return page(request, "saved_playlist.html", status_code=422, playlist=p, mine=True,
-                    songs=[song_dict(s) for s in p.songs or []], error=f"Not renamed: {exc}")  # fmt: skip
+        return page(
+            request,
+            "saved_playlist.html",
+            status_code=422,
+            playlist=p,
+            mine=True,
+            songs=[song_dict(s) for s in p.songs or []],
+            error=f"Not renamed: {exc}",
+        )
     return RedirectResponse(f"/playlists/{playlist_id}", status_code=303)
 
 
 @router.post("/playlists/{playlist_id}/delete")
-def delete_playlist(index: IndexDep, request: Request, playlist_id: int = PathParam(..., ge=1, le=2**62),
-                    csrf: str = Form("", max_length=200)) -> Response:  # fmt: skip
+def delete_playlist(
+    index: IndexDep,
+    request: Request,
+    playlist_id: int = PathParam(..., ge=1, le=2**62),
+    csrf: str = Form("", max_length=200),
+) -> Response:
     if (refused := _csrf_refused(request, csrf)) is not None:
         return refused
     if (go := _login_first(request)) is not None:
@@ -211,13 +267,25 @@ def login(
         return refused
     v = sessions.viewer(request)
     if not v.accounts:
-        return page(request, "login.html", status_code=400, next=_safe_next(next), login_name=name,
-                    error="This server has no accounts: the page is yours without logging in "
-                          "(`musicindex user add NAME` creates one).")  # fmt: skip
+        return page(
+            request,
+            "login.html",
+            status_code=400,
+            next=_safe_next(next),
+            login_name=name,
+            error="This server has no accounts: the page is yours without logging in "
+            "(`musicindex user add NAME` creates one).",
+        )
     user = index.users.authenticate_password(name, password)
     if user is None:
-        return page(request, "login.html", status_code=401, next=_safe_next(next), login_name=name,
-                    error="Wrong name or password.")  # fmt: skip
+        return page(
+            request,
+            "login.html",
+            status_code=401,
+            next=_safe_next(next),
+            login_name=name,
+            error="Wrong name or password.",
+        )
     response = RedirectResponse(_safe_next(next), status_code=303)
     sessions.start(request, response, user)
     return response
@@ -254,8 +322,13 @@ def change_password(
         return go
     v = sessions.viewer(request)
     if not v.logged_in:
-        return page(request, "account.html", status_code=400, done=False,
-                    error="This server has no accounts: there is no password to change.")  # fmt: skip
+        return page(
+            request,
+            "account.html",
+            status_code=400,
+            done=False,
+            error="This server has no accounts: there is no password to change.",
+        )
     problem = None
     if index.users.authenticate_password(v.user.name, current) is None:
         problem = "The current password is wrong."
@@ -274,4 +347,3 @@ def change_password(
 
 
 __all__ = ["router"]
-

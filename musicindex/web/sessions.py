@@ -142,7 +142,7 @@ def viewer(request: Any) -> Viewer:
     anonymous session when there is none or it is refused), the account it names looked up."""
     cached = getattr(request.state, "viewer", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     index = request.app.state.index
     settings = index.settings
     session = decode(settings, request.cookies.get(COOKIE))
