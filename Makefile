@@ -19,9 +19,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/musicindex demo
 
+# The suite runs in TEST_WORKERS pytest-xdist processes (one per core here), a test module per process at a
+# time (--dist loadfile keeps a module's shared fixtures in one process); each process starts its own
+# embedded PostgreSQL and Redis. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	@$(MAKE) --no-print-directory browser-check
-	$(PY) -m pytest -q; rc=$$?; $(MAKE) --no-print-directory browser-check; exit $$rc
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile; rc=$$?; $(MAKE) --no-print-directory browser-check; exit $$rc
 
 # The browser tests need Debian's Chromium (`apt-get install -y chromium`, as .ci/run does).
 # Without it they are skipped (a failure under CI=true): say so loudly, before and after.
@@ -38,7 +42,7 @@ browser: ## install Debian's Chromium for the browser tests (root)
 	apt-get update && apt-get install -y chromium
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,13 @@ from musicindex.config import Settings, set_settings
 from musicindex.db.scratch import scratch_database
 from musicindex.db.session import Database
 from musicindex.localworker import LocalWorker
+
+# `make test` runs the suite in two pytest-xdist processes. numba (librosa's jitted kernels) writes its
+# on-disk cache next to librosa's sources; two processes compiling into one cache at once crashed a worker
+# (a segfault in librosa.util.peak_pick). Each xdist process gets a cache folder of its own, reused by reruns
+# on this machine; the Celery workers a test starts inherit it. Set before numba is first imported.
+if (_xdist := os.environ.get("PYTEST_XDIST_WORKER")) and "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"musicindex-test-numba-{_xdist}")
 
 REPO = Path(__file__).resolve().parents[1]
 

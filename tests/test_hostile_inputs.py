@@ -284,6 +284,15 @@ CLI_ROWS = [
 # --------------------------------------------------------------------------- Python API
 # input: (method, args, kwargs) with "<t>" for a track with a file, "<a>" another; expect: an exception class
 PY = "python"
+
+
+class _Opaque:
+    """An argument of no accepted type, with a stable repr (test ids must match across xdist workers)."""
+
+    def __repr__(self) -> str:
+        return "<opaque object>"
+
+
 PYTHON_ROWS = [
     Row(PY, ("similar", (None,), {}), E.InvalidArgumentError),
     Row(PY, ("similar", (True,), {}), E.InvalidArgumentError),
@@ -329,7 +338,7 @@ PYTHON_ROWS = [
     Row(PY, ("track_summaries", (["<t>"] * 1001,), {}), E.InvalidArgumentError),
     Row(PY, ("track_files", ([None],), {}), E.InvalidArgumentError),
     Row(PY, ("track_file", (2**62,), {}), E.TrackNotFoundError),
-    Row(PY, ("genre_of", (object(),), {}), E.InvalidArgumentError),
+    Row(PY, ("genre_of", (_Opaque(),), {}), E.InvalidArgumentError),
     Row(PY, ("cluster_of", ("<t>",), {"model": "dbscan"}), E.InvalidArgumentError),
     Row(PY, ("cluster_of", ("<t>",), {"model": "birch"}), E.ModelNotTrainedError),
     Row(PY, ("tags_of", ("<t>",), {"n": 0}), E.InvalidArgumentError),
