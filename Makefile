@@ -56,11 +56,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# The README's screenshots of the player (docs/img/player.png, phone.png, album.png): taken by the browser tests
+# The README's screenshots (docs/img/player.png, phone.png, album.png, track.png, map.png): taken by the browser tests
 # only when MUSICINDEX_SCREENSHOTS is set.
 screenshots: $(STAMP)
-	MUSICINDEX_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_player.py tests/test_player_library.py \
-	  -k "queue_now_next or no_horizontal_scroll_from or find_an_album"
+	MUSICINDEX_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_player.py tests/test_player_library.py tests/test_browser.py \
+	  -k "queue_now_next or no_horizontal_scroll_from or find_an_album or search_track_similar or map_draws"
 
 bench: $(STAMP)
 	$(PY) benchmarks/extract.py
