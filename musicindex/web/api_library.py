@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from musicindex.media import covers
 from musicindex.query.catalog import SONG_SORTS
-from musicindex.vocab import ALBUM, ARTIST, TRACK
+from musicindex.vocab import ALBUM, ARTIST
 from musicindex.web import sessions
 from musicindex.web.deps import IndexDep, Limits, LimitsDep
 from musicindex.web.errors import ApiError
@@ -411,4 +411,4 @@ def for_you_answer(index: MusicIndex, uid: int, k: int) -> dict[str, Any]:
     return out
 
 
-__all__ = ["TRACK", "router"]
+__all__ = ["router"]
