@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-unit lint format bench services-stop clean browser browser-check
+.PHONY: install demo test test-fast test-unit lint format bench services-stop clean browser browser-check screenshots
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -55,6 +55,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The README's screenshots (docs/img/player.png, phone.png, album.png, track.png, map.png): taken by the browser tests
+# only when MUSICINDEX_SCREENSHOTS is set.
+screenshots: $(STAMP)
+	MUSICINDEX_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_player.py tests/test_player_library.py tests/test_browser.py \
+	  -k "queue_now_next or no_horizontal_scroll_from or find_an_album or search_track_similar or map_draws"
 
 bench: $(STAMP)
 	$(PY) benchmarks/extract.py

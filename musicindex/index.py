@@ -51,6 +51,7 @@ SERVICE_METHODS: dict[str, tuple[str, ...]] = {
     ),
     "users": (
         "add_user", "list_users", "user", "set_password", "remove_user", "new_api_key", "local_user", "has_logins",
+        "session_user", "session_epoch",
         "authenticate_password", "authenticate_token", "authenticate_api_key", "star", "unstar", "set_rating",
         "scrobble", "save_play_queue", "create_playlist", "update_playlist", "delete_playlist",
     ),

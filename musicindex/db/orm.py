@@ -94,6 +94,17 @@ class Track(Base):
         Index("ix_tracks_unsearchable", "id", postgresql_where=text("search_text IS NULL")),
         # migration 0007: the Subsonic API
         Index("ix_tracks_indexed_id", "id", postgresql_where=text("status = 'indexed'")),
+        # migration 0008: the web player's "every song" list
+        Index("ix_tracks_title_lower", text("lower(title)"), "id", postgresql_where=text("status = 'indexed'")),
+        Index(
+            "ix_tracks_artist_lower",
+            text("lower(artist)"),
+            "album_id",
+            "disc_no",
+            "track_no",
+            "id",
+            postgresql_where=text("status = 'indexed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -57,6 +57,7 @@ ALBUM_LIST_TYPES = (
     "random", "newest", "frequent", "recent", "starred", "alphabeticalByName", "alphabeticalByArtist", "byYear",
     "byGenre", "highest",
 )  # fmt: skip
+SONG_SORTS = ("title", "artist", "album", "year", "added", "duration", "plays", "recent", "starred")
 MAX_PAGE = 500
 """Most items of one list answer (a larger size is cut to this)."""
 MAX_OFFSET = 10_000_000
@@ -292,6 +293,65 @@ class CatalogService:
             params["hi"] = check_int(to_year, "toYear", 0, 9999)
             where.append("t.year <= %(hi)s")
         return gjoin, " AND ".join(where), params
+
+    SONG_SORTS = SONG_SORTS
+
+    def song_list(
+        self, sort: str = "title", descending: bool = False, size: int = 50, offset: int = 0, *,
+        user_id: int | None = None,
+    ) -> list[Song]:  # fmt: skip
+        """One page of every song, sorted by ``sort`` (``SONG_SORTS``: title, artist, album, year, added, duration,
+        plays, recent, starred; the listener's plays, recent plays and stars list only the songs they touched),
+        ascending unless ``descending``; ties by id."""
+        if sort not in SONG_SORTS:
+            raise InvalidArgumentError(f"unknown sort {sort!r}; one of: {', '.join(SONG_SORTS)}")
+        size, offset = page(size, offset, default=50)
+        way = "DESC" if descending else "ASC"
+        nulls = "NULLS LAST"
+        join, where = "", [f"t.status = '{INDEXED}'"]
+        listener = {"plays": "a.play_count", "recent": "a.last_played", "starred": "a.starred_at"}
+        if sort in listener:
+            join = annotation_join("a", TRACK, "t.id", inner=True)
+            where.append("a.play_count > 0" if sort == "plays" else f"{listener[sort]} IS NOT NULL")
+            way = "ASC" if descending else "DESC"  # most first unless reversed
+            order = f"{listener[sort]} {way}, t.id"
+        else:
+            order = {
+                "title": f"lower(t.title) {way} {nulls}, t.id",
+                "artist": f"lower(t.artist) {way} {nulls}, t.album_id, t.disc_no NULLS FIRST, t.track_no NULLS FIRST, "
+                "t.id",
+                "album": f"lower(t.album) {way} {nulls}, t.disc_no NULLS FIRST, t.track_no NULLS FIRST, t.id",
+                "year": f"t.year {way} {nulls}, t.album_id, t.track_no NULLS FIRST, t.id",
+                "added": f"t.created_at {'ASC' if descending else 'DESC'}, t.id",
+                "duration": f"t.duration {way} {nulls}, t.id",
+            }[sort]
+        with self.snapshot() as snap:
+            ids = rows.ids(
+                snap,
+                f"SELECT t.id FROM tracks t {join}WHERE {' AND '.join(where)} ORDER BY {order} "
+                "LIMIT %(n)s OFFSET %(o)s",
+                {"uid": user_id or 0, "n": size, "o": offset},
+            )
+            return rows.songs(snap, user_id, ids)
+
+    def listener_seeds(self, user_id: int, likes: int = 50, plays: int = 30) -> tuple[list[int], list[int]]:
+        """(the listener's most recently starred songs, their most played ones): the seeds of "for you"."""
+        with self.snapshot() as snap:
+            starred = rows.ids(
+                snap,
+                f"SELECT a.item_id FROM annotations a JOIN tracks t ON t.id = a.item_id AND t.status = '{INDEXED}' "
+                f"WHERE a.user_id = %(uid)s AND a.item_type = '{TRACK}' AND a.starred_at IS NOT NULL "
+                f"ORDER BY a.starred_at DESC, a.item_id LIMIT {int(likes)}",
+                {"uid": user_id},
+            )
+            played = rows.ids(
+                snap,
+                f"SELECT a.item_id FROM annotations a JOIN tracks t ON t.id = a.item_id AND t.status = '{INDEXED}' "
+                f"WHERE a.user_id = %(uid)s AND a.item_type = '{TRACK}' AND a.play_count > 0 "
+                f"ORDER BY a.play_count DESC, a.last_played DESC, a.item_id LIMIT {int(plays)}",
+                {"uid": user_id},
+            )
+        return starred, played
 
     def genres(self) -> list[Genre]:
         """Every genre with its song and album counts, by name."""

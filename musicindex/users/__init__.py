@@ -63,6 +63,14 @@ class UserService:
         """The system user of a page served without accounts (created on first call; never a login)."""
         return self._accounts.local_user()
 
+    def session_user(self, user_id: int, epoch: int) -> UserInfo | None:
+        """The login account of a web session (None: unknown, or its password changed since)."""
+        return self._accounts.session_user(user_id, epoch)
+
+    def session_epoch(self, user_id: int) -> int:
+        """The epoch a new web session of ``user_id`` is signed with."""
+        return self._accounts.session_epoch(user_id)
+
     def has_logins(self) -> bool:
         """Whether any login account exists."""
         return self._accounts.has_logins()

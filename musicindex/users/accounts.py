@@ -241,6 +241,24 @@ class Accounts:
             row = s.execute(text(f"SELECT {_USER_COLUMNS} FROM users WHERE name_key = :k"), {"k": SYSTEM_KEY}).one()
         return _user(row)
 
+    def session_user(self, user_id: int, epoch: int) -> UserInfo | None:
+        """The login account ``user_id`` when ``epoch`` is still its session epoch (a password change bumps it and
+        ends the web sessions signed before), else None. Never cached: a changed password ends sessions at once."""
+        with self.db.session() as s:
+            row = s.execute(
+                text(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :u AND session_epoch = :e AND NOT is_system"),
+                {"u": int(user_id), "e": int(epoch)},
+            ).first()
+        return _user(row) if row is not None else None
+
+    def session_epoch(self, user_id: int) -> int:
+        """The session epoch of ``user_id`` (what a new web session of theirs is signed with)."""
+        with self.db.session() as s:
+            row = s.execute(text("SELECT session_epoch FROM users WHERE id = :u"), {"u": int(user_id)}).first()
+        if row is None:
+            raise UserNotFoundError(f"no user with id {user_id}")
+        return int(row[0])
+
     def has_logins(self) -> bool:
         """Whether any login account exists (the Subsonic API is served only then)."""
         with self.db.session() as s:

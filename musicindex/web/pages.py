@@ -18,9 +18,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
 
 from musicindex.errors import MusicIndexError, TrackFileError
 from musicindex.media import open_track_file
+from musicindex.web import sessions
 from musicindex.web import status as web_status
 from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.errors import category_of
@@ -84,19 +86,27 @@ templates.env.filters["num"] = _fmt_num
 
 
 def render_error(request: Request, status: int, category: str, message: str) -> Response:
-    return templates.TemplateResponse(
-        request, "error.html", {"page": "error", "status": status, "category": category, "message": message},
-        status_code=status,
-    )  # fmt: skip
+    ctx: dict[str, Any] = {"page": "error", "status": status, "category": category, "message": message}
+    try:  # the page's session (its CSRF token: the player bar saves the queue from this page too)
+        ctx["viewer"] = sessions.viewer(request)
+    except (MusicIndexError, SQLAlchemyError, OSError, AttributeError, KeyError):  # no database, no app: none
+        ctx["viewer"] = None
+    response = templates.TemplateResponse(request, "error.html", ctx, status_code=status)
+    if ctx["viewer"] is not None:
+        sessions.attach(request, response)
+    return response
 
 
 router = APIRouter(default_response_class=HTMLResponse, include_in_schema=False)
 
 
-def page(request: Request, name: str, **ctx: Any) -> Response:
+def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> Response:
     ctx.setdefault("page", name.removesuffix(".html"))
     ctx.setdefault("q", "")
-    return templates.TemplateResponse(request, name, ctx)
+    ctx.setdefault("viewer", sessions.viewer(request))
+    response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    sessions.attach(request, response)
+    return response
 
 
 def try_(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, str | None]:

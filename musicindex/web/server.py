@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 
-from musicindex.web import api, errors, pages, security, status, subsonic
+from musicindex.web import api, api_library, errors, pages, pages_library, security, status, subsonic
 from musicindex.web.deps import Limits
 
 if TYPE_CHECKING:
@@ -56,15 +56,15 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
     errors.install(app, html=pages.render_error)
     app.state.subsonic = subsonic.SubsonicState()
     app.include_router(api.router)
+    app.include_router(api_library.router)
     app.include_router(subsonic.router)
     app.include_router(pages.router)
+    app.include_router(pages_library.router)
     app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs(request: Request) -> Response:
-        return pages.templates.TemplateResponse(
-            request, "docs.html", {"page": "docs", "q": "", "spec": app.openapi(), "ops": _operations(app.openapi())}
-        )
+        return pages.page(request, "docs.html", spec=app.openapi(), ops=_operations(app.openapi()))
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -84,7 +84,7 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
     app.add_middleware(
         security.RequestGuard,
         settings=settings,
-        routes=[*api.router.routes, *pages.router.routes],
+        routes=[*api.router.routes, *api_library.router.routes, *pages.router.routes, *pages_library.router.routes],
         html=pages.render_error,
         allowed_hosts=security.allowed_hosts(host, settings),
     )

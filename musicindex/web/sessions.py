@@ -115,3 +115,76 @@ def csrf_ok(settings: Settings, session: Session | None, token: str | None) -> b
 def cookie_options(secure: bool) -> dict[str, Any]:
     """How the session cookie is set (``Response.set_cookie`` keywords)."""
     return {"key": COOKIE, "max_age": MAX_AGE, "path": "/", "httponly": True, "samesite": "lax", "secure": secure}
+
+
+# --------------------------------------------------------------------------- the page's listener (wired)
+@dataclass(frozen=True)
+class Viewer:
+    """Who a request of the page acts for.
+
+    ``user``: the logged-in account; with no account on the server, the system user (``index.local_user()``: the
+    server's one local listener); None when accounts exist and nobody is logged in. ``accounts``: whether login
+    accounts exist. ``fresh``: the session is new (the answer sets the cookie)."""
+
+    session: Session
+    user: Any
+    accounts: bool
+    csrf: str
+    fresh: bool
+
+    @property
+    def logged_in(self) -> bool:
+        return self.user is not None and not self.user.is_system
+
+
+def viewer(request: Any) -> Viewer:
+    """The :class:`Viewer` of ``request`` (computed once per request): the session cookie verified (a new
+    anonymous session when there is none or it is refused), the account it names looked up."""
+    cached = getattr(request.state, "viewer", None)
+    if cached is not None:
+        return cached
+    index = request.app.state.index
+    settings = index.settings
+    session = decode(settings, request.cookies.get(COOKIE))
+    fresh = session is None
+    accounts = index.users.has_logins()
+    user = None
+    if session is not None and session.user_id is not None:
+        user = index.users.session_user(session.user_id, session.epoch) if accounts else None
+        if user is None:  # the account is gone, or its password changed: a new anonymous session
+            session, fresh = None, True
+    if session is None:
+        session = new_session(None)
+    if not accounts:
+        user = local_listener(request)
+    found = Viewer(session, user, accounts, csrf_token(settings, session), fresh)
+    request.state.viewer = found
+    return found
+
+
+def local_listener(request: Any) -> Any:
+    """The system user (created once per app)."""
+    app_state = request.app.state
+    local = getattr(app_state, "local_listener", None)
+    if local is None:
+        local = app_state.local_listener = app_state.index.users.local_user()
+    return local
+
+
+def start(request: Any, response: Any, user: Any) -> Viewer:
+    """Log ``user`` in (None: log out): a new session (new nonce, so a new CSRF token) set on ``response``."""
+    index = request.app.state.index
+    epoch = index.users.session_epoch(user.id) if user is not None else 0
+    session = new_session(user.id if user is not None else None, epoch)
+    response.set_cookie(value=encode(index.settings, session), **cookie_options(request.url.scheme == "https"))
+    fresh = Viewer(session, user, index.users.has_logins(), csrf_token(index.settings, session), False)
+    request.state.viewer = fresh
+    return fresh
+
+
+def attach(request: Any, response: Any) -> None:
+    """Set the session cookie on ``response`` when the request's session is new."""
+    v = getattr(request.state, "viewer", None)
+    if v is not None and v.fresh:
+        response.set_cookie(value=encode(request.app.state.index.settings, v.session),
+                            **cookie_options(request.url.scheme == "https"))  # fmt: skip

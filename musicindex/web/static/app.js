@@ -7,63 +7,18 @@
 
 import { $, $$, api, el, errorMessage, fetchDocument, trackOf, tracksOf } from "./dom.js";
 import * as player from "./player.js";
+import { queueStore } from "./queue-store.js";
+import { clearLikes, fetchLikes, initPlaylistEditor, likesReady, loadLikes, refreshLikeButtons, toggleLike } from "./library.js";
 
 document.documentElement.classList.add("js");
-
-// ------------------------------------------------------------------ likes (localStorage)
-const LIKES_KEY = "musicindex.likes";
-
-function loadLikes() {
-  try {
-    const v = JSON.parse(localStorage.getItem(LIKES_KEY) || "{}");
-    return { liked: v.liked || {}, disliked: v.disliked || {} };
-  } catch (e) {
-    return { liked: {}, disliked: {} };
-  }
-}
-
-function saveLikes(likes) {
-  localStorage.setItem(LIKES_KEY, JSON.stringify(likes));
-  refreshLikeButtons();
-}
-
-function toggleLike(kind, button) {
-  const likes = loadLikes();
-  const id = button.dataset.id;
-  const other = kind === "liked" ? "disliked" : "liked";
-  if (likes[kind][id]) delete likes[kind][id];
-  else {
-    const t = trackOf(button) || { title: "", artist: "" };
-    likes[kind][id] = { title: t.title, artist: t.artist };
-    delete likes[other][id];
-  }
-  saveLikes(likes);
-}
-
-function refreshLikeButtons() {
-  const likes = loadLikes();
-  for (const b of $$("button.like")) {
-    const on = !!likes.liked[b.dataset.id];
-    b.classList.toggle("liked", on);
-    b.setAttribute("aria-pressed", String(on));
-  }
-  for (const b of $$("button.dislike")) {
-    const on = !!likes.disliked[b.dataset.id];
-    b.classList.toggle("disliked", on);
-    b.setAttribute("aria-pressed", String(on));
-  }
-  const n = Object.keys(likes.liked).length;
-  const badge = $("#liked-count");
-  if (badge) badge.textContent = n ? String(n) : "";
-}
 
 // ------------------------------------------------------------------ buttons of tracks and lists (delegated)
 document.addEventListener("click", (ev) => {
   const b = ev.target.closest("button");
   if (!b) return;
   const cls = b.classList;
-  if (cls.contains("like")) toggleLike("liked", b);
-  else if (cls.contains("dislike")) toggleLike("disliked", b);
+  if (cls.contains("like")) toggleLike("liked", b, trackOf(b));
+  else if (cls.contains("dislike")) toggleLike("disliked", b, trackOf(b));
   else if (cls.contains("play") && trackOf(b)) player.playNow(trackOf(b));
   else if (cls.contains("play-next") && trackOf(b)) player.playNext(trackOf(b));
   else if (cls.contains("enqueue") && trackOf(b)) player.enqueue([trackOf(b)]);
@@ -113,7 +68,7 @@ function isPage(url) {
   return !["/api/", "/static/", "/fragments/"].some((x) => p.startsWith(x)) && p !== "/favicon.ico";
 }
 
-export async function navigate(href, { push = true, replace = false, scroll = null } = {}) {
+export async function navigate(href, { push = true, replace = false, scroll = null, method = "GET", body = undefined } = {}) {
   const url = new URL(href, location.href);
   const seq = ++navSeq;
   const main = $("#content");
@@ -121,7 +76,7 @@ export async function navigate(href, { push = true, replace = false, scroll = nu
   let res;
   let doc;
   try {
-    ({ res, doc } = await fetchDocument(url.href));
+    ({ res, doc } = await fetchDocument(url.href, method === "GET" ? {} : { method, body }));
   } catch (e) {
     location.assign(url.href);
     return;
@@ -129,7 +84,7 @@ export async function navigate(href, { push = true, replace = false, scroll = nu
   if (seq !== navSeq) return;
   const fresh = doc && doc.querySelector("main#content");
   if (!fresh) {
-    location.assign(url.href);
+    if (method === "GET") location.assign(url.href);
     return;
   }
   if (push) history.replaceState({ ...(history.state || {}), scroll: window.scrollY }, "");
@@ -137,6 +92,16 @@ export async function navigate(href, { push = true, replace = false, scroll = nu
   main.replaceWith(document.adoptNode(fresh));
   document.title = doc.title;
   document.body.dataset.page = doc.body.dataset.page || "";
+  const token = doc.querySelector('meta[name="csrf-token"]');
+  const mine = document.querySelector('meta[name="csrf-token"]');
+  if (token && mine) mine.setAttribute("content", token.getAttribute("content")); // a login starts a new session
+  const who = doc.querySelector('meta[name="listener"]');
+  const whoMine = document.querySelector('meta[name="listener"]');
+  if (who && whoMine) whoMine.setAttribute("content", who.getAttribute("content"));
+  if (method !== "GET") {
+    fetchLikes(); // logged in or out: whose likes changed
+    queueStore.reset();
+  }
   const nav = doc.querySelector("header.top nav");
   if (nav) $("header.top nav").replaceWith(document.adoptNode(nav));
   const q = doc.querySelector("#q");
@@ -166,10 +131,16 @@ document.addEventListener("click", (ev) => {
 
 document.addEventListener("submit", (ev) => {
   const form = ev.target;
-  if (ev.defaultPrevented || (form.getAttribute("method") || "get").toLowerCase() !== "get") return;
-  if (form.hasAttribute("data-reload")) return;
+  if (ev.defaultPrevented || form.hasAttribute("data-reload")) return;
   const action = new URL(form.getAttribute("action") || location.href, location.href);
   if (!isPage(action)) return;
+  if ((form.getAttribute("method") || "get").toLowerCase() === "post") {
+    // login, logout, password, playlists: posted by script so that the player plays on; the answer (or the page
+    // it redirects to) is swapped in like any page
+    ev.preventDefault();
+    navigate(action.href, { method: "POST", body: new URLSearchParams(new FormData(form, ev.submitter)) });
+    return;
+  }
   ev.preventDefault();
   action.search = new URLSearchParams(new FormData(form, ev.submitter)).toString();
   navigate(action.href);
@@ -180,7 +151,9 @@ window.addEventListener("popstate", (ev) => {
 });
 
 // ------------------------------------------------------------------ recommend page
-function initRecommend() {
+async function initRecommend() {
+  await likesReady();
+  if (document.body.dataset.page !== "recommend") return;
   const likes = loadLikes();
   const params = new URLSearchParams(location.search);
   const liked = Object.keys(likes.liked).slice(-100); // the page takes at most 100 of each
@@ -204,8 +177,7 @@ function initRecommend() {
   const clear = $("#clear-likes");
   if (clear)
     clear.addEventListener("click", () => {
-      saveLikes({ liked: {}, disliked: {} });
-      navigate("/recommend");
+      clearLikes().then(() => navigate("/recommend"));
     });
 }
 
@@ -219,7 +191,7 @@ function initPicker(picker) {
   const hidden = $("input[type=hidden]", picker);
   const list = $(".pick-results", picker);
   const msg = $(".pick-msg", picker);
-  const label = picker.dataset.for === "start" ? "From" : "To";
+  const label = { start: "From", end: "To", add: "Add" }[picker.dataset.for] || picker.dataset.for;
   let items = [];
   let active = -1;
   let timer = null;
@@ -237,6 +209,7 @@ function initPicker(picker) {
     q.value = nameOf(t);
     close();
     msg.textContent = `${label}: ${nameOf(t)}${t.artist ? ` — ${t.artist}` : ""}`;
+    picker.dispatchEvent(new CustomEvent("picked", { detail: { ...t, title: nameOf(t) } }));
   };
   const setActive = (i) => {
     active = i;
@@ -609,7 +582,7 @@ function initTokenForms() {
 }
 
 // ------------------------------------------------------------------ a page's life: entered, left
-const PAGE_INITS = { recommend: initRecommend, map: initMap, status: initStatus };
+const PAGE_INITS = { recommend: initRecommend, map: initMap, status: initStatus, saved_playlist: initPlaylistEditor };
 
 function enterPage() {
   refreshLikeButtons();
@@ -628,6 +601,7 @@ function leavePage() {
 
 history.scrollRestoration = "manual";
 if (!history.state) history.replaceState({ scroll: 0 }, "");
+fetchLikes();
 player.init();
 enterPage();
 window.musicindex = { navigate, player };

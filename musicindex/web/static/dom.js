@@ -36,6 +36,25 @@ export async function api(path, options = {}) {
   return body;
 }
 
+// the page's CSRF token (the <meta name=csrf-token> of the page: the session's), sent with every change
+export function csrfToken() {
+  const m = document.querySelector('meta[name="csrf-token"]');
+  return m ? m.getAttribute("content") || "" : "";
+}
+
+// whether the page acts for a listener (logged in, or the server's local one): else no state is asked for
+export function hasListener() {
+  const m = document.querySelector('meta[name="listener"]');
+  return !m || m.getAttribute("content") !== "no";
+}
+
+// a change through the JSON API: the body as JSON, the CSRF header
+export function send(method, path, body) {
+  const headers = { "X-CSRF-Token": csrfToken() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  return api(path, { method, headers, body: body !== undefined ? JSON.stringify(body) : undefined });
+}
+
 // a server-rendered HTML answer as a document (an error page's message, when it is one)
 export async function fetchDocument(url, options = {}) {
   const res = await fetch(url, { ...options, headers: { Accept: "text/html", ...(options.headers || {}) } });
@@ -64,7 +83,7 @@ export function trackOf(node) {
 
 // the tracks of a list section, in order
 export function tracksOf(section) {
-  return $$("tr.track[data-id]", section).map(trackOf);
+  return $$("tr.track[data-id], li.track[data-id]", section).map(trackOf);
 }
 
 export function fmtTime(seconds) {

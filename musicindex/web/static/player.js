@@ -4,7 +4,7 @@
 // The queue is kept by queueStore (queue-store.js): load() once, save() after every change.
 "use strict";
 
-import { $, $$, api, el, fmtTime, typing } from "./dom.js";
+import { $, $$, api, el, fmtTime, send, typing } from "./dom.js";
 import { queueStore } from "./queue-store.js";
 
 const RADIO_LOW = 3; // fewer tracks than this after the current one: the radio fetches more
@@ -22,6 +22,19 @@ let radioBusy = null;
 let pendingSeek = 0;
 let lastSave = 0;
 let dragFrom = null;
+let touched = false; // the queue changed on this page before the saved one arrived: the saved one is ignored
+let scrobbled = false; // the current track counted as played (once per load)
+let announced = false; // the server was told it plays now
+
+const SCROBBLE_AFTER_S = 240; // a track counts as played after half its length, or 4 minutes
+
+// the listener's play count (Subsonic scrobble): once per play of a track, after half of it or 4 minutes
+function countPlay() {
+  const t = current();
+  if (!t || scrobbled) return;
+  scrobbled = true;
+  send("POST", "/api/library/scrobble", { id: t.id, submission: true }).catch(() => {});
+}
 
 function current() {
   return state.index >= 0 ? state.items[state.index] : null;
@@ -38,13 +51,14 @@ function say(text) {
   if (text) sayTimer = setTimeout(() => { msg.textContent = ""; }, 8000);
 }
 
-function save() {
+function save(leaving = false) {
   lastSave = Date.now();
   state.time = audio && audio.src ? audio.currentTime || 0 : 0;
-  queueStore.save(state);
+  queueStore.save(state, { leaving });
 }
 
 function changed() {
+  touched = true;
   if (state.items.length > MAX_QUEUE) {
     const drop = Math.min(state.items.length - MAX_QUEUE, Math.max(0, state.index));
     state.items.splice(0, drop);
@@ -65,6 +79,8 @@ function load(i, { autoplay = true, at = 0 } = {}) {
   state.index = i;
   const t = state.items[i];
   pendingSeek = at;
+  scrobbled = false;
+  announced = false;
   audio.src = `/api/tracks/${encodeURIComponent(t.id)}/audio`;
   if (autoplay) audio.play().catch(() => {});
   mediaMetadata(t);
@@ -118,6 +134,14 @@ export function playNow(t) {
 export function playNext(t) {
   state.items.splice(state.index + 1, 0, track(t));
   say(`“${t.title}” plays next.`);
+  if (state.index < 0) load(0, { autoplay: false });
+  else changed();
+}
+
+export function playNextMany(tracks) {
+  if (!tracks.length) return;
+  state.items.splice(state.index + 1, 0, ...tracks.map(track));
+  say(tracks.length === 1 ? `“${tracks[0].title}” plays next.` : `${tracks.length} tracks play next.`);
   if (state.index < 0) load(0, { autoplay: false });
   else changed();
 }
@@ -462,8 +486,16 @@ export async function init() {
   document.body.classList.add("has-player");
   audio.addEventListener("play", showPlaying);
   audio.addEventListener("pause", showPlaying);
-  audio.addEventListener("playing", () => { failures = 0; showPlaying(); });
-  audio.addEventListener("ended", () => next({ auto: true }));
+  audio.addEventListener("playing", () => {
+    failures = 0;
+    showPlaying();
+    const t = current();
+    if (t && !announced) {
+      announced = true;
+      send("POST", "/api/library/scrobble", { id: t.id, submission: false }).catch(() => {});
+    }
+  });
+  audio.addEventListener("ended", () => { countPlay(); next({ auto: true }); });
   audio.addEventListener("error", failed);
   audio.addEventListener("loadedmetadata", () => {
     if (pendingSeek) audio.currentTime = Math.min(pendingSeek, audio.duration || pendingSeek);
@@ -473,6 +505,8 @@ export async function init() {
   });
   audio.addEventListener("timeupdate", () => {
     showTime();
+    if (!scrobbled && Number.isFinite(audio.duration) && audio.duration > 0 &&
+        audio.currentTime >= Math.min(SCROBBLE_AFTER_S, audio.duration / 2)) countPlay();
     if (Date.now() - lastSave > SAVE_EVERY_MS) {
       save();
       mediaPosition();
@@ -492,11 +526,14 @@ export async function init() {
   list.addEventListener("keydown", onQueueKey);
   wireDrag(list);
   document.addEventListener("keydown", onShortcut);
-  window.addEventListener("pagehide", save);
+  window.addEventListener("pagehide", () => save(true));
   mediaHandlers();
 
+  touched = false;
   const saved = await queueStore.load();
-  if (saved && saved.items.length) {
+  if (touched) {
+    // the listener acted before the saved queue arrived: theirs wins (and is saved)
+  } else if (saved && saved.items.length) {
     state.items = saved.items;
     state.radio = saved.radio || null;
     if (saved.index >= 0) load(saved.index, { autoplay: false, at: saved.time || 0 });
