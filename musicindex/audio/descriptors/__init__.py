@@ -1,0 +1,56 @@
+"""Descriptors: tempo, key, loudness, energy/danceability/mood -- pure estimators that know no database.
+
+What each needs (for the analysis stages that will call them inside the one pass):
+
+=====================  ==================================================================  =================
+function               input                                                               cost (one core)
+=====================  ==================================================================  =================
+``estimate_tempo``     the onset envelope the pass computes for the 43-feature ``tempo``   ~1 ms
+                       ((T,) at 22 050 / 512 frames/s; ``inputs.onset_envelope``)
+``estimate_key``       the raw (T, 12) power chroma of ``chroma_stft`` before its           <1 ms
+                       per-frame normalisation (``inputs.chroma``)
+``measure_loudness``   samples (n,) or (n, ch) at any rate: the pass's mono 22 050-Hz       ~5-8 ms (window)
+                       window with ``playback_channels=2`` for a stereo file (measured
+                       approximation), or the full track at its rate (reference)
+``album_gain``         the tracks' ``Loudness`` (their block energies: exact gating)       ~0.1 ms
+``mood_scores``        the 43 features, the 50 MSD musicnn tag probabilities (optional),   ~20 us
+                       the tempo and key estimates
+=====================  ==================================================================  =================
+
+Every estimator answers None (with a low confidence) rather than a made-up value on silence, a too-short
+signal, noise, speech, music without a steady beat or without a key; wrong arguments raise
+``musicindex.errors.InvalidArgumentError`` saying what is accepted.  docs/features.md ("Descriptors") has the
+methods, thresholds and the measured accuracy and cost.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .inputs import PassInputs, pass_inputs
+    from .key import KeyEstimate, camelot, estimate_key, mirex_score, parse_key
+    from .loudness import Loudness, album_gain, album_loudness, measure_loudness, replay_gain
+    from .mood import MOODS, MoodScores, mood_scores, parse_mood
+    from .tempo import TempoEstimate, estimate_tempo
+
+_HOMES: dict[str, str] = {
+    **dict.fromkeys(("PassInputs", "pass_inputs"), "inputs"),
+    **dict.fromkeys(("KeyEstimate", "camelot", "estimate_key", "mirex_score", "parse_key"), "key"),
+    **dict.fromkeys(("Loudness", "album_gain", "album_loudness", "measure_loudness", "replay_gain"), "loudness"),
+    **dict.fromkeys(("MOODS", "MoodScores", "mood_scores", "parse_mood"), "mood"),
+    **dict.fromkeys(("TempoEstimate", "estimate_tempo"), "tempo"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_HOMES)
