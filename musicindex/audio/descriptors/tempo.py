@@ -7,12 +7,15 @@ Method (``estimate_tempo``):
 2. its autocorrelation (one FFT), unbiased (each lag divided by its overlap) and normalised to 1 at lag 0;
 3. a comb score for every candidate tempo on a 0.5-BPM grid in 40-240 BPM: the mean autocorrelation at the
    beat period and its 2nd, 3rd and 4th multiples (so a tempo is supported by the whole pulse train, not one
-   peak), minus the mean at the half-periods of the same train (a tempo whose off-beats are as strong as its
-   beats is half the real one);
-4. a log-normal prior over tempo (centred on 120 BPM, 1 octave), which settles the octave when the comb scores
-   of T and 2T are close; the best candidate is refined to a fraction of a frame: the autocorrelation peak
-   near each multiple of the period is located by parabolic interpolation and the period is their least-squares
-   fit (so the estimate is not quantised to the frame grid, 4.7 % wide at 120 BPM);
+   peak);
+4. stage 1, the pulse family: the candidate maximising comb x Fourier magnitude of the envelope at that tempo
+   x a log-normal prior (centred on 120 BPM, 1 octave).  The autocorrelation peaks at the beat period and its
+   multiples (tempi T, T/2, T/3), the Fourier transform at the beat rate and its harmonics (T, 2T, 3T): only
+   the true tempo and its octaves are strong in both, which removes the 2/3 and 3/2 confusions of either
+   alone.  Stage 2, the octave: among half, the same and double that tempo, the one with the best comb x
+   prior.  The answer is refined to a fraction of a frame: the autocorrelation peak near each multiple of the
+   period is located by parabolic interpolation and the period is their least-squares fit (so the estimate
+   is not quantised to the frame grid, 4.7 % wide at 120 BPM);
 5. confidence = the comb score of the answer (the mean normalised autocorrelation at its beat multiples, in
    [0, 1]): a click track scores ~1, steady music 0.2-0.6, speech, noise and rubato ~0.  Below
    ``MIN_CONFIDENCE`` the tempo is None (unknown); shorter than ``MIN_SECONDS`` of envelope it is None too.
@@ -70,6 +73,22 @@ def _autocorrelation(o: np.ndarray, max_lag: int) -> np.ndarray:
     return acf / acf[0]
 
 
+def _nearest(bpm: np.ndarray, value: float) -> int | None:
+    if not (bpm[0] - BPM_STEP <= value <= bpm[-1] + BPM_STEP):
+        return None
+    return int(np.argmin(np.abs(bpm - value)))
+
+
+def _pulse_spectrum(o: np.ndarray, fr: float, bpm: np.ndarray) -> np.ndarray:
+    """Magnitude of the envelope's Fourier transform at each candidate tempo, normalised to max 1 (Hann window,
+    zero-padded to a resolution finer than the BPM grid)."""
+    nfft = scipy.fft.next_fast_len(max(8 * o.size, int(4 * 60 * fr / BPM_STEP)))
+    mag = np.abs(scipy.fft.rfft(o * np.hanning(o.size), nfft))
+    hz = np.arange(mag.size) * fr / nfft
+    m = np.interp(bpm / 60.0, hz, mag)
+    return m / max(float(m.max()), 1e-12)
+
+
 def _refine(acf: np.ndarray, period: float, k_max: int) -> float:
     """Least-squares period through the parabolic-interpolated ACF peaks near k * period, k = 1..k_max."""
     ks, peaks = [], []
@@ -112,21 +131,23 @@ def estimate_tempo(onset_envelope: np.ndarray, frame_rate: float = 22050 / 512) 
     acf = _autocorrelation(o, max_lag)
     grid = np.arange(acf.size, dtype=np.float64)
     on = np.zeros_like(bpm)
-    off = np.zeros_like(bpm)
     count = np.zeros_like(bpm)
     for k in range(1, N_MULTIPLES + 1):
         ok = k * lags < max_lag
         on[ok] += np.interp(k * lags[ok], grid, acf)
-        off[ok] += np.interp((k - 0.5) * lags[ok], grid, acf)
         count[ok] += 1
     count[count == 0] = 1
-    comb = (on - np.maximum(off, 0.0)) / count
-    i = int(np.argmax(np.maximum(comb, 0.0) * prior))
+    comb = on / count
+    # stage 1, the pulse family: autocorrelation comb x Fourier magnitude x prior
+    i = int(np.argmax(np.maximum(comb, 0.0) * _pulse_spectrum(o, fr, bpm) * prior))
+    # stage 2, the octave: half, same or double tempo by comb x prior
+    octaves = [j for j in (_nearest(bpm, bpm[i] / 2), i, _nearest(bpm, bpm[i] * 2)) if j is not None]
+    i = max(octaves, key=lambda j: max(float(comb[j]), 0.0) * float(prior[j]))
     period = _refine(acf, float(lags[i]), N_MULTIPLES)
     best = 60.0 * fr / period if period > 0 else float(bpm[i])
     if not (MIN_BPM * 0.96 <= best <= MAX_BPM * 1.04):
         best = float(bpm[i])
-    conf = float(np.clip(on[i] / count[i], 0.0, 1.0))
+    conf = float(np.clip(comb[i], 0.0, 1.0))
     if conf < MIN_CONFIDENCE:
         return TempoEstimate(None, conf, round(best, 2))
     return TempoEstimate(round(best, 2), conf, round(best, 2))
