@@ -229,8 +229,8 @@ def build_fof(cache: Path, out: Path) -> list[dict]:
             a, b = window_bounds(n / sr)
             bpm, lo, hi = window_tempo(segs, a, b)
             rows.append(
-                dict(path=str(dest), source=package, kind="real", bpm=round(bpm, 3), bpm_min=round(lo, 3),
-                     bpm_max=round(hi, 3), key="", duration_s=round(n / sr, 2), timbre="recording")
+                {"path": str(dest), "source": package, "kind": "real", "bpm": round(bpm, 3), "bpm_min": round(lo, 3),
+                     "bpm_max": round(hi, 3), "key": "", "duration_s": round(n / sr, 2), "timbre": "recording"}
             )  # fmt: skip
     return rows
 
@@ -274,8 +274,9 @@ def build_midi(cache: Path, out: Path, soundfonts: tuple[str, ...]) -> list[dict
             key_set = set(in_window) | ({before[-1]} if before else set())
             key = next(iter(key_set)) if len(key_set) == 1 and keys else ""
             rows.append(
-                dict(path=str(dest), source=MIDI_PACKAGE, kind="rendered", bpm=round(bpm, 3), bpm_min=round(lo, 3),
-                     bpm_max=round(hi, 3), key=key, duration_s=round(info.duration, 2), timbre=tag)
+                {"path": str(dest), "source": MIDI_PACKAGE, "kind": "rendered", "bpm": round(bpm, 3),
+                 "bpm_min": round(lo, 3), "bpm_max": round(hi, 3), "key": key,
+                 "duration_s": round(info.duration, 2), "timbre": tag}
             )  # fmt: skip
     return rows
 

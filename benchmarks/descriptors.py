@@ -41,12 +41,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicindex.audio.descriptors import inputs as I  # noqa: E402
-from musicindex.audio.descriptors.key import PROFILES, estimate_key, key_name, mirex_score  # noqa: E402
-from musicindex.audio.descriptors.loudness import album_loudness, measure_loudness  # noqa: E402
-from musicindex.audio.descriptors.mood import mood_scores  # noqa: E402
-from musicindex.audio.descriptors.tempo import estimate_tempo  # noqa: E402
-from musicindex.sample import ground_truth as G  # noqa: E402
+from musicindex.audio.descriptors import inputs as I
+from musicindex.audio.descriptors.key import PROFILES, estimate_key, key_name, mirex_score
+from musicindex.audio.descriptors.loudness import album_loudness, measure_loudness
+from musicindex.audio.descriptors.mood import mood_scores
+from musicindex.audio.descriptors.tempo import estimate_tempo
+from musicindex.sample import ground_truth as G
 
 ANNOTATED = Path("~/.cache/musicindex-annotated/set").expanduser()
 DEVSET = Path("~/.cache/musicindex-devset/set").expanduser()
@@ -153,7 +153,7 @@ def annotated(folder: Path, out: dict) -> None:
     trow.append(["all", len(v), a[0], a[1], b[0], b[1], sum(x[2] for x in v)])
     table("annotated tempo", ["set", "n", "Acc1", "Acc2", "librosa Acc1", "librosa Acc2", "None"], trow)
     krow = []
-    for g in sorted(key_res) + ["all"]:
+    for g in [*sorted(key_res), "all"]:
         v = key_res[g] if g != "all" else [x for gg in key_res.values() for x in gg]
         s, b = np.asarray([x[0] for x in v]), np.asarray([x[1] for x in v])
         krow.append([g, len(v), float(np.mean(s == 1)), float(s.mean()), float(np.mean(b == 1)), float(b.mean()),
@@ -228,7 +228,7 @@ def loudness(folder: Path, n: int, out: dict) -> None:
         a = a[np.isfinite(a)]
         rows.append([name, a.size, float(np.mean(v)), float(a.mean()), float(np.percentile(a, 95)), float(a.max())])
     alb = []
-    for pkg, d in albums.items():
+    for d in albums.values():
         exact = album_loudness(d["full"])
         approx = album_loudness([_without_blocks(t) for t in d["full"]])
         window = album_loudness(d["win"])

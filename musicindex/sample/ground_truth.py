@@ -33,8 +33,9 @@ def _drum(kind: str, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 def click_track(bpm: float, seconds: float = 30.0, *, sr: int = SR, swing: float = 0.0, rest: float = 0.0,
                 seed: int = 0) -> np.ndarray:  # fmt: skip
-    """A metronome: a 1.5-kHz click every beat (accented every 4th); ``swing`` delays every off-beat by that
-    fraction of a beat... of the eighth-note grid (0.33 is a triplet feel); ``rest`` drops that share of beats."""
+    """A metronome: a 1.5-kHz click every beat (accented every 4th); ``swing`` > 0 adds a soft off-beat click
+    ``swing / 2`` of a beat after the half beat (0.33: a triplet feel); ``rest`` drops that share of the beats
+    that are not downbeats."""
     rng = np.random.default_rng(seed)
     y = np.zeros(int(seconds * sr), dtype=np.float32)
     n = int(0.02 * sr)
@@ -115,7 +116,7 @@ def chord_progression(tonic: int, mode: str, seconds: float = 20.0, *, timbre: s
     scale = (0, 2, 4, 5, 7, 9, 11) if mode == "major" else (0, 2, 3, 5, 7, 8, 10)
     base = 60 + (tonic % 12) - (12 if tonic % 12 > 6 else 0)
     out = []
-    n_chords = max(1, int(round(seconds / chord_seconds)))
+    n_chords = max(1, round(seconds / chord_seconds))
     for i in range(n_chords):
         chord = prog[i % len(prog)]
         y = sum(_note(base + c, chord_seconds, sr, timbre) for c in chord)

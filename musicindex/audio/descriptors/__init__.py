@@ -53,4 +53,23 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "MOODS",
+    "KeyEstimate",
+    "Loudness",
+    "MoodScores",
+    "PassInputs",
+    "TempoEstimate",
+    "album_gain",
+    "album_loudness",
+    "camelot",
+    "estimate_key",
+    "estimate_tempo",
+    "measure_loudness",
+    "mirex_score",
+    "mood_scores",
+    "parse_key",
+    "parse_mood",
+    "pass_inputs",
+    "replay_gain",
+]

@@ -15,7 +15,7 @@ def as_array(x: object, name: str, *, ndim: int | tuple[int, ...], dtype: type =
     if isinstance(x, (str, bytes)) or x is None:
         raise InvalidArgumentError(f"{name} must be a numeric array, got {type(x).__name__}")
     try:
-        a = np.asarray(x, dtype=dtype)
+        a: np.ndarray = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as e:
         raise InvalidArgumentError(f"{name} must be a numeric array ({e})") from None
     dims = (ndim,) if isinstance(ndim, int) else ndim

@@ -32,7 +32,7 @@ class PassInputs:
 
 
 def onset_envelope(sp: Spectra) -> np.ndarray:
-    """``librosa.onset.onset_strength(S=mel_db)``: the envelope the 43-feature ``tempo`` reads (frames at FRAME_RATE)."""
+    """``librosa.onset.onset_strength(S=mel_db)``: the envelope the 43-feature ``tempo`` reads (FRAME_RATE)."""
     import librosa
 
     return librosa.onset.onset_strength(S=sp.mel_db, sr=SAMPLE_RATE, hop_length=HOP, n_fft=N_FFT).astype(np.float32)

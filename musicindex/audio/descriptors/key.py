@@ -49,7 +49,7 @@ PROFILES: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
     ),
 }
 DEFAULT_PROFILE: Final = "krumhansl"
-MIN_CONFIDENCE: float = 0.15
+MIN_CONFIDENCE: float = 0.05
 """Below this the key is reported as None (docs/features.md, "Descriptors": scores of music vs noise/speech)."""
 FMIN, FMAX = 50.0, 5000.0  # Hz: the peaks that count (bass notes to the top of most melodies)
 PEAK_DB = 60.0  # a peak counts when within this of its frame's loudest bin
@@ -78,7 +78,7 @@ def key_name(tonic: int, mode: str) -> str:
 
 
 def parse_key(text: str) -> tuple[int, str]:
-    """"A minor" / "Am" / "F# major" / "Bb" -> (pitch class, mode); InvalidArgumentError lists what is accepted."""
+    """ "A minor" / "Am" / "F# major" / "Bb" -> (pitch class, mode); InvalidArgumentError lists what is accepted."""
     if not isinstance(text, str) or not text.strip() or len(text) > 16 or "\x00" in text:
         raise InvalidArgumentError(f"a key is a tonic and a mode such as 'A minor', 'F# major' or 'Am', got {text!r}")
     s = text.strip()
@@ -111,7 +111,7 @@ def _templates(profile: str) -> np.ndarray:
     """(24, 12) z-scored profiles: rows 0-11 major keys C..B, 12-23 minor keys."""
     if profile not in PROFILES:
         raise InvalidArgumentError(f"unknown key profile {profile!r}; accepted: {', '.join(PROFILES)}")
-    rows = []
+    rows: list[np.ndarray] = []
     for base in PROFILES[profile]:
         p = np.asarray(base, dtype=np.float64)
         rows.extend(np.roll(p, k) for k in range(12))
@@ -170,9 +170,7 @@ def key_chroma(chroma: np.ndarray) -> np.ndarray | None:
     return v if float(v.max(initial=0.0)) > 1e-12 else None
 
 
-def estimate_key(
-    chroma: np.ndarray, *, profile: str = DEFAULT_PROFILE, frame_rate: float = 22050 / 512
-) -> KeyEstimate:
+def estimate_key(chroma: np.ndarray, *, profile: str = DEFAULT_PROFILE, frame_rate: float = 22050 / 512) -> KeyEstimate:
     """Key of a (T, 12) chroma, C first (``inputs.chroma``: the peak chroma of the pass's power spectrum), or
     of a (12,) key chroma.
 

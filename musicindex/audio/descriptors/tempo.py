@@ -95,7 +95,7 @@ def _refine(acf: np.ndarray, period: float, k_max: int) -> float:
     for k in range(1, k_max + 1):
         centre = k * period
         half = max(1.0, 0.08 * centre)
-        lo, hi = int(math.floor(centre - half)), int(math.ceil(centre + half))
+        lo, hi = math.floor(centre - half), math.ceil(centre + half)
         if lo < 1 or hi >= acf.size - 1:
             break
         i = lo + int(np.argmax(acf[lo : hi + 1]))
@@ -127,7 +127,7 @@ def estimate_tempo(onset_envelope: np.ndarray, frame_rate: float = 22050 / 512) 
         return TempoEstimate(None, 0.0)
     bpm, prior = _grid(fr)
     lags = 60.0 * fr / bpm
-    max_lag = min(o.size // 2, int(math.ceil(N_MULTIPLES * lags.max())) + 2)
+    max_lag = min(o.size // 2, math.ceil(N_MULTIPLES * lags.max()) + 2)
     acf = _autocorrelation(o, max_lag)
     grid = np.arange(acf.size, dtype=np.float64)
     on = np.zeros_like(bpm)
