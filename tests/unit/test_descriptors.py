@@ -128,7 +128,7 @@ def test_key_argument_errors():
 
 
 # ------------------------------------------------------------------------------------------------ loudness
-def _music(seconds: float = 20.0, sr: int = 44100) -> np.ndarray:
+def _music(seconds: float = 8.0, sr: int = 44100) -> np.ndarray:
     left = G.chord_progression(0, "major", seconds, sr=sr) + 0.5 * G.drum_pattern(120, seconds, sr=sr)
     right = G.chord_progression(9, "minor", seconds, sr=sr) + 0.5 * G.drum_pattern(120, seconds, sr=sr, seed=1)
     return np.stack([left, right], axis=1)
@@ -147,6 +147,18 @@ def test_loudness_equals_pyloudnorm_and_a_6_db_quieter_copy_measures_6_db_quiete
     assert quiet.replay_gain == pytest.approx(loud.replay_gain + 6.0, abs=0.1)
     assert loud.replay_gain == pytest.approx(-18.0 - loud.integrated, abs=0.01)
     assert loud.loudness_range is not None and loud.loudness_range >= 0
+
+
+@pytest.mark.parametrize("rate", [11025, 22050, 48000])
+@pytest.mark.parametrize("seconds", [0.45, 1.234, 3.3])
+def test_integrated_loudness_equals_pyloudnorm_at_any_rate_and_length(rate, seconds):
+    import pyloudnorm
+
+    rng = np.random.default_rng(int(rate * seconds))
+    n = int(rate * seconds)
+    x = 0.2 * rng.standard_normal((n, 2)) * np.linspace(0.1, 1.0, n)[:, None]
+    ref = pyloudnorm.Meter(rate).integrated_loudness(x)
+    assert measure_loudness(x, rate).integrated == pytest.approx(ref, abs=0.002)
 
 
 def test_true_peak_sees_the_peak_between_samples():

@@ -110,12 +110,11 @@ def _segment_energies(weighted: np.ndarray, rate: float) -> np.ndarray:
     return (gains * np.diff(cs[:, bounds], axis=1)).sum(axis=0)
 
 
-def _blocks(seg: np.ndarray, rate: float, block_s: float) -> np.ndarray:
+def _blocks(seg: np.ndarray, rate: float, block_s: float, total: float) -> np.ndarray:
     """Mean square of each ``block_s`` block, one every 100 ms: round((T - Tg) / 0.1) + 1 blocks (pyloudnorm's
     count), block j = segments j .. j + Tg/0.1 - 1."""
     per = round(block_s / STEP_S)
-    total = seg.size * STEP_S
-    n_blocks = round((total - block_s) / STEP_S) + 1 if seg.size >= per else 0
+    n_blocks = round((total - block_s) / STEP_S) + 1 if total >= block_s else 0
     if n_blocks < 1:
         return np.zeros(0)
     cs = np.concatenate([[0.0], np.cumsum(seg)])
@@ -138,8 +137,8 @@ def gated_loudness(z: np.ndarray) -> tuple[float | None, int]:
     return float(_loudness(kept.mean())), int(kept.size)
 
 
-def _loudness_range(seg: np.ndarray, rate: float) -> float | None:
-    st = _loudness(_blocks(seg, rate, SHORT_TERM_S))
+def _loudness_range(seg: np.ndarray, rate: float, total: float) -> float | None:
+    st = _loudness(_blocks(seg, rate, SHORT_TERM_S, total))
     st = st[st >= ABSOLUTE_GATE]
     if st.size == 0:
         return None
@@ -216,9 +215,9 @@ def measure_loudness(samples: np.ndarray, rate: float, *, playback_channels: int
     seg = _segment_energies(sosfilt(k_weighting(fs).astype(np.float32), xt, axis=-1), fs)
     if playback_channels == 2:
         seg *= 2.0
-    z = _blocks(seg, fs, BLOCK_S)
+    z = _blocks(seg, fs, BLOCK_S, duration)
     integrated, _ = gated_loudness(z)
-    lra = _loudness_range(seg, fs) if integrated is not None else None
+    lra = _loudness_range(seg, fs, duration) if integrated is not None else None
     return Loudness(
         integrated=None if integrated is None else round(integrated, 3),
         loudness_range=None if lra is None else round(lra, 3),
