@@ -31,6 +31,7 @@ from scipy.signal import sosfilt
 
 from ...errors import InvalidArgumentError
 from ._checks import as_array, positive
+from ._kernels import block_maxima, k_weighted_segments
 
 REFERENCE_LUFS: float = -18.0
 """ReplayGain 2.0 reference level."""
@@ -88,26 +89,23 @@ def _loudness(z: np.ndarray | float) -> np.ndarray:
         return -0.691 + 10.0 * np.log10(z)
 
 
-def _segment_energies(weighted: np.ndarray, rate: float) -> np.ndarray:
-    """Channel-weighted sum of squares of each 100-ms segment ((ch, n) input; the last segment may be short).
+def _segment_energies(x: np.ndarray, rate: float) -> np.ndarray:
+    """Channel-weighted sum of squares of the K-weighted ``x`` ((ch, n)) per 100-ms segment (the last may be
+    short).
 
     Every block of BS.1770 and Tech 3342 is a run of whole segments when 100 ms is a whole number of samples
-    (8, 16, 22.05, 32, 44.1, 48, 88.2, 96 kHz...); otherwise segment k ends at sample ``int(k * 0.1 * rate)``.
+    (8, 16, 22.05, 32, 44.1, 48, 88.2, 96 kHz...): then one compiled pass filters, squares and sums; otherwise
+    ``scipy.signal.sosfilt`` and segment k ends at sample ``int(k * 0.1 * rate)``.
     """
-    ch, n = weighted.shape
+    ch, n = x.shape
     hop = STEP_S * rate
-    gains = np.asarray(CHANNEL_GAINS[:ch])[:, None]
+    gains = np.asarray(CHANNEL_GAINS[:ch], dtype=np.float64)
     if float(hop).is_integer():
-        h = int(hop)
-        full = n // h
-        sq = np.square(weighted, dtype=np.float64)
-        seg = sq[:, : full * h].reshape(ch, full, h).sum(axis=-1)
-        if n > full * h:
-            seg = np.concatenate([seg, sq[:, full * h :].sum(axis=-1, keepdims=True)], axis=1)
-        return (gains * seg).sum(axis=0)
+        return k_weighted_segments(x, k_weighting(rate), int(hop), gains)
+    weighted = sosfilt(k_weighting(rate), x, axis=-1)
     bounds = np.unique(np.minimum((np.arange(math.ceil(n / hop) + 1) * hop).astype(np.int64), n))
     cs = np.concatenate([np.zeros((ch, 1)), np.cumsum(np.square(weighted, dtype=np.float64), axis=-1)], axis=1)
-    return (gains * np.diff(cs[:, bounds], axis=1)).sum(axis=0)
+    return (gains[:, None] * np.diff(cs[:, bounds], axis=1)).sum(axis=0)
 
 
 def _blocks(seg: np.ndarray, rate: float, block_s: float, total: float) -> np.ndarray:
@@ -160,30 +158,28 @@ def _interpolator(factor: int) -> np.ndarray:
     return w / w.sum(axis=0, keepdims=True)
 
 
-def _true_peak(x: np.ndarray, rate: float) -> float:
-    """Largest |value| of the band-limited signal ((ch, n)), linear: the samples around the loudest
-    ``TRUE_PEAK_BLOCKS`` runs of 64 samples whose maximum is within 6 dB of the sample peak are interpolated."""
+def _peaks(x: np.ndarray, rate: float) -> tuple[float, float]:
+    """(sample peak, true peak) of ``x`` ((ch, n)), linear.  True peak: the largest |value| of the band-limited
+    signal; the samples around the loudest ``TRUE_PEAK_BLOCKS`` runs of 64 samples whose maximum is within 6 dB
+    of the sample peak are interpolated."""
     factor = max(4, math.ceil(176_400 / rate))
     half = TRUE_PEAK_HALF_TAPS
     ch, n = x.shape
-    peak = float(np.abs(x).max(initial=0.0))
-    if n < 2 * half + 2 or peak == 0.0:
-        return peak
     lo, hi = half - 1, n - half - 1  # centres with a full interpolation window
+    maxima, sample_peak = block_maxima(x, lo, max(lo, hi), 64)
+    peak = float(sample_peak)
+    if n < 2 * half + 2 or peak == 0.0:
+        return peak, peak
     w = _interpolator(factor)
+    offsets = np.arange(-half + 1, half + 1)[None, :]
     for c in range(ch):
-        mags = np.abs(x[c, lo:hi])
-        nb = mags.size // 64
-        if nb == 0:
-            continue
-        block_max = mags[: nb * 64].reshape(nb, 64).max(axis=1)
+        block_max = maxima[c]
         cand = np.flatnonzero(block_max >= peak * 0.5)
         if cand.size > TRUE_PEAK_BLOCKS:
             cand = cand[np.argpartition(block_max[cand], cand.size - TRUE_PEAK_BLOCKS)[-TRUE_PEAK_BLOCKS:]]
-        centres = lo + (cand[:, None] * 64 + np.arange(-1, 64)[None, :]).ravel().clip(0, mags.size - 1)
-        taps = centres[:, None] + np.arange(-half + 1, half + 1)[None, :]
-        peak = max(peak, float(np.abs(x[c][taps] @ w).max(initial=0.0)))
-    return peak
+        centres = (lo + cand[:, None] * 64 + np.arange(-1, 64)[None, :]).ravel().clip(lo, hi - 1)
+        peak = max(peak, float(np.abs(x[c][centres[:, None] + offsets] @ w).max(initial=0.0)))
+    return float(sample_peak), peak
 
 
 def measure_loudness(samples: np.ndarray, rate: float, *, playback_channels: int | None = None) -> Loudness:
@@ -209,10 +205,10 @@ def measure_loudness(samples: np.ndarray, rate: float, *, playback_channels: int
         raise InvalidArgumentError("playback_channels is 1 or 2, and only for mono samples (a stereo downmix)")
     duration = x.shape[0] / fs
     xt = np.ascontiguousarray(x.T)  # (ch, n) float32
-    peak_lin = float(np.abs(xt).max(initial=0.0))
+    peak_lin, tp = _peaks(xt, fs)
     sample_peak = 20 * math.log10(peak_lin) if peak_lin > 0 else None
-    true_peak = 20 * math.log10(max(_true_peak(xt, fs), peak_lin)) if peak_lin > 0 else None
-    seg = _segment_energies(sosfilt(k_weighting(fs).astype(np.float32), xt, axis=-1), fs)
+    true_peak = 20 * math.log10(max(tp, peak_lin)) if peak_lin > 0 else None
+    seg = _segment_energies(xt, fs)
     if playback_channels == 2:
         seg *= 2.0
     z = _blocks(seg, fs, BLOCK_S, duration)
