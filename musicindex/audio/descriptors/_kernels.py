@@ -41,8 +41,7 @@ def peak_chroma_kernel(power, lo, hi, floor_db, bin_hz, tuning, weights, step): 
         row = power[t]
         top = 0.0
         for f in range(n_bins):
-            if row[f] > top:
-                top = row[f]
+            top = max(top, row[f])
         floor = top * ratio
         for f in range(lo, hi):
             p = row[f]
@@ -99,14 +98,30 @@ def block_maxima(x, lo, hi, block):  # pragma: no cover - compiled
         row = x[ch]
         for i in range(n):
             v = abs(float(row[i]))
-            if v > top:
-                top = v
+            top = max(top, v)
         for k in range(nb):
             m = 0.0
             base = lo + k * block
             for j in range(block):
                 v = abs(float(row[base + j]))
-                if v > m:
-                    m = v
+                m = max(m, v)
             out[ch, k] = m
     return out, top
+
+
+@_jit
+def interpolated_peak(row, centres, weights):  # pragma: no cover - compiled
+    """max |x(c + p / factor)| over the centres c and phases p: ``weights`` (2 * half, factor) from the samples
+    row[c - half + 1 .. c + half]."""
+    taps, factor = weights.shape
+    half = taps // 2
+    top = 0.0
+    for c in centres:
+        base = c - half + 1
+        for p in range(factor):
+            acc = 0.0
+            for j in range(taps):
+                acc += weights[j, p] * row[base + j]
+            if abs(acc) > top:
+                top = abs(acc)
+    return top

@@ -31,7 +31,7 @@ from scipy.signal import sosfilt
 
 from ...errors import InvalidArgumentError
 from ._checks import as_array, positive
-from ._kernels import block_maxima, k_weighted_segments
+from ._kernels import block_maxima, interpolated_peak, k_weighted_segments
 
 REFERENCE_LUFS: float = -18.0
 """ReplayGain 2.0 reference level."""
@@ -171,14 +171,13 @@ def _peaks(x: np.ndarray, rate: float) -> tuple[float, float]:
     if n < 2 * half + 2 or peak == 0.0:
         return peak, peak
     w = _interpolator(factor)
-    offsets = np.arange(-half + 1, half + 1)[None, :]
     for c in range(ch):
         block_max = maxima[c]
         cand = np.flatnonzero(block_max >= peak * 0.5)
         if cand.size > TRUE_PEAK_BLOCKS:
             cand = cand[np.argpartition(block_max[cand], cand.size - TRUE_PEAK_BLOCKS)[-TRUE_PEAK_BLOCKS:]]
         centres = (lo + cand[:, None] * 64 + np.arange(-1, 64)[None, :]).ravel().clip(lo, hi - 1)
-        peak = max(peak, float(np.abs(x[c][centres[:, None] + offsets] @ w).max(initial=0.0)))
+        peak = max(peak, float(interpolated_peak(x[c], centres, w)))
     return float(sample_peak), peak
 
 
