@@ -122,6 +122,5 @@ def interpolated_peak(row, centres, weights):  # pragma: no cover - compiled
             acc = 0.0
             for j in range(taps):
                 acc += weights[j, p] * row[base + j]
-            if abs(acc) > top:
-                top = abs(acc)
+            top = max(top, abs(acc))
     return top
