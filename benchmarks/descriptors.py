@@ -316,6 +316,11 @@ def cost(folder: Path, n: int, out: dict) -> None:
     if not files:
         return
     warm_up()
+    y0, _ = read_window(files[0][0])  # compile (or load from numba's cache) the descriptors' kernels: not timed
+    sp0 = compute_spectra(y0)
+    estimate_key(I.chroma(sp0, I.tuning(sp0)))
+    estimate_tempo(I.onset_envelope(sp0))
+    measure_loudness(y0, SR, playback_channels=2)
     t = defaultdict(float)
     clock = time.process_time
     with threadpool_limits(1):

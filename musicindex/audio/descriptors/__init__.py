@@ -5,15 +5,15 @@ What each needs (for the analysis stages that will call them inside the one pass
 =====================  ==================================================================  =================
 function               input                                                               cost (one core)
 =====================  ==================================================================  =================
-``estimate_tempo``     the onset envelope the pass computes for the 43-feature ``tempo``   ~1 ms
+``estimate_tempo``     the onset envelope the pass computes for the 43-feature ``tempo``   ~1.1 ms
                        ((T,) at 22 050 / 512 frames/s; ``inputs.onset_envelope``)
-``estimate_key``       the raw (T, 12) power chroma of ``chroma_stft`` before its           <1 ms
-                       per-frame normalisation (``inputs.chroma``)
-``measure_loudness``   samples (n,) or (n, ch) at any rate: the pass's mono 22 050-Hz       ~5-8 ms (window)
-                       window with ``playback_channels=2`` for a stereo file (measured
-                       approximation), or the full track at its rate (reference)
+``estimate_key``       the (T, 12) peak chroma (``key.peak_chroma``) of the pass's power    ~6 ms
+                       spectrum at the tuning ``chroma_stft`` estimates (``inputs.chroma``)
+``measure_loudness``   samples (n,) or (n, ch) at any rate: the full track with its         ~6 ms (window)
+                       channels (reference; 22 050 Hz is enough), 10 spread pieces, or
+                       the pass's mono window (``playback_channels=2``: 1.8 LU off)
 ``album_gain``         the tracks' ``Loudness`` (their block energies: exact gating)       ~0.1 ms
-``mood_scores``        the 43 features, the 50 MSD musicnn tag probabilities (optional),   ~20 us
+``mood_scores``        the 43 features, the 50 MSD musicnn tag probabilities (optional),   ~0.2 ms
                        the tempo and key estimates
 =====================  ==================================================================  =================
 

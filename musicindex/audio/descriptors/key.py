@@ -164,7 +164,7 @@ def estimate_key(chroma: np.ndarray, *, profile: str = DEFAULT_PROFILE, frame_ra
     of a (12,) key chroma.
 
     Costs well under 1 ms for a 30-s window (1292 frames) once the chroma is there (the peak chroma itself:
-    ~3 ms).  Raises ``InvalidArgumentError`` for a chroma that is not (T, 12) / (12,), negative or non-finite,
+    ~6 ms).  Raises ``InvalidArgumentError`` for a chroma that is not (T, 12) / (12,), negative or non-finite,
     or an unknown profile.
     """
     templates = _templates(profile)  # validates the profile before looking at the signal
