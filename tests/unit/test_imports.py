@@ -149,6 +149,16 @@ def test_models_and_ingestion_stay_below_the_entry_points():
     assert _breaking(graph, "musicindex.ingest", ("musicindex.ml",)) == {}  # the models come after ingestion
 
 
+def test_the_descriptors_are_pure_audio_functions():
+    """``musicindex.audio.descriptors`` (tempo, key, loudness, mood) reads arrays and returns values: it imports
+    nothing of the project but the errors, the domain words and the rest of ``musicindex.audio``."""
+    allowed = ("musicindex.errors", "musicindex.vocab", "musicindex.audio")
+    graph = _graph()
+    bad = {m: {d for d in deps if d.startswith("musicindex") and not d.startswith(allowed)}
+           for m, deps in _deps_of(graph, "musicindex.audio.descriptors").items()}  # fmt: skip
+    assert {m: d for m, d in bad.items() if d} == {}
+
+
 def test_media_stays_below_the_web_layer():
     """``musicindex.media`` opens and serves the library's files for every router (JSON API, Subsonic): it never
     imports a router's package."""
