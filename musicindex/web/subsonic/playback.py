@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from musicindex.query.items import iso
 from musicindex.vocab import TRACK
 from musicindex.web.subsonic import views
 from musicindex.web.subsonic.endpoints import Call, endpoint
@@ -43,8 +44,8 @@ def get_bookmarks(call: Call) -> dict[str, Any]:
             "position": m.position_ms,
             "username": call.user.name,
             "comment": m.comment or "",
-            "created": m.created,
-            "changed": m.changed,
+            "created": iso(m.created),
+            "changed": iso(m.changed),
         })  # fmt: skip
     return {"bookmarks": {"bookmark": out}}
 
