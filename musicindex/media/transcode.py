@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import math
-import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,7 +41,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from musicindex.errors import InvalidArgumentError, TranscodeBusyError, TranscodeError
-from musicindex.media.files import OpenedTrackFile, open_in_library, until_disconnect
+from musicindex.media.files import OpenedTrackFile, until_disconnect
+from musicindex.media.transcode_cache import CACHE_FOLDER, CacheFile, TranscodeCache
 
 if TYPE_CHECKING:
     from musicindex.config import Settings
@@ -64,7 +62,6 @@ MAX_BAD_PACKETS = 100
 """Packets in a row FFmpeg cannot decode before the file is given up as corrupt."""
 RETRY_AFTER = 5
 """Seconds a client turned away by the cap is told to wait (``Retry-After``)."""
-CACHE_FOLDER = "transcodes"
 RAW = "raw"
 
 
@@ -189,7 +186,7 @@ class TranscodeJob:
     """One transcode: a thread that encodes into a bounded queue; :meth:`chunks` hands the bytes on."""
 
     def __init__(self, opened: OpenedTrackFile, job_plan: Plan, release: Callable[[], None],
-                 cache_file: _CacheFile | None = None):  # fmt: skip
+                 cache_file: CacheFile | None = None):  # fmt: skip
         assert job_plan.codec is not None
         self.opened, self.plan, self.codec = opened, job_plan, job_plan.codec
         self._release = release
@@ -391,108 +388,6 @@ def _reason(exc: BaseException) -> str:
     return text[:120]
 
 
-# --------------------------------------------------------------------------- the cache
-class _CacheFile:
-    """A finished transcode being written: a private temporary file, renamed into place once complete."""
-
-    def __init__(self, cache: TranscodeCache, key: str, suffix: str):
-        self.cache, self.key, self.suffix = cache, key, suffix
-        self._fh: IO[bytes] | None = None
-        self._tmp: str | None = None
-        self._size = 0
-        try:
-            cache.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, self._tmp = tempfile.mkstemp(dir=cache.folder, prefix=".part-")
-            self._fh = os.fdopen(fd, "wb")
-        except OSError as exc:
-            log.warning("cannot cache a transcode in %s: %s", cache.folder, exc.strerror or exc)
-
-    def write(self, data: bytes) -> None:
-        if self._fh is None:
-            return
-        self._size += len(data)
-        if self._size > self.cache.cap:
-            self.discard()
-            return
-        try:
-            self._fh.write(data)
-        except OSError:
-            self.discard()
-
-    def commit(self) -> None:
-        if self._fh is None or self._tmp is None:
-            return
-        try:
-            self._fh.close()
-            os.replace(self._tmp, self.cache.path(self.key, self.suffix))
-            self._tmp = None
-            self.cache.prune()
-        except OSError as exc:
-            log.warning("cannot cache a transcode in %s: %s", self.cache.folder, exc.strerror or exc)
-        finally:
-            self._fh = None
-
-    def discard(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()
-            self._fh = None
-        if self._tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self._tmp)
-            self._tmp = None
-
-
-_prune_lock = threading.Lock()
-
-
-class TranscodeCache:
-    """Finished transcodes as ``<key>.<suffix>`` in one folder, at most ``cap`` bytes in all (oldest out first)."""
-
-    def __init__(self, folder: Path, cap_bytes: int):
-        self.folder, self.cap = folder, cap_bytes
-
-    @staticmethod
-    def key(opened: OpenedTrackFile, codec: Codec, kbps: int) -> str:
-        identity = f"{opened.display_path}\0{opened.mtime_ns}\0{opened.size}\0{codec.name}\0{kbps}"
-        return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
-
-    def path(self, key: str, suffix: str) -> Path:
-        return self.folder / f"{key}.{suffix}"
-
-    def open(self, key: str, suffix: str) -> OpenedTrackFile | None:
-        """The cached transcode, opened and checked like a track's file (inside the cache folder), or None."""
-        if self.cap <= 0:
-            return None
-        try:
-            opened = open_in_library(str(self.path(key, suffix)), [str(self.folder)])
-        except Exception:  # noqa: BLE001 - no such file (the usual case), or one that is not ours: no hit
-            return None
-        with contextlib.suppress(OSError):
-            os.utime(opened.fd)  # recently used: pruned last
-        return opened
-
-    def writer(self, key: str, suffix: str) -> _CacheFile | None:
-        return _CacheFile(self, key, suffix) if self.cap > 0 else None
-
-    def prune(self) -> None:
-        """Delete the oldest files until the folder holds at most the cap."""
-        with _prune_lock:
-            entries = []
-            with os.scandir(self.folder) as it:
-                for e in it:
-                    if e.is_file(follow_symlinks=False) and not e.name.startswith("."):
-                        st = e.stat(follow_symlinks=False)
-                        entries.append((st.st_mtime, st.st_size, e.path))
-            total = sum(size for _, size, _ in entries)
-            for _, size, path in sorted(entries):
-                if total <= self.cap:
-                    break
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                total -= size
-
-
 # --------------------------------------------------------------------------- one per server
 class Transcoder:
     """The transcodes of one server: the cap on how many run at once, the cache, the running jobs."""
@@ -514,7 +409,7 @@ class Transcoder:
         """A finished transcode of the whole song from the cache (then serve it as a file), else None."""
         if job_plan.codec is None or job_plan.offset > 0:
             return None
-        return self.cache.open(TranscodeCache.key(opened, job_plan.codec, job_plan.kbps), job_plan.codec.suffix)
+        return self.cache.open(TranscodeCache.key(opened, job_plan.codec.name, job_plan.kbps), job_plan.codec.suffix)
 
     def start(self, opened: OpenedTrackFile, job_plan: Plan) -> TranscodeJob:
         """A running job of ``job_plan`` over ``opened`` (which it closes), its first chunk made: raises
@@ -530,7 +425,7 @@ class Transcoder:
         assert job_plan.codec is not None
         cache_file = None
         if job_plan.offset == 0:
-            cache_file = self.cache.writer(TranscodeCache.key(opened, job_plan.codec, job_plan.kbps),
+            cache_file = self.cache.writer(TranscodeCache.key(opened, job_plan.codec.name, job_plan.kbps),
                                            job_plan.codec.suffix)  # fmt: skip
         job = TranscodeJob(opened, job_plan, self._release, cache_file)
         job.start()
