@@ -454,6 +454,10 @@ class TranscodeResponse(Response):
         out.update(headers or {})
         self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out.items()]
 
+    def __del__(self) -> None:  # an answer built but never sent must not leave its transcode running
+        if self.job is not None:
+            self.job.cancel()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
