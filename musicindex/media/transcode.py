@@ -183,7 +183,7 @@ _END = object()
 
 
 class TranscodeJob:
-    """One transcode: a thread that encodes into a bounded queue; :meth:`chunks` hands the bytes on."""
+    """One transcode: a thread that encodes into a bounded queue; :meth:`next_chunk` hands the bytes on."""
 
     def __init__(self, opened: OpenedTrackFile, job_plan: Plan, release: Callable[[], None],
                  cache_file: CacheFile | None = None):  # fmt: skip
