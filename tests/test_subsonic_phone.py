@@ -31,6 +31,7 @@ from musicindex.web import create_app
 from tests.subsonic_support import PASSWORDS, Reply, Served, ServerThread, opensubsonic_schema
 
 MAX_STREAMS = 2
+PW = {**PASSWORDS, "carol": "carol-pass-1"}
 LONG_SECONDS = 600
 
 
@@ -56,6 +57,7 @@ def phone(base_settings, tmp_path_factory) -> Iterator[dict[str, Any]]:
         )
         index.users.add_user("alice", PASSWORDS["alice"], admin=True)
         index.users.add_user("bob", PASSWORDS["bob"])
+        index.users.add_user("carol", PW["carol"])
         app = create_app(index)
         try:
             with ServerThread(app) as server:
@@ -75,7 +77,7 @@ def _spoil(path: Path, change: Any) -> None:
 
 def _auth(user: str = "alice", fmt: str = "json") -> dict[str, str]:
     salt = hashlib.sha256(str(time.monotonic_ns()).encode()).hexdigest()[:12]
-    token = hashlib.md5((PASSWORDS[user] + salt).encode()).hexdigest()
+    token = hashlib.md5((PW[user] + salt).encode()).hexdigest()
     return {"u": user, "t": token, "s": salt, "v": "1.16.1", "c": "phone-tests", "f": fmt}
 
 
@@ -200,10 +202,10 @@ def test_a_corrupt_file_is_the_protocols_error_and_a_half_file_ends_cleanly(phon
     assert _wait(lambda: _transcoder(phone).active == 0, 30)
 
 
-def _open_stream(phone: dict[str, Any], **params: Any) -> tuple[socket.socket, bytes]:
+def _open_stream(phone: dict[str, Any], user: str) -> tuple[socket.socket, bytes]:
     """A raw stream request from a client with a tiny receive buffer that reads only the answer's head."""
     query = urllib.parse.urlencode(
-        {**_auth(), "id": f"tr-{phone['ids']['long.flac']}", "format": "mp3", "maxBitRate": 128, **params}
+        {**_auth(user), "id": f"tr-{phone['ids']['long.flac']}", "format": "mp3", "maxBitRate": 128}
     )
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -220,17 +222,20 @@ def _open_stream(phone: dict[str, Any], **params: Any) -> tuple[socket.socket, b
 
 def test_a_client_that_goes_away_stops_its_transcode_and_the_cap_turns_the_next_away(phone):
     transcoder = _transcoder(phone)
+    assert transcoder.per_owner == 1  # a quarter of the 2 slots, at least one
     assert _wait(lambda: transcoder.active == 0, 30)
-    clients = [_open_stream(phone) for _ in range(MAX_STREAMS)]
+    clients = [_open_stream(phone, user) for user in ("alice", "bob")]
     try:
         assert all(head.startswith(b"HTTP/1.1 200") for _, head in clients), [h[:80] for _, h in clients]
         assert transcoder.active == MAX_STREAMS  # 10 minutes of audio each: held back by clients that do not read
-        busy = _stream(phone, "rock.00000.flac", format="opus")
-        assert busy.status == 429 and busy.headers["retry-after"] == "5"
-        assert busy.json()["error"]["code"] == 0 and "retry in 5 s" in busy.json()["error"]["message"]
+        for user, words in (("carol", "transcoding 2 streams already"), ("alice", "this account has 1")):
+            busy = _stream(phone, "rock.00000.flac", user=user, format="opus")
+            assert busy.status == 429 and busy.headers["retry-after"] == "5"
+            error = busy.json()["error"]
+            assert error["code"] == 0 and words in error["message"] and "retry in 5 s" in error["message"], error
         assert phone["served"].call("ping")["status"] == "ok"  # everything else still answers
         flac = (phone["root"] / "rock" / "rock.00000.flac").read_bytes()
-        assert _stream(phone, "rock.00000.flac").body == flac  # the original needs no slot
+        assert _stream(phone, "rock.00000.flac", user="carol").body == flac  # the original needs no slot
     finally:
         for sock, _ in clients:
             sock.close()

@@ -5,12 +5,12 @@ while it encodes.
 second) from the client's ``format`` / ``maxBitRate`` / ``timeOffset``, the listener's and the server's maximum
 bitrate and the file's own bitrate; it raises ``InvalidArgumentError`` for what it cannot accept.
 
-:class:`Transcoder` (one per server) runs them: at most ``MUSICINDEX_TRANSCODE_MAX_STREAMS`` at once (beyond it
-:class:`TranscodeBusyError` at once, never a wait), each in its own thread that decodes the checked descriptor of
-the track (``OpenedTrackFile.dup_file``), resamples and encodes into a small bounded queue of chunks
-(:data:`QUEUE_CHUNKS` x :data:`CHUNK_BYTES`: the memory of a stream). :class:`TranscodeResponse` sends the chunks
-as they come; when the client goes away the job is cancelled and its thread stops at its next packet, closing the
-FFmpeg contexts. A client that stops reading for :data:`STALL_SECONDS` ends its job too.
+:class:`Transcoder` (one per server) runs them: at most ``MUSICINDEX_TRANSCODE_MAX_STREAMS`` at once, a quarter of
+them per listener (beyond it :class:`TranscodeBusyError` at once, never a wait), each in its own thread that decodes
+the checked descriptor of the track (``OpenedTrackFile.dup_file``), resamples and encodes into a small bounded
+queue of chunks (:data:`QUEUE_CHUNKS` x :data:`CHUNK_BYTES`: the memory of a stream). :class:`TranscodeResponse`
+sends the chunks as they come; when the client goes away the job is cancelled and its thread stops at its next
+packet, closing the FFmpeg contexts. A client that stops reading for :data:`STALL_SECONDS` ends its job too.
 
 Before an answer starts, :meth:`Transcoder.start` waits for the first chunk: a file FFmpeg cannot read is then a
 :class:`~musicindex.errors.TranscodeError` (the protocol's error), never a hung connection. A failure after bytes
@@ -398,6 +398,10 @@ class Transcoder:
         self._slots = threading.BoundedSemaphore(max(1, self.max_streams))
         self._lock = threading.Lock()
         self._active = 0
+        self._owners: dict[object, int] = {}
+        self.per_owner = max(1, self.max_streams // 4)
+        """Most transcodes one listener may run at once (a quarter of the slots): one account holding streams it
+        never reads cannot take every slot."""
         self.cache = TranscodeCache(Path(settings.home) / CACHE_FOLDER, settings.transcode_cache_mb * 1024 * 1024)
 
     @property
@@ -411,29 +415,43 @@ class Transcoder:
             return None
         return self.cache.open(TranscodeCache.key(opened, job_plan.codec.name, job_plan.kbps), job_plan.codec.suffix)
 
-    def start(self, opened: OpenedTrackFile, job_plan: Plan) -> TranscodeJob:
+    def start(self, opened: OpenedTrackFile, job_plan: Plan, owner: object = None) -> TranscodeJob:
         """A running job of ``job_plan`` over ``opened`` (which it closes), its first chunk made: raises
-        ``TranscodeBusyError`` at once when every slot is taken, ``TranscodeError`` when the file fails."""
-        if self.max_streams <= 0 or not self._slots.acquire(blocking=False):
-            opened.close()
-            raise TranscodeBusyError(
-                f"the server is transcoding {self.max_streams} streams already; retry in {RETRY_AFTER} s",
-                retry_after=RETRY_AFTER,
-            )
+        ``TranscodeBusyError`` at once when every slot is taken or ``owner`` (a listener) holds
+        :attr:`per_owner` already, ``TranscodeError`` when the file fails."""
         with self._lock:
+            mine = self._owners.get(owner, 0)
+            if owner is not None and mine >= self.per_owner:
+                opened.close()
+                raise TranscodeBusyError(
+                    f"this account has {mine} transcodes running already; retry in {RETRY_AFTER} s",
+                    retry_after=RETRY_AFTER,
+                )
+            if self.max_streams <= 0 or not self._slots.acquire(blocking=False):
+                opened.close()
+                raise TranscodeBusyError(
+                    f"the server is transcoding {self.max_streams} streams already; retry in {RETRY_AFTER} s",
+                    retry_after=RETRY_AFTER,
+                )
             self._active += 1
+            self._owners[owner] = mine + 1
         assert job_plan.codec is not None
         cache_file = None
         if job_plan.offset == 0:
             cache_file = self.cache.writer(TranscodeCache.key(opened, job_plan.codec.name, job_plan.kbps),
                                            job_plan.codec.suffix)  # fmt: skip
-        job = TranscodeJob(opened, job_plan, self._release, cache_file)
+        job = TranscodeJob(opened, job_plan, lambda: self._release(owner), cache_file)
         job.start()
         return job
 
-    def _release(self) -> None:
+    def _release(self, owner: object) -> None:
         with self._lock:
             self._active -= 1
+            left = self._owners.get(owner, 1) - 1
+            if left > 0:
+                self._owners[owner] = left
+            else:
+                self._owners.pop(owner, None)
         self._slots.release()
 
 

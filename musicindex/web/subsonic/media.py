@@ -61,7 +61,7 @@ def stream(call: Call) -> Response:
     if cached is not None:
         opened.close()
         return file_response(cached, call.request, media_type=plan.codec.media_type, headers=headers)
-    job = transcoder.start(opened, plan)
+    job = transcoder.start(opened, plan, owner=call.user_id)
     return tc.TranscodeResponse(job, plan.codec, length=estimate, headers=headers)
 
 
