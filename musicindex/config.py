@@ -96,6 +96,19 @@ class Settings:
     stored, and its temporary copy deleted."""
     cover_cache_mb: int = 256
     """Most megabytes of resized cover art kept in ``home/covers`` (the oldest files go first); 0: no cache."""
+    transcode_format: str = "mp3"
+    """Format of a transcode a music app did not name (``stream`` with a ``maxBitRate`` below the file's, a
+    listener's or the server's maximum): mp3, opus, aac or m4a."""
+    transcode_bitrate: int = 192
+    """Kilobits per second of a transcode when no maximum asks for less (``stream?format=mp3`` alone)."""
+    transcode_max_bitrate: int = 0
+    """Most kilobits per second a stream may have for every listener (files above it are transcoded);
+    0: no limit. A listener's own maximum (``musicindex user bitrate``) applies too."""
+    transcode_max_streams: int = field(default_factory=lambda: 16 * (os.cpu_count() or 1))
+    """Most transcodes at once; a stream beyond it is answered 429 with ``Retry-After`` at once."""
+    transcode_cache_mb: int = 0
+    """Most megabytes of finished transcodes kept in ``home/transcodes`` (the oldest go first; a cached one is
+    served with HTTP Range); 0: no cache."""
 
     # ------------------------------------------------------------------
     @classmethod
@@ -179,10 +192,32 @@ class Settings:
                 raise ConfigError(f"MUSICINDEX_ALLOWED_HOSTS: {host!r} is not a host name")
         if not 0 <= self.cover_cache_mb <= 1_000_000:
             raise ConfigError(f"MUSICINDEX_COVER_CACHE_MB={self.cover_cache_mb}: must be between 0 and 1000000")
+        self._validate_transcoding()
         if not 1024 <= self.upload_max_bytes <= 2**31:
             raise ConfigError(
                 f"MUSICINDEX_UPLOAD_MAX_BYTES={self.upload_max_bytes}: must be between 1024 and {2**31} bytes"
             )
+
+    def _validate_transcoding(self) -> None:
+        """The transcoding settings of ``stream`` (``musicindex.media.transcode``)."""
+        formats = ("mp3", "opus", "aac", "m4a")
+        if self.transcode_format not in formats:
+            raise ConfigError(
+                f"MUSICINDEX_TRANSCODE_FORMAT={self.transcode_format!r}: choose one of {', '.join(formats)}"
+            )
+        if not 32 <= self.transcode_bitrate <= 320:
+            raise ConfigError(f"MUSICINDEX_TRANSCODE_BITRATE={self.transcode_bitrate}: must be between 32 and 320 kbps")
+        if self.transcode_max_bitrate != 0 and not 32 <= self.transcode_max_bitrate <= 320:
+            raise ConfigError(
+                f"MUSICINDEX_TRANSCODE_MAX_BITRATE={self.transcode_max_bitrate}: 0 (no limit) or 32 to 320 kbps"
+            )
+        if not 0 <= self.transcode_max_streams <= 10_000:
+            raise ConfigError(
+                f"MUSICINDEX_TRANSCODE_MAX_STREAMS={self.transcode_max_streams}: must be between 0 (no transcoding) "
+                "and 10000"
+            )
+        if not 0 <= self.transcode_cache_mb <= 1_000_000:
+            raise ConfigError(f"MUSICINDEX_TRANSCODE_CACHE_MB={self.transcode_cache_mb}: must be between 0 and 1000000")
 
     @property
     def window(self) -> AnalysisWindow:

@@ -152,3 +152,18 @@ class ArtifactIntegrityError(MusicIndexError):
 
 class PretrainedModelError(ArtifactIntegrityError):
     """The weights of a pretrained model (musicnn) are missing, corrupted, or do not fit its network."""
+
+
+# --- transcoding (musicindex.media.transcode) ----------------------------------------
+class TranscodeError(AudioError):
+    """A song cannot be transcoded (a file FFmpeg cannot read, no audio in it); the message has no path."""
+
+
+class TranscodeBusyError(MusicIndexError):
+    """Every transcoding slot is taken (``MUSICINDEX_TRANSCODE_MAX_STREAMS``); retry after ``retry_after`` s."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -54,6 +54,8 @@ SERVICE_METHODS: dict[str, tuple[str, ...]] = {
         "session_user", "session_epoch",
         "authenticate_password", "authenticate_token", "authenticate_api_key", "star", "unstar", "set_rating",
         "scrobble", "save_play_queue", "create_playlist", "update_playlist", "delete_playlist",
+        "create_bookmark", "bookmarks", "delete_bookmark", "report_playback", "skipped_track_ids",
+        "save_play_queue_by_index", "play_queue_index", "set_max_bit_rate", "max_bit_rate",
     ),
 }  # fmt: skip
 """The methods of each service that ``MusicIndex`` offers as its own."""

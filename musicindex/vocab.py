@@ -106,6 +106,9 @@ MOOD_TAGS: Final = (
     "Mellow", "chill", "chillout", "happy", "sad", "beautiful", "sexy", "party", "catchy", "easy listening",
 )  # fmt: skip
 """The musicnn tags that are moods (the OpenSubsonic ``moods`` of a song), among its top tags."""
+STARTING, PLAYING, PAUSED, STOPPED = "starting", "playing", "paused", "stopped"
+PLAYBACK_STATES: Final = (STARTING, PLAYING, PAUSED, STOPPED)
+"""The states a music app reports of a playback (OpenSubsonic ``reportPlayback``; ``play_events.state``)."""
 
 # --------------------------------------------------------------------------- queues
 QUEUE_INGEST: Final = "ingest"

@@ -1,4 +1,5 @@
-"""`musicindex user`: the accounts of the Subsonic API and the web page (add, list, passwd, remove, apikey).
+"""`musicindex user`: the accounts of the Subsonic API and the web page (add, list, passwd, remove, apikey,
+bitrate).
 
 Passwords are read from standard input (``--password-stdin``: the first line) or typed at a hidden prompt; they
 are never printed, logged or put in an error message. ``apikey`` prints a new key once (stored as its sha256).
@@ -91,3 +92,20 @@ def user_apikey(name: str = typer.Argument(..., help="login name")) -> None:
     err_console.print(
         "(shown once; kept only as its sha256: `musicindex user apikey` again makes another)", style="dim"
     )
+
+
+@user_app.command("bitrate")
+@handle_errors
+def user_bitrate(
+    name: str = typer.Argument(..., help="login name"),
+    kbps: int | None = typer.Argument(None, help="most kbps of this listener's streams (32-320); 0: no limit"),
+) -> None:
+    """Show or set the most kilobits per second of an account's streams (music apps get a transcode above it)."""
+    index = open_index(broker=False)
+    if kbps is None:
+        current = index.users.max_bit_rate(index.users.user(name).id)
+        console.print(f"{safe(name)}: {f'{current} kbps' if current else 'no limit of its own'}", highlight=False)
+        return
+    user = index.users.set_max_bit_rate(name, kbps)
+    shown = f"{kbps} kbps" if kbps else "no limit of its own"
+    console.print(f"streams of [bold]{safe(user.name)}[/]: {shown}", highlight=False)

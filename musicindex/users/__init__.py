@@ -1,5 +1,6 @@
 """Listeners: accounts (``accounts``: names, encrypted passwords, hashed API keys, the system user) and what each
-listener does (``state``: stars, ratings, plays, now playing, the play queue, playlists).
+listener does (``state``: stars, ratings, plays, now playing, the play queue, playlists; ``playback``: bookmarks,
+playback reports with their plays and skips, the index-based queue, a listener's maximum bitrate).
 
 :class:`UserService` is ``index.users`` (and its methods are the index's, ``index.SERVICE_METHODS["users"]``).
 Reading a listener's state back is the query layer's (``musicindex.query.catalog``).
@@ -12,11 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from musicindex.config import Settings
-from musicindex.users import state
+from musicindex.users import playback, state
 from musicindex.users.accounts import Accounts, UserInfo
+from musicindex.users.playback import Bookmark, PlaybackReport
 from musicindex.users.state import ItemRef
 
-__all__ = ["ItemRef", "UserInfo", "UserService"]
+__all__ = ["Bookmark", "ItemRef", "PlaybackReport", "UserInfo", "UserService"]
 
 
 class UserService:
@@ -137,3 +139,56 @@ class UserService:
     def delete_playlist(self, user_id: int, playlist_id: int, *, is_admin: bool = False) -> None:
         """Delete a playlist (owner or admin)."""
         state.delete_playlist(self.db, user_id, playlist_id, is_admin=is_admin)
+
+    # ------------------------------------------------------------------ phones: bookmarks, playback, bitrate
+    def create_bookmark(self, user_id: int, track_id: int, position_ms: int, comment: str | None = None) -> None:
+        """Keep a position in a song (replacing the user's bookmark of it)."""
+        playback.create_bookmark(self.db, user_id, track_id, position_ms, comment)
+
+    def bookmarks(self, user_id: int) -> list[Bookmark]:
+        """The user's bookmarks, most recently changed first."""
+        return playback.bookmarks(self.db, user_id)
+
+    def delete_bookmark(self, user_id: int, track_id: int) -> None:
+        """Delete the user's bookmark of a song."""
+        playback.delete_bookmark(self.db, user_id, track_id)
+
+    def report_playback(
+        self,
+        user_id: int,
+        track_id: int,
+        state_name: str,
+        position_ms: int,
+        *,
+        rate: float = 1.0,
+        ignore_scrobble: bool = False,
+        client: str = "",
+    ) -> PlaybackReport:
+        """Record a playback report (starting, playing, paused, stopped): plays and skips (``users.playback``)."""
+        return playback.report(self.db, user_id, track_id, state_name, position_ms, rate=rate,
+                               ignore_scrobble=ignore_scrobble, client=client)  # fmt: skip
+
+    def skipped_track_ids(self, user_id: int, *, min_skips: int = 2, days: int = 90) -> list[int]:
+        """Songs the user keeps skipping (at least ``min_skips`` times in ``days`` days, more than played)."""
+        return playback.skipped_track_ids(self.db, user_id, min_skips=min_skips, days=days)
+
+    def save_play_queue_by_index(
+        self, user_id: int, track_ids: Sequence[int], current_index: int | None = None, position_ms: int = 0,
+        client: str = "",
+    ) -> None:  # fmt: skip
+        """Replace the play queue, its current entry named by position (empty: delete it)."""
+        playback.save_play_queue_by_index(self.db, user_id, track_ids, current_index, position_ms, client)
+
+    def play_queue_index(self, user_id: int, track_ids: Sequence[int], current: int | None) -> int | None:
+        """The index of the current entry of the user's queue as read (``track_ids``, ``current``)."""
+        return playback.play_queue_index(self.db, user_id, track_ids, current)
+
+    def set_max_bit_rate(self, name: str, kbps: int) -> UserInfo:
+        """The most kbps of the streams of ``name`` (0: no limit of their own)."""
+        user = self.user(name)
+        playback.set_max_bit_rate(self.db, user.id, kbps)
+        return user
+
+    def max_bit_rate(self, user_id: int) -> int | None:
+        """The user's own maximum bitrate in kbps (None: none)."""
+        return playback.max_bit_rate(self.db, user_id)

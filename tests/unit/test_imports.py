@@ -176,6 +176,23 @@ def test_users_and_the_subsonic_api_stay_in_their_layers():
     assert _breaking(graph, "musicindex.web.subsonic", ("musicindex.ml", "musicindex.ingest", "musicindex.db")) == {}
 
 
+def test_only_the_transcoder_loads_ffmpeg():
+    """FFmpeg's libraries (PyAV, ``av``) are loaded only by ``musicindex/media/transcode.py``: nothing else in the
+    library (ingest decodes with libsndfile/audioread) pays for them or depends on them."""
+    offenders = []
+    for name, path in _modules().items():
+        if name == "musicindex.media.transcode":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            imported = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            if any(i == "av" or i.startswith("av.") for i in imported):
+                offenders.append(f"{name} imports {imported}")
+    assert offenders == []
+
+
 def test_only_dispatch_talks_to_celery():
     """Only ``musicindex/dispatch.py`` (and the worker package) imports Celery or sends a task."""
     offenders = []
