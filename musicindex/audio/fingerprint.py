@@ -252,9 +252,7 @@ def fingerprint(segments: Sequence[tuple[float, np.ndarray]], duration: float) -
     return Fingerprint(hashes[order], times[order], spans, float(duration))
 
 
-def fingerprint_file(
-    path, window: AnalysisWindow | None = None, *, tail: bool = True, source=None
-) -> Fingerprint:
+def fingerprint_file(path, window: AnalysisWindow | None = None, *, tail: bool = True, source=None) -> Fingerprint:
     """Decode the regions of ``path`` (``regions``) and fingerprint them; raises AudioError (the file) or
     NotFingerprintableError (the audio). The one pass decodes the window already: a stage passes that signal to
     ``fingerprint`` and decodes only the tail."""
@@ -313,6 +311,6 @@ __all__ = [
     "landmarks",
     "query_keys",
     "query_variants",
-    "sampled",
     "regions",
+    "sampled",
 ]

@@ -165,8 +165,14 @@ def decide(a: Fingerprint, b: Fingerprint, m: RecordingMatch | None = None) -> V
     checks = (
         (m.matches >= MIN_MATCHES, f"{m.matches} matching landmarks (at least {MIN_MATCHES})"),
         (m.ratio >= MIN_RATIO, f"{m.ratio:.0%} of the landmarks match (at least {MIN_RATIO:.0%})"),
-        (m.coverage >= MIN_COVERAGE, f"they agree on {m.coverage:.0%} of the common stretch (at least {MIN_COVERAGE:.0%})"),
-        (m.overlap >= MIN_OVERLAP, f"a region lines up with the other over {m.overlap:.0%} (at least {MIN_OVERLAP:.0%})"),
+        (
+            m.coverage >= MIN_COVERAGE,
+            f"they agree on {m.coverage:.0%} of the common stretch (at least {MIN_COVERAGE:.0%})",
+        ),
+        (
+            m.overlap >= MIN_OVERLAP,
+            f"a region lines up with the other over {m.overlap:.0%} (at least {MIN_OVERLAP:.0%})",
+        ),
         (m.agreement >= MIN_AGREEMENT, f"a region agrees on {m.agreement:.0%} (at least {MIN_AGREEMENT:.0%})"),
     )
     for ok, why in checks:
