@@ -85,8 +85,8 @@ class SongTitle:
 
 
 def version_kind(part: str) -> str | None:
-    """The VERSION_WORDS kind a bracketed part or suffix names (folded text), or None."""
-    text = " ".join(re.sub(r"[^\w\"]+", " ", part).split())
+    """The VERSION_WORDS kind a bracketed part or suffix names, or None."""
+    text = " ".join(re.sub(r"[^\w\"]+", " ", fold(part)).split())
     return next((kind for kind, pattern in _MARKERS if pattern.match(text)), None)
 
 
@@ -138,7 +138,7 @@ def artist_names(artist: str | None) -> frozenset[str]:
     """The main credited artists, folded, without a leading article, plus the whole credit (see module doc)."""
     text = fold(artist)
     text = re.split(rf"\s*[(\[]?\s*{_FEAT}\s+", text, maxsplit=1)[0].strip(" ([")
-    if text in UNKNOWN_ARTISTS:
+    if text.strip(" ()[]") in UNKNOWN_ARTISTS:
         return frozenset()
     names = set(_names(text))
     whole = sort_key(text)
