@@ -47,7 +47,8 @@ def test_a_new_file_finds_its_recording_through_the_index(fresh_db, prints):
         found = store.find_recordings(s, prints["song0-cut"], exclude=[ids["song0-cut"]])
         assert [c.track_id for c in found if c.same] == [ids["song0"]]
         best = found[0]
-        assert best.votes >= store.MIN_VOTES and best.match.offset == pytest.approx(4.4, abs=0.1)  # stored time - new time
+        assert best.votes >= store.MIN_VOTES
+        assert best.match.offset == pytest.approx(4.4, abs=0.1)  # the stored track's time minus the new one's
         assert [c.track_id for c in store.find_recordings(s, prints["song1-noisy"]) if c.same] == [ids["song1"]]
         for name in ("song2", "song3"):  # a stored track finds itself and nothing else
             assert [c.track_id for c in store.find_recordings(s, prints[name]) if c.same] == [ids[name]]
