@@ -63,7 +63,7 @@ MAX_DT = 40
 MAX_DF = 63
 """Largest frequency step of a landmark (bins, 680 Hz)."""
 KEY_SAMPLE = 8
-"""One landmark in ``KEY_SAMPLE`` (chosen by its hash, so copies choose the same ones) goes into the index."""
+"""One triplet key in ``KEY_SAMPLE`` (chosen by the key, so copies choose the same ones) goes into the index."""
 TAIL_SECONDS = 15.0
 """Length of the tail region (s)."""
 TAIL_GAP = 5.0
@@ -82,7 +82,6 @@ MIN_LANDMARKS = 100
 MIN_DISTINCT = 0.3
 """Smallest share of distinct hashes among the landmarks (lower: a steady tone or drone, not fingerprinted)."""
 
-_MIX = 0x9E3779B1  # Fibonacci hashing: spreads the structured 22-bit hashes before the index sample
 _HEADER = struct.Struct("<HHIf")  # version, regions, landmarks, duration
 
 
@@ -266,33 +265,52 @@ def fingerprint_file(path, window: AnalysisWindow | None = None, *, tail: bool =
     return fingerprint(segments, info.duration)
 
 
-def index_keys(fp: Fingerprint) -> tuple[np.ndarray, np.ndarray]:
-    """The sampled landmarks that go into the index: ``(keys, times)``, one landmark in ``KEY_SAMPLE`` chosen
-    by its hash (a copy samples the same ones), repeats removed."""
-    keep = sampled(fp.hashes)
-    pairs = np.unique(np.stack([fp.hashes[keep], fp.times[keep]], axis=1), axis=0)
+def _triplets(fp: Fingerprint, variants: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Index keys of ``fp``: every two successive landmarks of one anchor make a triplet (anchor frequency, two
+    frequency steps, two time steps: 35 bits mixed into 32), far more specific than a landmark's 22 bits, so a key's
+    rows stay few at 100 000 tracks. ``variants``: each time step also one frame shorter and longer (9 keys)."""
+    h, t = fp.hashes.astype(np.int64), fp.times
+    anchor = h >> 13
+    pair = np.nonzero((t[1:] == t[:-1]) & (anchor[1:] == anchor[:-1]))[0]
+    f1, df_a, dt_a = anchor[pair], (h[pair] >> 6) & 127, h[pair] & 63
+    df_b, dt_b = (h[pair + 1] >> 6) & 127, h[pair + 1] & 63
+    times = t[pair]
+    if variants:
+        steps = [(a, b) for a in (0, -1, 1) for b in (0, -1, 1)]
+        f1, df_a, df_b, times = (np.tile(x, len(steps)) for x in (f1, df_a, df_b, times))
+        dt_a = np.concatenate([np.clip(dt_a + a, 0, 63) for a, _ in steps])
+        dt_b = np.concatenate([np.clip(dt_b + b, 0, 63) for _, b in steps])
+    x = (f1 << 26) | (df_a << 19) | (dt_a << 13) | (df_b << 6) | dt_b
+    mixed = (x.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+    return mixed.astype(np.uint32).view(np.int32), times.astype(np.int32)
+
+
+def sampled(keys: np.ndarray) -> np.ndarray:
+    """Mask of the index keys that belong to the index sample (one in ``KEY_SAMPLE``: the keys are mixed hashes,
+    so their top bits choose; a copy samples the same ones)."""
+    return keys.view(np.uint32) < np.uint32((1 << 32) // KEY_SAMPLE)
+
+
+def _unique(keys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = sampled(keys)
+    pairs = np.unique(np.stack([keys[keep].astype(np.int64), times[keep].astype(np.int64)], axis=1), axis=0)
     return pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32)
 
 
-def sampled(hashes: np.ndarray) -> np.ndarray:
-    """Mask of the hashes that belong to the index sample (one in ``KEY_SAMPLE``, by a mix of the hash)."""
-    mixed = (hashes.astype(np.uint64) * np.uint64(_MIX)) & np.uint64(0xFFFFFFFF)
-    return mixed < np.uint64((1 << 32) // KEY_SAMPLE)
+def index_keys(fp: Fingerprint) -> tuple[np.ndarray, np.ndarray]:
+    """What goes into the index: ``(keys, times)``, the sampled triplet keys (``_triplets``), repeats removed."""
+    return _unique(*_triplets(fp, variants=False))
 
 
 def query_keys(fp: Fingerprint) -> tuple[np.ndarray, np.ndarray]:
-    """What a lookup sends to the index: every landmark's ``query_variants`` that belong to the sample, with
-    the landmark's time, repeats removed."""
-    hashes = query_variants(fp.hashes)
-    times = np.tile(fp.times, 3)
-    keep = sampled(hashes)
-    pairs = np.unique(np.stack([hashes[keep], times[keep]], axis=1), axis=0)
-    return pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32)
+    """What a lookup sends to the index: the triplet keys with their time-step variants that belong to the sample,
+    with their times, repeats removed."""
+    return _unique(*_triplets(fp, variants=True))
 
 
 def query_variants(hashes: np.ndarray) -> np.ndarray:
-    """Each hash with its time step one frame shorter and longer too: a peak that lands in the next frame of a
-    copy (a trim by a fraction of a frame, an encoder's delay) still finds its landmark."""
+    """Each landmark hash with its time step one frame shorter and longer too: a peak that lands in the next frame
+    of a copy (a trim by a fraction of a frame, an encoder's delay) still finds its landmark."""
     dt = hashes & 63
     base = hashes & ~np.int32(63)
     return np.concatenate([hashes, base | np.maximum(dt - 1, 0), base | np.minimum(dt + 1, 63)]).astype(np.int32)
