@@ -6,8 +6,8 @@ Two tables (``DDL``; the migration phase 2 adds with the fingerprint stage is in
 * ``track_fingerprints``: one row per track: the extractor version, the fingerprint (``Fingerprint.to_bytes``)
   or, for a track that cannot be fingerprinted, NULL and the reason;
 * ``fingerprint_keys``: the index: one row per sampled triplet key (``index_keys``: two successive landmarks of
-  one anchor, one in eight, chosen by the key), ``(key, track_id, t)``, B-tree on ``(key, track_id, t)`` (the lookup reads the index only) and on ``track_id``
-  (a track's keys are replaced or deleted with it).
+  one anchor, one in eight, chosen by the key), ``(key, track_id, t)``, B-tree on ``(key, track_id, t)`` (the
+  lookup reads the index only) and on ``track_id`` (a track's keys are replaced or deleted with it).
 
 ``find_recordings(session, fp)``: the sampled triplet keys of ``fp`` (with their one-frame time-step variants) are
 looked up in the index, grouped by (track, time shift); a copy piles its votes on one shift, chance hits scatter.
