@@ -230,7 +230,7 @@ def fingerprint_item(item: Item) -> tuple[object, dict[str, float]]:
     way the one pass reads it."""
     from musicindex.audio import fingerprint as F
     from musicindex.audio.decode import _resample, read_window
-    from musicindex.audio.window import SAMPLE_RATE, AnalysisWindow
+    from musicindex.audio.window import SAMPLE_RATE
     from musicindex.errors import AudioError
 
     cost = {"compute": 0.0, "extra_decode": 0.0, "window_decode": 0.0}
@@ -244,18 +244,11 @@ def fingerprint_item(item: Item) -> tuple[object, dict[str, float]]:
                 part = np.ascontiguousarray(mono[int(start * sr) : int(start * sr) + int(n * sr)], dtype=np.float32)
                 segments.append((start, _resample(part, sr, SAMPLE_RATE)))
         else:
-            from musicindex.audio.decode import probe
-
             t0 = time.process_time()
             read_window(item.path)  # what the pass decodes anyway: the analysis window
             t1 = time.process_time()
-            info = probe(item.path)
-            segments = [
-                (start, read_window(item.path, AnalysisWindow(offset=start, duration=n))[0])
-                for start, n in F.regions(info.duration)
-            ]
+            segments, duration = F.read_regions(item.path)
             t2 = time.process_time()
-            duration = info.duration
             cost["window_decode"] = t1 - t0
             cost["extra_decode"] = max(0.0, (t2 - t1) - (t1 - t0))  # the tail (a short track: the rest of it)
         t0 = time.process_time()

@@ -251,18 +251,31 @@ def fingerprint(segments: Sequence[tuple[float, np.ndarray]], duration: float) -
     return Fingerprint(hashes[order], times[order], spans, float(duration))
 
 
-def fingerprint_file(path, window: AnalysisWindow | None = None, *, tail: bool = True, source=None) -> Fingerprint:
-    """Decode the regions of ``path`` (``regions``) and fingerprint them; raises AudioError (the file) or
-    NotFingerprintableError (the audio). The one pass decodes the window already: a stage passes that signal to
-    ``fingerprint`` and decodes only the tail."""
+def read_regions(
+    path, window: AnalysisWindow | None = None, *, tail: bool = True, source=None
+) -> tuple[list[tuple[float, np.ndarray]], float]:
+    """Decode the ``regions`` of ``path``: ``([(start_s, mono at SAMPLE_RATE)], duration)``. A tail that is digital
+    silence is left out (its copies leave it out too); any other decoding failure raises AudioError."""
     from .decode import probe, read_window
 
     info = probe(Path(path), source=source)
     segments = []
-    for start, length in regions(info.duration, window, tail=tail):
-        y, _ = read_window(path, AnalysisWindow(offset=start, duration=length), source=source)
+    for k, (start, length) in enumerate(regions(info.duration, window, tail=tail)):
+        try:
+            y, _ = read_window(path, AnalysisWindow(offset=start, duration=length), source=source)
+        except InvalidAudioError as e:
+            if k == 0 or not str(e).startswith("silent"):
+                raise
+            continue
         segments.append((start, y))
-    return fingerprint(segments, info.duration)
+    return segments, info.duration
+
+
+def fingerprint_file(path, window: AnalysisWindow | None = None, *, tail: bool = True, source=None) -> Fingerprint:
+    """Decode the regions of ``path`` (``read_regions``) and fingerprint them; raises AudioError (the file) or
+    NotFingerprintableError (the audio). The one pass decodes the window already: a stage passes that signal to
+    ``fingerprint`` and decodes only the tail."""
+    return fingerprint(*read_regions(path, window, tail=tail, source=source))
 
 
 def _triplets(fp: Fingerprint, variants: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -329,6 +342,7 @@ __all__ = [
     "landmarks",
     "query_keys",
     "query_variants",
+    "read_regions",
     "regions",
     "sampled",
 ]

@@ -11,7 +11,8 @@
 * ``overlap``: the share of the shorter-covered fingerprint that the common stretch is.
 
 ``decide(a, b, m)`` says "same recording" when all of these hold (``RULE`` documents the numbers): enough
-matches, ratio, coverage and overlap, and durations within ``max(DURATION_SLACK_S, DURATION_SLACK * longer)``.
+matches, ratio, coverage, per-region overlap and agreement, a shift of at most ``MAX_SHIFT_S``, and durations
+within ``max(DURATION_SLACK_S, DURATION_SLACK * longer)``.
 The confidence is the weakest of ratio and coverage against their bars, in [0, 1].
 """
 
@@ -29,10 +30,14 @@ MIN_RATIO = 0.08
 """Smallest share of the landmarks in the common stretch that match (copies measured 0.2 and up)."""
 MIN_COVERAGE = 0.8
 """Smallest share of the common stretch's segments where the two agree (a shared intro or sample is a part)."""
-MIN_OVERLAP = 0.5
+MAX_SHIFT_S = 12.0
+"""Largest time shift of a copy (s): the most a copy's start may be trimmed (or padded); two tracks that share a
+long stretch at another place (an edit with a new intro) are not one recording."""
+MIN_OVERLAP = 0.6
 """Smallest share of each region (window, tail) of either fingerprint that lies in the common stretch."""
 MIN_AGREEMENT = 0.5
-"""Smallest share of each region's common pieces where the two agree (a shared intro agrees in the window only)."""
+"""Smallest share of each region's common pieces (with landmarks on either side) where the two agree: a shared
+intro agrees in the window only, and a tail that is silent in one of them does not agree."""
 MIN_REGION_SECONDS = 5.0
 """Regions shorter than this are not held to the two per-region bars."""
 DURATION_SLACK_S = 12.0
@@ -46,7 +51,8 @@ RULE = (
     f"same recording when >= {MIN_MATCHES} landmarks match at one time shift, >= {MIN_RATIO:.0%} of the landmarks "
     f"where both are fingerprinted match, the two agree on >= {MIN_COVERAGE:.0%} of that common stretch "
     f"({SEGMENT_SECONDS:.0f} s pieces), the stretch is >= {MIN_OVERLAP:.0%} of the shorter-covered fingerprint, and "
-    f"the durations differ by at most max({DURATION_SLACK_S:.0f} s, {DURATION_SLACK:.0%})"
+    f"the durations differ by at most max({DURATION_SLACK_S:.0f} s, {DURATION_SLACK:.0%}), the shift is at most "
+    f"{MAX_SHIFT_S:.0f} s and every region lines up >= {MIN_OVERLAP:.0%} and agrees >= {MIN_AGREEMENT:.0%}"
 )
 
 
@@ -135,7 +141,9 @@ def compare(a: Fingerprint, b: Fingerprint) -> RecordingMatch:
     m = int(np.count_nonzero(in_a[matched]))
     ratio = m / max(1, min(int(in_a.sum()), int(in_b.sum())))
     seg = max(1, round(SEGMENT_SECONDS / FRAME_SECONDS))
-    both = np.intersect1d(a.times[in_a] // seg, b_times[in_b] // seg)  # pieces where both have landmarks
+    pieces_a, pieces_b = np.unique(a.times[in_a] // seg), np.unique(b_times[in_b] // seg)
+    both = np.intersect1d(pieces_a, pieces_b)  # pieces where both have landmarks
+    either = np.union1d(pieces_a, pieces_b)  # a piece silent on one side only disagrees
     agree = np.intersect1d(a.times[matched] // seg, both)
     coverage = agree.size / both.size if both.size else 0.0
     # every region of either (the window, the tail) must line up with the other's and agree there
@@ -146,7 +154,7 @@ def compare(a: Fingerprint, b: Fingerprint) -> RecordingMatch:
             continue
         shared = _intersect((region,), common)
         overlap = min(overlap, sum(hi - lo for lo, hi in shared) / length)
-        pieces = both[_clip(both * seg + seg // 2, shared)]
+        pieces = either[_clip(either * seg + seg // 2, shared)]
         if pieces.size >= 2:
             agreement = min(agreement, np.intersect1d(agree, pieces).size / pieces.size)
     return RecordingMatch(m, shift * FRAME_SECONDS, ratio, coverage, overlap, agreement)
@@ -162,6 +170,10 @@ def decide(a: Fingerprint, b: Fingerprint, m: RecordingMatch | None = None) -> V
     m = compare(a, b) if m is None else m
     if not durations_agree(a.duration, b.duration):
         return Verdict(False, 0.0, f"durations differ: {a.duration:.1f} s and {b.duration:.1f} s")
+    if abs(m.offset) > MAX_SHIFT_S:
+        return Verdict(
+            False, 0.0, f"they agree {abs(m.offset):.1f} s apart (a copy is trimmed by at most {MAX_SHIFT_S:.0f} s)"
+        )
     checks = (
         (m.matches >= MIN_MATCHES, f"{m.matches} matching landmarks (at least {MIN_MATCHES})"),
         (m.ratio >= MIN_RATIO, f"{m.ratio:.0%} of the landmarks match (at least {MIN_RATIO:.0%})"),

@@ -16,6 +16,7 @@ import pytest
 from musicindex.audio import fingerprint as F
 from musicindex.audio.window import SAMPLE_RATE, AnalysisWindow
 from musicindex.dupes import recording as R
+from musicindex.errors import InvalidAudioError
 
 SR = SAMPLE_RATE
 SCALE = 2.0 ** (np.array([0, 2, 3, 5, 7, 8, 10, 12, 14, 15, 17, 19]) / 12.0)
@@ -276,3 +277,17 @@ def test_fingerprint_file_reads_the_regions_of_a_real_file(tmp_path, songs, prin
     sf.write(short, songs[0][: 6 * SR], SR)
     with pytest.raises(F.NotFingerprintableError, match=r"too short to fingerprint: 6\.0 s"):
         F.fingerprint_file(short)
+
+
+def test_a_digitally_silent_tail_is_left_out_and_the_window_still_fingerprints(tmp_path, songs, prints):
+    import soundfile as sf
+
+    y = songs[0].copy()
+    y[75 * SR :] = 0.0  # a silent end (a hidden-track gap): no tail region, the window alone
+    sf.write(tmp_path / "silent-end.flac", y, SR)
+    fp = F.fingerprint_file(tmp_path / "silent-end.flac")
+    assert fp.regions == prints[0].regions[:1]
+    silent = np.zeros(100 * SR, dtype=np.float32)
+    sf.write(tmp_path / "silent.flac", silent, SR)
+    with pytest.raises(InvalidAudioError, match="silent"):  # a silent window is the file's problem (the pass's)
+        F.fingerprint_file(tmp_path / "silent.flac")
