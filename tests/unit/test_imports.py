@@ -269,3 +269,14 @@ def test_the_write_detector_finds_planted_writes(tmp_path):
 
 def test_cycle_detector_finds_a_planted_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_duplicates_stay_below_the_entry_points_and_audio_never_imports_them():
+    """``musicindex.dupes`` (the fingerprint index, the same-recording and same-song rules) joins the audio
+    fingerprint and the database like ingestion does: it never imports an entry point, the models, ingestion or the
+    servers, and ``audio`` never imports it."""
+    graph = _graph()
+    forbidden = ("musicindex.web", "musicindex.cli", "musicindex.index", "musicindex.sample", "musicindex.ml",
+                 "musicindex.ingest", "musicindex.servers", "musicindex.dispatch", "musicindex.query")  # fmt: skip
+    assert _breaking(graph, "musicindex.dupes", forbidden) == {}
+    assert _breaking(graph, "musicindex.audio", ("musicindex.dupes",)) == {}
