@@ -28,10 +28,11 @@ from musicindex.config import Settings
 from musicindex.web import sessions
 from musicindex.web.errors import body
 
-PUBLIC_PATHS = frozenset({"/login", "/logout", "/favicon.ico", "/api/health"})
+PUBLIC_PATHS = frozenset({"/login", "/logout", "/favicon.ico", "/api/health", "/api/library/me"})
 PUBLIC_PREFIXES = ("/static/", "/rest/")
-"""What anyone may call: the login page, the health check, the static files (scripts, styles: no library data),
-and the Subsonic API (every call authenticates itself)."""
+"""What anyone may call: the login page, the health check, who the page acts for (``/api/library/me``: logged in
+or not, whether accounts exist), the static files (scripts, styles: no library data), and the Subsonic API (every
+call authenticates itself)."""
 
 
 def public(path: str) -> bool:

@@ -7,6 +7,9 @@ runs uvicorn's own HTTP protocol class (h11, or httptools when installed) subcla
 * **header deadline** (``MUSICINDEX_HEADER_TIMEOUT``): from the connection, or from the first byte after an answer,
   a client has that long to complete the request's headers; then it gets ``408 Request Timeout`` and the
   connection is closed;
+* **no slot for silence**: a connection counts towards uvicorn's ``limit_concurrency`` only from its first complete
+  request on (uvicorn refuses requests with 503 once that many connections are open), so connections that never
+  finish their headers cannot make other clients' requests fail; they also do not hold up a shutdown;
 * **per-address cap** (``MUSICINDEX_MAX_CONNECTIONS_PER_ADDRESS``): a connection beyond the cap from one peer
   address (an IPv6 /64 counts as one) is answered ``503`` and closed at once, before anything is read. Trusted
   proxies (``MUSICINDEX_TRUSTED_PROXIES``) are not capped: their connections carry many clients.
@@ -66,6 +69,7 @@ def guarded_protocol(settings: Settings, base: type[asyncio.Protocol] | None = N
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
+            self.connections.discard(self)  # counted from its first request on (data_received)
             peer = self.client[0] if self.client else None
             if peer is not None and not _trusted(peer, trusted):
                 self._mi_address = address_key(peer)
@@ -94,6 +98,8 @@ def guarded_protocol(settings: Settings, base: type[asyncio.Protocol] | None = N
             super().data_received(data)
             if self.cycle is not self._mi_waiting:  # a new request's headers are complete
                 self._mi_cancel()
+                if not self.transport.is_closing():
+                    self.connections.add(self)
             if self._mi_deadline is None and (self.cycle is None or self.cycle.response_complete):
                 self._mi_arm()  # bytes of the next request: its headers have the deadline too
 

@@ -18,6 +18,7 @@ from musicindex.web import api, api_library, errors, pages, pages_library, secur
 from musicindex.web.deps import Limits
 
 if TYPE_CHECKING:
+    from musicindex.config import Settings
     from musicindex.index import MusicIndex
 
 DEFAULT_HOST = "127.0.0.1"
@@ -155,13 +156,22 @@ def serve(index: MusicIndex, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     import uvicorn
 
     from musicindex import logscrub
-    from musicindex.web.connections import guarded_protocol
 
     security.check_bind(host, index.settings)
     app = create_app(index, host=host)
     warm_up(app)
     logscrub.install()
-    uvicorn.run(
+    uvicorn.Server(server_config(app, index.settings, host, port, log_level)).run()
+
+
+def server_config(app: Any, settings: Settings, host: str, port: int, log_level: str = "warning") -> Any:
+    """The ``uvicorn.Config`` of ``serve``: forwarded headers only through ``create_app`` (trusted proxies), the
+    guarded HTTP protocol (header deadline, per-address cap), credentials scrubbed from uvicorn's log lines."""
+    import uvicorn
+
+    from musicindex.web.connections import guarded_protocol
+
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -170,7 +180,7 @@ def serve(index: MusicIndex, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         access_log=log_level in ("info", "debug", "trace"),
         server_header=False,
         proxy_headers=False,  # create_app trusts only MUSICINDEX_TRUSTED_PROXIES
-        http=guarded_protocol(index.settings),
+        http=guarded_protocol(settings),
         limit_concurrency=256,
         timeout_keep_alive=5,
     )
