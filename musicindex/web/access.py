@@ -70,3 +70,9 @@ def refusal(request: Request) -> Response:
         status_code=401,
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error (the driver's message), for the 503 answer."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else "connection lost"

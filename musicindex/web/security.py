@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -38,7 +39,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from musicindex.config import Settings
-from musicindex.errors import ConfigError, InvalidArgumentError
+from musicindex.errors import ConfigError, InvalidArgumentError, ServiceError
 from musicindex.users.limiter import client_address
 from musicindex.web import access
 from musicindex.web.errors import ApiError, HtmlRenderer, body
@@ -374,7 +375,14 @@ class RequestGuard:
 
         # 5. the login rule: once accounts exist, the library is read with a session, the token or (/rest) a
         # Subsonic credential (access.py; the session is looked up in a worker thread, never on the event loop)
-        refused = await access.login_refusal(scope, headers, self.settings)
+        try:
+            refused = await access.login_refusal(scope, headers, self.settings)
+        except OperationalError as exc:  # the database is down: say so, as the routes do (503)
+            await self._refuse(
+                scope, receive, send, 503, "server_unreachable",
+                f"PostgreSQL does not answer: {access.first_line(exc)}", exit_code=ServiceError.exit_code,
+            )  # fmt: skip
+            return
         if refused is not None:
             await refused(scope, receive, send)
             return
