@@ -100,7 +100,7 @@ class Settings:
     header_timeout: float = 10.0
     """Seconds a client of ``serve`` has to send a request's headers (from the connection or the previous answer);
     then 408 and the connection is closed (slow-header attacks)."""
-    max_connections_per_address: int = 32
+    max_connections_per_address: int = 64
     """Most open connections of ``serve`` from one client address (trusted proxies excepted); more are answered 503
     and closed at once."""
     upload_max_bytes: int = 50_000_000
