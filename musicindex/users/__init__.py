@@ -77,6 +77,11 @@ class UserService:
         """Whether any login account exists (kept a moment; a change through this service drops it)."""
         return self._accounts.has_logins()
 
+    def logins_known(self) -> bool | None:
+        """What ``has_logins`` found a moment ago (None: not known now); never asks the database (safe on an event
+        loop)."""
+        return self._accounts.logins_known()
+
     # ------------------------------------------------------------------ web sessions (server-side)
     def open_session(self, user_id: int) -> str:
         """A new web session of ``user_id``: its id, returned once (the server keeps only its sha256)."""

@@ -299,6 +299,13 @@ class Accounts:
         self._logins = (now, found)
         return found
 
+    def logins_known(self) -> bool | None:
+        """What ``has_logins`` last found, while it is fresh (None: not known now); never asks the database."""
+        known = self._logins
+        if known is not None and time.monotonic() - known[0] < self.LOGINS_TTL:
+            return known[1]
+        return None
+
     # ------------------------------------------------------------------ authentication
     def _login(self, name: Any) -> tuple[UserInfo, str] | None:
         """(account, its password) of the login ``name``, or None (unknown, invalid, system, no password)."""

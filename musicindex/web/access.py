@@ -53,6 +53,8 @@ async def login_refusal(scope: Scope, headers: dict[str, str], settings: Setting
     if public(scope["path"]) or bearer_ok(headers.get("authorization"), settings):
         return None
     request = Request(scope)
+    if request.app.state.index.users.logins_known() is False:  # no account a moment ago: nothing to look up
+        return None
     viewer = await run_in_threadpool(sessions.viewer, request)
     if not viewer.accounts or viewer.logged_in:
         return None
