@@ -110,6 +110,19 @@ class PermissionDeniedError(MusicIndexError):
     exit_code = 2
 
 
+class TooManyAttemptsError(PermissionDeniedError):
+    """Too many failed attempts to prove a password or key from this address (for this account): nothing is
+    checked until the cool-down ends (``retry_after`` seconds). HTTP 429 with ``Retry-After``."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(f"too many attempts, retry in {self.retry_after} s")
+
+    @property
+    def http_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class NotEnoughDataError(MusicIndexError):
     """Training was asked for with too little labelled data."""
 

@@ -51,7 +51,8 @@ SERVICE_METHODS: dict[str, tuple[str, ...]] = {
     ),
     "users": (
         "add_user", "list_users", "user", "set_password", "remove_user", "new_api_key", "local_user", "has_logins",
-        "session_user", "session_epoch",
+        "logins_known",
+        "api_keys", "revoke_api_key", "open_session", "session_user", "end_session", "end_sessions",
         "authenticate_password", "authenticate_token", "authenticate_api_key", "star", "unstar", "set_rating",
         "scrobble", "save_play_queue", "create_playlist", "update_playlist", "delete_playlist",
         "create_bookmark", "bookmarks", "delete_bookmark", "report_playback", "skipped_track_ids",

@@ -193,6 +193,20 @@ def test_only_the_transcoder_loads_ffmpeg():
     assert offenders == []
 
 
+def test_every_proof_of_a_password_or_key_goes_through_the_users_service():
+    """Issue 28: one attempt limiter for every way to prove who one is. It lives in the users service
+    (``UserService.authenticate_*``), so nothing above it may reach the accounts or the limiter's tables directly:
+    outside ``musicindex.users`` only the service itself (the package), the request's address (``limiter``) and the
+    session store's constants (``sessions``) are imported."""
+    graph = _graph()
+    allowed = {"musicindex.users", "musicindex.users.limiter", "musicindex.users.sessions", "musicindex.users.state"}
+    reaching = {
+        (m, d) for m, deps in graph.items() if not m.startswith("musicindex.users")
+        for d in deps if d.startswith("musicindex.users") and d not in allowed
+    }  # fmt: skip
+    assert reaching == set()
+
+
 def test_only_dispatch_talks_to_celery():
     """Only ``musicindex/dispatch.py`` (and the worker package) imports Celery or sends a task."""
     offenders = []

@@ -61,7 +61,7 @@ class Call:
     params: Params
     user: UserInfo | None
     state: Any
-    """The app's Subsonic state (``SubsonicState``: the failure limiter, the scan in progress)."""
+    """The app's Subsonic state (``SubsonicState``: the scan in progress)."""
 
     @property
     def user_id(self) -> int:
@@ -110,7 +110,9 @@ def server_version() -> str:
 async def answer(request: Request, handler: Handler, auth_required: bool) -> Response:
     index: MusicIndex = request.app.state.index
     state = request.app.state.subsonic
-    if not request.app.state.limits.cached("subsonic-logins", LOGINS_TTL, index.users.has_logins):
+    if not await run_in_threadpool(
+        request.app.state.limits.cached, "subsonic-logins", LOGINS_TTL, index.users.has_logins
+    ):
         return PlainTextResponse(
             "the Subsonic API is served once an account exists: musicindex user add NAME --password-stdin",
             status_code=404,
@@ -126,7 +128,7 @@ async def answer(request: Request, handler: Handler, auth_required: bool) -> Res
         address = request.client.host if request.client else "unknown"
 
         def run() -> dict[str, Any] | Response:  # authentication and the handler in one worker thread
-            user = auth.authenticate(index, params, address, state.limiter) if auth_required else None
+            user = auth.authenticate(index, params, address) if auth_required else None
             return handler(Call(request, index, params, user, state))
 
         result = await run_in_threadpool(run)
@@ -242,10 +244,10 @@ class Scanner:
 
 
 class SubsonicState:
-    """What the Subsonic routes of one app share: the failed-login limiter, the scan in progress, the transcodes."""
+    """What the Subsonic routes of one app share: the scan in progress and the transcodes (failed logins are
+    limited by the users service, ``musicindex/users/limiter.py``)."""
 
     def __init__(self) -> None:
-        self.limiter = auth.FailureLimiter()
         self.scanner = Scanner()
         self._transcoder: Transcoder | None = None
         self._lock = threading.Lock()
