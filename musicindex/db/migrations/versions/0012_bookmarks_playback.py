@@ -9,7 +9,7 @@
 * ``play_queues.current_index``: the position of the current entry (OpenSubsonic ``indexBasedQueue``).
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-07
 """
 
