@@ -273,12 +273,9 @@ def test_apply_active_gives_a_new_track_its_rows(trained, tmp_path):
         assert {
             p.model_version_id for p in s.execute(select(Prediction).where(Prediction.track_id == tid)).scalars()
         } == {v.id for v in active if v.kind in vocab.CLASSIFIER_KINDS}
-        assert (
-            s.execute(
-                select(func.count()).select_from(ClusterAssignment).where(ClusterAssignment.track_id == tid)
-            ).scalar()
-            == len(set(STUDY) & set(vocab.CLUSTER_KINDS))
-        )
+        assert s.execute(
+            select(func.count()).select_from(ClusterAssignment).where(ClusterAssignment.track_id == tid)
+        ).scalar() == len(set(STUDY) & set(vocab.CLUSTER_KINDS))
     backfill.apply_active(db, [tid])  # idempotent (upsert)
     for v in active:
         assert tid not in backfill.tracks_without_rows(db, v.id)

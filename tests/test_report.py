@@ -7,9 +7,10 @@ import re
 import pytest
 from sqlalchemy import select, update
 
-from musicindex import ingest
-from musicindex.db.orm import Track
+from musicindex import ingest, vocab
+from musicindex.db.orm import SpaceMap, Track
 from musicindex.localworker import settings_env
+from musicindex.ml import maps
 from musicindex.sample.library import generate_library
 from tests.conftest import run_cli
 
@@ -37,9 +38,17 @@ def test_report_names_every_model_and_escapes(index, tmp_path):
     res = index.train(kinds, local=True, quick=True, net_cv_folds=0, seed=0)
     assert res.status == "succeeded"
 
+    # the maps are computed once per model version and cached: drawn here, the report only reads them
+    drawn = {(sp, m): maps.space_map(index.db, sp, m) for sp in ("features", "ann") for m in vocab.MAP_METHODS}
+    assert not any(d.cached for d in drawn.values())
     out = tmp_path / "report"
-    r = run_cli("report", "--out", str(out), env=settings_env(index.settings))
+    r = run_cli("report", "--out", str(out), env=settings_env(index.settings), timeout=600)
     assert r.returncode == 0, r.stderr
+    with index.db.session() as s:
+        rows = s.execute(select(SpaceMap.model_version_id, SpaceMap.method, SpaceMap.seconds)).all()
+    assert {(r.model_version_id, r.method, r.seconds) for r in rows} == {
+        (d.model_version_id, d.method, d.seconds) for d in drawn.values()
+    }  # nothing recomputed
     html = (out / "index.html").read_text()
     active = index.active_models()
     assert set(active) == {"scaler", *kinds}

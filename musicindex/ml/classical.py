@@ -143,7 +143,7 @@ def train_classical(
             best_score = tuned[1]
             best = estimators.describe(tuned[0])
             model = estimators.configured(kind, tuned[0], seed).fit(X_tr, y_tr)
-        metrics = classification_metrics(y_te, predict_labels(model, X_te), classes)
+        metrics = classification_metrics(y_te.tolist(), predict_labels(model, X_te).tolist(), classes)
         cv_plan_splits = folds.cv_splits(y, plan, cv_folds, seed)
         cv = cross_validate(
             clone(model), X, y, cv=cv_plan_splits, scoring={"accuracy": "accuracy", "f1": "f1_macro"}, n_jobs=None

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from musicindex.errors import NotEnoughDataError
 from musicindex.ml import artifacts
 from musicindex.ml.options import TrainOptions
 from musicindex.ml.trainset import Trained, TrainingSet
@@ -68,6 +69,19 @@ class ClusterResult:
     seconds: float
 
 
+def _prepare(X: np.ndarray, pca: float | int | None, seed: int) -> tuple[list[tuple[str, Any]], np.ndarray]:
+    """The fitted ``StandardScaler -> [PCA]`` steps and the data they give (what every clusterer reads)."""
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
+    if pca:
+        steps.append(("pca", PCA(n_components=pca, svd_solver="full", random_state=seed)))
+    prep = Pipeline(steps).fit(X)
+    return steps, prep.transform(X)
+
+
 def train_clusterer(
     kind: str,
     X: np.ndarray,
@@ -77,16 +91,10 @@ def train_clusterer(
     pca: float | int | None = None,
     seed: int = 42,
 ) -> ClusterResult:
-    from sklearn.decomposition import PCA
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
     t0 = time.perf_counter()
-    steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
-    if pca:
-        steps.append(("pca", PCA(n_components=pca, svd_solver="full", random_state=seed)))
-    prep = Pipeline(steps).fit(X)
-    Z = prep.transform(X)
+    steps, Z = _prepare(X, pca, seed)
     n = len(X)
     sweep: list[dict[str, Any]] = []
     with warnings.catch_warnings():
@@ -152,17 +160,11 @@ def train_agglomerative(
 ) -> ClusterResult:
     """Agglomerative clustering as described in the module docstring."""
     from scipy.cluster.hierarchy import linkage
-    from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestCentroid
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
     t0 = time.perf_counter()
-    steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
-    if pca:
-        steps.append(("pca", PCA(n_components=pca, svd_solver="full", random_state=seed)))
-    prep = Pipeline(steps).fit(X)
-    Z = prep.transform(X)
+    steps, Z = _prepare(X, pca, seed)
     n = len(Z)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(n, sample, replace=False)) if n > sample else np.arange(n)
@@ -182,11 +184,13 @@ def train_agglomerative(
     rows = [(r["silhouette"], -LINKAGES.index(m), m, r["k"]) for m in LINKAGES for r in sweeps[m]]
     _, _, method, k_best = max(rows) if rows else (0.0, 0, LINKAGES[0], ks[0])
     sample_labels = _cut(trees[method], k_best)
-    if len(np.unique(sample_labels)) < 2:  # a degenerate tree (identical tracks): one cluster
-        sample_labels = np.zeros(len(Zs), dtype=np.int64)
-        sample_labels[len(Zs) // 2 :] = 1
+    if len(np.unique(sample_labels)) < 2 or not np.ptp(Zs, axis=0).any():
+        raise NotEnoughDataError(
+            f"agglomerative clustering found a single cluster among {len(Zs)} tracks whose features hardly vary; "
+            "ingest more varied music"
+        )
     centroids = NearestCentroid().fit(Zs, sample_labels)
-    model = Pipeline([*prep.steps, ("cluster", centroids)])
+    model = Pipeline([*steps, ("cluster", centroids)])
     labels = np.asarray(model.predict(X), dtype=np.int64)
     sc = _scores(Z, labels, seed) or (float("nan"), float("nan"))
     k_found = len(np.unique(sample_labels))
