@@ -192,20 +192,27 @@ def test_maps_are_computed_once_per_version_and_cached(kinds_db):
         maps.project("pca", np.ones((3, 4)))
 
 
-def test_new_kind_promotes_and_rolls_back(kinds_db):
+def test_every_new_kind_promotes_and_rolls_back(kinds_db):
     db, _ = kinds_db
     with db.session() as s:
-        old = registry.active_version(s, "svm").id
-    again = training.train(db, "svm", force=True, promotion_tolerance=1.0, **{**QUICK, "seed": 1})
-    new = next(v["id"] for v in again.versions if v["kind"] == "svm")
+        old = {kind: registry.active_version(s, kind).id for kind in NEW}
+    again = training.train(db, ",".join(NEW), force=True, promotion_tolerance=1.0, **{**QUICK, "seed": 1})
+    new = {v["kind"]: v["id"] for v in again.versions}
     with db.session() as s:
-        assert registry.active_version(s, "svm").id == new and s.get(ModelVersion, old).state == "retired"
-        cmp = s.get(TrainingRun, again.run_id).comparison["svm"]
-        assert cmp["decision"] == "promoted" and cmp["metric"] == vocab.GENRE_MODEL_METRIC
+        cmp = s.get(TrainingRun, again.run_id).comparison
+        for kind in NEW:
+            assert registry.active_version(s, kind).id == new[kind] != old[kind], kind
+            assert s.get(ModelVersion, old[kind]).state == "retired"
+            assert cmp[kind]["decision"] == "promoted" and cmp[kind]["active"] == old[kind]
+            metric = "silhouette" if kind == "agglomerative" else vocab.GENRE_MODEL_METRIC
+            assert cmp[kind]["metric"] == metric
+    for kind in NEW:
+        with db.session() as s:
+            assert registry.rollback(s, kind).id == old[kind]
     with db.session() as s:
-        assert registry.rollback(s, "svm").id == old
-    with db.session() as s:
-        assert registry.active_version(s, "svm").id == old and s.get(ModelVersion, new).state == "retired"
+        for kind in NEW:
+            assert registry.active_version(s, kind).id == old[kind], kind
+            assert s.get(ModelVersion, new[kind]).state == "retired"
 
 
 # --------------------------------------------------------------------------- fresh databases

@@ -6,7 +6,8 @@ one *group* on one side. A track's group (:func:`group_key`) is its artist tag; 
 tag; without that its folder.
 
 Grouping is impossible for a genre whose tracks all share one group (a genre with one artist): held out, the model
-would never have seen the genre. Such a genre is split track by track (plain stratified), the others stay grouped
+would never have seen the genre; it is pointless for a genre where one group holds more than half of the tracks
+(``MAX_GROUP_SHARE``). Such a genre is split track by track (plain stratified), the others stay grouped
 (``protocol`` ``partly grouped``); when no genre can be grouped, or there are fewer groups than folds, the splits
 are plain stratified folds (``protocol`` ``stratified``). The protocol and the genres left ungrouped are recorded
 in each model's metrics (``selection``). Pure functions (numpy and scikit-learn's splitters), no database.
@@ -29,6 +30,9 @@ GROUPED, PARTLY_GROUPED, STRATIFIED = "artist-grouped", "partly grouped", "strat
 PROTOCOLS = (GROUPED, PARTLY_GROUPED, STRATIFIED)
 MIN_GROUPS_PER_GENRE = 2
 """A genre is grouped only when its tracks come from at least this many groups (one can be held out)."""
+MAX_GROUP_SHARE = 0.5
+"""... and when no group holds more than this share of its tracks: holding out an artist who made most of a genre
+leaves too little of it to learn from, and the folds would measure that artist's absence, not the models."""
 PLACEHOLDERS = frozenset(
     {
         "unknown", "unknown artist", "unknown album", "[unknown]", "<unknown>", "(unknown)", "various",
@@ -94,7 +98,10 @@ def _note(g: Grouping) -> str:
         return "every split keeps one artist's tracks on one side (artist tag, else album, else folder)"
     listed = ", ".join(f"{k!r} ({v} group{'s' if v != 1 else ''})" for k, v in sorted(g.ungrouped.items()))
     if g.protocol == PARTLY_GROUPED:
-        return f"artist-grouped, except genres from a single artist, split track by track: {listed}"
+        return (
+            "artist-grouped, except genres from a single artist (or where one artist holds more than half of the "
+            f"tracks), split track by track: {listed}"
+        )
     why = f"no genre has {MIN_GROUPS_PER_GENRE} artists: {listed}" if g.ungrouped else "too few artists for the folds"
     return f"plain stratified folds (fallback: {why}); scores may reward models that learn artists"
 
@@ -111,9 +118,9 @@ def plan(y: Sequence[str] | np.ndarray, groups: Sequence[str] | np.ndarray | Non
     eff = g.copy()
     for genre in sorted(set(y.tolist())):
         rows = y == genre
-        count = len(set(g[rows].tolist()))
-        if count < MIN_GROUPS_PER_GENRE:
-            ungrouped[genre] = count
+        sizes = Counter(g[rows].tolist())
+        if len(sizes) < MIN_GROUPS_PER_GENRE or max(sizes.values()) > MAX_GROUP_SHARE * int(rows.sum()):
+            ungrouped[genre] = len(sizes)
             eff[rows] = [f"track:{i}" for i in np.flatnonzero(rows)]
     n_real = len(set(g[~np.isin(y, list(ungrouped))].tolist()))
     n_eff = len(set(eff.tolist()))

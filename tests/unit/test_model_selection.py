@@ -122,3 +122,12 @@ def test_too_few_candidates_are_padded_and_ignored():
     assert retrieval.vote(labels, nn)[0] == "x"
     assert retrieval.vote(labels, np.full((1, 3), -1)) == [None]
     assert list(retrieval.unseen(["a", "b", "c", "a"], np.array([1, 3]), np.array([0]))) == [1]
+
+
+def test_a_genre_dominated_by_one_artist_is_split_track_by_track():
+    y, g = _library()
+    rows = np.flatnonzero(y == "b")
+    g[rows[:10]] = "artist:b-star"  # 10 of its 12 tracks: holding that artist out leaves 2 to learn from
+    plan = folds.plan(y, g, folds=3)
+    assert plan.protocol == folds.PARTLY_GROUPED and set(plan.ungrouped) == {"b"}
+    assert "more than half" in plan.describe()["note"]
