@@ -131,3 +131,23 @@ def test_a_genre_dominated_by_one_artist_is_split_track_by_track():
     plan = folds.plan(y, g, folds=3)
     assert plan.protocol == folds.PARTLY_GROUPED and set(plan.ungrouped) == {"b"}
     assert "more than half" in plan.describe()["note"]
+
+
+# --------------------------------------------------------------------------- the kinds' grids (docs/models.md)
+@pytest.mark.parametrize(
+    "kind,full", [("knn", 126), ("logreg", 20), ("svm", 20), ("forest", 8), ("tree", 16), ("gbm", 8)]
+)
+def test_every_grid_is_valid_for_its_pipeline_and_as_documented(kind, full):
+    from sklearn.model_selection import ParameterGrid
+
+    from musicindex.ml import estimators
+
+    assert estimators.candidates(estimators.grid_for(kind, quick=False)) == full
+    for quick in (False, True):
+        for params in ParameterGrid(estimators.sk_grid(estimators.grid_for(kind, quick))):
+            pipe = estimators.configured(kind, params, seed=0)  # every candidate's parameters exist
+            assert pipe.named_steps["clf"].get_params()["random_state" if kind != "knn" else "n_jobs"] in (0, None)
+            described = estimators.describe(params)
+            assert "clf__" not in "".join(described)
+    with pytest.raises(ValueError, match="ensemble"):
+        estimators.grid_for("ensemble", quick=False)
