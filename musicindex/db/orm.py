@@ -35,6 +35,7 @@ from musicindex.vocab import (
     FEATURE_NAMES,
     ITEM_TYPES,
     LABEL_SOURCES,
+    MAP_METHODS,
     MODEL_KINDS,
     MODEL_STATES,
     N_FEATURES,
@@ -512,3 +513,24 @@ class PlayEvent(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     reported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SpaceMap(Base):
+    """2-D coordinates of a similarity space's tracks by one method (PCA, t-SNE, UMAP), cached per model version
+    (``musicindex.ml.maps``); ``coords`` is flat: x0, y0, x1, y1, ... in the order of ``track_ids``."""
+
+    __tablename__ = "space_maps"
+    __table_args__ = (
+        CheckConstraint(f"method IN {MAP_METHODS}", name="ck_space_maps_method"),
+        CheckConstraint("cardinality(coords) = 2 * cardinality(track_ids)", name="ck_space_maps_coords"),
+        UniqueConstraint("model_version_id", "method", name="uq_space_maps_version_method"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(8))
+    track_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    coords: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    seconds: Mapped[float | None] = mapped_column(Double)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
