@@ -42,7 +42,7 @@ SERVICE_METHODS: dict[str, tuple[str, ...]] = {
     "ingestion": ("ingest", "wait_for", "watch", "rescan", "known_roots", "ingest_progress"),
     "training": (
         "train", "models", "model", "active_models", "promote", "rollback", "embed", "apply_models", "embed_tracks",
-        "evaluate", "report",
+        "evaluate", "report", "space_map",
     ),
     "queries": ("similar", "recommend", "by_genre", "genre_of", "cluster_of", "playlist", "tags_of", "search_by_tags"),
     "library": (
@@ -113,7 +113,7 @@ class MusicIndex:
         self.train, self.models, self.model, self.active_models = t.train, t.models, t.model, t.active_models
         self.promote, self.rollback, self.embed = t.promote, t.rollback, t.embed
         self.apply_models, self.embed_tracks = t.apply_models, t.embed_tracks  # embed_tracks: deprecated name
-        self.evaluate, self.report = t.evaluate, t.report
+        self.evaluate, self.report, self.space_map = t.evaluate, t.report, t.space_map
         self.similar, self.recommend, self.by_genre, self.genre_of = q.similar, q.recommend, q.by_genre, q.genre_of
         self.cluster_of, self.playlist, self.tags_of, self.search_by_tags = (
             q.cluster_of, q.playlist, q.tags_of, q.search_by_tags
