@@ -43,8 +43,11 @@ _PROMOTE_LOCK = 0x6D69_7072_6F6D  # advisory lock serialising promotions ('mi pr
 
 
 def _check_kind(kind: str) -> None:
-    if not isinstance(kind, str) or kind not in MODEL_KINDS:
-        raise InvalidArgumentError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+    from musicindex.pretrained import registry as embedding_models
+
+    known = (*MODEL_KINDS, *embedding_models.names())  # each embedding model is a kind of its own
+    if not isinstance(kind, str) or kind not in known:
+        raise InvalidArgumentError(f"unknown model kind {kind!r}; choose one of {', '.join(dict.fromkeys(known))}")
 
 
 def _check_state(state: str) -> None:
