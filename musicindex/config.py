@@ -19,7 +19,13 @@ import platformdirs
 
 from musicindex.audio.window import AnalysisWindow
 from musicindex.errors import ConfigError
-from musicindex.vocab import EMBEDDING_MODELS, GENRE_MODEL_PREFERENCES, MODEL_NAME_PATTERN, TRAINED_KINDS, TRAINED_SPACES
+from musicindex.vocab import (
+    EMBEDDING_MODELS,
+    GENRE_MODEL_PREFERENCES,
+    MODEL_NAME_PATTERN,
+    TRAINED_KINDS,
+    TRAINED_SPACES,
+)
 
 ENV_PREFIX = "MUSICINDEX_"
 

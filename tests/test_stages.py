@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ class Lyrics(Stage):
     def analyse(self, work: TrackWork) -> Any:
         RUNS[self.name] += 1
         side = os.path.splitext(work.fs)[0] + ".lrc"
-        found = open(side, encoding="utf-8").read() if os.path.exists(side) else None
+        found = Path(side).read_text(encoding="utf-8") if os.path.exists(side) else None
         SEEN.setdefault(self.name, {})[work.id] = found
         return found
 

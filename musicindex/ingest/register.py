@@ -99,10 +99,10 @@ def register(
     """Scan ``roots`` and register what needs audio work, in one transaction.
 
     Returns the ids to analyse: new files, changed ones (size or mtime differ), those
-    still pending from an earlier batch, and (``reanalyse_outdated``) indexed tracks an analysis stage of which
-    is outdated (``ingest.stages``: its recorded version is older, or missing). Failed tracks are analysed again: every one
-    with ``retry_failed`` (``ingest --retry-failed``), else, once, those whose failure came from the environment
-    (a time limit, a lost worker, memory, an I/O error: ``tracks.retryable``).
+    still pending from an earlier batch, and (``reanalyse_outdated``) indexed tracks an analysis stage of
+    which is outdated (``ingest.stages``: its recorded version is older, or missing). Failed tracks are analysed
+    again: every one with ``retry_failed`` (``ingest --retry-failed``), else, once, those whose failure came from
+    the environment (a time limit, a lost worker, memory, an I/O error: ``tracks.retryable``).
 
     ``scopes`` (paths under the roots: what a watcher saw change) limits the scan, and the
     tracks that may turn missing, to those paths. ``on_scan(report)`` is called while a long

@@ -41,8 +41,8 @@ from musicindex.vocab import ACTIVE, CANDIDATE
 log = logging.getLogger("musicindex")
 
 
-NEWEST_VERSION_SQL = "SELECT max(id) FROM model_versions WHERE kind = %(kind)s AND state IN ('{}', '{}')".format(
-    ACTIVE, CANDIDATE
+NEWEST_VERSION_SQL = (
+    f"SELECT max(id) FROM model_versions WHERE kind = %(kind)s AND state IN ('{ACTIVE}', '{CANDIDATE}')"
 )
 """The version of an embedding model new tracks are embedded under (``--wait`` waits for the preferred model's)."""
 QUEUE_LOCK = 0x6D75736964

@@ -17,9 +17,9 @@ from musicindex import audio
 from musicindex.audio.window import AnalysisWindow
 from musicindex.db.session import Database
 from musicindex.ml.inference import transform_one
+from musicindex.pretrained import registry
 from musicindex.query.results import Example
 from musicindex.query.snapshot import VersionInfo
-from musicindex.pretrained import registry
 from musicindex.vocab import MUSICNN, TRAINED_KINDS
 
 

@@ -162,7 +162,7 @@ def create_pretrained_version(
     params: dict[str, Any],
     classes: list[str],
     embedding_dim: int,
-    weights_sha256: str,
+    weights_sha256: str | None,
     active: bool,
 ) -> int:
     """A version of a pretrained extractor (no training): ``active`` when its space has none yet, else a

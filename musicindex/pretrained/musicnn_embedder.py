@@ -31,8 +31,8 @@ class MusicnnEmbedder(EmbeddingModel):
         self.dimension = musicnn.EMBEDDING_DIM
         self.tags = musicnn.WEIGHTS[weights].tags
 
-    @property  # type: ignore[override]
-    def extractor_version(self) -> int:
+    @property
+    def extractor_version(self) -> int:  # type: ignore[override]
         """The runtime's (read at call time: a new default variant bumps it)."""
         return runtime.EXTRACTOR_VERSION
 

@@ -35,6 +35,7 @@ from musicindex.vocab import MODEL_NAME_PATTERN, MUSICNN, SPAN_WINDOW, SPANS, TR
 if TYPE_CHECKING:
     import numpy as np
 
+
 class EmbeddingModel(ABC):
     """A pretrained network as the index uses it. Subclasses set the attributes and implement
     :meth:`embed_inputs`; :meth:`inputs` (per track, in the ingest pass) and :meth:`warm` are optional.
@@ -49,8 +50,8 @@ class EmbeddingModel(ABC):
     sample_rate: int
     """The rate (Hz) of the mono signal the model reads."""
     span: str = SPAN_WINDOW
-    """Which audio: ``vocab.SPAN_WINDOW`` (the analysis window) or ``vocab.SPAN_TRACK`` (the whole track, e.g. for a summary
-    over several windows)."""
+    """Which audio: ``vocab.SPAN_WINDOW`` (the analysis window) or ``vocab.SPAN_TRACK`` (the whole track, e.g.
+    for a summary over several windows)."""
     dimension: int
     """Length of the vectors (the space's dimension)."""
     tags: tuple[str, ...] = ()

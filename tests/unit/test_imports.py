@@ -162,7 +162,8 @@ def test_embedding_models_and_analysis_stages_stay_in_their_layers():
     (``ingest/stages/``) never import the query layer or an entry point."""
     graph = _graph()
     above = ("musicindex.db", "musicindex.ingest", "musicindex.ml", "musicindex.query", "musicindex.web",
-             "musicindex.cli", "musicindex.servers", "musicindex.dispatch", "musicindex.index", "musicindex.users")  # fmt: skip
+             "musicindex.cli", "musicindex.servers", "musicindex.dispatch", "musicindex.index",
+             "musicindex.users")  # fmt: skip
     assert _breaking(graph, "musicindex.pretrained", above) == {}
     entry = ("musicindex.web", "musicindex.cli", "musicindex.query", "musicindex.index", "musicindex.ml",
              "musicindex.sample", "musicindex.dispatch")  # fmt: skip

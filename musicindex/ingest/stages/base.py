@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from musicindex.audio.decode import AudioInfo
 
+
 @dataclass(frozen=True)
 class Audio:
     """Decoded audio a stage reads: mono at ``rate`` Hz, of the analysis window or the track (``seconds``: at most
@@ -70,14 +71,14 @@ class Stage:
     def analyse(self, work: TrackWork) -> Any:
         raise NotImplementedError
 
-    def complete(self, results: Sequence[Any]) -> None:  # noqa: B027 - optional hook
+    def complete(self, results: Sequence[Any]) -> None:
         """Finish a batch: ``results`` carry ``.id`` and ``.outputs`` (this stage's output under its name)."""
 
     def columns(self, output: Any) -> dict[str, Any]:
         """The ``tracks`` columns its output sets (written with the track's status)."""
         return {}
 
-    def write(self, s: Session, rows: Sequence[tuple[int, Any]]) -> None:  # noqa: B027 - optional hook
+    def write(self, s: Session, rows: Sequence[tuple[int, Any]]) -> None:
         """Write ``(track id, output)`` rows in ``s``'s transaction (the tracks are marked indexed already)."""
 
     # ------------------------------------------------------------------ versions

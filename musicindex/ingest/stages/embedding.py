@@ -67,7 +67,7 @@ class EmbeddingPass:
                 f"embedding model {self.name} returned vectors {emb.shape} and tags {probs.shape} for {n} tracks"
             )
         if not (np.isfinite(emb).all() and np.isfinite(probs).all()):
-            raise ModelNotTrainedError(f"the {self.name} network returned non-finite values; its weights may be damaged")
+            raise ModelNotTrainedError(f"the {self.name} network returned non-finite values: damaged weights?")
         return emb, probs
 
 

@@ -75,7 +75,9 @@ _NOT_EMBEDDED = """        IF space NOT IN ('features', 'ann', 'cnn') THEN
             RAISE EXCEPTION 'no track is embedded in the % space yet: run `musicindex embed`', space
                 USING ERRCODE = '55000';
         END IF;"""
-_COMMENT_0005 = "'the k tracks closest (cosine distance) to a track in a space (features, ann, cnn, musicnn; NULL: the best '"
+_COMMENT_0005 = (
+    "'the k tracks closest (cosine distance) to a track in a space (features, ann, cnn, musicnn; NULL: the best '"
+)
 _COMMENT = "'the k tracks closest (cosine distance) to a track in a space (features, ann, cnn, musicnn or another embedding model''s; NULL: the best '"
 
 
