@@ -47,21 +47,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from musicindex.audio.window import AnalysisWindow
-from musicindex.db.orm import Track
 from musicindex.db.paths import display, fs_path
 from musicindex.db.session import Database
 from musicindex.errors import AudioError
-from musicindex.ingest import library, lifecycle, stages, trackfile
+from musicindex.ingest import lifecycle, moves, stages, trackfile
 from musicindex.ingest.results import (
     ProcessOutcome,
     TrackResult,
     db_reason,
-    notify,
     outcome_of,
     write_results,
 )
@@ -323,7 +321,7 @@ class ChunkProcessor:
         assert content_hash is not None
         self._tick("open_hash", clock)
         if t.status == PENDING and t.content_hash is None:
-            moved = self._move_if_twin(t, content_hash, st)
+            moved = moves.move_if_twin(self.session, t.id, t.path, t.path_bytes, content_hash, st)
             if moved is not None:
                 return moved
         same_content = t.content_hash is not None and t.content_hash == content_hash
@@ -332,7 +330,7 @@ class ChunkProcessor:
             # touched but identical content: nothing to recompute
             return TrackResult(t.id, INDEXED, file_values, reason="content unchanged")
         todo = stages.plan(self.stages, t.recorded if same_content else None)
-        source = AudioSource(t.fs, by_fd, self.window or _default_window(), [a for s in todo for a in s.needs.audio])
+        source = AudioSource(t.fs, by_fd, self.window or AnalysisWindow(), [a for s in todo for a in s.needs.audio])
         work = TrackWork(t.id, t.path, t.fs, by_fd, fd, st, source.window, source, self.label_from_tag)
         for stage in todo:
             self._run_stage(stage, work)
@@ -359,46 +357,6 @@ class ChunkProcessor:
         now = time.process_time()
         self.timings[stage] = self.timings.get(stage, 0.0) + (now - since)
         return now
-
-    def _move_if_twin(self, t: _Claimed, content_hash: str, st: os.stat_result) -> ProcessOutcome | None:
-        """A track with the same content whose file is gone keeps its id and data: the new row folds into it."""
-        s = self.session
-        twins = (
-            s.execute(
-                select(Track)
-                .where(Track.content_hash == content_hash, Track.id != t.id)
-                .order_by(Track.id)
-                .with_for_update(skip_locked=True)
-            )
-            .scalars()
-            .all()
-        )
-        for other in twins:
-            if other.status == MISSING or not os.path.exists(fs_path(other.path, other.path_bytes)):
-                new = s.get(Track, t.id)
-                assert new is not None
-                label, label_source = new.label, new.label_source
-                s.delete(new)
-                s.flush()
-                values: dict[str, Any] = {
-                    "path": t.path,
-                    "path_bytes": t.path_bytes,
-                    "size": st.st_size,
-                    "mtime": st.st_mtime,
-                }
-                if label_source in ("folder", "csv"):
-                    values.update(label=label, label_source=label_source)
-                s.execute(update(Track).where(Track.id == other.id).values(updated_at=func.now(), **values))
-                if other.indexed_at is not None:
-                    lifecycle.mark_indexed(s, other.id)
-                elif other.status != PENDING:
-                    lifecycle.requeue(s, [other.id])
-                library.refresh_albums(s, library.assign(s, [other.id]), covers=True)  # a new folder, maybe a new album
-                notify(s)
-                s.commit()
-                return ProcessOutcome(other.id, "moved", f"moved from a missing track, kept id {other.id}")
-        s.rollback()
-        return None
 
     # ------------------------------------------------------------------ writing
     def _write(self, items: list[TrackResult]) -> None:
@@ -483,10 +441,6 @@ class ChunkProcessor:
         if self.current is not None:
             ids.append(self.current)
         return ids + [t for t in self.unstarted if t not in ids]
-
-
-def _default_window() -> AnalysisWindow:
-    return AnalysisWindow()
 
 
 def process_tracks(
