@@ -177,3 +177,34 @@ def test_one_decode_for_the_window_and_the_whole_track(tmp_path, fmt):
     assert abs(both[(SPAN_TRACK, 11025)].shape[0] - info.frames / 4) <= 2
     first, _ = read_audio(path, window, [(SPAN_TRACK, 11025)], track_seconds=10.0)
     assert abs(first[(SPAN_TRACK, 11025)].shape[0] - 10 * 11025) <= 2
+
+
+def test_a_failing_batch_step_leaves_its_stage_outdated_and_the_tracks_indexed(index, tmp_path, monkeypatch):
+    """A network failing over a batch (the embedding stages' ``complete``): the tracks are indexed without that
+    stage's output, recorded as version 0, so the next ingest runs that stage again (and only it)."""
+
+    class Network(Stage):
+        name, version = "test_network", 1
+        broken = True
+
+        def analyse(self, work: TrackWork) -> Any:
+            return work.id
+
+        def complete(self, results) -> None:
+            if self.broken:
+                raise RuntimeError("the network is down")
+            for r in results:
+                r.outputs[self.name] = -r.outputs[self.name]
+
+    net = Network()
+    monkeypatch.setattr(stages, "STAGES", (*stages.STAGES, net))
+    root = tmp_path / "lib"
+    _write(root / "a.wav", 3.0, seed=1)
+    outcomes = ingest.process_tracks(index.db, ingest.register(index.db, [root]).queued_ids)
+    assert [o.status for o in outcomes] == ["indexed"]
+    assert _records(index.db)["a.wav"]["test_network"] == 0
+    net.broken = False
+    again = ingest.register(index.db, [root])
+    assert again.queued_ids == [outcomes[0].track_id]
+    assert not ingest.process_tracks(index.db, again.queued_ids)[0].did_audio_work  # it reads no audio
+    assert _records(index.db)["a.wav"]["test_network"] == 1

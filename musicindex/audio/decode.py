@@ -40,6 +40,7 @@ human-readable message (stored as the track's failure reason):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -222,24 +223,32 @@ def _window_frames(info: AudioInfo, window: AnalysisWindow) -> tuple[int, int]:
     return int(start_s * info.sample_rate), int(length_s * info.sample_rate)
 
 
-def _read_sndfile(path: Path, info: AudioInfo, start: int, n: int, src: Path) -> np.ndarray:
+@contextlib.contextmanager
+def _sndfile(path: Path, src: Path) -> Iterator[sf.SoundFile]:
+    """``src`` opened by libsndfile; its errors as AudioErrors naming ``path``."""
     try:
         with sf.SoundFile(_native(src)) as f:
-            if info.format in _SEEK_UNRELIABLE:
-                # lead-in, then one single read call (see module doc)
-                lead = min(start, MP3_LEAD_IN)
-                if start - lead > 0:
-                    f.seek(start - lead)
-                return f.read(lead + n, dtype="float32", always_2d=True)[lead:]
-            if start > 0:
-                f.seek(start)
-            return f.read(n, dtype="float32", always_2d=True)
+            yield f
     except FileNotFoundError:
         raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
     except (sf.LibsndfileError, RuntimeError) as e:
         if not src.exists():
             raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
         raise CorruptAudioError(f"cannot decode {path.name}: {e}") from None
+
+
+def _read_frames(f: sf.SoundFile, info: AudioInfo, start: int, n: int, at: int = 0) -> np.ndarray:
+    """``n`` frames from ``start`` of an open file now at frame ``at``: one read call, after a decoded lead-in for
+    the formats whose seek is unreliable (see the module docstring)."""
+    lead = min(start, MP3_LEAD_IN) if info.format in _SEEK_UNRELIABLE else 0
+    if start - lead != at:
+        f.seek(start - lead)
+    return f.read(lead + n, dtype="float32", always_2d=True)[lead:]
+
+
+def _read_sndfile(path: Path, info: AudioInfo, start: int, n: int, src: Path) -> np.ndarray:
+    with _sndfile(path, src) as f:
+        return _read_frames(f, info, start, n)
 
 
 def _read_audioread(path: Path, info: AudioInfo, start: int, n: int, src: Path) -> np.ndarray:
@@ -385,31 +394,19 @@ def _check_silence(y: np.ndarray, info: AudioInfo, start: int) -> None:
 
 
 def _blocks(path: Path, info: AudioInfo, src: Path, stop: int) -> Iterator[np.ndarray]:
-    """The file's frames from its start up to ``stop``, in blocks of about :data:`BLOCK_FRAMES` (no seek)."""
+    """The file's frames from its start up to ``stop``, in blocks of about :data:`BLOCK_FRAMES` (sequential reads;
+    each MP3 block with its lead-in, as the window)."""
     if info.format == "audioread":
         yield _read_audioread(path, info, 0, stop, src)  # the backends stream; it stops at ``stop``
         return
-    lead_in = MP3_LEAD_IN if info.format in _SEEK_UNRELIABLE else 0
-    try:
-        with sf.SoundFile(_native(src)) as f:
-            pos = 0
-            while pos < stop:
-                if lead_in and pos:  # each block as the window is read: a decoded lead-in, then one read call
-                    lead = min(pos, lead_in)
-                    f.seek(pos - lead)
-                    block = f.read(lead + min(BLOCK_FRAMES, stop - pos), dtype="float32", always_2d=True)[lead:]
-                else:
-                    block = f.read(min(BLOCK_FRAMES, stop - pos), dtype="float32", always_2d=True)
-                if block.shape[0] == 0:
-                    return
-                pos += block.shape[0]
-                yield block
-    except FileNotFoundError:
-        raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
-    except (sf.LibsndfileError, RuntimeError) as e:
-        if not src.exists():
-            raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
-        raise CorruptAudioError(f"cannot decode {path.name}: {e}") from None
+    with _sndfile(path, src) as f:
+        pos = 0
+        while pos < stop:
+            block = _read_frames(f, info, pos, min(BLOCK_FRAMES, stop - pos), at=pos)
+            if block.shape[0] == 0:
+                return
+            pos += block.shape[0]
+            yield block
 
 
 def _decode_from_start(
