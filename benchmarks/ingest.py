@@ -14,9 +14,9 @@ What it does, in one run, the way the README tells a user to:
    when ``--wait`` says the batch is answerable (indexed and embedded in the musicnn space). Then checks that
    ``similar()`` in the default space answers for every track (a figure that does not hold is not printed).
 4. Prints tracks/s end to end, the per-stage breakdown of the workers' CPU time (from each ingest job's result:
-   open and hash, decode and features and spectrogram, musicnn log-mel, musicnn network, tags, database write),
-   the network's GFLOP per track and the GFLOP/s it reached, the workers' peak RSS per process, and the CPU model.
-   (Stages other than those of ``STAGES``, e.g. another embedding model's, are printed too.)
+   open and hash, the one decode, each analysis stage: tags, features, spectrogram, the musicnn inputs (log-mel
+   patches) and its network over a batch, and the database write; another stage or model's too), the network's
+   GFLOP per track and the GFLOP/s it reached, the workers' peak RSS per process, and the CPU model.
 5. Runs the plain per-feature librosa script (one librosa call per feature over the same 30 s window, only the
    43 features: ``musicindex.audio.reference.reference_features``) over ``--reference`` of the same files (default:
    all of one copy) in one process, as a plain script runs, and prints the ratio (per track, both sides).
@@ -45,8 +45,16 @@ from musicindex.localworker import settings_env
 DEVSET_AUDIO = Path("~/.cache/musicindex-devset/set/audio").expanduser()
 MP3_CACHE = Path("~/.cache/musicindex-bench/mp3").expanduser()
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("open_hash", "decode", "tags", "features", "spectrogram", "embedding.musicnn", "embedding.musicnn:batch",
-          "write")
+STAGES = (
+    "open_hash",
+    "decode",
+    "tags",
+    "features",
+    "spectrogram",
+    "embedding.musicnn",
+    "embedding.musicnn:batch",
+    "write",
+)
 """The workers' CPU timings of the ingest pass: open and hash, the one decode, each analysis stage (``ingest.stages``;
 an embedding model's ``:batch`` is its network over a batch), the database write."""
 

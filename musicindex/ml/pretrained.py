@@ -173,8 +173,6 @@ def embedding_passes(db: Database, threads: int = 1) -> tuple[list[EmbeddingPass
     for name in registry.names():
         try:
             passes.append(embedding_pass(db, threads, name))
-        except ModelNotTrainedError:
-            raise
         except Exception as exc:
             if _is_outage(exc):
                 raise
