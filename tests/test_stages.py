@@ -20,7 +20,7 @@ from musicindex.audio.window import AnalysisWindow
 from musicindex.errors import AudioError
 from musicindex.ingest import stages
 from musicindex.ingest.stages import Audio, Needs, Stage, TrackWork
-from musicindex.vocab import SPAN_TRACK, SPAN_WINDOW
+from musicindex.vocab import FEATURE_NAMES, SPAN_TRACK, SPAN_WINDOW
 
 RUNS: Counter[str] = Counter()
 SEEN: dict[str, dict[int, Any]] = {}
@@ -208,3 +208,44 @@ def test_a_failing_batch_step_leaves_its_stage_outdated_and_the_tracks_indexed(i
     assert again.queued_ids == [outcomes[0].track_id]
     assert not ingest.process_tracks(index.db, again.queued_ids)[0].did_audio_work  # it reads no audio
     assert _records(index.db)["a.wav"]["test_network"] == 1
+
+
+def test_migration_0009_records_what_the_tables_hold(empty_db):
+    """An index of revision 0008: each indexed track's record says which stages its stored values came from."""
+    empty_db.upgrade("0008")
+    vec = "[" + ",".join(["0.5"] * 43) + "]"
+    cols = ", ".join(FEATURE_NAMES)
+    with empty_db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tracks (id, path, status, tags_version, duration) VALUES "
+                "(1, '/a.ogg', 'indexed', 1, 30), (2, '/b.ogg', 'indexed', NULL, 30), (3, '/c.ogg', 'pending', NULL, NULL)"
+            )
+        )
+        conn.execute(
+            text(f"INSERT INTO track_features (track_id, version, vec, {cols}) "
+                 f"SELECT id, 1, CAST(:v AS vector), {', '.join(['0.5'] * 43)} FROM tracks WHERE id IN (1, 2)"),
+            {"v": vec},
+        )  # fmt: skip
+        conn.execute(
+            text(
+                "INSERT INTO spectrograms (track_id, version, n_mels, n_frames, data) VALUES (1, 1, 96, 1, '\\x00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (id, kind, state, params) VALUES "
+                "(7, 'musicnn', 'active', '{\"model\": \"MSD_musicnn\", \"extractor_version\": 1}')"
+            )
+        )
+        conn.execute(text("INSERT INTO embeddings VALUES (7, 1, 'musicnn', '[1, 2]')"))
+    empty_db.upgrade()
+    with empty_db.engine.connect() as conn:
+        records = dict(conn.execute(text("SELECT id, stage_versions FROM tracks ORDER BY id")).all())
+    assert records == {
+        1: {"tags": 1, "decode": 1, "features": 1, "spectrogram": 1, "embedding.musicnn": 1},
+        2: {"decode": 1, "features": 1},  # no tags record: read again; no spectrogram: computed again
+        3: {},
+    }
+    # and this code agrees: track 1 is up to date, track 2 is outdated (tags, spectrogram)
+    assert not stages.outdated(stages.declared(), records[1]) and stages.outdated(stages.declared(), records[2])
