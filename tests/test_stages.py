@@ -218,8 +218,8 @@ def test_migration_0009_records_what_the_tables_hold(empty_db):
     with empty_db.engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO tracks (id, path, status, tags_version, duration) VALUES "
-                "(1, '/a.ogg', 'indexed', 1, 30), (2, '/b.ogg', 'indexed', NULL, 30), (3, '/c.ogg', 'pending', NULL, NULL)"
+                "INSERT INTO tracks (id, path, status, tags_version, duration) VALUES (1, '/a.ogg', 'indexed', 1, 30), "
+                "(2, '/b.ogg', 'indexed', NULL, 30), (3, '/c.ogg', 'pending', NULL, NULL)"
             )
         )
         conn.execute(
