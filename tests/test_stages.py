@@ -228,9 +228,7 @@ def test_migration_0009_records_what_the_tables_hold(empty_db):
             {"v": vec},
         )  # fmt: skip
         conn.execute(
-            text(
-                "INSERT INTO spectrograms (track_id, version, n_mels, n_frames, data) VALUES (1, 1, 96, 1, '\\x00')"
-            )
+            text("INSERT INTO spectrograms (track_id, version, n_mels, n_frames, data) VALUES (1, 1, 96, 1, '\\x00')")
         )
         conn.execute(
             text(
