@@ -20,7 +20,13 @@ import platformdirs
 
 from musicindex.audio.window import AnalysisWindow
 from musicindex.errors import ConfigError
-from musicindex.vocab import GENRE_MODEL_PREFERENCES
+from musicindex.vocab import (
+    EMBEDDING_MODELS,
+    GENRE_MODEL_PREFERENCES,
+    MODEL_NAME_PATTERN,
+    TRAINED_KINDS,
+    TRAINED_SPACES,
+)
 
 ENV_PREFIX = "MUSICINDEX_"
 
@@ -121,6 +127,10 @@ class Settings:
     transcode_cache_mb: int = 0
     """Most megabytes of finished transcodes kept in ``home/transcodes`` (the oldest go first; a cached one is
     served with HTTP Range); 0: no cache."""
+    embedding_models: str = ",".join(EMBEDDING_MODELS)
+    """Embedding models the index uses, comma-separated, best first (the first that can answer is the default
+    space): a built-in name (``musicnn``) or ``name=module:attribute`` (an ``EmbeddingModel`` of your own). Each is a
+    similarity space, an analysis stage and a kind of model version (``musicindex.pretrained.registry``)."""
 
     # ------------------------------------------------------------------
     @classmethod
@@ -184,6 +194,31 @@ class Settings:
                 f"got scheme {self.database_url.split(':', 1)[0]!r}"
             )
         self._validate_web()
+        self.embedding_model_entries  # noqa: B018 - raises ConfigError for a malformed list
+
+    @property
+    def embedding_model_entries(self) -> list[tuple[str, str | None]]:
+        """``MUSICINDEX_EMBEDDING_MODELS`` as (name, ``module:attribute`` or None for a built-in), checked."""
+        import re
+
+        var = "MUSICINDEX_EMBEDDING_MODELS"
+        out: list[tuple[str, str | None]] = []
+        for raw in self.embedding_models.split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            name, _, target = (part.strip() for part in entry.partition("="))
+            if not re.fullmatch(MODEL_NAME_PATTERN, name) or name in (*TRAINED_KINDS, *TRAINED_SPACES):
+                raise ConfigError(
+                    f"{var}: {name!r} is not a model name (lower-case letters, digits and _, at most 16, starting "
+                    f"with a letter; not one of {', '.join(dict.fromkeys((*TRAINED_SPACES, *TRAINED_KINDS)))})"
+                )
+            if "=" in entry and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", target):
+                raise ConfigError(f"{var}: {entry!r}: expected name=module:attribute, e.g. mine=mypkg.models:MODEL")
+            if name in (n for n, _ in out):
+                raise ConfigError(f"{var}: {name!r} is listed twice")
+            out.append((name, target or None))
+        return out
 
     def _validate_web(self) -> None:
         """The HTTP API's settings (``musicindex serve``)."""

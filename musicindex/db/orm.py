@@ -36,11 +36,10 @@ from musicindex.vocab import (
     ITEM_TYPES,
     LABEL_SOURCES,
     MAP_METHODS,
-    MODEL_KINDS,
+    MODEL_NAME_PATTERN,
     MODEL_STATES,
     N_FEATURES,
     PLAYBACK_STATES,
-    SPACES,
     TRACK_STATUSES,
 )
 
@@ -152,7 +151,10 @@ class Track(Base):
     search_grams: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
     """Trigram hashes of ``search_text`` (GIN): words found by their parts."""
     tags_version: Mapped[int | None] = mapped_column(SmallInteger)
-    """Version of the tag reader that filled these columns (older or NULL: read again by the next ingest)."""
+    """Version of the tag reader that filled these columns (also in ``stage_versions`` as ``tags``)."""
+    stage_versions: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    """Analysis stage -> version of the values stored for it (``ingest.stages``; migration 0009): an older or
+    missing one is re-run by the next ingest."""
     retryable: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     """The failure came from the environment (time limit, lost worker, memory, I/O), not from the file."""
     auto_retries: Mapped[int] = mapped_column(SmallInteger, server_default="0")
@@ -216,7 +218,7 @@ class ModelVersion(Base):
 
     __tablename__ = "model_versions"
     __table_args__ = (
-        CheckConstraint(f"kind IN {MODEL_KINDS}", name="ck_model_versions_kind"),
+        CheckConstraint(f"kind ~ '{MODEL_NAME_PATTERN}'", name="ck_model_versions_kind"),  # 0009
         CheckConstraint(f"state IN {MODEL_STATES}", name="ck_model_versions_state"),
         Index("uq_model_versions_active_kind", "kind", unique=True, postgresql_where=text("state = 'active'")),
     )
@@ -269,7 +271,7 @@ class Embedding(Base):
     """
 
     __tablename__ = "embeddings"
-    __table_args__ = (CheckConstraint(f"space IN {SPACES}", name="ck_embeddings_space"),)
+    __table_args__ = (CheckConstraint(f"space ~ '{MODEL_NAME_PATTERN}'", name="ck_embeddings_space"),)  # 0009
 
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
@@ -278,8 +280,9 @@ class Embedding(Base):
 
 
 class TrackTag(Base):
-    """The musicnn tag probabilities of a track under one musicnn version (``probs`` in the order of the
-    version's ``classes``), and its top tags (probability >= ``vocab.TOP_TAG_MIN``, best first)."""
+    """The tag probabilities of a track under one version of an embedding model that has tags (musicnn: ``probs``
+    in the order of the version's ``classes``), and its top tags (probability >= ``vocab.TOP_TAG_MIN``, best
+    first)."""
 
     __tablename__ = "track_tags"
     __table_args__ = (Index("ix_track_tags_top_tags", "top_tags", postgresql_using="gin"),)

@@ -43,8 +43,11 @@ _PROMOTE_LOCK = 0x6D69_7072_6F6D  # advisory lock serialising promotions ('mi pr
 
 
 def _check_kind(kind: str) -> None:
-    if not isinstance(kind, str) or kind not in MODEL_KINDS:
-        raise InvalidArgumentError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+    from musicindex.pretrained import registry as embedding_models
+
+    known = (*MODEL_KINDS, *embedding_models.names())  # each embedding model is a kind of its own
+    if not isinstance(kind, str) or kind not in known:
+        raise InvalidArgumentError(f"unknown model kind {kind!r}; choose one of {', '.join(dict.fromkeys(known))}")
 
 
 def _check_state(state: str) -> None:
@@ -159,7 +162,7 @@ def create_pretrained_version(
     params: dict[str, Any],
     classes: list[str],
     embedding_dim: int,
-    weights_sha256: str,
+    weights_sha256: str | None,
     active: bool,
 ) -> int:
     """A version of a pretrained extractor (no training): ``active`` when its space has none yet, else a

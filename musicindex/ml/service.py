@@ -206,23 +206,23 @@ class TrainingService:
         timeout: float | None = None,
         chunk: int = 16,
     ) -> EmbedSummary:
-        """Embed tracks in the pretrained musicnn space (and give them their tags and trained-model outputs).
+        """Embed tracks in the space of every embedding model of the registry (musicnn by default), with their tags,
+        and give them the trained models' outputs. The summary counts the preferred model's.
 
-        ``track_ids`` None: every indexed track not embedded yet under the current extractor version (the
-        backfill of a library that predates the space, or of a new extractor version). Jobs go to the
+        ``track_ids`` None: every indexed track some model has not embedded yet under its current extractor
+        version (the backfill of a library that predates a model, or of a new extractor version). Jobs go to the
         ``embed`` queue (``local=True``: in this process); ``wait=True`` returns when they are done.
         """
         from musicindex.ml import pretrained
 
-        vid = pretrained.current_version(self.db)
-        ids = list(track_ids) if track_ids is not None else pretrained.unembedded_track_ids(self.db, vid)
-        summary = EmbedSummary(version_id=vid, queued=len(ids))
+        vid, missing = pretrained.unembedded(self.db)  # every embedding model of the registry
+        ids = list(track_ids) if track_ids is not None else missing
+        summary = EmbedSummary(version_id=int(vid or 0), queued=len(ids))
         window = self.settings.window
         chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
         if local:
-            model = pretrained.get_model()
             for part in chunks:
-                summary.add(pretrained.embed_job(self.db, part, window=window, model=model))
+                summary.add(pretrained.embed_job(self.db, part, window=window))
             return summary
         results = [self.dispatcher.embed(part) for part in chunks]
         summary.jobs = len(results)

@@ -18,7 +18,8 @@ from typing import Any
 from musicindex.mediatypes import media_type_of
 from musicindex.query.items import Album, Annotation, Artist, Song, iso
 from musicindex.query.snapshot import Snapshot
-from musicindex.vocab import INDEXED, MOOD_TAGS, MUSICNN
+from musicindex.query.tags import tag_version
+from musicindex.vocab import INDEXED, MOOD_TAGS
 
 
 def annotation_join(alias: str, item_type: str, item: str, *, inner: bool = False) -> str:
@@ -103,12 +104,12 @@ def _by_ids(snap: Snapshot, sql: str, user_id: int | None, ids: Sequence[int], b
 def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequence[str] | None = None) -> list[Song]:
     """The indexed songs of ``ids`` in that order (repeats kept)."""
     gjoin, gexpr = snap.genre_join("g", "gp")  # the rule of Snapshot.genre_join, on the row's own track (alias g)
-    musicnn = snap.versions.get(MUSICNN)
+    tagged = tag_version(snap)  # the tags that answer (musicnn's by default): its mood tags are the song's moods
     moods = "'{}'::text[]"
-    if musicnn is not None:
+    if tagged is not None:
         moods = (
             "(SELECT ARRAY(SELECT m FROM unnest(tt.top_tags) m WHERE m = ANY(%(moods)s)) FROM track_tags tt "
-            f"WHERE tt.model_version_id = {int(musicnn.id)} AND tt.track_id = t.id)"
+            f"WHERE tt.model_version_id = {int(tagged)} AND tt.track_id = t.id)"
         )
     folders: list[Sequence[str]] = [roots] if roots is not None else []
 

@@ -30,10 +30,10 @@ from musicindex.query.results import (
 )
 from musicindex.query.service import TrackRef, cluster_in, genre_in, tags_in
 from musicindex.query.snapshot import Snapshot, snapshot
-from musicindex.query.spaces import default_space, load_space_matrix, open_space
+from musicindex.query.spaces import default_space, load_space_matrix, open_space, space_kind, space_names
 from musicindex.query.tags import tag_space
 from musicindex.query.validation import MAX_K, as_list, check_int, check_k, check_space, check_text
-from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, INDEXED, N_FEATURES, SPACE_KIND, SPACES
+from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, INDEXED, N_FEATURES
 
 SEARCH_FIELDS = ("any", "title", "artist", "album")
 SEARCH_CANDIDATES = 1000
@@ -211,8 +211,8 @@ class LibraryService:
         the default (the one queries use when given no space: ``spaces.default_space``)."""
         out: list[dict[str, Any]] = []
         with self.snapshot() as snap:
-            for name in SPACES:
-                v = snap.versions.get(SPACE_KIND[name])
+            for name in space_names():
+                v = snap.versions.get(space_kind(name))
                 entry: dict[str, Any] = {"space": name, "available": v is not None, "model_version_id": None,
                                          "dimension": None, "hint": None}  # fmt: skip
                 if v is not None:

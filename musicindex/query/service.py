@@ -21,11 +21,11 @@ from musicindex.query.explain import explain as explain_hits
 from musicindex.query.results import ClusterResult, Example, GenreResult, QueryResult, TagsResult, TrackHit
 from musicindex.query.search import MAX_CANDIDATES, Exclusions, Filters, diversify, fits, search
 from musicindex.query.snapshot import Snapshot, TrackRow, VersionInfo, snapshot
-from musicindex.query.spaces import Space, default_space, open_space, standardize, vectors
+from musicindex.query.spaces import Space, default_space, open_space, space_kind, standardize, vectors
 from musicindex.query.tags import check_tag_filter, tag_condition, tag_probabilities, tag_space, top_tags
 from musicindex.query.validation import MAX_K, as_list, check_k, check_space, check_strings
 from musicindex.query.vectors import slerp, unit
-from musicindex.vocab import CLUSTER_KINDS, MUSICNN, SPACE_KIND
+from musicindex.vocab import CLUSTER_KINDS
 
 TrackRef = int | str | os.PathLike
 
@@ -107,7 +107,7 @@ class QueryService:
             space = check_space(space)
         with self.snapshot() as snap:
             chosen = space or default_space(snap)
-            return chosen, snap.versions.get(SPACE_KIND[chosen])
+            return chosen, snap.versions.get(space_kind(chosen))
 
     def similar_to_example(
         self, example: Example, k: int = 10, space: str | None = None, exact: bool = False, explain: bool = True
@@ -310,12 +310,12 @@ class QueryService:
                 params,
             )
         items = [
-            TrackHit(int(r[0]), r[1], r[2], r[3], r[4], r[5], None, float(r[6]), f.space.version_id, MUSICNN)
+            TrackHit(int(r[0]), r[1], r[2], r[3], r[4], r[5], None, float(r[6]), f.space.version_id, f.space.model)
             for r in rows
         ]
         return QueryResult(
             query="search_by_tags",
-            space=MUSICNN,
+            space=f.space.model,
             model_version_id=f.space.version_id,
             dimension=None,
             method="table",
@@ -486,10 +486,6 @@ def _example_vector(sp: Space, example: Example) -> np.ndarray:
         if example.features is None:
             raise InvalidArgumentError("a query by example in the features space needs the file's 43 features")
         return standardize(sp, example.features) if not sp.empty else np.zeros(sp.dim)
-    if sp.name == MUSICNN:
-        if example.musicnn is None:
-            raise InvalidArgumentError("a query by example in the musicnn space needs the file's musicnn embedding")
-        return np.asarray(example.musicnn, dtype=np.float64)
     assert sp.version is not None
     emb = example.embeddings.get(sp.version.id)
     if emb is None:

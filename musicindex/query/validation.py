@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from musicindex.errors import InvalidArgumentError
-from musicindex.vocab import SPACES
+from musicindex.pretrained.registry import space_names
 
 MAX_K = 1000
 """At most this many results of one query (and at most this many tracks named by one argument)."""
@@ -30,8 +30,9 @@ def check_k(k: Any, name: str = "k") -> int:
 
 
 def check_space(space: Any) -> str:
-    if space not in SPACES:
-        raise InvalidArgumentError(f"unknown space {space!r}; choose one of: {', '.join(SPACES)}")
+    spaces = space_names()  # the trained spaces and one per embedding model of the registry
+    if space not in spaces:
+        raise InvalidArgumentError(f"unknown space {space!r}; choose one of: {', '.join(spaces)}")
     return str(space)
 
 

@@ -5,7 +5,7 @@ cascades) and "log out everywhere" delete rows, and a cookie whose row is gone p
 session id is stored (a copy of the database opens no session).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -4,8 +4,8 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-07
 
-* ``model_versions.kind`` accepts the new classifiers ``svm``, ``forest``, ``tree``, ``gbm``, ``ensemble`` and the
-  clusterer ``agglomerative``;
+* the new classifiers ``svm``, ``forest``, ``tree``, ``gbm``, ``ensemble`` and the clusterer ``agglomerative`` (the
+  ``model_versions.kind`` CHECK of 0009 is a name pattern that already accepts them);
 * ``musicindex_genre_model_version`` chooses among every classifier kind (same rule: the preferred kind, or for
   ``auto`` the active classifier with the highest ``cv_macro_f1_mean``);
 * ``space_maps``: 2-D coordinates of a similarity space's tracks (PCA, t-SNE or UMAP), computed once per model
@@ -23,12 +23,7 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-KINDS_0005 = "('knn', 'logreg', 'ann', 'cnn', 'kmeans', 'birch', 'gmm', 'scaler', 'musicnn')"
 NEW_KINDS = "('svm', 'forest', 'tree', 'gbm', 'ensemble', 'agglomerative')"
-KINDS = (
-    "('knn', 'logreg', 'svm', 'forest', 'tree', 'gbm', 'ensemble', 'ann', 'cnn', "
-    "'kmeans', 'birch', 'gmm', 'agglomerative', 'scaler', 'musicnn')"
-)
 CLASSIFIERS_0005 = "('knn', 'logreg', 'ann', 'cnn')"
 CLASSIFIERS = "('knn', 'logreg', 'svm', 'forest', 'tree', 'gbm', 'ensemble', 'ann', 'cnn')"
 MAP_METHODS = "('pca', 'tsne', 'umap')"
@@ -53,8 +48,6 @@ COMMENT ON FUNCTION musicindex_genre_model_version(text) IS
 
 
 def upgrade() -> None:
-    op.drop_constraint("ck_model_versions_kind", "model_versions", type_="check")
-    op.create_check_constraint("ck_model_versions_kind", "model_versions", f"kind IN {KINDS}")
     op.execute(GENRE_MODEL.format(classifiers=CLASSIFIERS))
     op.create_table(
         "space_maps",
@@ -78,5 +71,3 @@ def downgrade() -> None:
     op.drop_table("space_maps")
     op.execute(GENRE_MODEL.format(classifiers=CLASSIFIERS_0005))
     op.execute(f"DELETE FROM model_versions WHERE kind IN {NEW_KINDS}")
-    op.drop_constraint("ck_model_versions_kind", "model_versions", type_="check")
-    op.create_check_constraint("ck_model_versions_kind", "model_versions", f"kind IN {KINDS_0005}")
