@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from musicindex.cli.common import handle_errors, open_index, print_json
 from musicindex.cli.render import console, safe, versions_table
@@ -186,11 +186,10 @@ def evaluate(
         return "" if x is None or math.isnan(x) else f"{x:.1%}"
 
     spaces = Table(
-        "space",
-        "version",
-        "dim",
+        Column("space", no_wrap=True),
+        Column("dim", no_wrap=True),
         "queries",
-        "precision@10",
+        Column("precision@10", no_wrap=True),
         "other-artist p@10",
         "vote accuracy",
         "hubness (N10 skew)",
@@ -199,8 +198,7 @@ def evaluate(
     )
     for sp in report.spaces:
         spaces.add_row(
-            sp.space,
-            str(sp.model_version_id or "-"),
+            sp.space + (f" v{sp.model_version_id}" if sp.model_version_id else ""),
             str(sp.dimension),
             str(sp.queries),
             pct(sp.precision_at_10),
@@ -214,44 +212,48 @@ def evaluate(
         console.print(f"  {sp.space}: {safe(sp.protocol)}", highlight=False)
     if report.classifiers:
         labelled = labels is not None
-        cls = Table(
-            "classifier",
-            "version",
+        # two tables so that each reads at 80 columns: how the model was chosen, then how it does on
+        # tracks it never saw
+        chosen = Table(
+            Column("classifier", no_wrap=True),
             "input",
-            "cv accuracy",
+            Column("cv accuracy", no_wrap=True),
             "cv macro F1",
             "folds",
+            "genre model",
+            title="classifiers: cross-validation",
+        )
+        held = Table(
+            Column("classifier", no_wrap=True),
             "held-out accuracy",
             *(("labels-file accuracy", "labels-file macro F1") if labelled else ()),
             "unseen-artist accuracy",
-            "p@10",
+            Column("precision@10", no_wrap=True),
             "other-artist p@10",
-            "genre model",
-            title="classifiers",
+            title="classifiers: tracks not trained on",
         )
         for c in report.classifiers:
+            name = f"{c.kind} v{c.model_version_id}"
             cv = (
                 ""
                 if c.cv_accuracy_mean is None
                 else f"{c.cv_accuracy_mean:.1%}"
                 + (f" ± {c.cv_accuracy_std:.1%}" if c.cv_accuracy_std is not None else "")
             )
+            chosen.add_row(
+                name, c.input or "", cv, pct(c.cv_macro_f1_mean), c.cv_protocol or "", "yes" if c.genre_model else ""
+            )
             file_cols = (pct(c.labels_accuracy), pct(c.labels_macro_f1)) if labelled else ()
-            cls.add_row(
-                c.kind,
-                str(c.model_version_id),
-                c.input or "",
-                cv,
-                pct(c.cv_macro_f1_mean),
-                c.cv_protocol or "",
+            held.add_row(
+                name,
                 pct(c.accuracy),
                 *file_cols,
                 pct(c.unseen_artist_accuracy) + (f" ({c.unseen_artist_queries})" if c.unseen_artist_queries else ""),
                 pct(c.precision_at_10),
                 pct(c.other_artist_precision_at_10),
-                "yes" if c.genre_model else "",
             )
-        console.print(cls)
+        console.print(chosen)
+        console.print(held)
     else:
         console.print("no classifier trained yet (`musicindex train`)", style="yellow")
     console.print(f"protocol: {safe(report.protocol)}", highlight=False)
