@@ -49,24 +49,12 @@ def login(
     next: str = Form("/", max_length=2000),
 ) -> Response:
     if not v.accounts:
-        return page(
-            request,
-            "login.html",
-            status_code=400,
-            next=safe_next(next),
-            login_name=name,
-            error=f"{NO_ACCOUNTS}: the page is yours without logging in (`musicindex user add NAME` creates one).",
-        )
+        problem = f"{NO_ACCOUNTS}: the page is yours without logging in (`musicindex user add NAME` creates one)."
+        return page(request, "login.html", status_code=400, next=safe_next(next), login_name=name, error=problem)
     user = index.users.authenticate_password(name, password)
     if user is None:
-        return page(
-            request,
-            "login.html",
-            status_code=401,
-            next=safe_next(next),
-            login_name=name,
-            error="Wrong name or password.",
-        )
+        problem = "Wrong name or password."
+        return page(request, "login.html", status_code=401, next=safe_next(next), login_name=name, error=problem)
     response = RedirectResponse(safe_next(next), status_code=303)
     sessions.start(request, response, user)
     return response
@@ -96,13 +84,8 @@ def change_password(
     repeat: str = Form("", max_length=1024),
 ) -> Response:
     if not v.logged_in:
-        return page(
-            request,
-            "account.html",
-            status_code=400,
-            done=False,
-            error=f"{NO_ACCOUNTS}: there is no password to change.",
-        )
+        problem = f"{NO_ACCOUNTS}: there is no password to change."
+        return page(request, "account.html", status_code=400, done=False, error=problem)
     problem = None
     if index.users.authenticate_password(v.user.name, current) is None:
         problem = "The current password is wrong."

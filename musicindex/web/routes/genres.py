@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -17,7 +17,7 @@ from musicindex.web.responses import BASE_DOC, Json, m3u_response
 from musicindex.web.security import policy
 
 router = APIRouter(default_response_class=Json, tags=["genres"])
-Genre = PathParam(..., min_length=1, max_length=100)
+Genre = Annotated[str, PathParam(min_length=1, max_length=100)]
 
 
 @router.get("/api/genres", summary="Every genre a query accepts (labels and genre-model classes)")
@@ -39,7 +39,7 @@ def genres_page(index: IndexDep, request: Request) -> Response:
 @policy(costly=True)
 def by_genre(
     index: IndexDep,
-    genre: str = Genre,
+    genre: Genre,
     k: int = Query(10, ge=1, le=1000),
     format: Literal["json", "m3u8"] = Query("json"),
     base: str | None = Query(None, max_length=4096, description=BASE_DOC),
@@ -51,6 +51,6 @@ def by_genre(
 
 
 @router.get("/genres/{genre}", **PAGE)
-def genre_page(index: IndexDep, request: Request, genre: str = Genre, k: int = Query(50, ge=1, le=1000)) -> Response:
+def genre_page(index: IndexDep, request: Request, genre: Genre, k: int = Query(50, ge=1, le=1000)) -> Response:
     res = index.by_genre(genre, k=k)
     return page(request, "genre.html", genre=genre, result=res.to_dict(), k=k)

@@ -3,7 +3,7 @@ evaluation, and the changes that need the API token (train, promote, roll back).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi import Path as PathParam
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from musicindex.index import MusicIndex
 
 router = APIRouter(default_response_class=Json, tags=["models"])
-VersionId = PathParam(..., ge=1, le=2**31 - 1)
+VersionId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 @router.get("/api/models", summary="The model registry: versions, states, key metrics")
@@ -40,7 +40,7 @@ def active_models(index: IndexDep) -> Any:
 
 
 @router.get("/api/models/{version_id}", summary="Everything about one model version")
-def model(index: IndexDep, version_id: int = VersionId) -> Any:
+def model(index: IndexDep, version_id: VersionId) -> Any:
     return _model(index, version_id)
 
 
@@ -78,7 +78,7 @@ def evaluate(
 @policy(token=True)
 def promote(
     index: IndexDep,
-    version_id: int = VersionId,
+    version_id: VersionId,
     authorization: str | None = Header(None, include_in_schema=False),
 ) -> Any:
     check_token(authorization, index.settings)

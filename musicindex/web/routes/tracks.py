@@ -4,7 +4,7 @@ sorted and paged (``/songs``, ``/api/library/songs``, the songs of an album, an 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -24,7 +24,7 @@ from musicindex.web.security import policy
 from musicindex.web.uploads import SHORT_UPLOAD_SECONDS, similar_to_upload
 
 router = APIRouter(default_response_class=Json, tags=["tracks"])
-TrackId = PathParam(..., ge=1, le=2**62)
+TrackId = Annotated[int, PathParam(ge=1, le=2**62)]
 Format = Literal["json", "m3u8"]
 SONGS_PAGE = 50
 
@@ -41,7 +41,7 @@ def search(
 
 
 @router.get("/api/tracks/{track_id}", summary="Track details: tags, features, genre, cluster")
-def track(index: IndexDep, track_id: int = TrackId) -> Any:
+def track(index: IndexDep, track_id: TrackId) -> Any:
     return index.track_details(track_id).to_dict()
 
 
@@ -52,7 +52,7 @@ def track(index: IndexDep, track_id: int = TrackId) -> Any:
     response_class=Response,
     responses={200: {"content": {"audio/*": {}}}, 206: {"description": "partial content"}, 304: {}, 416: {}},
 )
-def audio(index: IndexDep, request: Request, track_id: int = TrackId) -> Response:
+def audio(index: IndexDep, request: Request, track_id: TrackId) -> Response:
     """The file the index recorded for the track, opened and checked by ``musicindex.media`` (inside the ingested
     folders, a regular file of the recorded size and mtime) and streamed from that open descriptor."""
     return file_response(open_track_file(index, track_id), request, disposition="inline")
@@ -65,7 +65,7 @@ def audio(index: IndexDep, request: Request, track_id: int = TrackId) -> Respons
 def similar(
     index: IndexDep,
     options: SearchDep,
-    track_id: int = TrackId,
+    track_id: TrackId,
     format: Format = Query("json"),
     base: str | None = Query(None, max_length=4096, description=BASE_DOC),
 ) -> Any:
@@ -76,19 +76,17 @@ def similar(
 
 
 @router.get("/api/tracks/{track_id}/genre", summary="The genre model's answer for a track")
-def genre_of(index: IndexDep, track_id: int = TrackId) -> Any:
+def genre_of(index: IndexDep, track_id: TrackId) -> Any:
     return index.genre_of(track_id).to_dict()
 
 
 @router.get("/api/tracks/{track_id}/cluster", summary="The cluster of a track")
-def cluster_of(
-    index: IndexDep, track_id: int = TrackId, model: Literal["kmeans", "birch", "gmm"] = Query("kmeans")
-) -> Any:
+def cluster_of(index: IndexDep, track_id: TrackId, model: Literal["kmeans", "birch", "gmm"] = Query("kmeans")) -> Any:
     return index.cluster_of(track_id, model=model).to_dict()
 
 
 @router.get("/tracks/{track_id}", **PAGE)
-def track_page(index: IndexDep, request: Request, track_id: int = TrackId) -> Response:
+def track_page(index: IndexDep, request: Request, track_id: TrackId) -> Response:
     """A track: details, player, genre, cluster, tags and "sounds like" (a part that cannot answer says why)."""
     details = index.track_details(track_id)
     file_problem = None
@@ -204,9 +202,7 @@ def songs_page(
     tags=["library"],
     summary="The songs of an album, an artist or a playlist, in order",
 )
-def tracks_of(
-    index: IndexDep, uid: UserIdDep, kind: Literal["album", "artist", "playlist"], item_id: int = TrackId
-) -> Any:
+def tracks_of(index: IndexDep, uid: UserIdDep, kind: Literal["album", "artist", "playlist"], item_id: TrackId) -> Any:
     if kind == ALBUM:
         found = index.catalog.album(item_id, uid).songs
     elif kind == ARTIST:
