@@ -194,7 +194,8 @@ class SearchOptions:
     @classmethod
     def of(cls, base: SearchOptions | None = None, /, **options: Any) -> SearchOptions:
         """``base`` (default: the defaults) with ``options`` (field names or their parameter names, e.g. ``genre``)
-        changed; an unknown name is refused with the list of options."""
+        changed, each checked under the name it was given by (``min_probability must be in [0, 1)``); an unknown
+        name is refused with the list of options."""
         changes: dict[str, Any] = {}
         for name, value in options.items():
             rule = BY_NAME.get(name)
@@ -202,7 +203,7 @@ class SearchOptions:
                 raise InvalidArgumentError(
                     f"unknown search option {name!r}; the options are: {', '.join(r.field for r in RULES)}"
                 )
-            changes[rule.field] = value
+            changes[rule.field] = rule.check(value, name)
         return replace(base or DEFAULT, **changes) if changes else (base or DEFAULT)
 
     @classmethod
@@ -219,8 +220,7 @@ class SearchOptions:
         (e.g. ``{"k": 20}``); ``names``: only these parameter names are read (default: all of them).
         """
         wanted = set(names) if names is not None else None
-        found: dict[str, Any] = dict(defaults or {})
-        given: dict[str, list[Any]] = {}
+        given: dict[str, tuple[str, list[Any]]] = {}  # field -> (the name it was given by, its values)
         for name, value in _pairs(params):
             rule = BY_NAME.get(name)
             if rule is None or (wanted is not None and name not in wanted):
@@ -228,15 +228,14 @@ class SearchOptions:
             if value is None or (isinstance(value, str) and value == ""):
                 continue
             read = rule.text(value, name) if isinstance(value, str) and rule.text is not None else value
-            given.setdefault(rule.field, []).append(read)
-        for field, values in given.items():
-            rule = BY_FIELD[field]
-            if rule.many:
-                flat = [v for value in values for v in as_list(value, field, MAX_LIST)]
-                found[field] = flat
+            given.setdefault(rule.field, (name, []))[1].append(read)
+        found: dict[str, Any] = {}
+        for field, (name, values) in given.items():
+            if BY_FIELD[field].many:
+                found[name] = [v for value in values for v in as_list(value, name, MAX_LIST)]
             else:
-                found[field] = values[-1]
-        return cls.of(**found)
+                found[name] = values[-1]
+        return cls.of(cls.of(**(defaults or {})), **found)
 
     # ------------------------------------------------------------------ reading options
     def spacing(self, artist: int, album: bool) -> tuple[int, bool]:

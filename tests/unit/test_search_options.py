@@ -46,9 +46,11 @@ def test_one_parser_reads_query_strings_forms_and_cli_values_alike():
         ({"exclude_track": "-1"}, "exclude_track must be a track id between 1 and"),
         ({"exclude_track": "/etc/passwd"}, "exclude_track must be an integer"),
         ({"artist_spacing": "101"}, "artist_spacing must be between 0 and 100"),
-        ({"exclude_artist": "a" * 201}, "exclude_artists is longer than 200 characters"),
+        ({"exclude_artist": "a" * 201}, "exclude_artist is longer than 200 characters"),
         ({"genre": "a\x00b"}, "NUL character"),
-        ({"tag": [str(i) for i in range(11)]}, "tags holds 11 entries; at most 10"),
+        ({"tag": [str(i) for i in range(11)]}, "tag holds 11 entries; at most 10"),
+        ({"min_probability": "1.5"}, "min_probability must be in [0, 1), got 1.5"),
+        ({"count": "0"}, "count must be between 1 and 1000, got 0"),
         ({"ef_search": "0"}, "ef_search must be between 1 and 1000"),
     ],
 )
