@@ -84,9 +84,9 @@ def change_password(
     repeat: str = Form("", max_length=1024),
 ) -> Response:
     if not v.logged_in:
-        problem = f"{NO_ACCOUNTS}: there is no password to change."
-        return page(request, "account.html", status_code=400, done=False, error=problem)
-    problem = None
+        none = f"{NO_ACCOUNTS}: there is no password to change."
+        return page(request, "account.html", status_code=400, done=False, error=none)
+    problem: str | None = None
     if index.users.authenticate_password(v.user.name, current) is None:
         problem = "The current password is wrong."
     elif new != repeat:
