@@ -65,6 +65,7 @@ if TYPE_CHECKING:  # types of arguments and answers only (importing the index st
     from musicindex.ingest.progress import Progress
     from musicindex.ingest.scan import ScanReport
     from musicindex.ml.evaluate import EvaluationReport
+    from musicindex.ml.maps import SpaceMapResult
     from musicindex.ml.options import TrainOptions
     from musicindex.ml.service import EmbedSummary
     from musicindex.ml.training import TrainResult
@@ -74,7 +75,18 @@ __all__ = ["DEPRECATED", "FACADE_METHODS", "DoctorReport", "IngestSummary", "Mus
 
 FACADE_METHODS: dict[str, tuple[str, ...]] = {
     "ingestion": ("ingest", "wait_for", "watch", "rescan", "known_roots"),
-    "training": ("train", "embed", "models", "model", "active_models", "promote", "rollback", "evaluate", "report"),
+    "training": (
+        "train",
+        "embed",
+        "models",
+        "model",
+        "active_models",
+        "promote",
+        "rollback",
+        "evaluate",
+        "report",
+        "space_map",
+    ),
     "queries": ("similar", "recommend", "playlist", "by_genre", "genre_of", "cluster_of", "tags_of", "search_by_tags"),
     "library": ("search_tracks", "track_details", "track_summaries", "track_files", "spaces"),
 }
@@ -82,8 +94,11 @@ FACADE_METHODS: dict[str, tuple[str, ...]] = {
 
 _USERS = (
     "add_user", "list_users", "user", "set_password", "remove_user", "new_api_key", "local_user", "has_logins",
-    "session_user", "session_epoch", "authenticate_password", "authenticate_token", "authenticate_api_key", "star",
-    "unstar", "set_rating", "scrobble", "save_play_queue", "create_playlist", "update_playlist", "delete_playlist",
+    "logins_known", "api_keys", "revoke_api_key", "open_session", "session_user", "end_session", "end_sessions",
+    "authenticate_password", "authenticate_token", "authenticate_api_key", "star", "unstar", "set_rating",
+    "scrobble", "save_play_queue", "create_playlist", "update_playlist", "delete_playlist", "create_bookmark",
+    "bookmarks", "delete_bookmark", "report_playback", "skipped_track_ids", "save_play_queue_by_index",
+    "play_queue_index", "set_max_bit_rate", "max_bit_rate",
 )  # fmt: skip
 DEPRECATED: dict[str, str] = {
     "ingest_progress": "ingestion.ingest_progress",
@@ -319,6 +334,10 @@ class MusicIndex:
     def report(self, out_dir: str | os.PathLike[str]) -> Path:
         """Write the HTML report to ``out_dir`` (``TrainingService.report``)."""
         return self.training.report(out_dir)
+
+    def space_map(self, space: str, method: str = "umap", *, refresh: bool = False) -> SpaceMapResult:
+        """2-D coordinates of a similarity space's tracks, cached per model version (``TrainingService.space_map``)."""
+        return self.training.space_map(space, method, refresh=refresh)
 
     # ------------------------------------------------------------------ questions (index.queries)
     def similar(self, track: TrackRef, options: SearchOptions | None = None, **args: Unpack[SearchArgs]) -> QueryResult:

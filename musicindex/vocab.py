@@ -51,10 +51,17 @@ N_FEATURES: Final = len(FEATURE_NAMES)
 assert N_FEATURES == 43, N_FEATURES
 
 # --------------------------------------------------------------------------- models
-CLASSIFIER_KINDS: Final = ("knn", "logreg", "ann", "cnn")
+SKLEARN_CLASSIFIER_KINDS: Final = ("knn", "logreg", "svm", "forest", "tree", "gbm")
+"""Genre classifiers that are scikit-learn pipelines tuned by a grid search (``ml.estimators``): KNN, logistic
+regression, SVM (RBF or linear kernel, chosen by the search), random forest, decision tree, histogram gradient
+boosting."""
+ENSEMBLE: Final = "ensemble"
+"""Soft voting over the best scikit-learn classifiers, chosen by the same artist-grouped cross-validation."""
+CLASSIFIER_KINDS: Final = ("knn", "logreg", "svm", "forest", "tree", "gbm", ENSEMBLE, "ann", "cnn")
 """Genre classifiers (trained on labels; each writes predictions)."""
-CLUSTER_KINDS: Final = ("kmeans", "birch", "gmm")
-"""Clusterers (trained without labels; each writes cluster assignments)."""
+CLUSTER_KINDS: Final = ("kmeans", "birch", "gmm", "agglomerative")
+"""Clusterers (trained without labels; each writes cluster assignments). ``agglomerative`` (Ward or average
+linkage) has no predict of its own: a new track joins the cluster with the nearest centroid."""
 SCALER: Final = "scaler"
 """The standardisation of the 43 features: the model behind the ``features`` space."""
 MUSICNN: Final = "musicnn"
@@ -78,11 +85,15 @@ GENRE_MODEL_METRIC: Final = "cv_macro_f1_mean"
 """The score by which ``auto`` picks the genre model: the cross-validated macro-F1 (mean over the folds), which
 is steadier than one held-out split of a small library."""
 
+MAP_METHODS: Final = ("pca", "tsne", "umap")
+"""How a similarity space is drawn in two dimensions (``ml.maps``): principal components, t-SNE, UMAP; each cached
+per model version in ``space_maps``."""
+
 TOP_TAG_MIN: Final = 0.1
 """A track's top tags (``track_tags.top_tags``, GIN-indexed) are its musicnn tags at least this probable."""
 
 CLASSIFIER_INPUTS: Final = ("features", MUSICNN)
-"""What a classifier (knn, logreg, ann) can be trained on: the 43 features or the musicnn embedding."""
+"""What a classifier (every kind but the cnn) can be trained on: the 43 features or the musicnn embedding."""
 
 # --------------------------------------------------------------------------- spaces
 SPACE_KIND: Final[Mapping[str, str]] = {"features": SCALER, "ann": "ann", "cnn": "cnn", MUSICNN: MUSICNN}
@@ -106,6 +117,9 @@ MOOD_TAGS: Final = (
     "Mellow", "chill", "chillout", "happy", "sad", "beautiful", "sexy", "party", "catchy", "easy listening",
 )  # fmt: skip
 """The musicnn tags that are moods (the OpenSubsonic ``moods`` of a song), among its top tags."""
+STARTING, PLAYING, PAUSED, STOPPED = "starting", "playing", "paused", "stopped"
+PLAYBACK_STATES: Final = (STARTING, PLAYING, PAUSED, STOPPED)
+"""The states a music app reports of a playback (OpenSubsonic ``reportPlayback``; ``play_events.state``)."""
 
 # --------------------------------------------------------------------------- queues
 QUEUE_INGEST: Final = "ingest"

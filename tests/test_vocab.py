@@ -29,6 +29,7 @@ def test_check_constraints_at_head_match_the_vocabulary(fresh_db):
     assert _check_values(fresh_db, "ck_embeddings_space") == set(vocab.SPACES)
     assert _check_values(fresh_db, "ck_annotations_item_type") == set(vocab.ITEM_TYPES)
     assert _check_values(fresh_db, "ck_albums_cover_kind") == set(vocab.COVER_KINDS)
+    assert _check_values(fresh_db, "ck_play_events_state") == set(vocab.PLAYBACK_STATES)
 
 
 def test_feature_columns_match_the_vocabulary(fresh_db):

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from musicindex.cli.common import handle_errors, open_index, print_json
 from musicindex.cli.render import console, safe, versions_table
+from musicindex.vocab import TRAINABLE_KINDS
 
 cli = typer.Typer()
 
@@ -22,12 +23,12 @@ cli.add_typer(models_app, name="models")
 @cli.command()
 @handle_errors
 def train(
-    models: str = typer.Option("all", "--models", "-m", help="comma-separated: knn,logreg,ann,cnn,kmeans,birch,gmm"),
+    models: str = typer.Option("all", "--models", "-m", help=f"comma-separated: {','.join(TRAINABLE_KINDS)}"),
     wait: bool = typer.Option(False, "--wait", help="wait for the worker to finish and show the result"),
     local: bool = typer.Option(False, "--local", help="train in this process (no worker needed)"),
     test_size: float = typer.Option(0.2, "--test-size", help="held-out fraction of the stratified split (0.4 = 60:40)"),
     seed: int = typer.Option(42, "--seed"),
-    cv_folds: int = typer.Option(5, "--cv-folds", help="stratified k-fold of knn / logreg"),
+    cv_folds: int = typer.Option(5, "--cv-folds", help="k-fold of the scikit-learn classifiers (artist-grouped)"),
     net_cv_folds: int = typer.Option(3, "--net-cv-folds", help="stratified k-fold of the ANN / CNN (0: skip)"),
     clusters: int | None = typer.Option(None, "--clusters", help="k of the clusterers (default: silhouette sweep)"),
     quick: bool = typer.Option(False, "--quick", help="small grids and tiny network budgets (smoke runs)"),
@@ -36,7 +37,7 @@ def train(
         False, "--force", help="train even if the labelled data has not changed since the active models were trained"
     ),
     inputs: str = typer.Option(
-        "auto", "--inputs", help="what knn, logreg and ann read: features, musicnn, or auto (both; the better CV wins)"
+        "auto", "--inputs", help="what the classifiers (not the cnn) read: features, musicnn, or auto (better CV wins)"
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -190,6 +191,8 @@ def evaluate(
         "dim",
         "queries",
         "precision@10",
+        "other-artist p@10",
+        "vote accuracy",
         "hubness (N10 skew)",
         "never in a top 10",
         title="similarity spaces",
@@ -201,6 +204,8 @@ def evaluate(
             str(sp.dimension),
             str(sp.queries),
             pct(sp.precision_at_10),
+            pct(sp.other_artist_precision_at_10),
+            pct(sp.accuracy),
             f"{sp.hubness_skewness:.2f}",
             pct(sp.never_in_top10),
         )
@@ -215,8 +220,12 @@ def evaluate(
             "input",
             "cv accuracy",
             "cv macro F1",
+            "folds",
             "held-out accuracy",
             *(("labels-file accuracy", "labels-file macro F1") if labelled else ()),
+            "unseen-artist accuracy",
+            "p@10",
+            "other-artist p@10",
             "genre model",
             title="classifiers",
         )
@@ -234,8 +243,12 @@ def evaluate(
                 c.input or "",
                 cv,
                 pct(c.cv_macro_f1_mean),
+                c.cv_protocol or "",
                 pct(c.accuracy),
                 *file_cols,
+                pct(c.unseen_artist_accuracy) + (f" ({c.unseen_artist_queries})" if c.unseen_artist_queries else ""),
+                pct(c.precision_at_10),
+                pct(c.other_artist_precision_at_10),
                 "yes" if c.genre_model else "",
             )
         console.print(cls)

@@ -231,6 +231,10 @@ QUALITY_METRIC = {
 classifiers (the genre-model rule's score), silhouette for clusterers."""
 
 
+PROTOCOL_KEY = "cv_protocol"
+"""How a classifier's k-fold scores were split (``folds.PROTOCOLS``; absent: plain stratified, before grouping)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     promote: bool
@@ -258,6 +262,17 @@ def decide(
         return Decision(True, "no quality metric: follows the data", metric, new, old)
     if not isinstance(new, (int, float)) or not isinstance(old, (int, float)):
         return Decision(True, f"{metric} missing on one side", metric, new, old)
+    if kind in CLASSIFIER_KINDS:
+        ours, theirs = (candidate_metrics or {}).get(PROTOCOL_KEY), (active_metrics or {}).get(PROTOCOL_KEY)
+        if ours != theirs:
+            return Decision(
+                True,
+                f"{metric} measured on other folds (candidate: {ours or 'stratified'}, active: "
+                f"{theirs or 'stratified'}): not comparable, the candidate follows the data",
+                metric,
+                float(new),
+                float(old),
+            )
     better = float(new) >= float(old) - tolerance
     why = f"{metric} {float(new):.4f} vs active {float(old):.4f} (tolerance {tolerance})" + (
         "" if better else ": challenger is worse, stays a candidate"

@@ -17,6 +17,7 @@ from musicindex.ml.options import TrainOptions
 
 if TYPE_CHECKING:
     from musicindex.ml.evaluate import EvaluationReport
+    from musicindex.ml.maps import SpaceMapResult
     from musicindex.ml.training import TrainResult
 
 
@@ -63,7 +64,7 @@ class TrainingService:
         on_progress: Callable[[str], None] | None = None,
         **options: Any,
     ) -> TrainResult:
-        """Train ``models`` (default all: knn, logreg, ann, cnn, kmeans, birch, gmm).
+        """Train ``models`` (default all: ``vocab.TRAINABLE_KINDS``).
 
         By default the job runs on a worker (`train` queue); ``wait=True`` blocks until it is
         done and returns its ``TrainResult`` (``wait=False``: status ``queued`` with the task
@@ -224,6 +225,13 @@ class TrainingService:
                 left = None if timeout is None else max(0.1, timeout - (time.monotonic() - start))
                 summary.add(self._wait(r, left))
         return summary
+
+    def space_map(self, space: str, method: str = "umap", *, refresh: bool = False) -> SpaceMapResult:
+        """2-D coordinates of a similarity space's tracks (``method``: pca, tsne or umap) for the space's active
+        version, cached per model version (``musicindex.ml.maps.space_map``); ``refresh=True`` redraws it."""
+        from musicindex.ml import maps
+
+        return maps.space_map(self.db, space, method, refresh=refresh)
 
     def report(self, out_dir: str | os.PathLike) -> Path:
         """Write the HTML model report (and its PNGs) into ``out_dir``; returns the path of index.html."""

@@ -152,6 +152,16 @@ def test_models_and_ingestion_stay_below_the_entry_points():
     assert _breaking(graph, "musicindex.ingest", ("musicindex.ml",)) == {}  # the models come after ingestion
 
 
+def test_the_descriptors_are_pure_audio_functions():
+    """``musicindex.audio.descriptors`` (tempo, key, loudness, mood) reads arrays and returns values: it imports
+    nothing of the project but the errors, the domain words and the rest of ``musicindex.audio``."""
+    allowed = ("musicindex.errors", "musicindex.vocab", "musicindex.audio")
+    graph = _graph()
+    bad = {m: {d for d in deps if d.startswith("musicindex") and not d.startswith(allowed)}
+           for m, deps in _deps_of(graph, "musicindex.audio.descriptors").items()}  # fmt: skip
+    assert {m: d for m, d in bad.items() if d} == {}
+
+
 def test_media_stays_below_the_web_layer():
     """``musicindex.media`` opens and serves the library's files for every router (JSON API, Subsonic): it never
     imports a router's package."""
@@ -167,6 +177,37 @@ def test_users_and_the_subsonic_api_stay_in_their_layers():
     assert _breaking(graph, "musicindex.users", below) == {}
     assert _breaking(graph, "musicindex.query", ("musicindex.users",)) == {}
     assert _breaking(graph, "musicindex.web.subsonic", ("musicindex.ml", "musicindex.ingest", "musicindex.db")) == {}
+
+
+def test_only_the_transcoder_loads_ffmpeg():
+    """FFmpeg's libraries (PyAV, ``av``) are loaded only by ``musicindex/media/transcode.py``: nothing else in the
+    library (ingest decodes with libsndfile/audioread) pays for them or depends on them."""
+    offenders = []
+    for name, path in _modules().items():
+        if name == "musicindex.media.transcode":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            imported = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            if any(i == "av" or i.startswith("av.") for i in imported):
+                offenders.append(f"{name} imports {imported}")
+    assert offenders == []
+
+
+def test_every_proof_of_a_password_or_key_goes_through_the_users_service():
+    """Issue 28: one attempt limiter for every way to prove who one is. It lives in the users service
+    (``UserService.authenticate_*``), so nothing above it may reach the accounts or the limiter's tables directly:
+    outside ``musicindex.users`` only the service itself (the package), the request's address (``limiter``) and the
+    session store's constants (``sessions``) are imported."""
+    graph = _graph()
+    allowed = {"musicindex.users", "musicindex.users.limiter", "musicindex.users.sessions", "musicindex.users.state"}
+    reaching = {
+        (m, d) for m, deps in graph.items() if not m.startswith("musicindex.users")
+        for d in deps if d.startswith("musicindex.users") and d not in allowed
+    }  # fmt: skip
+    assert reaching == set()
 
 
 def test_only_dispatch_talks_to_celery():
@@ -278,3 +319,14 @@ def test_the_write_detector_finds_planted_writes(tmp_path):
 
 def test_cycle_detector_finds_a_planted_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_duplicates_stay_below_the_entry_points_and_audio_never_imports_them():
+    """``musicindex.dupes`` (the fingerprint index, the same-recording and same-song rules) joins the audio
+    fingerprint and the database like ingestion does: it never imports an entry point, the models, ingestion or the
+    servers, and ``audio`` never imports it."""
+    graph = _graph()
+    forbidden = ("musicindex.web", "musicindex.cli", "musicindex.index", "musicindex.sample", "musicindex.ml",
+                 "musicindex.ingest", "musicindex.servers", "musicindex.dispatch", "musicindex.query")  # fmt: skip
+    assert _breaking(graph, "musicindex.dupes", forbidden) == {}
+    assert _breaking(graph, "musicindex.audio", ("musicindex.dupes",)) == {}

@@ -121,8 +121,8 @@ def test_genre_model_rule():
     assert pick_genre_model(c, "ann").id == 5
     assert pick_genre_model(c[:1], "cnn") is None
     assert pick_genre_model([]) is None
-    with pytest.raises(ValueError, match="genre model 'svm'"):
-        pick_genre_model(c, "svm")
+    with pytest.raises(ValueError, match="genre model 'svr'"):
+        pick_genre_model(c, "svr")
 
 
 def test_vocabulary_is_consistent():
@@ -149,7 +149,7 @@ def test_settings_validation_names_the_variable():
     for env, needle in [
         ({"MUSICINDEX_WINDOW_DURATION": "0"}, "MUSICINDEX_WINDOW_DURATION"),
         ({"MUSICINDEX_INGEST_CHUNK": "zero"}, "MUSICINDEX_INGEST_CHUNK='zero' is not a valid int"),
-        ({"MUSICINDEX_GENRE_MODEL": "svm"}, "MUSICINDEX_GENRE_MODEL='svm'"),
+        ({"MUSICINDEX_GENRE_MODEL": "svr"}, "MUSICINDEX_GENRE_MODEL='svr'"),
         ({"MUSICINDEX_TASK_TIME_LIMIT": "600", "MUSICINDEX_VISIBILITY_TIMEOUT": "60"}, "must exceed"),
         ({"MUSICINDEX_RETRAIN_CRON": "nightly"}, "expected 5 fields"),
         ({"MUSICINDEX_DATABASE_URL": "mysql://x"}, "must be a PostgreSQL URL"),
@@ -258,5 +258,5 @@ def test_train_options_are_validated_once_and_survive_the_task_message():
     ):
         with pytest.raises(InvalidArgumentError, match=match):
             TrainOptions.of(**bad)
-    with pytest.raises(InvalidArgumentError, match="unknown model 'svm'"):
-        TrainOptions.of("svm")
+    with pytest.raises(InvalidArgumentError, match="unknown model 'svr'"):
+        TrainOptions.of("svr")
