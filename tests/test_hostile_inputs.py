@@ -14,6 +14,7 @@ with a reason or is skipped, the batch goes on).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -105,6 +106,18 @@ HTTP_ROWS = [
     http("/api/tracks/{t}/similar?k=NaN", 422, "bad_argument"),
     http("/api/tracks/{t}/similar?k=" + "9" * 5000, 422, "bad_argument"),
     http("/api/tracks/{t}/similar?exclude_same_artist=maybe", 422, "bad_argument"),
+    # the search options: one parser on every route that reads them
+    http("/api/tracks/{t}/similar?exclude_same_album=2", 422, "bad_argument"),
+    http("/api/tracks/{t}/similar?genre=jazz&genre=polka", 422, "unknown_genre"),
+    http("/api/tracks/{t}/similar?min_tag_probability=NaN", 422, "bad_argument"),
+    http("/api/tracks/{t}/similar?ef_search=1001", 422, "bad_argument"),
+    http("/api/tracks/{t}/similar?artist_spacing=-1", 422, "bad_argument"),
+    http("/api/tracks/{t}/similar?colour=red", 200, None, why="a parameter that is no option is left alone"),
+    http("/api/recommend?liked={t}&exclude_track=abc", 422, "bad_argument", why="tracks by id only over HTTP"),
+    http("/api/recommend?liked={t}&exclude_track=/etc/passwd", 422, "bad_argument"),
+    http("/api/recommend?liked={t}&exclude_track=" + str(2**62 + 1), 422, "bad_argument"),
+    http("/api/playlist?start={t}&end={a}&n=1", 422, "bad_argument"),
+    http("/api/playlist?start={t}&end={a}&tag=" + "&tag=".join(["rock"] * 11), 422, "bad_argument"),
     http("/api/tracks?q=blue&limit=-1", 422, "bad_argument"),
     http("/api/tracks?q=blue&offset=10001", 422, "bad_argument"),
     http("/api/status?failures=101", 422, "bad_argument"),
@@ -249,7 +262,8 @@ PAGE_ROWS = [
     Row("page", "/tracks/0", (422, "html")),
     Row("page", "/tracks/" + "9" * 30, (422, "html")),
     Row("page", "/tracks/999999999", (404, "html")),
-    Row("page", "/tracks/{t}?k=0", (422, "html")),
+    Row("page", "/tracks/{t}?k=0", (200, None), "the 'sounds like' part says what k accepts (the page stands)"),
+    Row("page", "/tracks/{t}?exclude_same_album=maybe", (200, None), "the search option's error, in its part"),
     Row("page", "/tracks/{t}?space=mfcc", (200, None), "a part that cannot answer says why"),
     Row("page", "/genres/polka", (422, "html")),
     Row("page", "/playlist?start=abc", (200, None), "the builder says 'is no track id' (no error page)"),
@@ -322,6 +336,12 @@ PYTHON_ROWS = [
     Row(PY, ("similar", ("<t>",), {"genre": "\x00"}), E.InvalidArgumentError),
     Row(PY, ("similar", ("<t>",), {"genre": "polka"}), E.UnknownGenreError),
     Row(PY, ("similar", ("<t>",), {"ef_search": -1}), E.InvalidArgumentError),
+    Row(PY, ("similar", ("<t>",), {"colour": "red"}), E.InvalidArgumentError),
+    Row(PY, ("similar", ("<t>",), {"exclude_same_album": "yes"}), E.InvalidArgumentError),
+    Row(PY, ("similar", ("<t>",), {"genre": ["jazz", "polka"]}), E.UnknownGenreError),
+    Row(PY, ("similar", ("<t>",), {"options": "k=5"}), E.InvalidArgumentError),
+    Row(PY, ("recommend", (["<t>"],), {"exclude_tracks": [True]}), E.InvalidArgumentError),
+    Row(PY, ("mixes.instant_mix", ("song", 1), {}), E.InvalidArgumentError),
     Row(PY, ("recommend", ([],), {}), E.InvalidArgumentError),
     Row(PY, ("recommend", (["<t>"] * 1001,), {}), E.InvalidArgumentError),
     Row(PY, (("recommend", (["<t>"],), {"exclude_artists": ["\x00"]})), E.InvalidArgumentError),
@@ -345,7 +365,7 @@ PYTHON_ROWS = [
     Row(PY, ("track_details", (0,), {}), E.TrackNotFoundError),
     Row(PY, ("track_summaries", (["<t>"] * 1001,), {}), E.InvalidArgumentError),
     Row(PY, ("track_files", ([None],), {}), E.InvalidArgumentError),
-    Row(PY, ("track_file", (2**62,), {}), E.TrackNotFoundError),
+    Row(PY, ("library.track_file", (2**62,), {}), E.TrackNotFoundError),
     Row(PY, ("genre_of", (_Opaque(),), {}), E.InvalidArgumentError),
     Row(PY, ("cluster_of", ("<t>",), {"model": "dbscan"}), E.InvalidArgumentError),
     Row(PY, ("cluster_of", ("<t>",), {"model": "birch"}), E.ModelNotTrainedError),
@@ -354,9 +374,9 @@ PYTHON_ROWS = [
     Row(PY, ("search_by_tags", (["no such tag"],), {}), E.InvalidArgumentError),
     Row(PY, ("search_by_tags", ([],), {}), E.InvalidArgumentError),
     Row(PY, ("search_by_tags", (["\x00"],), {}), E.InvalidArgumentError),
-    Row(PY, ("library_map", (), {"limit": 1}), E.InvalidArgumentError),
-    Row(PY, ("library_map", ("mfcc",), {}), E.InvalidArgumentError),
-    Row(PY, ("library_map", (), {"color_by": "mood"}), E.InvalidArgumentError),
+    Row(PY, ("library.library_map", (), {"limit": 1}), E.InvalidArgumentError),
+    Row(PY, ("library.library_map", ("mfcc",), {}), E.InvalidArgumentError),
+    Row(PY, ("library.library_map", (), {"color_by": "mood"}), E.InvalidArgumentError),
     Row(PY, ("models", (), {"state": "\x00"}), E.InvalidArgumentError),
     Row(PY, ("models", (), {"state": "bogus"}), E.InvalidArgumentError),
     Row(PY, ("models", (), {"kind": 5}), E.InvalidArgumentError),
@@ -491,6 +511,10 @@ SUBSONIC_ROWS = [
     sub("getCoverArt", {"id": "al-1", "size": "-1"}, 0, "a negative cover size"),
     sub("findSonicPath", {"startSongId": "tr-{t}", "endSongId": "tr-{a}", "count": "1000"}, 0, "a sonic path of 1000"),
     sub("findSonicPath", {"startSongId": "tr-{t}"}, 10, "a sonic path without its end"),
+    sub("getSimilarSongs2", {"id": "tr-{t}", "count": "ten"}, 0, "a mix's count that is no number"),
+    sub("getSimilarSongs2", {"id": "tr-{t}", "count": "-1"}, 0, "a negative mix count"),
+    sub("getSonicSimilarTracks", {"id": "tr-{t}", "count": "1e3"}, 0, "a float count"),
+    sub("getArtistInfo2", {"id": "ar-1", "count": str(2**40)}, 0, "a similar-artist count beyond 32 bits"),
     sub("createPlaylist", {}, 10, "a playlist without name or id"),
     sub("updatePlaylist", {"playlistId": "pl-1", "songIndexToRemove": "x"}, 0, "a removed index that is no number"),
     sub("getUser", {}, 10, "getUser without a name"),
@@ -622,7 +646,8 @@ def test_python_api(row: Row, lib):
     name, args, kwargs = row.input
     ctx = lib["ctx"]
     with pytest.raises(row.expect) as info:
-        getattr(lib["index"], name)(*(_arg(a, ctx) for a in args), **{k: _arg(v, ctx) for k, v in kwargs.items()})
+        method = functools.reduce(getattr, name.split("."), lib["index"])  # "library.track_file": a service's
+        method(*(_arg(a, ctx) for a in args), **{k: _arg(v, ctx) for k, v in kwargs.items()})
     assert str(info.value), "the error says what to do"
 
 

@@ -571,7 +571,7 @@ def test_the_demo_makes_a_demo_account_and_says_how_to_use_it(index):
 
     from rich.console import Console
 
-    from musicindex.sample.demo import _demo_user
+    from musicindex.cli.demo import _demo_user
 
     for _ in range(2):  # a second demo run gives the account a new password
         out = io.StringIO()

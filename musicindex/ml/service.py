@@ -190,13 +190,6 @@ class TrainingService:
 
         return backfill.apply_active(self.db, track_ids)
 
-    def embed_tracks(self, track_ids: Sequence[int]) -> dict[str, Any]:
-        """Deprecated name of :meth:`apply_models` (kept for one release)."""
-        import warnings
-
-        warnings.warn("embed_tracks is deprecated: use apply_models", DeprecationWarning, stacklevel=2)
-        return self.apply_models(track_ids)
-
     def embed(
         self,
         track_ids: Sequence[int] | None = None,

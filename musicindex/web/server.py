@@ -1,7 +1,9 @@
-"""The ASGI app of ``musicindex serve``: the JSON API (``/api/``), the web page, the static files.
+"""The ASGI app of ``musicindex serve``: the JSON API (``/api/``), the web page, the Subsonic API (``/rest``), the
+static files.
 
-``create_app(index)`` builds it over one ``MusicIndex`` (the same services the CLI and Python
-programs use); ``serve()`` runs it on uvicorn after the security checks (``security.py``).
+``create_app(index)`` builds it over one ``MusicIndex`` (the same services the CLI and Python programs use) from
+the routers of ``web.routes`` (one per resource) and ``web.subsonic``; ``serve()`` runs it on uvicorn after the
+security checks (``security.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from musicindex.web import api, api_library, errors, pages, pages_library, security, status, subsonic
-from musicindex.web.deps import Limits
+from musicindex.web import errors, render, security, status, subsonic
+from musicindex.web.deps import Limits, LoginRequired, login_redirect
+from musicindex.web.routes import ROUTERS
 
 if TYPE_CHECKING:
     from musicindex.config import Settings
@@ -55,18 +58,17 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
     )
     app.state.index = index
     app.state.limits = Limits()
-    errors.install(app, html=pages.render_error)
+    errors.install(app, html=render.render_error)
+    app.add_exception_handler(LoginRequired, login_redirect)
     app.state.subsonic = subsonic.SubsonicState()
-    app.include_router(api.router)
-    app.include_router(api_library.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.include_router(subsonic.router)
-    app.include_router(pages.router)
-    app.include_router(pages_library.router)
-    app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
+    app.mount("/static", StaticFiles(directory=str(render.HERE / "static")), name="static")
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs(request: Request) -> Response:
-        return pages.page(request, "docs.html", spec=app.openapi(), ops=_operations(app.openapi()))
+        return render.page(request, "docs.html", spec=app.openapi(), ops=_operations(app.openapi()))
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -86,8 +88,8 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
     app.add_middleware(
         security.RequestGuard,
         settings=settings,
-        routes=[*api.router.routes, *api_library.router.routes, *pages.router.routes, *pages_library.router.routes],
-        html=pages.render_error,
+        routes=[route for router in ROUTERS for route in router.routes],
+        html=render.render_error,
         allowed_hosts=security.allowed_hosts(host, settings),
     )
     app.add_middleware(security.SecurityHeaders)

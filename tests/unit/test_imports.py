@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("musicindex", "workers")
 
 
+@functools.cache
 def _modules() -> dict[str, Path]:
     out = {}
     for pkg in PACKAGES:
@@ -49,6 +51,7 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return found
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     graph: dict[str, set[str]] = {}
@@ -257,10 +260,43 @@ def test_only_dispatch_talks_to_celery():
 
 def test_servers_are_started_only_by_entry_points():
     """Connecting or importing starts nothing: only the entry points import the embedded servers."""
-    allowed = ("musicindex.servers", "musicindex.services", "musicindex.cli", "musicindex.index", "musicindex.sample")
+    allowed = ("musicindex.servers", "musicindex.cli", "musicindex.index")
     users = {m for m, deps in _graph().items() if any(d == "musicindex.servers" or d.startswith("musicindex.servers.")
                                                       for d in deps)}  # fmt: skip
     assert {m for m in users if not m.startswith(allowed)} == set()
+
+
+def test_the_similarity_engine_is_the_only_caller_of_vector_search():
+    """``query/search.py`` holds the vector search (and ``query/spaces.py`` the distance expression it orders by):
+    only the similarity engine (``query/engine.py``) imports it, so every "sounds like" answer goes through one
+    module; no other module spells pgvector's distance operators."""
+    graph = _graph()
+    users = {m for m, deps in graph.items() if "musicindex.query.search" in deps}
+    assert users == {"musicindex.query.engine"}
+    spelled = set()
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"<=>|<->|<#>", node.value):
+                spelled.add(name)
+    assert spelled <= {"musicindex.query.spaces", "musicindex.query.search"}, spelled
+
+
+def test_the_demo_and_the_cli_lean_one_way():
+    """The CLI (the ``demo`` command included) uses the sample library; ``musicindex.sample`` never imports the
+    CLI (nor the index: it only makes files)."""
+    graph = _graph()
+    assert _breaking(graph, "musicindex.sample", ("musicindex.cli", "musicindex.index", "musicindex.web")) == {}
+
+
+def test_the_web_routes_lean_on_presenters_and_dependencies_not_on_each_other():
+    """One router per resource (``web/routes``): a route module never imports another one (pages do not import the
+    JSON API to shape data: both use ``web/presenters``), and presenters never import routes."""
+    graph = _graph()
+    routes = {m for m in graph if m.startswith("musicindex.web.routes.")}
+    assert routes, "no route modules found"
+    for m in routes:
+        assert not {d for d in graph[m] if d in routes}, m
+    assert _breaking(graph, "musicindex.web.presenters", ("musicindex.web.routes",)) == {}
 
 
 def _writes(path: Path, table: str, orm_class: str, column: str) -> list[str]:

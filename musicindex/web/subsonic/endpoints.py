@@ -25,6 +25,8 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from musicindex import errors as E
+from musicindex.query.catalog_rows import MAX_PAGE
+from musicindex.query.options import SearchOptions
 from musicindex.web.subsonic import auth
 from musicindex.web.subsonic.protocol import (
     GENERIC,
@@ -71,6 +73,13 @@ class Call:
     @property
     def client(self) -> str:
         return (self.params.get("c") or "unknown")[:200]
+
+    def search_options(self, default: int) -> SearchOptions | None:
+        """The search options of a sonic endpoint (instant mix, similar songs and artists, sonic path): its
+        ``count`` (Subsonic's name of ``k``; default ``default``, above ``MAX_PAGE`` cut to it, as every list)
+        read by ``SearchOptions.parse``; None for ``count=0`` (nothing asked: an empty answer)."""
+        count = self.params.integer("count", default, low=0) or 0
+        return SearchOptions.parse({"count": min(count, MAX_PAGE)}) if count else None
 
     def require_admin(self) -> None:
         if self.user is None or not self.user.is_admin:

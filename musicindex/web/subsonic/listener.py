@@ -64,7 +64,7 @@ def scrobble(call: Call) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- playlists
 def _playlist(call: Call, playlist_id: int) -> dict[str, Any]:
-    return {"playlist": views.playlist(call.index.catalog.playlist(playlist_id, call.user_id))}
+    return {"playlist": views.playlist(call.index.listener.playlist(playlist_id, call.user_id))}
 
 
 @endpoint(router, "getPlaylists")
@@ -73,7 +73,7 @@ def get_playlists(call: Call) -> dict[str, Any]:
     name = call.params.get("username")
     if name is not None and name.casefold() != call.user.name.casefold():
         raise SubsonicError(NOT_AUTHORIZED, "the playlists of another user are not listed")
-    return {"playlists": {"playlist": [views.playlist(p) for p in call.index.catalog.playlists(call.user_id)]}}
+    return {"playlists": {"playlist": [views.playlist(p) for p in call.index.listener.playlists(call.user_id)]}}
 
 
 @endpoint(router, "getPlaylist")
@@ -142,7 +142,7 @@ def save_play_queue(call: Call) -> dict[str, Any]:
 
 @endpoint(router, "getPlayQueue")
 def get_play_queue(call: Call) -> dict[str, Any]:
-    q = call.index.catalog.play_queue(call.user_id)
+    q = call.index.listener.play_queue(call.user_id)
     if q is None:
         return {}
     return {

@@ -101,7 +101,7 @@ def save_play_queue_by_index(call: Call) -> dict[str, Any]:
 
 @endpoint(router, "getPlayQueueByIndex")
 def get_play_queue_by_index(call: Call) -> dict[str, Any]:
-    q = call.index.catalog.play_queue(call.user_id)
+    q = call.index.listener.play_queue(call.user_id)
     if q is None:
         return {}
     index = call.index.users.play_queue_index(call.user_id, [s.id for s in q.songs], q.current)

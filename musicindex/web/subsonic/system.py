@@ -44,7 +44,7 @@ def get_extensions(call: Call) -> dict[str, Any]:
 
 def _scan_status(call: Call, scanning: bool | None = None) -> dict[str, Any]:
     running = call.state.scanner.running if scanning is None else scanning
-    pending = call.index.ingest_progress().get("counts", {}).get("pending", 0)
+    pending = call.index.ingestion.ingest_progress().get("counts", {}).get("pending", 0)
     return {"scanStatus": {"scanning": bool(running or pending), "count": call.index.catalog.song_count()}}
 
 
