@@ -464,3 +464,119 @@ def test_unexpected_errors_answer_the_error_shape_and_log_the_traceback(client, 
     assert "a bug" not in r.text
     r = client.get("/boom")
     assert r.status_code == 500 and "text/html" in r.headers["content-type"] and "a bug" not in r.text
+
+
+# --------------------------------------------------------------------------- costly-route slots (issue 28 item 2)
+def test_a_costly_read_whose_slots_are_taken_is_a_429_at_once(client, lib):
+    """Before: ``/api/map`` had no slot (docs/reliability.md said it had): 40 clients looping it left 1 answer in 60 s
+    and /api/health waiting 19.5 s. Now a costly read whose family's slots are all taken is a 429 with Retry-After,
+    before the route runs; freed, the same request is answered."""
+    limits = client.app.state.limits  # type: ignore[attr-defined]
+    seed = lib["rows"][3]["id"]
+    for family, path in (("map", "/api/map?limit=30"), ("query", f"/api/tracks/{seed}/similar?k=3&space=ann")):
+        sem = limits.slots[family]
+        held = 0
+        while sem.acquire(blocking=False):  # take every slot of the family, as that many running requests do
+            held += 1
+        try:
+            r = client.get(path)
+            assert r.status_code == 429, (path, r.status_code, r.text)
+            assert r.json()["error"] == "busy" and r.headers["retry-after"] == "2"
+            assert client.get("/api/health").status_code == 200  # cheap routes are not held up
+        finally:
+            for _ in range(held):
+                sem.release()
+        assert client.get(path).status_code == 200, path
+    r = client.get("/map")  # the page (its script asks /api/map) is not costly itself
+    assert r.status_code == 200
+
+
+def test_the_map_is_drawn_once_per_model_version(client, lib, monkeypatch):
+    """Before: every ``/api/map`` read the space and ran the PCA again (a crowd of them multiplied the work and the
+    memory). Now one drawing is answered to every caller while the active versions stay the same."""
+    library = lib["index"].library
+    drawn = []
+    real = library.library_map
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        drawn.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(library, "library_map", counting)
+    first = client.get("/api/map?limit=25&color_by=cluster")
+    again = client.get("/api/map?limit=25&color_by=cluster")
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() and len(drawn) == 1
+    assert client.get("/api/map?limit=26&color_by=cluster").status_code == 200 and len(drawn) == 2  # another key
+
+
+def test_no_connection_is_taken_on_the_event_loop_by_any_surface(client, lib):
+    """Wider than ``test_security_auth.py::test_no_database_query_runs_on_the_event_loop`` (``db.session`` only): every
+    connection checked out of the pool (snapshots of the query layer too). Before: ``subsonic/endpoints.py:answer``
+    ran ``has_logins()`` on the event loop. Every connection the routes take (pages, JSON, the map, /rest, the login
+    rule) is taken in a worker thread."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    on_loop: list[str] = []
+
+    def checkout(*_: Any) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a worker thread: no running loop here
+        on_loop.append(threading.current_thread().name)
+
+    engine = lib["index"].db.engine
+    event.listen(engine, "checkout", checkout)
+    seed = lib["rows"][3]["id"]
+    try:
+        paths = [
+            "/api/health", "/api/tracks?q=blue", f"/api/tracks/{seed}", f"/api/tracks/{seed}/similar?k=3",
+            "/api/map?limit=27", "/api/status", "/", f"/tracks/{seed}", "/status", "/login",
+            "/rest/ping?u=guard&p=guard-Password-1&v=1.16.1&c=t&f=json",
+            "/rest/getGenres?u=guard&p=guard-Password-1&v=1.16.1&c=t&f=json",
+        ]  # fmt: skip
+        for path in paths:
+            assert client.get(path).status_code < 500, path
+        no_token = client.get("/api/tracks?q=blue", headers={"Authorization": ""})  # the login rule's lookup
+        assert no_token.status_code == 401
+    finally:
+        event.remove(engine, "checkout", checkout)
+    assert on_loop == [], on_loop
+
+
+@pytest.mark.slow
+def test_a_crowd_asking_for_the_map_leaves_health_answered(server, lib):
+    """Before: 40 clients looping ``/api/map`` kept /api/health waiting (19.5 s) and the server's memory grew to
+    1.17 GB. Now the map's one slot answers the crowd 429 or the kept drawing; health answers throughout."""
+    port = server["port"]
+    stop = threading.Event()
+    statuses: Counter[int] = Counter()
+    bodies: set[bytes] = set()
+    retry_after: set[str | None] = set()
+    lock = threading.Lock()
+    auth = {"Authorization": f"Bearer {TOKEN}"}  # an account may exist (the in-process tests add one)
+
+    def crowd() -> None:
+        while not stop.is_set():
+            status, headers, data = request(port, "GET", "/api/map?limit=3000&color_by=genre", headers=auth)
+            with lock:
+                statuses[status] += 1
+                if status == 200:
+                    bodies.add(data)
+                else:
+                    retry_after.add(headers.get("retry-after"))
+
+    threads = [threading.Thread(target=crowd, daemon=True) for _ in range(24)]
+    for t in threads:
+        t.start()
+    health = Counter(request(port, "GET", "/api/health", headers=auth)[0] for _ in range(20))
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert health == Counter({200: 20}), health
+    assert set(statuses) <= {200, 429} and statuses[200] >= 1, statuses
+    assert retry_after <= {"2"}, retry_after
+    assert len(bodies) == 1  # one drawing, answered to all

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -36,14 +37,23 @@ def get_index(request: Request) -> MusicIndex:
     return index
 
 
+COSTLY_SLOTS: dict[str, int] = {"query": 8, "map": 1}
+"""How many costly reads of each family run at once (``security.RoutePolicy.slot``): one more is answered 429 at
+once by the request guard, so costly reads never hold more than these worker threads out of uvicorn's 40 and the
+cheap routes (health, audio, pages) stay answered."""
+
+
 class Limits:
-    """One heavy job of each kind at a time (audio analysis of an upload, evaluation), and answers shared by all
-    callers: for a moment (``cached``), or kept and refreshed in the background (``background``: what the workers
-    say, which takes up to a second to ask)."""
+    """One heavy job of each kind at a time (audio analysis of an upload, evaluation), a bounded number of costly
+    reads (``slots``, held by the request guard), and answers shared by all callers: for a moment (``cached``),
+    kept per key (``remembered``: the map of a space per model version), or kept and refreshed in the background
+    (``background``: what the workers say, which takes up to a second to ask)."""
 
     def __init__(self) -> None:
         self.analysis = threading.BoundedSemaphore(1)
         self.evaluation = threading.BoundedSemaphore(1)
+        self.slots = {name: threading.BoundedSemaphore(n) for name, n in COSTLY_SLOTS.items()}
+        self._kept: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
         self._cache: dict[str, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
         self._refreshing: dict[str, threading.Event] = {}
@@ -69,6 +79,22 @@ class Limits:
             value = make()
             self._cache[key] = (time.monotonic(), value)
             return value
+
+    def remembered(self, key: Any, ttl: float, make: Callable[[], Any], keep: int = 8) -> Any:
+        """``make()`` kept under ``key`` for ``ttl`` seconds (the ``keep`` latest keys). Unlike ``cached``, ``make``
+        runs outside the lock (it may take seconds: the costly-route slot of its caller bounds how many run)."""
+        with self._cache_lock:
+            hit = self._kept.get(key)
+            if hit is not None and time.monotonic() - hit[0] < ttl:
+                self._kept.move_to_end(key)
+                return hit[1]
+        value = make()
+        with self._cache_lock:
+            self._kept[key] = (time.monotonic(), value)
+            self._kept.move_to_end(key)
+            while len(self._kept) > keep:
+                self._kept.popitem(last=False)
+        return value
 
     def background(self, key: str, ttl: float, make: Callable[[], Any], wait: float = 0.0) -> tuple[Any, float | None]:
         """(the latest value of ``make()``, its age in seconds), never computed in the caller's thread: a value older

@@ -8,13 +8,15 @@
 * The ``Host`` header must name this server (loopback names by default), against DNS rebinding.
 * Every answer carries a strict Content-Security-Policy (scripts and styles from this server only).
 * :class:`RequestGuard`, one pure ASGI middleware in front of every route, decides before any body is read:
-  cross-site requests that change something or cost much are refused (403, the origin rule); the token of
+  cross-site requests that change something or cost much are refused (403, the origin rule); a costly read runs
+  only in a free slot of its family (``RoutePolicy.slot``), else it is answered 429 with ``Retry-After`` at once
+  (never queued: a flood of costly reads holds a few worker threads, not all of them); the token of
   token-protected routes is checked (401/403); a ``Content-Length`` over the route's cap is refused (413) and a
   body that grows past it is cut (413); a NUL character in the path or query is a 422. It also answers a client
   that went away with nothing (one log line, no traceback) and anything unexpected with the JSON error shape
   (or the HTML error page) and a logged traceback, never a plain-text 500.
 
-Routes declare what they need with :func:`policy` (``token``, ``costly``, ``body``); ``create_app`` hands the
+Routes declare what they need with :func:`policy` (``token``, ``costly``, ``slot``, ``body``); ``create_app`` hands the
 routers' routes to the guard. The Subsonic API under ``/rest/`` (its clients authenticate every request
 themselves, and web players on other origins call it) is exempt from the origin and NUL rules.
 """
@@ -25,8 +27,9 @@ import hmac
 import ipaddress
 import logging
 import socket
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -51,6 +54,8 @@ JSON_BODY_MAX = 64 * 1024
 EXEMPT_PREFIXES = ("/rest/",)
 """Paths the origin and NUL rules leave alone: the Subsonic API (its clients authenticate every request)."""
 CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+COSTLY_RETRY_AFTER = 2
+"""The ``Retry-After`` (seconds) of a costly read turned away because its slots are taken."""
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
@@ -112,7 +117,12 @@ class RoutePolicy:
     token: bool = False
     """The route changes something: ``Authorization: Bearer <MUSICINDEX_API_TOKEN>`` is required."""
     costly: bool = False
-    """The route costs much (evaluate, map, exports, ...): a GET from another site is refused too."""
+    """The route costs much (evaluate, map, exports, ...): a GET from another site is refused too, and it runs
+    only in a free slot of its family (``slot``)."""
+    slot: str | None = "query"
+    """The family of costly-route slots (``deps.COSTLY_SLOTS``) a costly route holds while it runs: when all are
+    taken it is answered 429 at once with ``Retry-After``. None: the route keeps its own one-at-a-time slot
+    (uploads, evaluation)."""
     body: Literal["small", "json", "upload"] = "small"
     """Its body: ``small`` (any, at most ``JSON_BODY_MAX``), ``json`` (the same cap, and a body sent must be
     ``application/json``: another type is a 415, never silently ignored) or ``upload`` (the file itself, at most
@@ -123,12 +133,16 @@ _POLICY_ATTR = "__musicindex_policy__"
 
 
 def policy(
-    *, token: bool = False, costly: bool = False, body: Literal["small", "json", "upload"] = "small"
+    *,
+    token: bool = False,
+    costly: bool = False,
+    body: Literal["small", "json", "upload"] = "small",
+    slot: str | None = "query",
 ) -> Callable[[F], F]:
     """Declare a route's :class:`RoutePolicy` (put it under the route decorator)."""
 
     def mark(fn: F) -> F:
-        setattr(fn, _POLICY_ATTR, RoutePolicy(token=token, costly=costly, body=body))
+        setattr(fn, _POLICY_ATTR, RoutePolicy(token=token, costly=costly, body=body, slot=slot))
         return fn
 
     return mark
@@ -250,8 +264,10 @@ class RequestGuard:
         html: HtmlRenderer | None = None,
         exempt: Sequence[str] = EXEMPT_PREFIXES,
         allowed_hosts: Sequence[str] = ("*",),
+        slots: Mapping[str, threading.BoundedSemaphore] | None = None,
     ):
         self.app = app
+        self.slots = dict(slots or {})
         self.settings = settings
         self.allowed_hosts = [h.lower() for h in allowed_hosts]
         self.policies = route_policies(routes)
@@ -386,7 +402,25 @@ class RequestGuard:
         if refused is not None:
             await refused(scope, receive, send)
             return
+        # 6. a costly read runs in a free slot of its family, or is answered 429 at once (never queued)
+        slot = self.slots.get(pol.slot) if pol.costly and pol.slot is not None else None
+        if slot is not None and not slot.acquire(blocking=False):
+            await self._refuse(
+                scope, receive, send, 429, "busy",
+                f"the server is answering as many costly requests ({pol.slot}) as it runs at once; retry in "
+                f"{COSTLY_RETRY_AFTER} s", {"Retry-After": str(COSTLY_RETRY_AFTER)},
+            )  # fmt: skip
+            return
+        try:
+            await self._answer(scope, receive, send, cap)
+        finally:
+            if slot is not None:
+                slot.release()
 
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
+        """The route's answer, its body counted against ``cap``; a client gone, a body too large or an unexpected
+        error answered as the module docstring says."""
+        method, path = scope["method"], scope["path"]
         received = 0
         started = False
 

@@ -91,6 +91,7 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
         routes=[route for router in ROUTERS for route in router.routes],
         html=render.render_error,
         allowed_hosts=security.allowed_hosts(host, settings),
+        slots=app.state.limits.slots,
     )
     app.add_middleware(security.SecurityHeaders)
     if settings.trusted_proxy_networks:  # outermost: the client and scheme a trusted proxy names (access.py)

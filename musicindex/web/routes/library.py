@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from musicindex.web.deps import IndexDep
+from musicindex.web.deps import IndexDep, LimitsDep
 from musicindex.web.render import PAGE, page, try_
 from musicindex.web.responses import BASE_DOC, SPACE_DOC, Json, m3u_response
 from musicindex.web.security import policy
+
+if TYPE_CHECKING:
+    from musicindex.index import MusicIndex
 
 router = APIRouter(default_response_class=Json, tags=["library"])
 
@@ -52,15 +55,32 @@ def m3u(
     return m3u_response(index, [{"id": i} for i in ids], base, title, title)
 
 
+MAP_TTL = 60.0
+"""How long one map is answered from memory (seconds) while the active model versions stay the same: tracks
+ingested since appear within this time, a promoted or retrained version at once (it is part of the key)."""
+VERSIONS_TTL = 2.0
+
+
 @router.get("/api/map", summary="A 2-D map (PCA) of a similarity space, coloured by genre or cluster")
-@policy(costly=True)
+@policy(costly=True, slot="map")
 def library_map(
     index: IndexDep,
+    limits: LimitsDep,
     space: str | None = Query(None, max_length=32, description=SPACE_DOC),
     color_by: Literal["genre", "cluster"] = Query("genre"),
     limit: int = Query(3000, ge=2, le=20_000, description="at most this many points (a random sample)"),
 ) -> Any:
-    return index.library.library_map(space, color_by=color_by, limit=limit).to_dict()
+    """Drawn by one request at a time (another gets 429 at once, ``Retry-After``) and kept per (space, colours,
+    limit, active model versions) for ``MAP_TTL`` seconds: a crowd asking for the map shares one drawing."""
+    versions = limits.cached("active-versions", VERSIONS_TTL, lambda: _active_version_ids(index))
+    key = ("map", space, color_by, limit, versions)
+    return limits.remembered(
+        key, MAP_TTL, lambda: index.library.library_map(space, color_by=color_by, limit=limit).to_dict()
+    )
+
+
+def _active_version_ids(index: MusicIndex) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted((kind, int(v["id"])) for kind, v in index.active_models().items()))
 
 
 @router.get("/map", **PAGE)

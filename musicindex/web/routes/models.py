@@ -62,7 +62,7 @@ def models_page(index: IndexDep, request: Request) -> Response:
 
 
 @router.get("/api/evaluate", summary="Genre precision@k and hubness of each space; classifiers")
-@policy(costly=True)
+@policy(costly=True, slot=None)  # its own slot: one evaluation at a time
 def evaluate(
     index: IndexDep,
     limits: LimitsDep,

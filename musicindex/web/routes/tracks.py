@@ -129,7 +129,7 @@ def track_page(index: IndexDep, request: Request, track_id: TrackId) -> Response
         **search_doc(),
     },
 )
-@policy(costly=True, body="upload")
+@policy(costly=True, body="upload", slot=None)  # its own slot: one analysis at a time
 async def similar_to_file(
     index: IndexDep,
     limits: LimitsDep,
@@ -143,7 +143,7 @@ async def similar_to_file(
 
 
 @router.post("/fragments/similar-to-file", **PAGE)
-@policy(costly=True, body="upload")
+@policy(costly=True, body="upload", slot=None)  # its own slot: one analysis at a time
 async def similar_to_file_fragment(
     index: IndexDep,
     limits: LimitsDep,
