@@ -9,6 +9,10 @@ the trusted proxies (docs/web.md, "Security"; docs/reliability.md, the threat mo
   but is nobody (``sessions.local_client``), so it cannot change that listener's likes or playlists.
 * The session is looked up (database) in a worker thread, never on the event loop, once per request: the routes
   reuse it (``sessions.viewer``).
+* Absolute file paths (a track's ``path``, ingest ``roots``, failures' paths) are for the operator only: the
+  bearer token, an admin account, or this machine when there are no accounts (:func:`may_see_paths`). The request
+  guard sets :data:`paths_shown` for the request; ``responses.Json`` drops those keys from every JSON answer when it
+  is False, and the pages show file names instead.
 * Only a proxy listed in ``MUSICINDEX_TRUSTED_PROXIES`` may name the client (``X-Forwarded-For``) and the scheme
   (``X-Forwarded-Proto``): ``create_app`` puts uvicorn's ``ProxyHeadersMiddleware`` with that list in front of
   everything, so the limiter counts the real client and the cookie is ``Secure`` behind a TLS proxy.
@@ -17,6 +21,8 @@ the trusted proxies (docs/web.md, "Security"; docs/reliability.md, the threat mo
 from __future__ import annotations
 
 import hmac
+from contextvars import ContextVar
+from typing import Any
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -72,6 +78,35 @@ def refusal(request: Request) -> Response:
         status_code=401,
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+paths_shown: ContextVar[bool] = ContextVar("musicindex_paths_shown", default=False)
+"""Whether this request's caller may see absolute file paths (set by the request guard; False outside a request)."""
+PATH_KEYS = frozenset({"path", "roots"})
+"""The keys of JSON answers that hold absolute paths (tracks and failures: ``path``; ingest progress: ``roots``)."""
+
+
+async def may_see_paths(scope: Scope, headers: dict[str, str], settings: Settings) -> bool:
+    """Whether the request comes from the operator: the bearer token, an admin account, or (no account exists) a
+    client of this machine, the system user. Anyone else (a listener, a client of the network, nobody) sees file
+    names only. Reuses the viewer of the login rule; a lookup runs in a worker thread, never on the event loop."""
+    if bearer_ok(headers.get("authorization"), settings):
+        return True
+    request = Request(scope)
+    if request.app.state.index.users.logins_known() is False:
+        return sessions.local_client(request)
+    viewer = getattr(request.state, "viewer", None) or await run_in_threadpool(sessions.viewer, request)
+    user = viewer.user
+    return user is not None and bool(user.is_admin or user.is_system)
+
+
+def without_paths(x: Any) -> Any:
+    """``x`` (a JSON value) without the keys of :data:`PATH_KEYS` at any depth."""
+    if isinstance(x, dict):
+        return {k: without_paths(v) for k, v in x.items() if k not in PATH_KEYS}
+    if isinstance(x, list):
+        return [without_paths(v) for v in x]
+    return x
 
 
 def first_line(exc: BaseException) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from musicindex.errors import MusicIndexError
 from musicindex.query.options import SearchOptions
-from musicindex.web import sessions
+from musicindex.web import access, sessions
 from musicindex.web.errors import category_of
 
 HERE = Path(__file__).resolve().parent
@@ -94,6 +94,7 @@ def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> Res
     ctx.setdefault("page", name.removesuffix(".html"))
     ctx.setdefault("q", "")
     ctx.setdefault("viewer", sessions.viewer(request))
+    ctx.setdefault("show_paths", access.paths_shown.get())  # absolute paths for the operator only (web/access.py)
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
     sessions.attach(request, response)
     return response

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi.responses import JSONResponse, Response
 
 from musicindex import playlists
+from musicindex.web import access
 
 if TYPE_CHECKING:
     from musicindex.index import MusicIndex
@@ -21,9 +22,12 @@ BASE_DOC = "M3U8 only: write paths relative to this absolute folder (the playlis
 
 
 class Json(JSONResponse):
-    """JSON with non-finite floats (NaN metrics) as null, never invalid JSON."""
+    """JSON with non-finite floats (NaN metrics) as null, never invalid JSON; without absolute paths unless the
+    caller is the operator (``access.paths_shown``)."""
 
     def render(self, content: Any) -> bytes:
+        if not access.paths_shown.get():
+            content = access.without_paths(content)
         try:
             return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
         except (ValueError, TypeError):  # NaN / inf, or a value JSON does not know (a date): the slow path

@@ -23,6 +23,7 @@ themselves, and web players on other origins call it) is exempt from the origin 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import logging
@@ -412,7 +413,16 @@ class RequestGuard:
             )  # fmt: skip
             return
         try:
-            await self._answer(scope, receive, send, cap)
+            # 7. absolute paths only for the operator (access.may_see_paths; responses.Json drops them for others)
+            shown = False
+            if not access.public(path):
+                with contextlib.suppress(OperationalError):  # the database is down: the route says so
+                    shown = await access.may_see_paths(scope, headers, self.settings)
+            reset = access.paths_shown.set(shown)
+            try:
+                await self._answer(scope, receive, send, cap)
+            finally:
+                access.paths_shown.reset(reset)
         finally:
             if slot is not None:
                 slot.release()

@@ -184,7 +184,7 @@ async function initRecommend() {
 // ------------------------------------------------------------------ track pickers (playlist builder)
 // A combobox: type, ↓/↑ to move through the matches, Enter to pick, Escape to close. Enter on a typed
 // name that was not picked resolves it (one match, or one exact title) or says what matched.
-const nameOf = (t) => t.title || t.path.split("/").pop();
+const nameOf = (t) => t.title || (t.path || "").split("/").pop() || `track ${t.id}`; // path: the operator's only
 
 function initPicker(picker) {
   const q = $(".pick-q", picker);

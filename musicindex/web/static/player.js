@@ -253,7 +253,7 @@ async function fetchRadio() {
     if (state.radio !== radio) return; // stopped or replaced meanwhile
     const known = new Set(inQueue);
     const fresh = res.items.filter((h) => !known.has(h.id)).map((h) =>
-      track({ ...h, title: h.title || h.path.split("/").pop() }));
+      track({ ...h, title: h.title || (h.path || "").split("/").pop() || `track ${h.id}` }));
     if (!fresh.length) {
       radio.done = true;
       say("Radio: nothing new left to play.");
