@@ -79,3 +79,23 @@ def test_without_accounts_a_client_of_the_network_sees_no_paths(base_settings, t
                 assert r.status_code == 200 and not any(f in r.text for f in folders), (path, r.text[:300])
         with TestClient(app, base_url="http://127.0.0.1") as here:  # this machine: the system user, the operator
             assert here.get(f"/api/tracks/{a}").json()["path"] == lib["rows"][0]["path"]
+
+
+def test_log_out_everywhere_ends_every_session_of_the_account_with_csrf(lib):
+    """Before: only ``musicindex user logout NAME`` (the CLI) ended every session; the page had no way to. Now the
+    account page's button does, with the session's CSRF token (without it: 403, nothing ends); bob's other browser
+    is logged out, alice's session is not."""
+    with served(fresh(lib)) as url, browser(url) as laptop, browser(url) as phone, browser(url) as alice:
+        for c, name, password in ((laptop, "bob", BOB), (phone, "bob", BOB), (alice, "alice", ALICE)):
+            assert login(c, name, password).status_code in (200, 303)
+            assert c.get("/api/library/me").json()["logged_in"] is True
+        page = laptop.get("/account")
+        assert page.status_code == 200 and 'action="/account/sessions"' in page.text
+        forged = laptop.post("/account/sessions", data={"csrf": "x" * 40})  # a form from another site: no token
+        assert forged.status_code == 403 and phone.get("/api/library/me").json()["logged_in"] is True
+        r = laptop.post("/account/sessions", data={"csrf": csrf_of(page.text)})
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+        for c in (laptop, phone):  # this browser and the other one
+            assert c.get("/api/library/me").json()["logged_in"] is False
+            assert c.get("/api/tracks?q=blue").status_code == 401
+        assert alice.get("/api/library/me").json()["logged_in"] is True  # another account's session lives on

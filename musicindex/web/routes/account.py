@@ -1,5 +1,6 @@
 """Who is listening: the login page and form, logging out, the password change (``/account``: it ends every other
-session), and ``/api/library/me`` for the page's script. Forms carry the session's CSRF token (``FormCsrfDep``)."""
+session), "log out everywhere" (``POST /account/sessions``: every session of the account, this one too), and
+``/api/library/me`` for the page's script. Forms carry the session's CSRF token (``FormCsrfDep``)."""
 
 from __future__ import annotations
 
@@ -100,4 +101,17 @@ def change_password(
         return page(request, "account.html", status_code=422, error=problem, done=False)
     response = RedirectResponse("/account?changed=1", status_code=303)
     sessions.start(request, response, v.user)  # the epoch moved: this browser stays in, every other session ends
+    return response
+
+
+@router.post("/account/sessions", **PAGE)
+def log_out_everywhere(index: IndexDep, request: Request, _: FormCsrfDep, __: PageUserDep, v: ViewerDep) -> Response:
+    """Every web session of the account ends (other browsers, a stolen cookie), this browser's too: back to the
+    login page. Subsonic apps (password, token or API key) are not sessions: change the password to stop them."""
+    if not v.logged_in:
+        none = f"{NO_ACCOUNTS}: there are no sessions to end."
+        return page(request, "account.html", status_code=400, done=False, error=none)
+    index.users.end_sessions(v.user.name)
+    response = RedirectResponse("/login", status_code=303)
+    sessions.start(request, response, None)
     return response
