@@ -469,6 +469,7 @@ def test_a_costly_read_whose_slots_are_taken_is_a_429_at_once(client, lib):
     before the route runs; freed, the same request is answered."""
     limits = client.app.state.limits  # type: ignore[attr-defined]
     seed = lib["rows"][3]["id"]
+    sub = {"u": "guard", "p": "guard-Password-1", "v": "1.16.1", "c": "t", "f": "json"}
     for family, path in (("map", "/api/map?limit=30"), ("query", f"/api/tracks/{seed}/similar?k=3&space=ann")):
         sem = limits.slots[family]
         held = 0
@@ -479,10 +480,17 @@ def test_a_costly_read_whose_slots_are_taken_is_a_429_at_once(client, lib):
             assert r.status_code == 429, (path, r.status_code, r.text)
             assert r.json()["error"] == "busy" and r.headers["retry-after"] == "2"
             assert client.get("/api/health").status_code == 200  # cheap routes are not held up
+            if family == "query":  # Subsonic's sonic queries share the slots: the protocol's error, 429
+                r = client.get("/rest/getSimilarSongs2", params={**sub, "id": f"tr-{seed}"})
+                assert r.status_code == 429 and r.headers["retry-after"] == "2", r.text
+                assert r.json()["subsonic-response"]["error"]["code"] == 0
+                assert client.get("/rest/getSongsByGenre", params={**sub, "genre": "jazz"}).status_code == 200
         finally:
             for _ in range(held):
                 sem.release()
         assert client.get(path).status_code == 200, path
+    r = client.get("/rest/getSimilarSongs2", params={**sub, "id": f"tr-{seed}", "count": "3"})
+    assert r.status_code == 200 and r.json()["subsonic-response"]["status"] == "ok", r.text
     r = client.get("/map")  # the page (its script asks /api/map) is not costly itself
     assert r.status_code == 200
 

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from musicindex import errors as E
 from musicindex.query.catalog_rows import MAX_PAGE
 from musicindex.query.options import SearchOptions
+from musicindex.web.security import COSTLY_RETRY_AFTER
 from musicindex.web.subsonic import auth
 from musicindex.web.subsonic.protocol import (
     GENERIC,
@@ -90,16 +91,18 @@ Handler = Callable[[Call], "dict[str, Any] | Response"]
 
 
 def endpoint(
-    router: APIRouter, name: str, *, auth_required: bool = True, changes: bool = False
+    router: APIRouter, name: str, *, auth_required: bool = True, changes: bool = False, costly: bool = False
 ) -> Callable[[Handler], Handler]:
     """Register ``handler`` as the endpoint ``name`` (and ``name.view``), GET and POST, and HEAD (a player asking
-    a stream's length) unless it ``changes`` something: then HEAD is a 405 that changes nothing."""
+    a stream's length) unless it ``changes`` something: then HEAD is a 405 that changes nothing. A ``costly`` one
+    (the sonic queries) runs in a free slot of the web's costly queries (``deps.COSTLY_SLOTS["query"]``), else it
+    is answered at once: HTTP 429, ``Retry-After``, the protocol's error 0."""
 
     def register(handler: Handler) -> Handler:
         async def view(request: Request) -> Response:
             if changes and request.method == "HEAD":
                 return Response(status_code=405, headers={"Allow": "GET, POST"})
-            return await answer(request, handler, auth_required)
+            return await answer(request, handler, auth_required, costly)
 
         for path in (f"/rest/{name}", f"/rest/{name}.view"):
             router.add_api_route(
@@ -116,7 +119,7 @@ def server_version() -> str:
     return str(__version__)
 
 
-async def answer(request: Request, handler: Handler, auth_required: bool) -> Response:
+async def answer(request: Request, handler: Handler, auth_required: bool, costly: bool = False) -> Response:
     index: MusicIndex = request.app.state.index
     state = request.app.state.subsonic
     if not await run_in_threadpool(
@@ -140,20 +143,33 @@ async def answer(request: Request, handler: Handler, auth_required: bool) -> Res
             user = auth.authenticate(index, params, address) if auth_required else None
             return handler(Call(request, index, params, user, state))
 
-        result = await run_in_threadpool(run)
+        slot = request.app.state.limits.slots["query"] if costly else None
+        if slot is not None and not slot.acquire(blocking=False):  # turned away at once, never queued
+            why = f"the server is answering as many sonic queries as it runs at once; retry in {COSTLY_RETRY_AFTER} s"
+            return busy_response(why, COSTLY_RETRY_AFTER, fmt, version)
+        try:
+            result = await run_in_threadpool(run)
+        finally:
+            if slot is not None:
+                slot.release()
     except SubsonicError as exc:
         return error_response(exc.code, exc.message, fmt, version)
     except E.TranscodeBusyError as exc:  # a stream beyond the cap: turned away at once, never a stall
-        busy = error_response(GENERIC, str(exc), fmt, version)
-        busy.status_code = 429
-        busy.headers["Retry-After"] = str(exc.retry_after)
-        return busy
+        return busy_response(str(exc), exc.retry_after, fmt, version)
     except Exception as exc:  # noqa: BLE001 - every failure is a Subsonic error answer, never a 500
         code, message = error_of(exc)
         return error_response(code, message, fmt, version)
     if isinstance(result, Response):
         return result
     return render(result, fmt, version)
+
+
+def busy_response(message: str, retry_after: int, fmt: Format, version: str) -> Response:
+    """HTTP 429 with ``Retry-After`` and the protocol's error 0 (players show the message)."""
+    busy = error_response(GENERIC, message, fmt, version)
+    busy.status_code = 429
+    busy.headers["Retry-After"] = str(retry_after)
+    return busy
 
 
 def error_of(exc: BaseException) -> tuple[int, str]:

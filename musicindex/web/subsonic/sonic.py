@@ -25,12 +25,12 @@ def _mix(call: Call) -> list[dict[str, Any]]:
     return [views.song(s) for s in call.index.mixes.instant_mix(kind, item, options, user_id=call.user_id)]
 
 
-@endpoint(router, "getSimilarSongs")
+@endpoint(router, "getSimilarSongs", costly=True)
 def get_similar_songs(call: Call) -> dict[str, Any]:
     return {"similarSongs": {"song": _mix(call)}}
 
 
-@endpoint(router, "getSimilarSongs2")
+@endpoint(router, "getSimilarSongs2", costly=True)
 def get_similar_songs2(call: Call) -> dict[str, Any]:
     return {"similarSongs2": {"song": _mix(call)}}
 
@@ -39,14 +39,14 @@ def _matches(found: list[SongMatch]) -> dict[str, Any]:
     return {"sonicMatch": [{"entry": views.song(m.song), "similarity": round(m.similarity, 6)} for m in found]}
 
 
-@endpoint(router, "getSonicSimilarTracks")
+@endpoint(router, "getSonicSimilarTracks", costly=True)
 def get_sonic_similar_tracks(call: Call) -> dict[str, Any]:
     _, item = views.parse_id(call.params.required("id"), TRACK)
     options = call.search_options(10)
     return _matches(call.index.mixes.sonic_similar(item, options, user_id=call.user_id) if options else [])
 
 
-@endpoint(router, "findSonicPath")
+@endpoint(router, "findSonicPath", costly=True)
 def find_sonic_path(call: Call) -> dict[str, Any]:
     _, start = views.parse_id(call.params.required("startSongId"), TRACK)
     _, end = views.parse_id(call.params.required("endSongId"), TRACK)
