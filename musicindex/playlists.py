@@ -115,6 +115,17 @@ def entries(items: Iterable[Any], paths: Mapping[int, str]) -> list[Entry]:
     return out
 
 
+def inside_roots(path: str, roots: Iterable[str]) -> str:
+    """``path`` relative to the deepest of ``roots`` that holds it (``Artist/Album/01.flac``), else its file name:
+    a playlist for someone who may not see where the library lives on disk."""
+    best = ""
+    for root in roots:
+        r = root.rstrip("/")
+        if path.startswith(r + "/") and len(r) > len(best):
+            best = r
+    return path[len(best) + 1 :] if best else os.path.basename(path)
+
+
 def _text(s: str) -> str:
     """``s`` with undecodable bytes (surrogate escapes) as U+FFFD: for the labels of a playlist."""
     return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -54,6 +54,8 @@ def test_absolute_paths_are_shown_to_the_operator_only(lib):
                 r = bob.get(path)
                 assert r.status_code == 200, (path, r.text[:200])
                 assert '"path"' not in r.text and not any(f in r.text for f in folders), (path, r.text[:300])
+            m3u = bob.get(f"/api/tracks/{a}/similar?k=5&space=ann&format=m3u8&base=/")  # a playlist: no folder
+            assert m3u.status_code == 200 and "#EXTINF" in m3u.text and not any(f in m3u.text for f in folders)
             page = bob.get(f"/tracks/{a}")
             assert page.status_code == 200 and not any(f in page.text for f in folders)
             assert lib["rows"][0]["path"].rsplit("/", 1)[1] in page.text or lib["rows"][0]["title"] in page.text
@@ -61,6 +63,7 @@ def test_absolute_paths_are_shown_to_the_operator_only(lib):
             assert login(alice, "alice", ALICE).status_code in (200, 303)
             assert alice.get(f"/api/tracks/{a}").json()["path"] == lib["rows"][0]["path"]
             assert lib["rows"][0]["path"] in alice.get(f"/tracks/{a}").text
+            assert lib["rows"][0]["path"] in alice.get(f"/api/m3u?ids={a}").text
         with httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as script:  # the token
             assert script.get(f"/api/tracks/{a}").json()["path"] == lib["rows"][0]["path"]
             hits = script.get("/api/tracks?q=blue").json()

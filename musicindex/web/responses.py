@@ -46,10 +46,15 @@ def _finite(x: Any) -> Any:
 
 def m3u_response(index: MusicIndex, items: list[Any], base: str | None, name: str, title: str) -> Response:
     """An M3U8 attachment of ``items`` (durations from the index; paths byte-exact: a name that is not UTF-8 is
-    written with its raw bytes, so the line names the file that exists)."""
+    written with its raw bytes, so the line names the file that exists). For anyone but the operator
+    (``access.paths_shown``) the paths are relative to the ingested folder that holds them (``base`` ignored)."""
     ids = [int(h["id"]) if isinstance(h, dict) else int(h.id) for h in items]
     summaries = {t.id: t for t in index.track_summaries(ids)} if ids else {}
     paths = {f.id: f.path for f in index.track_files(ids)} if ids else {}
+    if not access.paths_shown.get():  # not the operator: paths inside the library's folders, never absolute
+        roots = index.ingestion.ingest_progress()["roots"]
+        paths = {i: playlists.inside_roots(p, roots) for i, p in paths.items()}
+        base = None
     body = playlists.render_m3u8_bytes(playlists.entries([summaries[i] for i in ids], paths), base=base, title=title)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "playlist"
     return Response(

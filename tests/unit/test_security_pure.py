@@ -159,3 +159,14 @@ def test_cover_sizes_snap_to_a_few_steps_never_above_the_source():
         and check_size(64) == 64
         and check_size(1) == 32
     )
+
+
+def test_a_playlist_for_a_listener_names_files_inside_the_library_only():
+    from musicindex.playlists import inside_roots
+
+    roots = ["/srv/music", "/srv/music/extra", "/home/me/Music/"]
+    assert inside_roots("/srv/music/A/B/01.flac", roots) == "A/B/01.flac"
+    assert inside_roots("/srv/music/extra/x.ogg", roots) == "x.ogg"  # the deepest root that holds it
+    assert inside_roots("/home/me/Music/y.mp3", roots) == "y.mp3"
+    assert inside_roots("/srv/musicians/z.wav", roots) == "z.wav"  # a longer name is not inside /srv/music
+    assert inside_roots("/elsewhere/w.wav", []) == "w.wav"
