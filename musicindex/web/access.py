@@ -95,7 +95,9 @@ async def may_see_paths(scope: Scope, headers: dict[str, str], settings: Setting
     request = Request(scope)
     if request.app.state.index.users.logins_known() is False:
         return sessions.local_client(request)
-    viewer: sessions.Viewer = getattr(request.state, "viewer", None) or await run_in_threadpool(sessions.viewer, request)
+    viewer: sessions.Viewer | None = getattr(request.state, "viewer", None)
+    if viewer is None:
+        viewer = await run_in_threadpool(sessions.viewer, request)
     user = viewer.user
     return user is not None and bool(user.is_admin or user.is_system)
 
