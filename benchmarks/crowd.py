@@ -24,7 +24,6 @@ import http.client
 import io
 import os
 import random
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -35,9 +34,8 @@ import psutil
 import soundfile as sf
 
 from benchmarks._common import bench_environment
-from benchmarks.http_api import add_models_and_titles, free_port, load, stats, wait_up
+from benchmarks.http_api import add_models_and_titles, load, start_serve, stats, wait_up
 from benchmarks.query import fill
-from musicindex.localworker import settings_env
 
 
 def get(port: int, method: str, path: str, body: bytes | None = None) -> int:
@@ -103,13 +101,7 @@ def main() -> None:
         info = fill(db, args.n, ["features"], 0, max(1, (os.cpu_count() or 2) - 1), 1000, 0.8)
         add_models_and_titles(db, args.n)
         ids = [int(x) for x in info["ids"]]
-        port = free_port()
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}, **settings_env(settings)}
-        with (tmp / "serve.log").open("w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "musicindex", "serve", "--port", str(port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
-            )  # fmt: skip
+        proc, port = start_serve(settings, tmp / "serve.log")
         body = wav()
         rng = random.Random(0)
         upload = "/api/similar-to-file?k=5&filename=q.wav"

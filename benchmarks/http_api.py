@@ -320,6 +320,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_serve(settings: Any, log_path: Path) -> tuple[subprocess.Popen, int]:
+    """The real ``musicindex serve`` over ``settings`` (no other ``MUSICINDEX_`` variable of this shell) on a free
+    loopback port, its output in ``log_path``: (the process, the port). ``wait_up`` waits for it."""
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}, **settings_env(settings)}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "musicindex", "serve", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+    return proc, port
+
+
 def wait_up(port: int, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

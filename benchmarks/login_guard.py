@@ -21,14 +21,12 @@ import http.client
 import os
 import re
 import statistics
-import subprocess
 import time
 import urllib.parse
 
 from benchmarks._common import bench_environment
-from benchmarks.http_api import free_port, load, wait_up
+from benchmarks.http_api import load, start_serve, wait_up
 from musicindex.index import MusicIndex
-from musicindex.localworker import settings_env
 
 PATH = "/api/library/genres"
 
@@ -70,13 +68,7 @@ def main() -> None:
     print(f"load average before: {load()} ({os.cpu_count()} cores)", flush=True)
     with bench_environment("mi-guard") as (settings, db, tmp):
         index = MusicIndex(db, settings)
-        port = free_port()
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MUSICINDEX_")}, **settings_env(settings)}
-        with (tmp / "serve.log").open("w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "musicindex", "serve", "--port", str(port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
-            )  # fmt: skip
+        proc, port = start_serve(settings, tmp / "serve.log")
         times: dict[str, list[float]] = {"no account": [], "accounts, logged in": []}
         try:
             wait_up(port, proc)
