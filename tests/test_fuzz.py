@@ -104,8 +104,11 @@ PARAMS = (
 
 
 @pytest.fixture(scope="module")
-def rest(app, lib) -> Iterator[TestClient]:
+def rest(lib) -> Iterator[TestClient]:
+    """An app of its own, made after the account (``/rest`` answers once one exists; an app that answered before
+    keeps "no account" for a few seconds)."""
     lib["index"].users.add_user("fuzz", PASSWORD, admin=True)
+    app = create_app(MusicIndex(lib["db"], lib["index"].settings))
     with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as c:
         yield c
 
