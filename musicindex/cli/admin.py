@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -31,16 +33,41 @@ def services_status(as_json: bool = typer.Option(False, "--json", help="machine-
         state = "[green]running[/]" if r.running else "[yellow]stopped[/]"
         if not r.embedded:
             state = "external"
-        table.add_row(r.name, state, str(r.pid or ""), safe(r.version or ""), safe(r.url or ""), safe(r.data_dir or ""))
+        url = "\n".join([r.url or "", *(f"TCP: {u}" for u in r.listen)])
+        table.add_row(r.name, state, str(r.pid or ""), safe(r.version or ""), safe(url), safe(r.data_dir or ""))
     console.print(table)
 
 
 @services_app.command("start")
 @handle_errors
-def services_start() -> None:
+def services_start(
+    listen: str | None = typer.Option(
+        None,
+        "--listen",
+        metavar="ADDR",
+        help="also listen on TCP at these addresses of this host (comma-separated; PostgreSQL 5432, Redis 6379), "
+        "for workers on other hosts; 'none': unix sockets only again. Kept for later starts.",
+    ),
+    password_file: Path | None = typer.Option(
+        None,
+        "--password-file",
+        metavar="FILE",
+        help="private file whose first line is the password every TCP connection needs (needed with --listen)",
+    ),
+) -> None:
     """Start the embedded servers (no-op for those given by URL or already running)."""
     from musicindex import servers
+    from musicindex.errors import InvalidArgumentError
 
+    if listen is not None or password_file is not None:
+        addresses = servers.network.parse_addresses(listen or "")
+        if addresses and password_file is None:
+            raise InvalidArgumentError("--listen needs --password-file FILE (e.g. `openssl rand -hex 32 > FILE`)")
+        if not addresses and password_file is not None and listen is None:
+            raise InvalidArgumentError("--password-file goes with --listen ADDR")
+        setting = servers.Listen(addresses, servers.network.read_password_file(password_file)) if addresses else None
+        if servers.set_listen(None, setting):
+            console.print("restarting the embedded servers with the new listening setting")
     servers.start()
     services_status(as_json=False)
 

@@ -224,7 +224,14 @@ def worker(
     unknown = sorted(set(names) - set(QUEUES))
     if unknown or not names:
         raise typer.BadParameter(f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}")
-    open_index().close()  # starts the embedded servers; fails early, clearly, when the schema is not migrated
+    index = open_index()  # starts the embedded servers; fails early, clearly, when the schema is not migrated
+    try:
+        from musicindex.ml.keycheck import check_artifact_key
+
+        with index.db.session() as session:  # this host's artifact key must be the one the others sign with
+            check_artifact_key(session, get_settings())
+    finally:
+        index.close()
     from workers.celery_app import app as celery_app
 
     argv = [
