@@ -103,8 +103,13 @@ class Net:
 
     def popen(self, host: str, argv: list[str], env: dict[str, str], log: Path | None = None, **kw) -> subprocess.Popen:
         out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(self.argv(host, argv), env=env, stdout=kw.pop("stdout", out), stderr=subprocess.STDOUT
-                                if log is not None else kw.pop("stderr", subprocess.PIPE), **kw)  # fmt: skip
+        proc = subprocess.Popen(
+            self.argv(host, argv),
+            env=env,
+            stdout=kw.pop("stdout", out),
+            stderr=subprocess.STDOUT if log is not None else kw.pop("stderr", subprocess.PIPE),
+            **kw,
+        )
         self.procs.append(proc)
         return proc
 
@@ -181,8 +186,9 @@ class Probe:
     """A long-lived observer on the CLI host: SQL, Redis commands, worker pings and HTTP requests, one per line."""
 
     def __init__(self, net: Net, env: dict[str, str]):
-        self.proc = net.popen("cli", [sys.executable, "-c", PROBE], env, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = net.popen(
+            "cli", [sys.executable, "-c", PROBE], env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
 
     def ask(self, **request) -> object:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -262,21 +268,56 @@ def test_four_hosts_a_worker_host_dies_and_postgresql_restarts(net, tmp_path):
         return clean_env(**{"MUSICINDEX_HOME": str(home), **({} if host == "db" else remote), **more})
 
     # ---- the database host: the embedded servers, on TCP with the password
-    res = net.run("db", [sys.executable, "-m", "musicindex", "services", "start", "--listen", addr("db"),
-                         "--password-file", str(pwfile)], host_env("db"))  # fmt: skip
+    res = net.run(
+        "db",
+        [
+            sys.executable,
+            "-m",
+            "musicindex",
+            "services",
+            "start",
+            "--listen",
+            addr("db"),
+            "--password-file",
+            str(pwfile),
+        ],
+        host_env("db"),
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
     def start_worker(host: str, queues: str, name: str):
-        return net.popen(host, [sys.executable, "-m", "musicindex", "worker", "-Q", queues, "-c", "1", "-n",
-                                f"{name}@{host}", "--loglevel", "INFO"], host_env(host), log=tmp_path / f"{name}.log")  # fmt: skip
+        return net.popen(
+            host,
+            [
+                sys.executable,
+                "-m",
+                "musicindex",
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                "1",
+                "-n",
+                f"{name}@{host}",
+                "--loglevel",
+                "INFO",
+            ],
+            host_env(host),
+            log=tmp_path / f"{name}.log",
+        )
 
     w1 = start_worker("w1", "ingest,embed,train", "w1")
-    w2 = start_worker("w2", "ingest,embed", "w2")
-    generate_library(lib / "a", per_genre=6, genres=["techno", "jazz", "rock"], duration=20.0, formats=("ogg", "flac"),
-                     seed=41)  # fmt: skip
+    start_worker("w2", "ingest,embed", "w2")
+    generate_library(
+        lib / "a", per_genre=6, genres=["techno", "jazz", "rock"], duration=20.0, formats=("ogg", "flac"), seed=41
+    )
     badfiles.make_bad_set(lib / "a" / "bad")
-    generate_library(lib / "b", per_genre=8, genres=["techno", "jazz", "rock"], duration=20.0, formats=("ogg",), seed=42)
-    generate_library(lib / "c", per_genre=5, genres=["techno", "jazz", "rock"], duration=20.0, formats=("flac",), seed=43)
+    generate_library(
+        lib / "b", per_genre=8, genres=["techno", "jazz", "rock"], duration=20.0, formats=("ogg",), seed=42
+    )
+    generate_library(
+        lib / "c", per_genre=5, genres=["techno", "jazz", "rock"], duration=20.0, formats=("flac",), seed=43
+    )
     cli_env = host_env("cli")
     probe = Probe(net, cli_env)
     probe.wait_for("both workers", lambda: {"w1@w1", "w2@w2"} <= set(probe.ask(ping=True)), timeout=240)
@@ -296,14 +337,23 @@ def test_four_hosts_a_worker_host_dies_and_postgresql_restarts(net, tmp_path):
 
     phase("trained")
     # ---- a host with another artifact key: its worker refuses to start, and says why
-    res = net.run("w2", [sys.executable, "-m", "musicindex", "worker", "-Q", "embed", "-c", "1", "-n", "odd@w2"],
-                  host_env("w2", MUSICINDEX_ARTIFACT_KEY="another-key-" + uuid.uuid4().hex), timeout=120)  # fmt: skip
+    res = net.run(
+        "w2",
+        [sys.executable, "-m", "musicindex", "worker", "-Q", "embed", "-c", "1", "-n", "odd@w2"],
+        host_env("w2", MUSICINDEX_ARTIFACT_KEY="another-key-" + uuid.uuid4().hex),
+        timeout=120,
+    )
     assert res.returncode == 9 and "artifact key" in res.stderr and "MUSICINDEX_ARTIFACT_KEY" in res.stderr, res.stderr
 
     phase("key mismatch refused")
     # ---- batch b: the w1 host dies (every process killed) while it analyses tracks
-    batch_b = net.popen("cli", [sys.executable, "-m", "musicindex", "ingest", str(lib / "b"), "--wait", "--json"],
-                        cli_env, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    batch_b = net.popen(
+        "cli",
+        [sys.executable, "-m", "musicindex", "ingest", str(lib / "b"), "--wait", "--json"],
+        cli_env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     probe.wait_for(
         "the w1 host to hold a track",
         lambda: probe.scalar(
@@ -324,17 +374,25 @@ def test_four_hosts_a_worker_host_dies_and_postgresql_restarts(net, tmp_path):
     print(f"the dead host's jobs were done elsewhere {recovered:.0f} s after it died")
     assert recovered <= RECOVERY_LIMIT, f"the dead host's jobs took {recovered:.0f} s to finish elsewhere"
     # the model trained on w1 answers on w2: the new tracks' genres come from it (embed queue, on w2)
-    assert probe.scalar(
-        "SELECT count(*) FROM predictions p JOIN tracks t ON t.id = p.track_id "
-        "WHERE p.model_version_id = %s AND t.path LIKE %s",
-        (knn, f"{lib / 'b'}/%"),
-    ) == 24  # fmt: skip
+    assert (
+        probe.scalar(
+            "SELECT count(*) FROM predictions p JOIN tracks t ON t.id = p.track_id "
+            "WHERE p.model_version_id = %s AND t.path LIKE %s",
+            (knn, f"{lib / 'b'}/%"),
+        )
+        == 24
+    )
     assert re.search(r"musicindex\.embed_tracks\[.*\] succeeded", (tmp_path / "w2.log").read_text())
 
     phase("batch b done")
     # ---- batch c on the surviving host, and PostgreSQL restarts mid-batch
-    batch_c = net.popen("cli", [sys.executable, "-m", "musicindex", "ingest", str(lib / "c"), "--wait", "--json"],
-                        cli_env, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    batch_c = net.popen(
+        "cli",
+        [sys.executable, "-m", "musicindex", "ingest", str(lib / "c"), "--wait", "--json"],
+        cli_env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     probe.wait_for("batch c under way", lambda: statuses(probe, lib / "c").get("indexed", 0) >= 2, timeout=120)
     phase("restarting PostgreSQL")
     res = net.run("db", [sys.executable, "-c", RESTART_POSTGRES], host_env("db"), timeout=240)
@@ -350,22 +408,35 @@ def test_four_hosts_a_worker_host_dies_and_postgresql_restarts(net, tmp_path):
     assert probe.scalar("SELECT count(*) - count(DISTINCT path) FROM tracks") == 0
     for table in ("track_features", "spectrograms"):
         assert probe.scalar(f"SELECT count(*) FROM {table}") == 57
-    assert probe.scalar(
-        "SELECT count(*) FROM embeddings e JOIN model_versions v ON v.id = e.model_version_id WHERE v.kind = 'musicnn'"
-    ) == 57  # fmt: skip
+    assert (
+        probe.scalar(
+            "SELECT count(*) FROM embeddings e JOIN model_versions v ON v.id = e.model_version_id "
+            "WHERE v.kind = 'musicnn'"
+        )
+        == 57
+    )
     # the outputs of the active model, from the embed queue (after the musicnn pass that --wait waits for)
-    probe.wait_for("the knn predictions of every track", lambda: probe.scalar(
-        "SELECT count(*) FROM predictions WHERE model_version_id = %s", (knn,)) == 57, timeout=120)  # fmt: skip
-    probe.wait_for("the broker to hold no job", lambda: all(
-        int(probe.ask(redis=[cmd, key])) == 0 for cmd, key in
-        (("LLEN", "ingest"), ("LLEN", "embed"), ("HLEN", "unacked"))), timeout=60)  # fmt: skip
+    probe.wait_for(
+        "the knn predictions of every track",
+        lambda: probe.scalar("SELECT count(*) FROM predictions WHERE model_version_id = %s", (knn,)) == 57,
+        timeout=120,
+    )
+    probe.wait_for(
+        "the broker to hold no job",
+        lambda: all(
+            int(probe.ask(redis=[cmd, key])) == 0
+            for cmd, key in (("LLEN", "ingest"), ("LLEN", "embed"), ("HLEN", "unacked"))
+        ),
+        timeout=60,
+    )
 
     # ---- the CLI host answers: the CLI and `musicindex serve` (on the CLI host's loopback)
     track = probe.scalar("SELECT min(id) FROM tracks WHERE status = 'indexed' AND path LIKE %s", (f"{lib / 'b'}/%",))
     res = cli(net, cli_env, "genre", str(track))
     assert res.returncode == 0 and re.search(r"techno|jazz|rock", res.stdout), res.stdout + res.stderr
-    net.popen("cli", [sys.executable, "-m", "musicindex", "serve", "--port", "8765"], cli_env,
-              log=tmp_path / "serve.log")  # fmt: skip
+    net.popen(
+        "cli", [sys.executable, "-m", "musicindex", "serve", "--port", "8765"], cli_env, log=tmp_path / "serve.log"
+    )
     status, body = probe.wait_for(
         "serve to answer", lambda: probe.ask(http=f"http://127.0.0.1:8765/api/tracks/{track}/similar?k=5"), timeout=120
     )
@@ -375,8 +446,12 @@ def test_four_hosts_a_worker_host_dies_and_postgresql_restarts(net, tmp_path):
     # ---- an attacker on the same network (the w2 host): no password, no way in; serve stays on its loopback
     attack = net.run("w2", [sys.executable, "-c", ATTACK, addr("db"), addr("cli")], clean_env(), timeout=60)
     assert attack.returncode == 0, attack.stdout + attack.stderr
-    assert json.loads(attack.stdout) == {"pg_no_password": "refused", "pg_wrong_password": "refused",
-                                         "redis_no_password": "refused", "serve_from_another_host": "refused"}  # fmt: skip
+    assert json.loads(attack.stdout) == {
+        "pg_no_password": "refused",
+        "pg_wrong_password": "refused",
+        "redis_no_password": "refused",
+        "serve_from_another_host": "refused",
+    }
 
 
 ATTACK = r"""
@@ -420,3 +495,20 @@ with servers.locked(paths):
     pg.start()
 assert pg.running()
 """
+
+
+@pytest.mark.slow
+def test_a_job_a_live_worker_holds_longer_than_the_visibility_timeout_is_delivered_once(base_settings, workers):
+    """The lease (``workers/lease.py``): a job held past the visibility timeout by a live worker (here waiting for
+    its countdown, as a retry after an outage does) is not handed out again. Without the renewal kombu's sweep puts
+    it back after 10 s and the worker receives it a second and third time (checked when the lease was written)."""
+    from musicindex.dispatch import TASK_INGEST, Dispatcher
+
+    settings = base_settings.with_(visibility_timeout=10)
+    worker = workers(settings, queues="ingest", concurrency=1)
+    result = Dispatcher(settings).send(TASK_INGEST, args=[[]], countdown=25)
+    assert result.get(timeout=180)["analysed"] == 0
+    time.sleep(3)  # one more sweep of the unacknowledged jobs
+    log = worker.log_path.read_text()
+    assert log.count(f"[{result.id}] received") == 1, log[-3000:]
+    assert log.count(f"[{result.id}] succeeded") == 1

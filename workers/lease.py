@@ -56,7 +56,7 @@ def renew(client, tags: Iterable[str], now: float | None = None) -> int:
 
     ``XX``: a message acknowledged meanwhile is not added back."""
     stamp = time.time() if now is None else now
-    mapping = {t: stamp for t in tags}
+    mapping = dict.fromkeys(tags, stamp)
     if not mapping:
         return 0
     return int(client.zadd(UNACKED_INDEX, mapping, xx=True, ch=True) or 0)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from musicindex.cli.common import handle_errors, open_index, print_json
 from musicindex.cli.render import console, doctor_table, safe
+from musicindex.config import get_settings
 
 cli = typer.Typer()
 services_app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL and Redis servers.")
@@ -65,8 +66,16 @@ def services_start(
             raise InvalidArgumentError("--listen needs --password-file FILE (e.g. `openssl rand -hex 32 > FILE`)")
         if not addresses and password_file is not None and listen is None:
             raise InvalidArgumentError("--password-file goes with --listen ADDR")
-        setting = servers.Listen(addresses, servers.network.read_password_file(password_file)) if addresses else None
-        if servers.set_listen(None, setting):
+        setting = None
+        if addresses and password_file is not None:
+            setting = servers.Listen(addresses, servers.network.read_password_file(password_file))
+        settings = get_settings()
+        if not (settings.embedded_database or settings.embedded_broker):
+            raise InvalidArgumentError(
+                "--listen sets how the embedded servers listen, but MUSICINDEX_DATABASE_URL and MUSICINDEX_BROKER_URL "
+                "name servers of your own: configure those servers instead"
+            )
+        if servers.set_listen(settings, setting):
             console.print("restarting the embedded servers with the new listening setting")
     servers.start()
     services_status(as_json=False)

@@ -34,6 +34,7 @@ def check_artifact_key(session: Session, settings: Settings | None = None) -> in
     if row is None:
         return None
     version_id, kind, artifact, signature = row
+    assert artifact is not None  # the query asks for a stored artifact
     if not verify(signed_bytes(int(version_id), kind, bytes(artifact)), signature, signing_key(settings)):
         raise ArtifactIntegrityError(
             f"this host's artifact key is not the one that signed model version {version_id} ({kind}): it could "

@@ -36,8 +36,8 @@ def parse_addresses(text: str) -> tuple[str, ...]:
     if text.strip().lower() in NONE_WORDS:
         return ()
     out = []
-    for part in text.split(","):
-        part = part.strip().strip("[]")
+    for raw in text.split(","):
+        part = raw.strip().strip("[]")
         try:
             out.append(str(ipaddress.ip_address(part)))
         except ValueError:
