@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 
 import typer
 from rich.table import Table
@@ -232,10 +234,7 @@ def worker(
             check_artifact_key(session, get_settings())
     finally:
         index.close()
-    from workers.celery_app import app as celery_app
-
     argv = [
-        "worker",
         "-Q",
         ",".join(names),
         "-c",
@@ -247,7 +246,8 @@ def worker(
     ]
     if hostname:
         argv += ["-n", hostname]
-    celery_app.worker_main(argv)
+    # the worker proper, in this process but without what the checks loaded (its pool processes inherit its memory)
+    os.execv(sys.executable, [sys.executable, "-m", "workers", *argv])
 
 
 @cli.command()
