@@ -103,7 +103,7 @@ class _Ints(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: str) -> int:  # type: ignore[override]
+    def write(self, data: str) -> int:
         self._parts.append(data)
         self._size += len(data)
         if self._size >= self.BLOCK:
