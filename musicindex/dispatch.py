@@ -131,8 +131,7 @@ class Dispatcher:
                         kwargs=kwargs,
                         queue=TASK_QUEUES[TASK_INGEST],
                         producer=producer,
-                        retry=True,
-                        retry_policy=_SEND_RETRY,
+                        retry=False,  # the batch only buffers: a broker error surfaces when it is sent, below
                         argsrepr=f"[{len(ids)} track ids from {ids[0] if ids else '-'}]",  # no saferepr of each job
                         kwargsrepr=kwargsrepr,
                     )

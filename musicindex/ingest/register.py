@@ -165,7 +165,7 @@ def register(
             )
         )
         s.execute(text("ANALYZE mi_match"))  # the statements below pick their few rows out of it first
-        s.execute(text("CREATE TEMP TABLE mi_queue (id bigint PRIMARY KEY, kind char(1), held boolean) ON COMMIT DROP"))
+        s.execute(text("CREATE TEMP TABLE mi_queue (id bigint PRIMARY KEY, kind char(1)) ON COMMIT DROP"))
         clock.lap("match")
         new = lifecycle.insert_new_from(s, "mi_match", batch_id, "mi_queue")
         clock.lap("new")
@@ -218,7 +218,7 @@ def register(
         if changed or missing:  # tracks that left "indexed": their albums are recounted
             touched = _album_ids(s, "SELECT id FROM mi_queue WHERE kind = 'c'") | library.albums_of(s, gone)
             library.refresh_albums(s, touched)
-        held_count = _mark_held(s, in_broker) if pending else 0
+        held_count = _mark_held(s, in_broker, pending)
         clock.lap("held")
         queued, send = _queued_ids(s)
         s.execute(
@@ -348,25 +348,33 @@ def _protected(path: str, unreadable: set[str], empty: set[str]) -> bool:
         p = parent
 
 
-def _mark_held(s: Session, in_broker: Callable[[], Iterable[int]] | None) -> int:
-    """Flag the still-pending tracks some job holds (``lifecycle.held_track_ids``: in the broker's jobs, or
-    locked by a worker), set-based for libraries of millions; how many."""
+def _mark_held(s: Session, in_broker: Callable[[], Iterable[int]] | None, pending: int) -> int:
+    """Fill ``mi_held`` with the still-pending tracks some job holds (``lifecycle.held_track_ids``: in the broker's
+    jobs, or locked by a worker), set-based for libraries of millions; how many. Nothing to look at (an empty
+    ``mi_held``) when no track was still pending."""
     s.execute(text("CREATE TEMP TABLE mi_held (id bigint) ON COMMIT DROP"))
+    if not pending:
+        return 0
     ids: Iterable[int] = in_broker() if in_broker is not None else ()
-    copy_rows(s, "mi_held", ("id",), ((int(i),) for i in ids))
+    copy_rows(s, "mi_held", ("id",), (f"{int(i)}\n" for i in ids), lines=True)
     s.execute(text(f"INSERT INTO mi_held {lifecycle.LOCKED_TRACKS_SQL}"))
+    s.execute(text("ANALYZE mi_held"))
     return int(
         s.execute(
-            text("UPDATE mi_queue q SET held = true WHERE q.kind = 'p' AND q.id IN (SELECT id FROM mi_held)")
-        ).rowcount  # type: ignore[attr-defined]
-        or 0
+            text("SELECT count(*) FROM mi_queue q WHERE q.kind = 'p' AND q.id IN (SELECT id FROM mi_held)")
+        ).scalar_one()
     )
 
 
 def _queued_ids(s: Session) -> tuple[list[int], list[int]]:
-    """(every queued id, those needing a job), in id order, streamed out of the database (int64 arrays on the way:
-    a million ids never become a million rows of text)."""
-    ids, held = copy_out_ints(s, "SELECT id, CASE WHEN held THEN 1 ELSE 0 END FROM mi_queue ORDER BY id", 2)
+    """(every queued id, those needing a job: all but the still-pending ones a job holds), in id order, streamed out
+    of the database (int64 arrays on the way: a million ids never become a million rows of text)."""
+    ids, held = copy_out_ints(
+        s,
+        "SELECT q.id, CASE WHEN q.kind = 'p' AND EXISTS (SELECT 1 FROM mi_held h WHERE h.id = q.id) THEN 1 ELSE 0 END "
+        "FROM mi_queue q ORDER BY q.id",
+        2,
+    )
     queued = ids.tolist()
     send = [t for t, h in zip(queued, held, strict=True) if not h]  # the same int objects as ``queued``
     return queued, send
