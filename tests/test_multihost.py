@@ -227,6 +227,12 @@ def cli(net: Net, env: dict[str, str], *args: str, timeout: float = 300) -> subp
     return net.run("cli", [sys.executable, "-m", "musicindex", *args], env, timeout=timeout)
 
 
+def ingest_in_background(net: Net, env: dict[str, str], folder: Path) -> subprocess.Popen:
+    """`musicindex ingest FOLDER --wait --json` on the CLI host, running while the test does other things."""
+    argv = [sys.executable, "-m", "musicindex", "ingest", str(folder), "--wait", "--json"]
+    return net.popen("cli", argv, env, stdout=subprocess.PIPE, text=True)
+
+
 def statuses(probe: Probe, root: Path) -> dict[str, int]:
     rows = probe.sql("SELECT status, count(*) FROM tracks WHERE path LIKE %s GROUP BY status", (f"{root}/%",))
     return {str(s): int(n) for s, n in rows}
@@ -347,13 +353,7 @@ def test_four_hosts_a_worker_host_dies_and_postgresql_restarts(net, tmp_path):
 
     phase("key mismatch refused")
     # ---- batch b: the w1 host dies (every process killed) while it analyses tracks
-    batch_b = net.popen(
-        "cli",
-        [sys.executable, "-m", "musicindex", "ingest", str(lib / "b"), "--wait", "--json"],
-        cli_env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    batch_b = ingest_in_background(net, cli_env, lib / "b")
     probe.wait_for(
         "the w1 host to hold a track",
         lambda: probe.scalar(
@@ -386,13 +386,7 @@ def test_four_hosts_a_worker_host_dies_and_postgresql_restarts(net, tmp_path):
 
     phase("batch b done")
     # ---- batch c on the surviving host, and PostgreSQL restarts mid-batch
-    batch_c = net.popen(
-        "cli",
-        [sys.executable, "-m", "musicindex", "ingest", str(lib / "c"), "--wait", "--json"],
-        cli_env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    batch_c = ingest_in_background(net, cli_env, lib / "c")
     probe.wait_for("batch c under way", lambda: statuses(probe, lib / "c").get("indexed", 0) >= 2, timeout=120)
     phase("restarting PostgreSQL")
     res = net.run("db", [sys.executable, "-c", RESTART_POSTGRES], host_env("db"), timeout=240)
