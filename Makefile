@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-unit lint format bench services-stop clean browser browser-check screenshots
+.PHONY: install demo test test-fast test-unit lint format bench services-stop clean browser browser-check screenshots js-client
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -24,7 +24,7 @@ demo: $(STAMP)
 # embedded PostgreSQL and Redis. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	@$(MAKE) --no-print-directory browser-check
+	@$(MAKE) --no-print-directory browser-check js-client
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile; rc=$$?; $(MAKE) --no-print-directory browser-check; exit $$rc
 
 # The browser tests need Debian's Chromium (`apt-get install -y chromium`, as .ci/run does).
@@ -36,6 +36,15 @@ browser-check:
 	  echo "!!! $(CHROMIUM) not found: the BROWSER TESTS (tests/test_browser.py) WILL BE SKIPPED."; \
 	  echo "!!! Install it: apt-get update && apt-get install -y chromium   (CI=true turns the skip into a failure)"; \
 	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	fi
+
+# The second Subsonic client (tests/test_subsonic_clients.py): subsonic-api from npm, pinned by tests/js/package-lock.json,
+# run by Node.js. Without node/npm the test is skipped loudly (a failure under CI=true).
+js-client:
+	@if command -v npm >/dev/null 2>&1; then \
+	  test -f tests/js/node_modules/subsonic-api/package.json || npm ci --prefix tests/js --no-audit --no-fund --silent; \
+	else \
+	  echo "!!! npm not found: the second Subsonic client (tests/test_subsonic_clients.py) WILL BE SKIPPED (apt-get install -y nodejs npm)"; \
 	fi
 
 browser: ## install Debian's Chromium for the browser tests (root)

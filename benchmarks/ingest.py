@@ -14,8 +14,9 @@ What it does, in one run, the way the README tells a user to:
    when ``--wait`` says the batch is answerable (indexed and embedded in the musicnn space). Then checks that
    ``similar()`` in the default space answers for every track (a figure that does not hold is not printed).
 4. Prints tracks/s end to end, the per-stage breakdown of the workers' CPU time (from each ingest job's result:
-   open and hash, decode and features and spectrogram, musicnn log-mel, musicnn network, tags, database write),
-   the network's GFLOP per track and the GFLOP/s it reached, the workers' peak RSS per process, and the CPU model.
+   open and hash, the one decode, each analysis stage: tags, features, spectrogram, the musicnn inputs (log-mel
+   patches) and its network over a batch, and the database write; another stage or model's too), the network's
+   GFLOP per track and the GFLOP/s it reached, the workers' peak RSS per process, and the CPU model.
 5. Runs the plain per-feature librosa script (one librosa call per feature over the same 30 s window, only the
    43 features: ``musicindex.audio.reference.reference_features``) over ``--reference`` of the same files (default:
    all of one copy) in one process, as a plain script runs, and prints the ratio (per track, both sides).
@@ -44,7 +45,18 @@ from musicindex.localworker import settings_env
 DEVSET_AUDIO = Path("~/.cache/musicindex-devset/set/audio").expanduser()
 MP3_CACHE = Path("~/.cache/musicindex-bench/mp3").expanduser()
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("open_hash", "decode_features", "musicnn_logmel", "musicnn_network", "tags", "write")
+STAGES = (
+    "open_hash",
+    "decode",
+    "tags",
+    "features",
+    "spectrogram",
+    "embedding.musicnn",
+    "embedding.musicnn:batch",
+    "write",
+)
+"""The workers' CPU timings of the ingest pass: open and hash, the one decode, each analysis stage (``ingest.stages``;
+an embedding model's ``:batch`` is its network over a batch), the database write."""
 
 
 def cpu_model() -> str:
@@ -326,14 +338,14 @@ def _report(files, seconds, final, checked, rss, jobs) -> None:
             totals[k] = totals.get(k, 0.0) + float(v)
     cpu = sum(totals.values())
     print(f"\nworker CPU per track by stage ({analysed} tracks analysed in {len(jobs)} jobs):")
-    for stage in STAGES:
+    for stage in totals:
         share = totals[stage] / cpu if cpu else 0.0
-        print(f"  {stage:<16} {1000 * totals[stage] / max(analysed, 1):7.1f} ms  {share:6.1%}")
-    print(f"  {'total':<16} {1000 * cpu / max(analysed, 1):7.1f} ms")
+        print(f"  {stage:<24} {1000 * totals[stage] / max(analysed, 1):7.1f} ms  {share:6.1%}")
+    print(f"  {'total':<24} {1000 * cpu / max(analysed, 1):7.1f} ms")
     rt = runtime.get_runtime()
     patches = rt.placement.count or 10  # a 30 s window holds 10 non-overlapping 3 s patches
     gflop = patches * rt.gflop_per_patch
-    net = totals["musicnn_network"] / max(analysed, 1)
+    net = totals["embedding.musicnn:batch"] / max(analysed, 1)
     if net > 0:
         print(
             f"musicnn ({rt.variant}): {gflop:.1f} GFLOP per track, {1000 * net:.0f} ms CPU: "

@@ -1,21 +1,25 @@
-"""Quality on real music held out from training: every similarity space and classifier on the dev set.
+"""Quality on real music held out from training: every classifier kind and similarity space on the dev set.
 
     python benchmarks/devset.py            # once: assembles ~/.cache/musicindex-devset/set (Debian packages)
-    python benchmarks/quality.py [--set DIR] [--quick] [--json OUT]
+    python benchmarks/quality.py [--set DIR] [--quick] [--json OUT] [--vectors FILE]
 
 Protocol (everything through the public API, as a user would):
 
 1. ingest the whole set with a real worker: the train part labelled through ``--label-from
    csv:labels.csv``, the held-out part with no label at all;
 2. embed every track in the pretrained musicnn space (the ``embed`` queue);
-3. train knn, logreg and the ann twice, once on the 43 features and once on the musicnn
-   embedding (``inputs=``), and the CNN on the spectrograms, on the train part only;
-4. ``evaluate(labels="csv:heldout.csv")``: the held-out tracks are the queries; genre
-   precision@10 of each space's exact nearest neighbours among all tracks of known genre, and
-   each classifier's accuracy and macro-F1 on the held-out tracks.
+3. train every classifier kind (knn, logreg, svm, forest, tree, gbm, ensemble, ann) twice, once on the 43
+   features and once on the musicnn embedding (``inputs=``), and the CNN on the spectrograms, on the train part
+   only (default budgets; model choice by artist-grouped folds);
+4. ``evaluate(labels="csv:heldout.csv")``: the held-out tracks are the queries; each classifier's accuracy and
+   macro-F1 on them, its accuracy on the held-out tracks whose artist (artist tag, else album, else folder) has no
+   training track, precision@10 and other-artist precision@10 of its recommendations; each space's precision@10
+   and other-artist precision@10 (the query's artist left out of the candidates).
 
-Prints the tables (markdown) and, with ``--json``, writes every number. Timings are printed
-too (ingest + embed through the worker, training), with the machine's load.
+The registry's k-fold figures (artist-grouped folds over the train part: mean ± sd) give each classifier's spread
+over folds. ``--vectors FILE`` also writes every track's path, label, split, 43 features and musicnn embedding
+(npz) for ``benchmarks/quality_grouped.py`` (the soundtrack-grouped comparison over seeds, and the attempts).
+Prints the tables (markdown); ``--json`` writes every number.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import bench_environment
@@ -35,6 +41,7 @@ from musicindex.index import MusicIndex
 from musicindex.ingest.labels import read_label_csv
 from musicindex.localworker import LocalWorker
 from musicindex.ml import training
+from musicindex.vocab import CLASSIFIER_KINDS, MUSICNN
 
 DEFAULT_SET = Path("~/.cache/musicindex-devset/set").expanduser()
 
@@ -49,11 +56,45 @@ def chance(train: dict[str, str], held: dict[str, str]) -> tuple[float, float]:
     return acc, prec
 
 
+def export_vectors(index: MusicIndex, path: Path, train_map: dict[str, str], held_map: dict[str, str]) -> None:
+    """Every indexed track's path, label, split, artist/album tags, 43 features and musicnn embedding."""
+    from sqlalchemy import select
+
+    from musicindex.db.orm import Track
+    from musicindex.ml import registry
+    from musicindex.ml.data import load_dataset, load_embeddings
+
+    with index.db.session() as s:
+        ds = load_dataset(s)
+        v = registry.active_version(s, MUSICNN)
+        eids, emb = load_embeddings(s, v.id, ds.track_ids) if v is not None else (np.zeros(0, np.int64), None)
+        tags = {
+            int(r[0]): (r[1], r[2], r[3]) for r in s.execute(select(Track.id, Track.path, Track.artist, Track.album))
+        }
+    keep = np.isin(ds.track_ids, eids)
+    ids = ds.track_ids[keep]
+    paths = [tags[int(t)][0] for t in ids]
+    truth = {**train_map, **held_map}
+    np.savez_compressed(
+        path,
+        track_ids=ids,
+        paths=np.array(paths),
+        labels=np.array([truth.get(p, "") for p in paths]),
+        split=np.array(["train" if p in train_map else "heldout" if p in held_map else "" for p in paths]),
+        artist=np.array([tags[int(t)][1] or "" for t in ids]),
+        album=np.array([tags[int(t)][2] or "" for t in ids]),
+        features=ds.X[keep],
+        musicnn=emb,
+    )
+    print(f"vectors of {len(ids)} tracks written: {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", type=Path, default=DEFAULT_SET, help="the dev set folder (benchmarks/devset.py)")
     ap.add_argument("--quick", action="store_true", help="small grids and network budgets (a smoke run)")
     ap.add_argument("--json", type=Path, help="write every number here")
+    ap.add_argument("--vectors", type=Path, help="write the tracks' features and embeddings here (npz)")
     args = ap.parse_args()
     labels, heldout = args.set / "labels.csv", args.set / "heldout.csv"
     if not labels.is_file() or not heldout.is_file():
@@ -79,47 +120,56 @@ def main() -> None:
             f"together {n / (t_ingest + t_embed):.2f} tracks/s (2 worker processes, load {os.getloadavg()[0]:.1f})"
         )
         out["pipeline"] = {"tracks": n, "ingest_s": t_ingest, "embed_s": t_embed, "final": summary.final}
+        if args.vectors:
+            export_vectors(index, args.vectors, train_map, held_map)
 
         opts = {"quick": args.quick, "force": True, "seed": 42}
         rows: list[dict] = []
         spaces: dict[str, dict] = {}
-        for inputs in ("features", "musicnn"):
+        for inputs in ("features", MUSICNN):
             t = time.monotonic()
-            kinds = "knn,logreg,ann" + (",cnn" if inputs == "features" else "")
-            training.train(db, kinds, inputs=inputs, **opts)
+            kinds = [k for k in CLASSIFIER_KINDS if k != "cnn" or inputs == "features"]
+            res = training.train(db, kinds, inputs=inputs, **opts)
             t_train = time.monotonic() - t
+            seconds = {v["kind"]: v["training_seconds"] for v in res.versions}
             report = index.evaluate(labels=f"csv:{heldout}")
             for c in report.classifiers:
                 if c.kind == "cnn" and inputs != "features":
                     continue
-                rows.append(
-                    {
-                        "kind": c.kind,
-                        "input": c.input,
-                        "heldout_accuracy": c.labels_accuracy,
-                        "heldout_macro_f1": c.labels_macro_f1,
-                        "cv_accuracy": c.cv_accuracy_mean,
-                        "tracks": c.labels_tracks,
-                    }
-                )
+                rows.append({**c.to_dict(), "training_seconds": seconds.get(c.kind)})
             for sp in report.spaces:
                 key = f"{sp.space} ({inputs} input)" if sp.space == "ann" else sp.space
-                spaces[key] = {"precision_at_10": sp.precision_at_10, "queries": sp.queries, "protocol": sp.protocol}
-            print(f"trained knn/logreg/ann on {inputs} in {t_train:.0f} s (protocol: {report.protocol})")
+                spaces[key] = sp.to_dict()
+            print(f"trained {', '.join(kinds)} on {inputs} in {t_train:.0f} s (protocol: {report.protocol})")
         acc0, prec0 = chance(train_map, held_map)
         out.update(classifiers=rows, spaces=spaces, chance={"accuracy": acc0, "precision_at_10": prec0})
 
-    print("\n| space | genre precision@10, held-out queries | queries |")
-    print("| --- | --- | --- |")
-    for name, s in sorted(spaces.items(), key=lambda kv: -kv[1]["precision_at_10"]):
-        print(f"| {name} | {s['precision_at_10']:.3f} | {s['queries']} |")
-    print(f"| chance (random neighbours) | {prec0:.3f} | |")
-    print("\n| classifier | input | held-out accuracy | held-out macro-F1 | CV accuracy (train part) |")
+    def f(x: float | None) -> str:
+        return "" if x is None else f"{x:.3f}"
+
+    print("\n| space | precision@10 | other-artist precision@10 | 10-NN vote accuracy | queries |")
     print("| --- | --- | --- | --- | --- |")
-    for r in sorted(rows, key=lambda r: -(r["heldout_accuracy"] or 0)):
-        cv = f"{r['cv_accuracy']:.3f}" if r["cv_accuracy"] is not None else ""
-        print(f"| {r['kind']} | {r['input']} | {r['heldout_accuracy']:.3f} | {r['heldout_macro_f1']:.3f} | {cv} |")
-    print(f"| majority label | - | {acc0:.3f} | | |")
+    for name, s in sorted(spaces.items(), key=lambda kv: -kv[1]["precision_at_10"]):
+        print(
+            f"| {name} | {f(s['precision_at_10'])} | {f(s['other_artist_precision_at_10'])} | {f(s['accuracy'])} "
+            f"| {s['queries']} |"
+        )
+    print(f"| chance (random neighbours) | {prec0:.3f} | | | |")
+    print(
+        "\n| classifier | input | held-out accuracy | held-out macro-F1 | unseen-artist accuracy (n) | p@10 | "
+        "other-artist p@10 | CV accuracy (train part) | CV macro-F1 | folds | training s |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in sorted(rows, key=lambda r: -(r["labels_accuracy"] or 0)):
+        cv = f"{r['cv_accuracy_mean']:.3f} ± {r['cv_accuracy_std']:.3f}" if r["cv_accuracy_mean"] is not None else ""
+        cvf = f"{r['cv_macro_f1_mean']:.3f} ± {r['cv_macro_f1_std']:.3f}" if r["cv_macro_f1_mean"] is not None else ""
+        print(
+            f"| {r['kind']} | {r['input']} | {f(r['labels_accuracy'])} | {f(r['labels_macro_f1'])} | "
+            f"{f(r['unseen_artist_accuracy'])} ({r['unseen_artist_queries']}) | {f(r['precision_at_10'])} | "
+            f"{f(r['other_artist_precision_at_10'])} | {cv} | {cvf} | {r['cv_protocol'] or ''} | "
+            f"{f(r['training_seconds'])} |"
+        )
+    print(f"| majority label | - | {acc0:.3f} | | | | | | | | |")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str))
         print(f"\nwritten: {args.json}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["MusicIndex", "Settings", "__version__"]
+__all__ = ["MusicIndex", "SearchOptions", "Settings", "__version__"]
 
 
 def __getattr__(name: str):  # lazy: importing musicindex stays cheap for workers and the CLI
@@ -16,6 +16,10 @@ def __getattr__(name: str):  # lazy: importing musicindex stays cheap for worker
         from musicindex.index import MusicIndex
 
         return MusicIndex
+    if name == "SearchOptions":
+        from musicindex.query.options import SearchOptions
+
+        return SearchOptions
     if name == "Settings":
         from musicindex.config import Settings
 

@@ -8,6 +8,7 @@ configuration table lists them. ``Settings.from_env()`` validates values and rai
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import tempfile
 from collections.abc import Mapping
@@ -19,7 +20,13 @@ import platformdirs
 
 from musicindex.audio.window import AnalysisWindow
 from musicindex.errors import ConfigError
-from musicindex.vocab import GENRE_MODEL_PREFERENCES
+from musicindex.vocab import (
+    EMBEDDING_MODELS,
+    GENRE_MODEL_PREFERENCES,
+    MODEL_NAME_PATTERN,
+    TRAINED_KINDS,
+    TRAINED_SPACES,
+)
 
 ENV_PREFIX = "MUSICINDEX_"
 
@@ -91,13 +98,41 @@ class Settings:
     """Comma-separated origins (``https://host:port``) whose pages may call the HTTP API from a browser
     (CORS); empty: none."""
     allowed_hosts: str = ""
-    """Comma-separated host names the HTTP server answers to (``Host`` header; ``*``: any); empty: the
-    loopback names when bound to loopback (against DNS rebinding), any host otherwise."""
+    """Comma-separated host names the HTTP server answers to (``Host`` header; ``*.domain``: its subdomains;
+    ``*``: any); empty: the loopback names, and only when bound to loopback (``serve`` on another address refuses
+    to start without it: the DNS-rebinding guard)."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (CIDR) of reverse proxies in front of ``serve``: only from them are
+    ``X-Forwarded-For`` (the client's address, for the login limits) and ``X-Forwarded-Proto`` (https: the
+    session cookie is ``Secure``) believed; empty: none, the peer is the client."""
+    header_timeout: float = 10.0
+    """Seconds a client of ``serve`` has to send a request's headers (from the connection or the previous answer);
+    then 408 and the connection is closed (slow-header attacks)."""
+    max_connections_per_address: int = 64
+    """Most open connections of ``serve`` from one client address (trusted proxies excepted); more are answered 503
+    and closed at once."""
     upload_max_bytes: int = 50_000_000
     """Largest audio file the HTTP API accepts for a query by example (bytes); the file is analysed, never
     stored, and its temporary copy deleted."""
     cover_cache_mb: int = 256
     """Most megabytes of resized cover art kept in ``home/covers`` (the oldest files go first); 0: no cache."""
+    transcode_format: str = "mp3"
+    """Format of a transcode a music app did not name (``stream`` with a ``maxBitRate`` below the file's, a
+    listener's or the server's maximum): mp3, opus, aac or m4a."""
+    transcode_bitrate: int = 192
+    """Kilobits per second of a transcode when no maximum asks for less (``stream?format=mp3`` alone)."""
+    transcode_max_bitrate: int = 0
+    """Most kilobits per second a stream may have for every listener (files above it are transcoded);
+    0: no limit. A listener's own maximum (``musicindex user bitrate``) applies too."""
+    transcode_max_streams: int = field(default_factory=lambda: 16 * (os.cpu_count() or 1))
+    """Most transcodes at once; a stream beyond it is answered 429 with ``Retry-After`` at once."""
+    transcode_cache_mb: int = 0
+    """Most megabytes of finished transcodes kept in ``home/transcodes`` (the oldest go first; a cached one is
+    served with HTTP Range); 0: no cache."""
+    embedding_models: str = ",".join(EMBEDDING_MODELS)
+    """Embedding models the index uses, comma-separated, best first (the first that can answer is the default
+    space): a built-in name (``musicnn``) or ``name=module:attribute`` (an ``EmbeddingModel`` of your own). Each is a
+    similarity space, an analysis stage and a kind of model version (``musicindex.pretrained.registry``)."""
 
     # ------------------------------------------------------------------
     @classmethod
@@ -161,6 +196,31 @@ class Settings:
                 f"got scheme {self.database_url.split(':', 1)[0]!r}"
             )
         self._validate_web()
+        self.embedding_model_entries  # noqa: B018 - raises ConfigError for a malformed list
+
+    @property
+    def embedding_model_entries(self) -> list[tuple[str, str | None]]:
+        """``MUSICINDEX_EMBEDDING_MODELS`` as (name, ``module:attribute`` or None for a built-in), checked."""
+        import re
+
+        var = "MUSICINDEX_EMBEDDING_MODELS"
+        out: list[tuple[str, str | None]] = []
+        for raw in self.embedding_models.split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            name, _, target = (part.strip() for part in entry.partition("="))
+            if not re.fullmatch(MODEL_NAME_PATTERN, name) or name in (*TRAINED_KINDS, *TRAINED_SPACES):
+                raise ConfigError(
+                    f"{var}: {name!r} is not a model name (lower-case letters, digits and _, at most 16, starting "
+                    f"with a letter; not one of {', '.join(dict.fromkeys((*TRAINED_SPACES, *TRAINED_KINDS)))})"
+                )
+            if "=" in entry and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", target):
+                raise ConfigError(f"{var}: {entry!r}: expected name=module:attribute, e.g. mine=mypkg.models:MODEL")
+            if name in (n for n, _ in out):
+                raise ConfigError(f"{var}: {name!r} is listed twice")
+            out.append((name, target or None))
+        return out
 
     def _validate_web(self) -> None:
         """The HTTP API's settings (``musicindex serve``)."""
@@ -179,12 +239,42 @@ class Settings:
         for host in self.allowed_host_list:
             if host != "*" and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:*]+", host):
                 raise ConfigError(f"MUSICINDEX_ALLOWED_HOSTS: {host!r} is not a host name")
+        self.trusted_proxy_networks  # noqa: B018 - validates MUSICINDEX_TRUSTED_PROXIES
+        if not 0.5 <= self.header_timeout <= 600:
+            raise ConfigError(f"MUSICINDEX_HEADER_TIMEOUT={self.header_timeout}: must be between 0.5 and 600 seconds")
+        if not 1 <= self.max_connections_per_address <= 10_000:
+            raise ConfigError(
+                f"MUSICINDEX_MAX_CONNECTIONS_PER_ADDRESS={self.max_connections_per_address}: must be between 1 and "
+                "10000"
+            )
         if not 0 <= self.cover_cache_mb <= 1_000_000:
             raise ConfigError(f"MUSICINDEX_COVER_CACHE_MB={self.cover_cache_mb}: must be between 0 and 1000000")
+        self._validate_transcoding()
         if not 1024 <= self.upload_max_bytes <= 2**31:
             raise ConfigError(
                 f"MUSICINDEX_UPLOAD_MAX_BYTES={self.upload_max_bytes}: must be between 1024 and {2**31} bytes"
             )
+
+    def _validate_transcoding(self) -> None:
+        """The transcoding settings of ``stream`` (``musicindex.media.transcode``)."""
+        formats = ("mp3", "opus", "aac", "m4a")
+        if self.transcode_format not in formats:
+            raise ConfigError(
+                f"MUSICINDEX_TRANSCODE_FORMAT={self.transcode_format!r}: choose one of {', '.join(formats)}"
+            )
+        if not 32 <= self.transcode_bitrate <= 320:
+            raise ConfigError(f"MUSICINDEX_TRANSCODE_BITRATE={self.transcode_bitrate}: must be between 32 and 320 kbps")
+        if self.transcode_max_bitrate != 0 and not 32 <= self.transcode_max_bitrate <= 320:
+            raise ConfigError(
+                f"MUSICINDEX_TRANSCODE_MAX_BITRATE={self.transcode_max_bitrate}: 0 (no limit) or 32 to 320 kbps"
+            )
+        if not 0 <= self.transcode_max_streams <= 10_000:
+            raise ConfigError(
+                f"MUSICINDEX_TRANSCODE_MAX_STREAMS={self.transcode_max_streams}: must be between 0 (no transcoding) "
+                "and 10000"
+            )
+        if not 0 <= self.transcode_cache_mb <= 1_000_000:
+            raise ConfigError(f"MUSICINDEX_TRANSCODE_CACHE_MB={self.transcode_cache_mb}: must be between 0 and 1000000")
 
     @property
     def window(self) -> AnalysisWindow:
@@ -198,6 +288,22 @@ class Settings:
     @property
     def allowed_host_list(self) -> list[str]:
         return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """``MUSICINDEX_TRUSTED_PROXIES`` as networks (an address is a /32 or /128); ConfigError naming a bad one."""
+        out = []
+        for item in (p.strip() for p in self.trusted_proxies.split(",")):
+            if not item:
+                continue
+            try:
+                out.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"MUSICINDEX_TRUSTED_PROXIES: {item[:60]!r} is not an address or a network like 10.0.0.0/8 "
+                    "('*' is not accepted: list the proxies)"
+                ) from None
+        return out
 
     @property
     def rescan_path_list(self) -> list[str]:

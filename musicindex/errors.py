@@ -110,6 +110,19 @@ class PermissionDeniedError(MusicIndexError):
     exit_code = 2
 
 
+class TooManyAttemptsError(PermissionDeniedError):
+    """Too many failed attempts to prove a password or key from this address (for this account): nothing is
+    checked until the cool-down ends (``retry_after`` seconds). HTTP 429 with ``Retry-After``."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(f"too many attempts, retry in {self.retry_after} s")
+
+    @property
+    def http_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class NotEnoughDataError(MusicIndexError):
     """Training was asked for with too little labelled data."""
 
@@ -152,3 +165,18 @@ class ArtifactIntegrityError(MusicIndexError):
 
 class PretrainedModelError(ArtifactIntegrityError):
     """The weights of a pretrained model (musicnn) are missing, corrupted, or do not fit its network."""
+
+
+# --- transcoding (musicindex.media.transcode) ----------------------------------------
+class TranscodeError(AudioError):
+    """A song cannot be transcoded (a file FFmpeg cannot read, no audio in it); the message has no path."""
+
+
+class TranscodeBusyError(MusicIndexError):
+    """Every transcoding slot is taken (``MUSICINDEX_TRANSCODE_MAX_STREAMS``); retry after ``retry_after`` s."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -6,22 +6,35 @@
 * ``index.ingestion`` -- :class:`~musicindex.ingest.service.IngestService` (ingest, wait, watch, rescan, progress)
 * ``index.training``  -- :class:`~musicindex.ml.service.TrainingService` (train, embed, registry, evaluate, report)
 * ``index.queries``   -- :class:`~musicindex.query.service.QueryService` (similar, recommend, genres, tags, ...)
-* ``index.library``   -- :class:`~musicindex.query.library.LibraryService` (search, details, lists, spaces, map)
+* ``index.library``   -- :class:`~musicindex.query.library.LibraryService` (search, details, spaces, map)
+* ``index.catalog``   -- :class:`~musicindex.query.catalog.CatalogService` (artists, albums, songs, lists, search:
+  what music apps browse)
+* ``index.listener``  -- :class:`~musicindex.query.listener.ListenerService` (a listener's stars, queue, playlists,
+  what is playing: reads)
+* ``index.mixes``     -- :class:`~musicindex.query.mixes.MixService` (instant mixes, sonic paths, similar artists,
+  "for you")
 * ``index.users``     -- :class:`~musicindex.users.UserService` (accounts, API keys, stars, ratings, plays, queues,
   playlists: the write side)
-* ``index.catalog``   -- :class:`~musicindex.query.catalog.CatalogService` (artists, albums, songs, lists, search,
-  a listener's state, similar artists, instant mixes: what music apps browse; reads only; not repeated on the index)
 
-Every public method of those services is also a method of ``MusicIndex`` itself (``index.similar(...)`` is
-``index.queries.similar(...)``; ``SERVICE_METHODS`` lists them). What needs two layers is composed here:
-``similar_to_file`` (the models analyse the file, the query layer searches with it) and ``status``.
+The questions a program asks most are methods of ``MusicIndex`` itself, each delegating in one line to its
+service (``FACADE_METHODS`` lists them; a test checks each against its service's signature). The similarity
+questions take one :class:`~musicindex.query.options.SearchOptions` or, for convenience, its fields as keyword
+arguments (``index.similar(12, k=5, genre="jazz")``). What needs two layers is composed here: ``similar_to_file``
+(the models analyse the file, the query layer searches with it) and ``status``. Names that moved to their service
+(``DEPRECATED``) still answer for one release, with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import Unpack
 
 from musicindex import servers
 from musicindex.config import Settings, broker_urls, database_url, get_settings, paths_for, redact_url
@@ -32,31 +45,72 @@ from musicindex.ingest.service import IngestService, IngestSummary, StatusReport
 from musicindex.ml.service import TrainingService
 from musicindex.query.catalog import CatalogService
 from musicindex.query.library import LibraryService
-from musicindex.query.results import QueryResult
+from musicindex.query.listener import ListenerService
+from musicindex.query.mixes import MixService
+from musicindex.query.options import SearchArgs, SearchOptions, TrackRef, as_options
+from musicindex.query.results import (
+    ClusterResult,
+    GenreResult,
+    QueryResult,
+    SearchResult,
+    TagsResult,
+    TrackDetails,
+    TrackFile,
+    TrackSummary,
+)
 from musicindex.query.service import QueryService
 from musicindex.users import UserService
 
-__all__ = ["SERVICE_METHODS", "DoctorReport", "IngestSummary", "MusicIndex", "StatusReport"]
+if TYPE_CHECKING:  # types of arguments and answers only (importing the index stays cheap)
+    from musicindex.ingest.progress import Progress
+    from musicindex.ingest.scan import ScanReport
+    from musicindex.ml.evaluate import EvaluationReport
+    from musicindex.ml.maps import SpaceMapResult
+    from musicindex.ml.options import TrainOptions
+    from musicindex.ml.service import EmbedSummary
+    from musicindex.ml.training import TrainResult
 
-SERVICE_METHODS: dict[str, tuple[str, ...]] = {
-    "ingestion": ("ingest", "wait_for", "watch", "rescan", "known_roots", "ingest_progress"),
+__all__ = ["DEPRECATED", "FACADE_METHODS", "DoctorReport", "IngestSummary", "MusicIndex", "SearchOptions",
+           "StatusReport"]  # fmt: skip
+
+FACADE_METHODS: dict[str, tuple[str, ...]] = {
+    "ingestion": ("ingest", "wait_for", "watch", "rescan", "known_roots"),
     "training": (
-        "train", "models", "model", "active_models", "promote", "rollback", "embed", "apply_models", "embed_tracks",
-        "evaluate", "report",
+        "train",
+        "embed",
+        "models",
+        "model",
+        "active_models",
+        "promote",
+        "rollback",
+        "evaluate",
+        "report",
+        "space_map",
     ),
-    "queries": ("similar", "recommend", "by_genre", "genre_of", "cluster_of", "playlist", "tags_of", "search_by_tags"),
-    "library": (
-        "search_tracks", "track_details", "track_summaries", "track_file", "track_files", "genres", "tag_names",
-        "spaces", "library_map",
-    ),
-    "users": (
-        "add_user", "list_users", "user", "set_password", "remove_user", "new_api_key", "local_user", "has_logins",
-        "session_user", "session_epoch",
-        "authenticate_password", "authenticate_token", "authenticate_api_key", "star", "unstar", "set_rating",
-        "scrobble", "save_play_queue", "create_playlist", "update_playlist", "delete_playlist",
-    ),
-}  # fmt: skip
-"""The methods of each service that ``MusicIndex`` offers as its own."""
+    "queries": ("similar", "recommend", "playlist", "by_genre", "genre_of", "cluster_of", "tags_of", "search_by_tags"),
+    "library": ("search_tracks", "track_details", "track_summaries", "track_files", "spaces"),
+}
+"""The methods of ``MusicIndex`` that delegate to a service, by service (``index.ingestion.ingest`` ...)."""
+
+_USERS = (
+    "add_user", "list_users", "user", "set_password", "remove_user", "new_api_key", "local_user", "has_logins",
+    "logins_known", "api_keys", "revoke_api_key", "open_session", "session_user", "end_session", "end_sessions",
+    "authenticate_password", "authenticate_token", "authenticate_api_key", "star", "unstar", "set_rating",
+    "scrobble", "save_play_queue", "create_playlist", "update_playlist", "delete_playlist", "create_bookmark",
+    "bookmarks", "delete_bookmark", "report_playback", "skipped_track_ids", "save_play_queue_by_index",
+    "play_queue_index", "set_max_bit_rate", "max_bit_rate",
+)  # fmt: skip
+DEPRECATED: dict[str, str] = {
+    "ingest_progress": "ingestion.ingest_progress",
+    "apply_models": "training.apply_models",
+    "track_file": "library.track_file",
+    "tag_names": "library.tag_names",
+    "library_map": "library.library_map",
+    "genres": "library.known_genres",
+    **{name: f"users.{name}" for name in _USERS},
+}
+"""Names the index no longer offers itself (release 0.2), and where each lives now; for one release they still
+answer, with a DeprecationWarning."""
 
 
 @dataclass
@@ -101,29 +155,10 @@ class MusicIndex:
         self.training = TrainingService(db, settings, self.dispatcher)
         self.queries = QueryService(db, settings)
         self.library = LibraryService(db, settings)
-        self.users = UserService(db, settings)
         self.catalog = CatalogService(db, settings)
-        # the services' methods, offered on the index itself (SERVICE_METHODS lists them; tests check both agree)
-        i, t, q, lib = self.ingestion, self.training, self.queries, self.library
-        self.ingest, self.wait_for, self.watch, self.rescan = i.ingest, i.wait_for, i.watch, i.rescan
-        self.known_roots, self.ingest_progress = i.known_roots, i.ingest_progress
-        self.train, self.models, self.model, self.active_models = t.train, t.models, t.model, t.active_models
-        self.promote, self.rollback, self.embed = t.promote, t.rollback, t.embed
-        self.apply_models, self.embed_tracks = t.apply_models, t.embed_tracks  # embed_tracks: deprecated name
-        self.evaluate, self.report = t.evaluate, t.report
-        self.similar, self.recommend, self.by_genre, self.genre_of = q.similar, q.recommend, q.by_genre, q.genre_of
-        self.cluster_of, self.playlist, self.tags_of, self.search_by_tags = (
-            q.cluster_of, q.playlist, q.tags_of, q.search_by_tags
-        )  # fmt: skip
-        self.search_tracks, self.track_details, self.track_summaries = (
-            lib.search_tracks, lib.track_details, lib.track_summaries
-        )  # fmt: skip
-        self.track_file, self.track_files, self.genres, self.spaces, self.library_map = (
-            lib.track_file, lib.track_files, lib.genres, lib.spaces, lib.library_map
-        )  # fmt: skip
-        for name in SERVICE_METHODS["users"]:
-            setattr(self, name, getattr(self.users, name))
-        self.tag_names = lib.tag_names
+        self.listener = ListenerService(db, settings)
+        self.mixes = MixService(db, settings)
+        self.users = UserService(db, settings)
 
     @property
     def settings(self) -> Settings:
@@ -133,8 +168,8 @@ class MusicIndex:
     def settings(self, settings: Settings) -> None:
         """New settings apply to every service of this index (and its dispatcher)."""
         self._settings = settings
-        for part in (self.dispatcher, self.ingestion, self.training, self.queries, self.library, self.users,
-                     self.catalog):  # fmt: skip
+        for part in (self.dispatcher, self.ingestion, self.training, self.queries, self.library, self.catalog,
+                     self.listener, self.mixes, self.users):  # fmt: skip
             part.settings = settings
 
     @classmethod
@@ -163,29 +198,233 @@ class MusicIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def similar_to_file(
+    if not TYPE_CHECKING:  # the moved names, for one release (type checkers see only the current ones)
+
+        def __getattr__(self, name: str) -> Any:
+            home = DEPRECATED.get(name)
+            if home is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            warnings.warn(f"MusicIndex.{name} is deprecated: use index.{home}", DeprecationWarning, stacklevel=2)
+            service, method = home.split(".")
+            return getattr(getattr(self, service), method)
+
+    # ------------------------------------------------------------------ ingestion (index.ingestion)
+    def ingest(
         self,
-        path: str | os.PathLike[str],
-        k: int = 10,
-        space: str | None = None,
-        exact: bool = False,
-        explain: bool = True,
+        paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+        *,
+        wait: bool = False,
+        label_from: str | None = None,
+        reanalyse_outdated: bool = True,
+        retry_failed: bool = False,
+        follow_symlinks: bool | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_scan: Callable[[ScanReport], None] | None = None,
+        timeout: float | None = None,
+        poll: float = 0.5,
+        scopes: Sequence[str] | None = None,
+    ) -> IngestSummary:
+        """Scan ``paths``, register new and changed files and queue their analysis (``IngestService.ingest``)."""
+        return self.ingestion.ingest(
+            paths, wait=wait, label_from=label_from, reanalyse_outdated=reanalyse_outdated, retry_failed=retry_failed,
+            follow_symlinks=follow_symlinks, on_progress=on_progress, on_scan=on_scan, timeout=timeout, poll=poll,
+            scopes=scopes,
+        )  # fmt: skip
+
+    def wait_for(
+        self,
+        track_ids: Sequence[int],
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        timeout: float | None = None,
+        poll: float = 0.5,
+        stall: float = 20.0,
+        label_from_tag: bool = False,
+        roots: Sequence[str] | None = None,
+        embed_wait: bool = True,
+    ) -> Progress:
+        """Wait until these tracks are answerable or failed (``IngestService.wait_for``)."""
+        return self.ingestion.wait_for(
+            track_ids, on_progress=on_progress, timeout=timeout, poll=poll, stall=stall, label_from_tag=label_from_tag,
+            roots=roots, embed_wait=embed_wait,
+        )  # fmt: skip
+
+    def watch(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        label_from: str | None = None,
+        settle: float | None = None,
+        initial_scan: bool = True,
+        follow_symlinks: bool | None = None,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[IngestSummary], None] | None = None,
+    ) -> None:
+        """Ingest, then queue new, changed, moved and deleted files as they happen (``IngestService.watch``)."""
+        return self.ingestion.watch(
+            paths, label_from=label_from, settle=settle, initial_scan=initial_scan, follow_symlinks=follow_symlinks,
+            stop=stop, on_batch=on_batch,
+        )  # fmt: skip
+
+    def rescan(self) -> IngestSummary | None:
+        """Ingest the folders of ``MUSICINDEX_RESCAN_PATHS`` or of earlier ingests again (``IngestService.rescan``)."""
+        return self.ingestion.rescan()
+
+    def known_roots(self) -> list[str]:
+        """The folders ingested before (``IngestService.known_roots``)."""
+        return self.ingestion.known_roots()
+
+    # ------------------------------------------------------------------ training (index.training)
+    def train(
+        self,
+        models: str | Iterable[str] | TrainOptions | None = None,
+        *,
+        wait: bool = True,
+        local: bool = False,
+        timeout: float | None = None,
+        on_progress: Callable[[str], None] | None = None,
+        **options: Any,
+    ) -> TrainResult:
+        """Train ``models`` with ``options`` (the fields of ``TrainOptions``; ``TrainingService.train``)."""
+        return self.training.train(
+            models, wait=wait, local=local, timeout=timeout, on_progress=on_progress, **options
+        )  # fmt: skip
+
+    def embed(
+        self,
+        track_ids: Sequence[int] | None = None,
+        *,
+        local: bool = False,
+        wait: bool = False,
+        timeout: float | None = None,
+        chunk: int = 16,
+    ) -> EmbedSummary:
+        """Embed indexed tracks not yet in the musicnn space (``TrainingService.embed``)."""
+        return self.training.embed(track_ids, local=local, wait=wait, timeout=timeout, chunk=chunk)
+
+    def models(
+        self, kind: str | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The model registry's versions (``TrainingService.models``)."""
+        return self.training.models(kind, state, limit)
+
+    def model(self, version_id: int) -> dict[str, Any]:
+        """One model version (``TrainingService.model``)."""
+        return self.training.model(version_id)
+
+    def active_models(self) -> dict[str, dict[str, Any]]:
+        """The active version of each kind (``TrainingService.active_models``)."""
+        return self.training.active_models()
+
+    def promote(self, version_ids: Sequence[int]) -> list[int]:
+        """Activate these versions (``TrainingService.promote``)."""
+        return self.training.promote(version_ids)
+
+    def rollback(self, kind: str) -> dict[str, Any]:
+        """Re-activate the previous version of ``kind`` (``TrainingService.rollback``)."""
+        return self.training.rollback(kind)
+
+    def evaluate(
+        self, k: int = 10, max_tracks: int = 20000, seed: int = 0, labels: str | dict[str, str] | None = None
+    ) -> EvaluationReport:
+        """Precision@k and hubness of each space, classifiers' scores, never on training tracks
+        (``TrainingService.evaluate``)."""
+        return self.training.evaluate(k, max_tracks, seed, labels)
+
+    def report(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Write the HTML report to ``out_dir`` (``TrainingService.report``)."""
+        return self.training.report(out_dir)
+
+    def space_map(self, space: str, method: str = "umap", *, refresh: bool = False) -> SpaceMapResult:
+        """2-D coordinates of a similarity space's tracks, cached per model version (``TrainingService.space_map``)."""
+        return self.training.space_map(space, method, refresh=refresh)
+
+    # ------------------------------------------------------------------ questions (index.queries)
+    def similar(self, track: TrackRef, options: SearchOptions | None = None, **args: Unpack[SearchArgs]) -> QueryResult:
+        """The tracks closest to ``track`` (``QueryService.similar``); ``args``: fields of ``SearchOptions``."""
+        return self.queries.similar(track, as_options(options, args))
+
+    def recommend(
+        self,
+        liked: Sequence[TrackRef],
+        disliked: Sequence[TrackRef] = (),
+        *,
+        options: SearchOptions | None = None,
+        history: Sequence[TrackRef] = (),
+        **args: Unpack[SearchArgs],
     ) -> QueryResult:
-        """The ``k`` indexed tracks closest to an outside audio file (analysed, never stored; ``space`` None: the
-        best available one). The models analyse the file (``ml.probe``), the query layer searches with it; a model
-        promoted in between is noticed and the file analysed again for the new version."""
+        """More like ``liked``, less like ``disliked`` (``QueryService.recommend``)."""
+        return self.queries.recommend(liked, disliked, as_options(options, args), history)
+
+    def playlist(
+        self, start: TrackRef, end: TrackRef, options: SearchOptions | None = None, **args: Unpack[SearchArgs]
+    ) -> QueryResult:
+        """A smooth path of ``k`` (or ``n``) tracks from ``start`` to ``end`` (``QueryService.playlist``)."""
+        return self.queries.playlist(start, end, as_options(options, args))
+
+    def by_genre(self, genre: str, k: int = 10) -> QueryResult:
+        """Tracks of ``genre``, most confident first (``QueryService.by_genre``)."""
+        return self.queries.by_genre(genre, k)
+
+    def genre_of(self, track: TrackRef) -> GenreResult:
+        """The genre model's answer for ``track`` (``QueryService.genre_of``)."""
+        return self.queries.genre_of(track)
+
+    def cluster_of(self, track: TrackRef, model: str = "kmeans") -> ClusterResult:
+        """The cluster of ``track`` (``QueryService.cluster_of``)."""
+        return self.queries.cluster_of(track, model)
+
+    def tags_of(self, track: TrackRef, n: int = 10) -> TagsResult:
+        """The most probable musicnn tags of ``track`` (``QueryService.tags_of``)."""
+        return self.queries.tags_of(track, n)
+
+    def search_by_tags(
+        self, tags: Sequence[str] = (), /, options: SearchOptions | None = None, **args: Unpack[SearchArgs]
+    ) -> QueryResult:
+        """Tracks with every one of ``tags`` (``QueryService.search_by_tags``; ``tags=`` as a keyword is the
+        option of the same name)."""
+        return self.queries.search_by_tags(tags, as_options(options, args))
+
+    # ------------------------------------------------------------------ the library (index.library)
+    def search_tracks(self, query: str, field: str = "any", limit: int = 20, offset: int = 0) -> SearchResult:
+        """Tracks matching every word of ``query``, best first (``LibraryService.search_tracks``)."""
+        return self.library.search_tracks(query, field, limit, offset)
+
+    def track_details(self, track: TrackRef) -> TrackDetails:
+        """Everything about one track (``LibraryService.track_details``)."""
+        return self.library.track_details(track)
+
+    def track_summaries(self, tracks: Sequence[TrackRef]) -> list[TrackSummary]:
+        """Title, artist, album, genre, duration of ``tracks`` (``LibraryService.track_summaries``)."""
+        return self.library.track_summaries(tracks)
+
+    def track_files(self, tracks: Sequence[TrackRef]) -> list[TrackFile]:
+        """The files of ``tracks`` as the index recorded them (``LibraryService.track_files``)."""
+        return self.library.track_files(tracks)
+
+    def spaces(self) -> list[dict[str, Any]]:
+        """The similarity spaces: which can answer, which is the default (``LibraryService.spaces``)."""
+        return self.library.spaces()
+
+    # ------------------------------------------------------------------ composed here
+    def similar_to_file(
+        self, path: str | os.PathLike[str], options: SearchOptions | None = None, **args: Unpack[SearchArgs]
+    ) -> QueryResult:
+        """The indexed tracks closest to an outside audio file (analysed, never stored; ``options.space`` None:
+        the best available one). The models analyse the file (``ml.probe``), the query layer searches with it; a
+        model promoted in between is noticed and the file analysed again for the new version."""
         from musicindex.errors import InvalidArgumentError
         from musicindex.ml import probe
-        from musicindex.query.validation import check_k
 
         if not isinstance(path, (str, os.PathLike)) or "\x00" in os.fsdecode(os.fspath(path)):
             raise InvalidArgumentError(f"path must be a file's path without NUL characters, got {path!r}")
-        k = check_k(k)
-        chosen, version = self.queries.example_space(space)
+        opts = as_options(options, args)
+        chosen, version = self.queries.example_space(opts.space)
+        opts = SearchOptions.of(opts, space=chosen)
         while True:
             example = probe.analyse_example(self.db, path, space=chosen, version=version, window=self.settings.window)
             try:
-                return self.queries.similar_to_example(example, k=k, space=chosen, exact=exact, explain=explain)
+                return self.queries.similar_to_example(example, opts)
             except ModelNotTrainedError:
                 now = self.queries.example_space(chosen)[1]
                 if (now and now.id) == (version and version.id):

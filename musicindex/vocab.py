@@ -51,21 +51,33 @@ N_FEATURES: Final = len(FEATURE_NAMES)
 assert N_FEATURES == 43, N_FEATURES
 
 # --------------------------------------------------------------------------- models
-CLASSIFIER_KINDS: Final = ("knn", "logreg", "ann", "cnn")
+SKLEARN_CLASSIFIER_KINDS: Final = ("knn", "logreg", "svm", "forest", "tree", "gbm")
+"""Genre classifiers that are scikit-learn pipelines tuned by a grid search (``ml.estimators``): KNN, logistic
+regression, SVM (RBF or linear kernel, chosen by the search), random forest, decision tree, histogram gradient
+boosting."""
+ENSEMBLE: Final = "ensemble"
+"""Soft voting over the best scikit-learn classifiers, chosen by the same artist-grouped cross-validation."""
+CLASSIFIER_KINDS: Final = ("knn", "logreg", "svm", "forest", "tree", "gbm", ENSEMBLE, "ann", "cnn")
 """Genre classifiers (trained on labels; each writes predictions)."""
-CLUSTER_KINDS: Final = ("kmeans", "birch", "gmm")
-"""Clusterers (trained without labels; each writes cluster assignments)."""
+CLUSTER_KINDS: Final = ("kmeans", "birch", "gmm", "agglomerative")
+"""Clusterers (trained without labels; each writes cluster assignments). ``agglomerative`` (Ward or average
+linkage) has no predict of its own: a new track joins the cluster with the nearest centroid."""
 SCALER: Final = "scaler"
 """The standardisation of the 43 features: the model behind the ``features`` space."""
 MUSICNN: Final = "musicnn"
-"""The pretrained musicnn extractor (no training): one version per extractor version, the model behind the
-``musicnn`` space and the per-track tag probabilities."""
+"""The built-in embedding model (musicnn trained on the Million Song Dataset, no training here): one version per
+extractor version, the model behind the ``musicnn`` space and the per-track tag probabilities. Every embedding
+model of the registry (``musicindex.pretrained.registry``) is such a kind, named by the model."""
 TRAINABLE_KINDS: Final = (*CLASSIFIER_KINDS, *CLUSTER_KINDS)
 """What `musicindex train --models` accepts (the scaler is trained with every run)."""
 TRAINED_KINDS: Final = (*TRAINABLE_KINDS, SCALER)
 """Kinds with a trained artifact (loaded through the registry); musicnn ships its weights instead."""
 MODEL_KINDS: Final = (*TRAINED_KINDS, MUSICNN)
-"""Every kind of row in ``model_versions``."""
+"""The kinds of row in ``model_versions`` this code ships: the trained ones and the built-in embedding model. An
+embedding model registered beside it adds its own name (:data:`MODEL_NAME_PATTERN`)."""
+MODEL_NAME_PATTERN: Final = "^[a-z][a-z0-9_]{0,15}$"
+"""What a model kind (and so a space and an embedding model) is named like: the CHECK constraint of
+``model_versions.kind`` and ``embeddings.space`` (migration 0009), checked when a model is registered."""
 NET_KINDS: Final = ("ann", "cnn")
 """Kinds stored as Keras models (the others are scikit-learn objects)."""
 
@@ -78,16 +90,35 @@ GENRE_MODEL_METRIC: Final = "cv_macro_f1_mean"
 """The score by which ``auto`` picks the genre model: the cross-validated macro-F1 (mean over the folds), which
 is steadier than one held-out split of a small library."""
 
+MAP_METHODS: Final = ("pca", "tsne", "umap")
+"""How a similarity space is drawn in two dimensions (``ml.maps``): principal components, t-SNE, UMAP; each cached
+per model version in ``space_maps``."""
+
 TOP_TAG_MIN: Final = 0.1
 """A track's top tags (``track_tags.top_tags``, GIN-indexed) are its musicnn tags at least this probable."""
+EMBEDDING_MODELS: Final = (MUSICNN,)
+"""The embedding models of ``MUSICINDEX_EMBEDDING_MODELS`` by default, in order of preference (the first that can
+answer for a track is the default space, the first with tags answers tag questions)."""
+SPAN_WINDOW: Final = "window"
+"""A span of audio: the analysis window (``MUSICINDEX_WINDOW_*``; 30 s from 30 s by default)."""
+SPAN_TRACK: Final = "track"
+"""A span of audio: the whole track from its start."""
+SPANS: Final = (SPAN_WINDOW, SPAN_TRACK)
+"""What audio an analysis stage or an embedding model reads (decoded once per track for all of them)."""
+EMBEDDING_STAGE_PREFIX: Final = "embedding."
+"""An embedding model's analysis stage is named ``embedding.<model>`` (its key in ``tracks.stage_versions``)."""
 
 CLASSIFIER_INPUTS: Final = ("features", MUSICNN)
-"""What a classifier (knn, logreg, ann) can be trained on: the 43 features or the musicnn embedding."""
+"""What a classifier (every kind but the cnn) can be trained on: the 43 features or the musicnn embedding."""
 
 # --------------------------------------------------------------------------- spaces
 SPACE_KIND: Final[Mapping[str, str]] = {"features": SCALER, "ann": "ann", "cnn": "cnn", MUSICNN: MUSICNN}
-"""Similarity space -> the model kind whose vectors it searches."""
+"""Built-in similarity space -> the model kind whose vectors it searches. An embedding model's space is its own
+kind (``query.spaces.space_kind``)."""
+TRAINED_SPACES: Final = ("features", "ann", "cnn")
+"""The spaces of trained models (the scaler behind ``features``): every other space is an embedding model's."""
 SPACES: Final = tuple(SPACE_KIND)
+"""The built-in spaces; the embedding models of the registry add theirs (``pretrained.registry.space_names``)."""
 KIND_SPACE: Final[Mapping[str, str]] = {kind: space for space, kind in SPACE_KIND.items()}
 """Model kinds that write embeddings -> their similarity space."""
 FEATURES_SPACE: Final = "features"
@@ -106,6 +137,9 @@ MOOD_TAGS: Final = (
     "Mellow", "chill", "chillout", "happy", "sad", "beautiful", "sexy", "party", "catchy", "easy listening",
 )  # fmt: skip
 """The musicnn tags that are moods (the OpenSubsonic ``moods`` of a song), among its top tags."""
+STARTING, PLAYING, PAUSED, STOPPED = "starting", "playing", "paused", "stopped"
+PLAYBACK_STATES: Final = (STARTING, PLAYING, PAUSED, STOPPED)
+"""The states a music app reports of a playback (OpenSubsonic ``reportPlayback``; ``play_events.state``)."""
 
 # --------------------------------------------------------------------------- queues
 QUEUE_INGEST: Final = "ingest"

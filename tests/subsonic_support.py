@@ -53,7 +53,7 @@ XSD_ADDITIONS: dict[str, Any] = {
     },
     "responses": [  # new children of subsonic-response
         ("openSubsonicExtensions", "sub:OpenSubsonicExtension"), ("sonicMatch", "sub:SonicMatch"),
-        ("tokenInfo", "sub:TokenInfo"),
+        ("tokenInfo", "sub:TokenInfo"), ("playQueueByIndex", "sub:PlayQueueByIndex"),
     ],
     "retyped": {("PlayQueue", "current"): "xs:string"},  # OpenSubsonic ids are strings
     "types": """
@@ -65,6 +65,14 @@ XSD_ADDITIONS: dict[str, Any] = {
         <xs:complexType name="SonicMatch">
             <xs:sequence><xs:element name="entry" type="sub:Child" minOccurs="1" maxOccurs="1"/></xs:sequence>
             <xs:attribute name="similarity" type="xs:double" use="required"/>
+        </xs:complexType>
+        <xs:complexType name="PlayQueueByIndex">
+            <xs:sequence><xs:element name="entry" type="sub:Child" minOccurs="0" maxOccurs="unbounded"/></xs:sequence>
+            <xs:attribute name="currentIndex" type="xs:int" use="optional"/>
+            <xs:attribute name="position" type="xs:long" use="optional"/>
+            <xs:attribute name="username" type="xs:string" use="required"/>
+            <xs:attribute name="changed" type="xs:dateTime" use="required"/>
+            <xs:attribute name="changedBy" type="xs:string" use="required"/>
         </xs:complexType>
         <xs:complexType name="TokenInfo">
             <xs:attribute name="username" type="xs:string" use="required"/>

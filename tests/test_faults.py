@@ -437,8 +437,13 @@ def test_reanalyses_do_not_use_up_attempts(index, tmp_path):
     reg = ingest.register(index.db, [root])
     assert [o.status for o in ingest.process_tracks(index.db, reg.queued_ids)] == ["indexed"]
     for _ in range(4):
-        with index.db.session() as s:  # as if a newer extractor version came out
-            s.execute(text("UPDATE track_features SET version = version - 1"))
+        with index.db.session() as s:  # as if a newer extractor version came out (the tracks' stage record)
+            s.execute(
+                text(
+                    "UPDATE tracks SET stage_versions = "
+                    "jsonb_set(stage_versions, '{features}', to_jsonb((stage_versions ->> 'features')::int - 1))"
+                )
+            )
         again = ingest.register(index.db, [root])
         assert again.queued_ids == reg.queued_ids
         outcome = ingest.process_tracks(index.db, again.queued_ids)[0]
@@ -494,7 +499,7 @@ def test_soft_time_limit_fails_the_file_and_requeues_the_rest(index, tmp_path, m
     for name in ("a", "b", "c"):
         _write_wav(root / f"{name}.wav", seed=ord(name))
     reg = ingest.register(index.db, [root])
-    real = audio.analyse_file
+    real = audio.read_audio  # the one decode of a track's analysis
 
     def limited(path, *args, **kwargs):
         if Path(os.fsdecode(path)).name == "b.wav":
@@ -502,7 +507,7 @@ def test_soft_time_limit_fails_the_file_and_requeues_the_rest(index, tmp_path, m
         return real(path, *args, **kwargs)
 
     sent: list[list[int]] = []
-    monkeypatch.setattr(audio, "analyse_file", limited)
+    monkeypatch.setattr(audio, "read_audio", limited)
     monkeypatch.setattr(Dispatcher, "ingest", lambda self, ids, **kw: sent.append([int(i) for i in ids]))
     tasks.ingest_files.apply(args=[reg.queued_ids])
     a, b, c = _all_tracks(index.db)
@@ -527,19 +532,20 @@ def test_wait_notices_work_no_job_holds_and_queues_it_again(index, workers, tmp_
 
 
 def _worker_hook(tmp_path: Path, body: str) -> str:
-    """A sitecustomize.py that patches ``musicindex.audio.analyse_file`` in worker processes only."""
+    """A sitecustomize.py that patches ``musicindex.audio.read_audio`` (a track's one decode) in worker processes
+    only."""
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(
         "import os, signal, sys, time\n"
         "if sys.argv[1:2] == ['worker']:\n"
         "    import musicindex.audio as _audio\n"
-        "    _real = _audio.analyse_file\n"
-        "    def analyse_file(path, *args, **kwargs):\n"
+        "    _real = _audio.read_audio\n"
+        "    def read_audio(path, *args, **kwargs):\n"
         "        name = os.path.basename(os.fsdecode(path))\n"
         + "".join(f"        {line}\n" for line in body.strip().splitlines())
         + "        return _real(path, *args, **kwargs)\n"
-        "    _audio.analyse_file = analyse_file\n"
+        "    _audio.read_audio = read_audio\n"
     )
     return str(site)
 
@@ -672,15 +678,17 @@ def test_non_finite_features_are_never_stored(index, tmp_path, monkeypatch):
     root.mkdir()
     for name in ("a", "b"):
         _write_wav(root / f"{name}.wav", seed=ord(name))
-    real = audio.analyse_file
+    real = audio.features_from_spectra
+    calls = []
 
-    def analyse(path, *args, **kwargs):
-        res = real(path, *args, **kwargs)
-        if os.path.basename(os.fsdecode(path)) == "b.wav" and res.features is not None:
-            res.features[3] = float("nan")
-        return res
+    def features(spectra):  # the features stage's extractor: the second file (b.wav) gets a NaN
+        out = real(spectra)
+        calls.append(1)
+        if len(calls) == 2:
+            out[3] = float("nan")
+        return out
 
-    monkeypatch.setattr(audio, "analyse_file", analyse)
+    monkeypatch.setattr(audio, "features_from_spectra", features)
     outcomes = ingest.process_tracks(index.db, ingest.register(index.db, [root]).queued_ids)
     assert [o.status for o in outcomes] == ["indexed", "failed"]
     assert "non-finite feature values" in outcomes[1].reason and "rms_var" in outcomes[1].reason

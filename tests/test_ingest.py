@@ -221,6 +221,9 @@ def test_labels_from_tag_and_csv(index, tmp_path):
         ingest.register(index.db, [tmp_path / "nope"])
 
 
+OLDER_FEATURES = "jsonb_set(stage_versions, '{features}', to_jsonb((stage_versions ->> 'features')::int - 1))"
+
+
 def test_reanalyse_outdated_reruns_only_that_extractor(index, tmp_path):
     root = tmp_path / "lib"
     generate_library(root, per_genre=3, genres=["classical"], duration=3.0, formats=("ogg",), seed=11)
@@ -229,8 +232,8 @@ def test_reanalyse_outdated_reruns_only_that_extractor(index, tmp_path):
     feat_times = _feature_times(index.db)
     spec_times = {s.track_id: s.computed_at for s in _rows(index.db, Spectrogram)}
     stale = sorted(feat_times)[0]
-    with index.db.session() as s:  # as if this track's features came from an older extractor
-        s.execute(text("UPDATE track_features SET version = version - 1 WHERE track_id = :t"), {"t": stale})
+    with index.db.session() as s:  # as if this track's features came from an older extractor (its stage record)
+        s.execute(text(f"UPDATE tracks SET stage_versions = {OLDER_FEATURES} WHERE id = :t"), {"t": stale})
     reg2 = ingest.register(index.db, [root], reanalyse_outdated=False)
     assert reg2.queued_ids == []
     reg3 = ingest.register(index.db, [root])

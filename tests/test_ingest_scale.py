@@ -102,12 +102,12 @@ def _killer_hook(tmp_path: Path) -> str:
         "import os, signal, sys\n"
         "if sys.argv[1:2] == ['worker']:\n"
         "    import musicindex.audio as _audio\n"
-        "    _real = _audio.analyse_file\n"
-        "    def analyse_file(path, *args, **kwargs):\n"
+        "    _real = _audio.read_audio\n"
+        "    def read_audio(path, *args, **kwargs):\n"
         "        if os.path.basename(os.fsdecode(path)).startswith('killer'):\n"
         "            os.kill(os.getpid(), signal.SIGKILL)\n"
         "        return _real(path, *args, **kwargs)\n"
-        "    _audio.analyse_file = analyse_file\n"
+        "    _audio.read_audio = read_audio\n"
     )
     return str(site)
 

@@ -113,7 +113,12 @@ def test_tracks_read_by_an_older_tag_reader_are_read_again_without_audio_work(in
     _song(root / "a" / "1.mp3", title="One", artist="Ana", album="First", track=7)
     _ingest(index, root)
     with index.db.engine.begin() as conn:  # as a library indexed before the library model existed
-        conn.execute(text("UPDATE tracks SET tags_version = NULL, track_no = NULL, album_id = NULL, artist_id = NULL"))
+        conn.execute(
+            text(
+                "UPDATE tracks SET tags_version = NULL, track_no = NULL, album_id = NULL, artist_id = NULL, "
+                "stage_versions = stage_versions - 'tags'"
+            )
+        )
         computed = conn.execute(text("SELECT computed_at FROM track_features")).scalar_one()
     reg = ingest.register(index.db, [root])
     assert reg.changed == 1  # queued as outdated

@@ -26,8 +26,10 @@ from musicindex.errors import (
     UnknownGenreError,
 )
 from musicindex.localworker import settings_env
+from musicindex.query.filters import Filters
+from musicindex.query.options import SearchOptions
 from musicindex.query.results import QueryResult
-from musicindex.query.search import Filters, ef_search_for, search_sql
+from musicindex.query.search import ef_search_for, search_sql
 from musicindex.query.snapshot import snapshot
 from musicindex.query.spaces import open_space
 from musicindex.sample.library import generate_library
@@ -388,6 +390,55 @@ def test_playlist_smooth_path(index, lib):
     _check_diversity(res2.items, 2)
 
 
+def _albums(db, rows) -> None:
+    """Album rows for the test tracks (one artist per album), so that ``album_id`` names each track's album."""
+    with db.engine.begin() as conn:
+        for name in sorted({r["album"] for r in rows}):
+            artist = conn.execute(
+                text("INSERT INTO artists (name, name_key, sort_key) VALUES (:n, :n, :n) RETURNING id"), {"n": name}
+            ).scalar_one()
+            album = conn.execute(
+                text("INSERT INTO albums (artist_id, name, name_key, sort_key) VALUES (:a, :n, :n, :n) RETURNING id"),
+                {"a": artist, "n": name},
+            ).scalar_one()
+            conn.execute(text("UPDATE tracks SET album_id = :al WHERE album = :n"), {"al": album, "n": name})
+
+
+def test_one_set_of_search_options_reaches_every_similarity_question(index, lib):
+    """similar, recommend and playlist take the same SearchOptions (or its fields as keywords): the filters apply to
+    each alike, the answer records them, and an unknown genre is refused where the snapshot resolves them."""
+    from musicindex.errors import UnknownGenreError
+
+    rows = lib["rows"]
+    _albums(index.db, rows)
+    seed = rows[0]
+    opts = SearchOptions(k=20, space="ann", exclude_same_album=True)
+    res = index.similar(seed["id"], opts)
+    assert len(res) == 20 and seed["album"] not in {h.album for h in res}
+    assert index.similar(seed["id"], k=20, space="ann", exclude_same_album=True).ids == res.ids
+    assert res.params["exclude_same_album"] is True and res.params["track"] == seed["id"]
+    assert seed["album"] in {h.album for h in index.similar(seed["id"], k=20, space="ann")}  # the filter did it
+    two = index.similar(seed["id"], k=30, space="ann", genre=["jazz", "techno"])
+    assert len(two) == 30 and {h.genre for h in two} == {"jazz", "techno"}
+    spread = index.similar(seed["id"], SearchOptions(k=8, space="ann", artist_spacing=2))
+    artists = [h.artist for h in spread]
+    assert len(spread) == 8 and all(a not in artists[i + 1 : i + 3] for i, a in enumerate(artists))
+    assert spread.params["artist_spacing"] == 2
+    rec = index.recommend([seed["id"]], options=SearchOptions(k=6, space="ann", genres=("jazz",)))
+    assert len(rec) == 6 and {h.genre for h in rec} == {"jazz"}
+    pair = [rows[0], rows[4]]  # two liked tracks of two artists: both artists are left out
+    rec = index.recommend([r["id"] for r in pair], k=10, space="ann", exclude_same_artist=True)
+    assert len(rec) == 10 and not {h.artist for h in rec} & {r["artist"] for r in pair}
+    a = next(r for r in rows if r["label"] == "rock")
+    b = next(r for r in rows if r["label"] == "jazz")
+    pl = index.playlist(a["id"], b["id"], n=6, space="ann", genre=["rock", "jazz"])
+    assert pl.ids[0] == a["id"] and pl.ids[-1] == b["id"] and {h.genre for h in pl.items} <= {"rock", "jazz"}
+    with pytest.raises(UnknownGenreError, match="polka"):
+        index.recommend([seed["id"]], genre="polka")
+    with pytest.raises(InvalidArgumentError, match="unknown search option 'genre_of'"):
+        index.similar(seed["id"], genre_of="jazz")  # type: ignore[call-arg]
+
+
 # --------------------------------------------------------------------------- genres and clusters
 def test_genre_of_by_genre_cluster_of_and_sql(index, lib):
     rows = lib["rows"]
@@ -518,8 +569,8 @@ def test_hnsw_plan_recall_and_filters_at_20k(index, big):
         sp = open_space(snap, "ann")
         assert sp.method == "hnsw" and sp.version_id == vid
         for filters in (
-            Filters(exclude_ids=[int(ids[0])]),
-            Filters(exclude_ids=[int(ids[0])], exclude_genres=["g7"], exclude_artists=["artist 3"]),
+            Filters(exclude_ids=(int(ids[0]),)),
+            Filters(exclude_ids=(int(ids[0]),), exclude_genres=("g7",), exclude_artists=("artist 3",)),
         ):
             prefix, sql, params = search_sql(snap, sp, vecs[0], 10, filters)
             snap.conn.exec_driver_sql(prefix)

@@ -40,14 +40,14 @@ def test_environment_failures_are_retried_once_and_retry_failed_retries_all(inde
     (root / "bad.wav").write_bytes(b"RIFF not really a wave file" * 10)
     from musicindex import audio
 
-    original = audio.analyse_file
+    original = audio.read_audio  # the one decode of a track's analysis
 
     def unlucky(path, *args, **kwargs):
         if os.path.basename(os.readlink(path) if path.startswith("/proc/") else path) == "unlucky.wav":
             raise MemoryError
         return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(audio, "analyse_file", unlucky)
+    monkeypatch.setattr(audio, "read_audio", unlucky)
     reg = ingest.register(index.db, [root])
     ingest.process_tracks(index.db, reg.queued_ids)
     st = _status(index)
@@ -61,7 +61,7 @@ def test_environment_failures_are_retried_once_and_retry_failed_retries_all(inde
     assert _status(index)["unlucky.wav"] == ("failed", True, 1)
     assert ingest.register(index.db, [root]).retried == 0  # once only
 
-    monkeypatch.setattr(audio, "analyse_file", original)
+    monkeypatch.setattr(audio, "read_audio", original)
     # --retry-failed through the CLI: every failed track is queued again
     env = settings_env(index.settings)
     res = run_cli("ingest", str(root), "--retry-failed", "--json", env=env)

@@ -6,7 +6,9 @@ import json
 import random
 import re
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from musicindex import vocab
 
@@ -24,11 +26,16 @@ def _check_values(db, name: str) -> set[str]:
 def test_check_constraints_at_head_match_the_vocabulary(fresh_db):
     assert _check_values(fresh_db, "ck_tracks_status") == set(vocab.TRACK_STATUSES)
     assert _check_values(fresh_db, "ck_tracks_label_source") == set(vocab.LABEL_SOURCES)
-    assert _check_values(fresh_db, "ck_model_versions_kind") == set(vocab.MODEL_KINDS)
     assert _check_values(fresh_db, "ck_model_versions_state") == set(vocab.MODEL_STATES)
-    assert _check_values(fresh_db, "ck_embeddings_space") == set(vocab.SPACES)
+    # kinds and spaces are named by a pattern (an embedding model of the registry is a kind and a space of its own)
+    for name in ("ck_model_versions_kind", "ck_embeddings_space"):
+        assert _check_values(fresh_db, name) == {vocab.MODEL_NAME_PATTERN}
+    assert all(re.fullmatch(vocab.MODEL_NAME_PATTERN, k) for k in (*vocab.MODEL_KINDS, *vocab.SPACES))
+    with fresh_db.engine.begin() as conn, pytest.raises(IntegrityError):
+        conn.execute(text("INSERT INTO model_versions (kind, state) VALUES ('Not A Kind', 'active')"))
     assert _check_values(fresh_db, "ck_annotations_item_type") == set(vocab.ITEM_TYPES)
     assert _check_values(fresh_db, "ck_albums_cover_kind") == set(vocab.COVER_KINDS)
+    assert _check_values(fresh_db, "ck_play_events_state") == set(vocab.PLAYBACK_STATES)
 
 
 def test_feature_columns_match_the_vocabulary(fresh_db):

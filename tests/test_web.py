@@ -664,7 +664,7 @@ def test_bind_rules_and_host_header(web_lib, base_settings):
     check_bind("127.0.0.1", base_settings)
     with pytest.raises(ConfigError, match="MUSICINDEX_API_TOKEN"):
         check_bind("0.0.0.0", base_settings)
-    check_bind("0.0.0.0", base_settings.with_(api_token=TOKEN))
+    check_bind("0.0.0.0", base_settings.with_(api_token=TOKEN, allowed_hosts="192.0.2.20"))
     env = {k: v for k, v in os.environ.items() if k != "MUSICINDEX_API_TOKEN"}
     r = run_cli("serve", "--host", "0.0.0.0", "--port", "1", env={**env, **settings_env(web_lib["index"].settings)})
     assert r.returncode == 2 and "MUSICINDEX_API_TOKEN" in r.stderr

@@ -3,6 +3,10 @@
 
     .venv/bin/python tools/export_musicnn_onnx.py            # the fp32 graph (--int8: also the int8 one, below)
     .venv/bin/python tools/export_musicnn_onnx.py --check    # also compare with the Keras port (imports TensorFlow)
+    .venv/bin/python tools/export_musicnn_onnx.py --model NAME  # another musicnn model of the registry
+
+``--model`` names an embedding model of the registry (``musicindex.pretrained.registry``; default: the built-in
+``musicnn``) whose weights are a musicnn checkpoint: its npz and its graph's name come from there.
 
 The graph is built directly with ``onnx.helper`` from the arrays of ``msd_musicnn.npz``, reproducing the Keras 3
 port (``musicindex/pretrained/musicnn.py``) layer by layer; neither TensorFlow nor tf2onnx is needed (tf2onnx
@@ -52,8 +56,20 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "musicindex" / "pretrained" / "data"
-NPZ = DATA / "msd_musicnn.npz"
-OUT = DATA / "msd_musicnn.onnx"
+
+
+def model_files(name: str) -> tuple[Path, Path]:
+    """(the npz of the registry's musicnn model ``name``, the ONNX file written beside it)."""
+    sys.path.insert(0, str(REPO))
+    from musicindex.pretrained import musicnn, registry
+
+    weights = getattr(registry.get(name), "weights", None)
+    if weights not in musicnn.WEIGHTS:
+        raise SystemExit(f"embedding model {name!r} is not a musicnn checkpoint (its weights: {weights!r})")
+    npz = musicnn.WEIGHTS[weights].path
+    return npz, npz.with_suffix(".onnx")
+
+
 OPSET = 17
 EPSILON = 1e-3  # the TF1 batch-norm default, as in the port
 PATCH_FRAMES = 187
@@ -494,14 +510,17 @@ def check_against_keras(path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--npz", type=Path, default=NPZ)
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--model", default="musicnn", help="an embedding model of the registry (a musicnn one)")
+    parser.add_argument("--npz", type=Path, default=None, help="default: the model's weights")
+    parser.add_argument("--out", type=Path, default=None, help="default: beside them, .onnx")
     parser.add_argument("--int8", action="store_true", help="also write the static-QDQ int8 graph (needs the dev set)")
     parser.add_argument("--devset", type=Path, default=Path.home() / ".cache/musicindex-devset/set/all.csv")
     parser.add_argument("--calibration-tracks", type=int, default=64)
     parser.add_argument("--calibration-patches", type=int, default=4, help="per track")
     parser.add_argument("--check", action="store_true", help="compare with the Keras port (imports TensorFlow)")
     args = parser.parse_args()
+    npz, out = model_files(args.model)
+    args.npz, args.out = args.npz or npz, args.out or out
 
     import onnx
 

@@ -51,8 +51,9 @@ _threadpools = None
 
 @worker_process_init.connect
 def _init_process(**_: object) -> None:
-    """One busy thread per process whatever the queue mix (BLAS, OpenMP, numba, TensorFlow, the musicnn
-    runtime), then the warm-up: numba kernels, imports and the musicnn runtime once per process, not per job."""
+    """One busy thread per process whatever the queue mix (BLAS, OpenMP, numba, TensorFlow, the embedding
+    models' runtimes), then the warm-up: numba kernels, imports and every embedding model once per process, not per
+    job."""
     global _db, _threadpools
     _db = None
     for name in ONE_THREAD:
@@ -70,9 +71,9 @@ def _init_process(**_: object) -> None:
     try:
         from musicindex.ml import pretrained
 
-        pretrained.get_model(threads=1)
+        pretrained.warm(threads=1)
     except Exception:
-        log.exception("the musicnn runtime could not be loaded; tracks are indexed without their embedding")
+        log.exception("the embedding models could not be loaded; tracks are indexed without their embedding")
 
 
 @worker_process_shutdown.connect
@@ -113,13 +114,14 @@ def ingest_files(
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None
     soft = self.soft_time_limit or app.conf.task_soft_time_limit or _settings.task_time_limit
     deadline = time.monotonic() + 0.5 * float(soft)
+    passes, broken = _embedding_passes(db)
     proc = ChunkProcessor(
         db,
         window=_settings.window,
         label_from_tag=label_from_tag,
         roots=roots,
         reraise=(SoftTimeLimitExceeded,),
-        embedding=_embedding_pass(db),
+        embeddings=passes,
     )
     rest: list[int] = []
     try:
@@ -150,36 +152,36 @@ def ingest_files(
         proc.close()
     counts: dict[str, Any] = dict(Counter(o.status for o in proc.outcomes.values()))
 
-    # ---- follow-up: the musicnn version is promoted once it covers the library, and the newly analysed tracks
-    # get the outputs of the active trained models on the embed queue (only when there are trained models)
+    # ---- follow-up: each embedding model's version is promoted once it covers the library, and the newly analysed
+    # tracks get the outputs of the active trained models on the embed queue (only when there are trained models)
     analysed = proc.analysed
     if analysed:
-        _after_pass(db, proc, analysed)
+        _after_pass(db, passes, broken, analysed)
     counts["timings"] = {k: round(v, 4) for k, v in proc.timings.items()}
     counts["analysed"] = len(analysed)
     counts["pid"] = os.getpid()
     return counts
 
 
-def _embedding_pass(db: Any) -> Any:
-    """The musicnn part of this job's pass, or None (logged) when the runtime cannot run here."""
+def _embedding_passes(db: Any) -> tuple[list[Any], list[str]]:
+    """The embedding models of this job's pass, and those that cannot run here (logged: indexed without them)."""
     from musicindex.ml import pretrained
 
     try:
-        return pretrained.embedding_pass(db, threads=1)
+        return pretrained.embedding_passes(db, threads=1)
     except RETRYABLE:
         raise
     except Exception:
-        log.exception("the musicnn runtime is not available; this job indexes without the embedding")
-        return None
+        log.exception("the embedding models are not available; this job indexes without them")
+        return [], ["*"]
 
 
-def _after_pass(db: Any, proc: Any, analysed: list[int]) -> None:
+def _after_pass(db: Any, passes: list[Any], broken: list[str], analysed: list[int]) -> None:
     from musicindex.ml import pretrained, registry
 
-    if proc.embedding is not None:
-        pretrained.promote_when_complete(db, proc.embedding.version_id)
-    else:  # the runtime failed here: embed them on the embed queue (a worker where it works)
+    for p in passes:
+        pretrained.promote_when_complete(db, p.version_id)
+    if broken:  # a model failed here: the embed queue embeds them (a worker where it works), then the trained ones
         Dispatcher(_settings).embed(analysed)
         return
     with db.session() as s:

@@ -18,11 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .analysis import AnalysisResult, analyse, analyse_file, warm_up
-    from .decode import AudioFileVanishedError, AudioInfo, probe, read_window
-    from .features import FEATURE_NAMES, FEATURES_VERSION, N_FEATURES, extract_features
+    from .decode import AudioFileVanishedError, AudioInfo, probe, read_audio, read_window
+    from .features import (
+        FEATURE_NAMES,
+        FEATURES_VERSION,
+        N_FEATURES,
+        compute_spectra,
+        extract_features,
+        features_from_spectra,
+    )
     from .hashing import file_sha256
     from .reference import reference_features
-    from .spectrogram import N_MELS, SPECTROGRAM_VERSION, compute_logmel
+    from .spectrogram import N_MELS, SPECTROGRAM_VERSION, compute_logmel, logmel_from_power
     from .spectrogram import decode as decode_spectrogram
     from .spectrogram import encode as encode_spectrogram
     from .tags import read_picture, read_tags
@@ -30,11 +37,12 @@ if TYPE_CHECKING:
 
 _HOMES: dict[str, tuple[str, str]] = {
     **{n: ("analysis", n) for n in ("AnalysisResult", "analyse", "analyse_file", "warm_up")},
-    **{n: ("decode", n) for n in ("AudioFileVanishedError", "AudioInfo", "probe", "read_window")},
-    **{n: ("features", n) for n in ("FEATURE_NAMES", "FEATURES_VERSION", "N_FEATURES", "extract_features")},
+    **{n: ("decode", n) for n in ("AudioFileVanishedError", "AudioInfo", "probe", "read_audio", "read_window")},
+    **{n: ("features", n) for n in ("FEATURE_NAMES", "FEATURES_VERSION", "N_FEATURES", "compute_spectra",
+                                    "extract_features", "features_from_spectra")},
     "reference_features": ("reference", "reference_features"),
     "file_sha256": ("hashing", "file_sha256"),
-    **{n: ("spectrogram", n) for n in ("N_MELS", "SPECTROGRAM_VERSION", "compute_logmel")},
+    **{n: ("spectrogram", n) for n in ("N_MELS", "SPECTROGRAM_VERSION", "compute_logmel", "logmel_from_power")},
     "decode_spectrogram": ("spectrogram", "decode"),
     "encode_spectrogram": ("spectrogram", "encode"),
     "read_tags": ("tags", "read_tags"),
@@ -72,11 +80,15 @@ __all__ = [
     "analyse",
     "analyse_file",
     "compute_logmel",
+    "compute_spectra",
     "decode_spectrogram",
     "encode_spectrogram",
     "extract_features",
+    "features_from_spectra",
     "file_sha256",
+    "logmel_from_power",
     "probe",
+    "read_audio",
     "read_picture",
     "read_tags",
     "read_window",

@@ -40,8 +40,10 @@ human-readable message (stored as the track's failure reason):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,8 @@ import soundfile as sf
 
 from ..errors import AudioError, CorruptAudioError, InvalidAudioError, UnsupportedFormatError
 from .formats import AUDIO_EXTENSIONS
+from ..vocab import SPAN_TRACK as TRACK
+from ..vocab import SPAN_WINDOW as WINDOW
 from .window import MIN_DURATION, SAMPLE_RATE, AnalysisWindow
 
 MIN_SAMPLE_RATE = 8000
@@ -191,24 +195,32 @@ def _window_frames(info: AudioInfo, window: AnalysisWindow) -> tuple[int, int]:
     return int(start_s * info.sample_rate), int(length_s * info.sample_rate)
 
 
-def _read_sndfile(path: Path, info: AudioInfo, start: int, n: int, src: Path) -> np.ndarray:
+@contextlib.contextmanager
+def _sndfile(path: Path, src: Path) -> Iterator[sf.SoundFile]:
+    """``src`` opened by libsndfile; its errors as AudioErrors naming ``path``."""
     try:
         with sf.SoundFile(_native(src)) as f:
-            if info.format in _SEEK_UNRELIABLE:
-                # lead-in, then one single read call (see module doc)
-                lead = min(start, MP3_LEAD_IN)
-                if start - lead > 0:
-                    f.seek(start - lead)
-                return f.read(lead + n, dtype="float32", always_2d=True)[lead:]
-            if start > 0:
-                f.seek(start)
-            return f.read(n, dtype="float32", always_2d=True)
+            yield f
     except FileNotFoundError:
         raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
     except (sf.LibsndfileError, RuntimeError) as e:
         if not src.exists():
             raise AudioFileVanishedError(f"file vanished before analysis: {path}") from None
         raise CorruptAudioError(f"cannot decode {path.name}: {e}") from None
+
+
+def _read_frames(f: sf.SoundFile, info: AudioInfo, start: int, n: int, at: int = 0) -> np.ndarray:
+    """``n`` frames from ``start`` of an open file now at frame ``at``: one read call, after a decoded lead-in for
+    the formats whose seek is unreliable (see the module docstring)."""
+    lead = min(start, MP3_LEAD_IN) if info.format in _SEEK_UNRELIABLE else 0
+    if start - lead != at:
+        f.seek(start - lead)
+    return f.read(lead + n, dtype="float32", always_2d=True)[lead:]
+
+
+def _read_sndfile(path: Path, info: AudioInfo, start: int, n: int, src: Path) -> np.ndarray:
+    with _sndfile(path, src) as f:
+        return _read_frames(f, info, start, n)
 
 
 def _read_audioread(path: Path, info: AudioInfo, start: int, n: int, src: Path) -> np.ndarray:
@@ -282,14 +294,58 @@ def read_window_rates(
     """Decode the analysis window of ``path`` ONCE and resample it to each of ``rates``: ({rate: mono float32},
     header info). What one pass over a track uses (the features at 22 050 Hz, musicnn at 16 kHz). ``source``:
     what to read instead of ``path`` (``/proc/self/fd/N`` of the file opened once); messages name ``path``."""
+    signals, info = read_audio(path, window, [(WINDOW, int(r)) for r in rates], source=source)
+    return {rate: signals[(WINDOW, int(rate))] for rate in dict.fromkeys(rates)}, info
+
+
+BLOCK_FRAMES = 200 * 1152
+"""Frames per read call when the whole track is decoded (~5 s at 44.1 kHz). MP3 re-primes after a read call that
+ends inside an MPEG frame (see the module docstring), so each MP3 block is read like the window: seek
+:data:`MP3_LEAD_IN` before it and drop that lead-in (8 % more decoding; sample for sample a one-call decode)."""
+
+
+def read_audio(
+    path,
+    window: AnalysisWindow | None = None,
+    needs: Iterable[tuple[str, int]] = ((WINDOW, SAMPLE_RATE),),
+    *,
+    track_seconds: float | None = None,
+    source=None,
+) -> tuple[dict[tuple[str, int], np.ndarray], AudioInfo]:
+    """Decode ``path`` ONCE for every ``(span, rate)`` of ``needs``: ({(span, rate): mono float32}, header info).
+
+    ``span`` :data:`WINDOW` is the analysis window, :data:`TRACK` the track from its start (whole, or its first
+    ``track_seconds``). Only the window is decoded unless a TRACK span is asked for; then the file is decoded once
+    from its start in blocks (the window is cut from the same decode, sample for sample what the window alone would
+    give), each TRACK rate resampled as it streams (soxr, same quality) so memory holds the outputs, never the whole
+    decode. The window's checks (too short, non-finite, silent) fail the file either way. ``source``: what to read
+    instead of ``path`` (``/proc/self/fd/N`` of the file opened once); messages name ``path``.
+    """
     path = Path(path)
     src = Path(source) if source is not None else path
     window = window or AnalysisWindow()
+    wanted = list(dict.fromkeys((str(span), int(rate)) for span, rate in needs))
+    if any(span not in (WINDOW, TRACK) for span, _ in wanted):
+        raise ValueError(f"spans are {WINDOW!r} or {TRACK!r}, got {wanted}")
     info = probe(path, source=src)
     _check_duration(info.duration)
     start, n = _window_frames(info, window)
-    read = _read_audioread if info.format == "audioread" else _read_sndfile
-    data = read(path, info, start, n, src)
+    track_rates = [rate for span, rate in wanted if span == TRACK]
+    tracks: dict[int, np.ndarray] = {}
+    if track_rates:
+        y, tracks = _decode_from_start(path, info, start, n, src, track_rates, track_seconds)
+    else:
+        read = _read_audioread if info.format == "audioread" else _read_sndfile
+        data = read(path, info, start, n, src)
+        _check_window(data, info, start, n)
+        y = _mixdown(data)
+    _check_silence(y, info, start)
+    out = {(span, rate): tracks[rate] if span == TRACK else _resample(y, info.sample_rate, rate)
+           for span, rate in wanted}  # fmt: skip
+    return out, info
+
+
+def _check_window(data: np.ndarray, info: AudioInfo, start: int, n: int) -> None:
     got = data.shape[0] / info.sample_rate
     if data.shape[0] < n and got < MIN_DURATION:
         # the header promised more than the stream holds
@@ -297,15 +353,65 @@ def read_window_rates(
     if not np.isfinite(data).all():
         bad = int(data.size - np.count_nonzero(np.isfinite(data)))
         raise InvalidAudioError(f"non-finite samples (NaN or infinity): {bad} in the analysed window")
-    y = _mixdown(data)
+
+
+def _check_silence(y: np.ndarray, info: AudioInfo, start: int) -> None:
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     if peak <= SILENCE_PEAK:
-        start_s = start / info.sample_rate
+        got, start_s = y.shape[0] / info.sample_rate, start / info.sample_rate
         raise InvalidAudioError(
             f"silent: the analysed window ({got:.1f} s from {start_s:.1f} s) is digital silence "
             f"(peak {20 * math.log10(max(peak, 1e-12)):.0f} dBFS)"
         )
-    return {rate: _resample(y, info.sample_rate, rate) for rate in dict.fromkeys(rates)}, info
+
+
+def _blocks(path: Path, info: AudioInfo, src: Path, stop: int) -> Iterator[np.ndarray]:
+    """The file's frames from its start up to ``stop``, in blocks of about :data:`BLOCK_FRAMES` (sequential reads;
+    each MP3 block with its lead-in, as the window)."""
+    if info.format == "audioread":
+        yield _read_audioread(path, info, 0, stop, src)  # the backends stream; it stops at ``stop``
+        return
+    with _sndfile(path, src) as f:
+        pos = 0
+        while pos < stop:
+            block = _read_frames(f, info, pos, min(BLOCK_FRAMES, stop - pos), at=pos)
+            if block.shape[0] == 0:
+                return
+            pos += block.shape[0]
+            yield block
+
+
+def _decode_from_start(
+    path: Path, info: AudioInfo, start: int, n: int, src: Path, rates: list[int], seconds: float | None
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """(the window, mono at the file's rate; {rate: the track from its start, mono}) from one decode."""
+    import soxr
+
+    sr = info.sample_rate
+    track_end = info.frames if seconds is None else min(info.frames, int(seconds * sr))
+    streams = {r: soxr.ResampleStream(sr, r, 1, dtype="float32", quality=RESAMPLE_QUALITY) for r in rates if r != sr}
+    parts: dict[int, list[np.ndarray]] = {r: [] for r in rates}
+    window: list[np.ndarray] = []
+    pos = 0
+    for block in _blocks(path, info, src, max(track_end, start + n)):
+        lo, hi = pos, pos + block.shape[0]
+        pos = hi
+        if not np.isfinite(block).all():
+            bad = int(block.size - np.count_nonzero(np.isfinite(block)))
+            where = "analysed window" if lo < start + n and hi > start else "track"
+            raise InvalidAudioError(f"non-finite samples (NaN or infinity): {bad} in the {where}")
+        if hi > start and lo < start + n:
+            window.append(block[max(start - lo, 0) : min(start + n - lo, block.shape[0])])
+        if lo < track_end:
+            mono = _mixdown(block[: track_end - lo])
+            for r in rates:
+                parts[r].append(streams[r].resample_chunk(mono) if r in streams else mono.copy())
+    data = np.concatenate(window) if window else np.zeros((0, info.channels), np.float32)
+    _check_window(data, info, start, n)
+    for r, stream in streams.items():
+        parts[r].append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    tracks = {r: np.ascontiguousarray(np.concatenate(p) if p else np.zeros(0, np.float32)) for r, p in parts.items()}
+    return _mixdown(data), tracks
 
 
 __all__ = [
@@ -316,6 +422,7 @@ __all__ = [
     "AudioFileVanishedError",
     "AudioInfo",
     "probe",
+    "read_audio",
     "read_window",
     "read_window_rates",
 ]

@@ -7,7 +7,7 @@ TRACK arguments are a track id or the path the file was ingested under.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -15,7 +15,17 @@ from rich.table import Table
 from musicindex.cli.common import handle_errors, open_index, print_json, track_arg
 from musicindex.cli.render import console, hits_table, safe
 
+if TYPE_CHECKING:
+    from musicindex.query.options import SearchOptions
+
 cli = typer.Typer()
+
+
+def _options(values: dict[str, Any]) -> SearchOptions:
+    """The search options of a command's flags (``SearchOptions.parse``: the parser of every surface)."""
+    from musicindex.query.options import SearchOptions
+
+    return SearchOptions.parse(values)
 
 
 def _write_m3u(result: Any, out: Path | None, base: str | None, title: str, quiet: bool = False) -> None:
@@ -44,8 +54,9 @@ def similar(
     track: str = typer.Argument(..., help="track id or path"),
     k: int = typer.Option(10, "-k", "--k", help="how many tracks (1-1000)"),
     space: str | None = typer.Option(None, "--space", help=SPACE_HELP),
-    genre: str | None = typer.Option(None, "--genre", help="only tracks of this genre"),
+    genre: list[str] | None = typer.Option(None, "--genre", help="only tracks of this genre; repeat for several"),
     exclude_same_artist: bool = typer.Option(False, "--exclude-same-artist", help="skip the seed's artist"),
+    exclude_same_album: bool = typer.Option(False, "--exclude-same-album", help="skip the seed's album"),
     exact: bool = typer.Option(False, "--exact", help="brute-force search instead of the HNSW index"),
     tag: list[str] | None = typer.Option(None, "--tag", help="only tracks with this musicnn tag; repeat"),
     min_tag_probability: float = typer.Option(0.3, "--min-tag-probability", help="threshold of --tag (0-1)"),
@@ -54,16 +65,11 @@ def similar(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """The K tracks that sound most like TRACK, each with why it matched."""
-    result = open_index(broker=False).similar(
-        track_arg(track),
-        k=k,
-        space=space,
-        genre=genre,
-        exclude_same_artist=exclude_same_artist,
-        exact=exact,
-        tags=tag or [],
-        min_tag_probability=min_tag_probability,
-    )
+    options = _options(
+        {"k": k, "space": space, "genre": genre, "exclude_same_artist": exclude_same_artist, "exact": exact,
+         "exclude_same_album": exclude_same_album, "tag": tag, "min_tag_probability": min_tag_probability}
+    )  # fmt: skip
+    result = open_index(broker=False).similar(track_arg(track), options)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -88,17 +94,13 @@ def recommend(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Tracks for someone who likes the --like tracks (and not the --dislike ones)."""
-    result = open_index(broker=False).recommend(
-        [track_arg(t) for t in like],
-        [track_arg(t) for t in dislike or []],
-        k=k,
-        space=space,
-        exclude_tracks=[track_arg(t) for t in exclude_track or []],
-        exclude_artists=exclude_artist or [],
-        exclude_genres=exclude_genre or [],
-        artist_spacing=artist_spacing,
-        exact=exact,
-    )
+    options = _options(
+        {"k": k, "space": space, "exclude_track": [track_arg(t) for t in exclude_track or []],
+         "exclude_artist": exclude_artist, "exclude_genre": exclude_genre, "artist_spacing": artist_spacing,
+         "exact": exact}
+    )  # fmt: skip
+    index = open_index(broker=False)
+    result = index.recommend([track_arg(t) for t in like], [track_arg(t) for t in dislike or []], options=options)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -181,15 +183,11 @@ def playlist(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """A smooth path of N tracks from START to END."""
-    result = open_index(broker=False).playlist(
-        track_arg(start),
-        track_arg(end),
-        n=n,
-        space=space,
-        artist_spacing=artist_spacing,
-        exclude_artists=exclude_artist or [],
-        exclude_genres=exclude_genre or [],
-    )
+    options = _options(
+        {"n": n, "space": space, "artist_spacing": artist_spacing, "exclude_artist": exclude_artist,
+         "exclude_genre": exclude_genre}
+    )  # fmt: skip
+    result = open_index(broker=False).playlist(track_arg(start), track_arg(end), options)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -206,7 +204,8 @@ def similar_file(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The K indexed tracks that sound most like an outside audio file."""
-    result = open_index(broker=False).similar_to_file(path, k=k, space=space)
+    options = _options({"k": k, "space": space})
+    result = open_index(broker=False).similar_to_file(path, options)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -239,11 +238,12 @@ def search(
     tag: list[str] = typer.Option(..., "--tag", help="a musicnn tag every track must have; repeat"),
     min_probability: float = typer.Option(0.3, "--min-probability", help="least probability of each tag (0-1)"),
     k: int = typer.Option(10, "-k", "--k", help="how many tracks (1-1000)"),
-    genre: str | None = typer.Option(None, "--genre", help="only tracks of this genre"),
+    genre: list[str] | None = typer.Option(None, "--genre", help="only tracks of this genre; repeat for several"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Tracks with all the --tag tags (musicnn), most probable first."""
-    result = open_index(broker=False).search_by_tags(tag, k=k, min_probability=min_probability, genre=genre)
+    options = _options({"tag": tag, "min_probability": min_probability, "k": k, "genre": genre})
+    result = open_index(broker=False).search_by_tags((), options)
     if as_json:
         print_json(result.to_dict())
     else:

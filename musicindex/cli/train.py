@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from musicindex.cli.common import handle_errors, open_index, print_json
 from musicindex.cli.render import console, safe, versions_table
+from musicindex.vocab import TRAINABLE_KINDS
 
 cli = typer.Typer()
 
@@ -22,12 +23,12 @@ cli.add_typer(models_app, name="models")
 @cli.command()
 @handle_errors
 def train(
-    models: str = typer.Option("all", "--models", "-m", help="comma-separated: knn,logreg,ann,cnn,kmeans,birch,gmm"),
+    models: str = typer.Option("all", "--models", "-m", help=f"comma-separated: {','.join(TRAINABLE_KINDS)}"),
     wait: bool = typer.Option(False, "--wait", help="wait for the worker to finish and show the result"),
     local: bool = typer.Option(False, "--local", help="train in this process (no worker needed)"),
     test_size: float = typer.Option(0.2, "--test-size", help="held-out fraction of the stratified split (0.4 = 60:40)"),
     seed: int = typer.Option(42, "--seed"),
-    cv_folds: int = typer.Option(5, "--cv-folds", help="stratified k-fold of knn / logreg"),
+    cv_folds: int = typer.Option(5, "--cv-folds", help="k-fold of the scikit-learn classifiers (artist-grouped)"),
     net_cv_folds: int = typer.Option(3, "--net-cv-folds", help="stratified k-fold of the ANN / CNN (0: skip)"),
     clusters: int | None = typer.Option(None, "--clusters", help="k of the clusterers (default: silhouette sweep)"),
     quick: bool = typer.Option(False, "--quick", help="small grids and tiny network budgets (smoke runs)"),
@@ -36,7 +37,7 @@ def train(
         False, "--force", help="train even if the labelled data has not changed since the active models were trained"
     ),
     inputs: str = typer.Option(
-        "auto", "--inputs", help="what knn, logreg and ann read: features, musicnn, or auto (both; the better CV wins)"
+        "auto", "--inputs", help="what the classifiers (not the cnn) read: features, musicnn, or auto (better CV wins)"
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -185,22 +186,24 @@ def evaluate(
         return "" if x is None or math.isnan(x) else f"{x:.1%}"
 
     spaces = Table(
-        "space",
-        "version",
-        "dim",
+        Column("space", no_wrap=True),
+        Column("dim", no_wrap=True),
         "queries",
-        "precision@10",
+        Column("precision@10", no_wrap=True),
+        "other-artist p@10",
+        "vote accuracy",
         "hubness (N10 skew)",
         "never in a top 10",
         title="similarity spaces",
     )
     for sp in report.spaces:
         spaces.add_row(
-            sp.space,
-            str(sp.model_version_id or "-"),
+            sp.space + (f" v{sp.model_version_id}" if sp.model_version_id else ""),
             str(sp.dimension),
             str(sp.queries),
             pct(sp.precision_at_10),
+            pct(sp.other_artist_precision_at_10),
+            pct(sp.accuracy),
             f"{sp.hubness_skewness:.2f}",
             pct(sp.never_in_top10),
         )
@@ -209,36 +212,48 @@ def evaluate(
         console.print(f"  {sp.space}: {safe(sp.protocol)}", highlight=False)
     if report.classifiers:
         labelled = labels is not None
-        cls = Table(
-            "classifier",
-            "version",
+        # two tables so that each reads at 80 columns: how the model was chosen, then how it does on
+        # tracks it never saw
+        chosen = Table(
+            Column("classifier", no_wrap=True),
             "input",
-            "cv accuracy",
+            Column("cv accuracy", no_wrap=True),
             "cv macro F1",
+            "folds",
+            "genre model",
+            title="classifiers: cross-validation",
+        )
+        held = Table(
+            Column("classifier", no_wrap=True),
             "held-out accuracy",
             *(("labels-file accuracy", "labels-file macro F1") if labelled else ()),
-            "genre model",
-            title="classifiers",
+            "unseen-artist accuracy",
+            Column("precision@10", no_wrap=True),
+            "other-artist p@10",
+            title="classifiers: tracks not trained on",
         )
         for c in report.classifiers:
+            name = f"{c.kind} v{c.model_version_id}"
             cv = (
                 ""
                 if c.cv_accuracy_mean is None
                 else f"{c.cv_accuracy_mean:.1%}"
                 + (f" ± {c.cv_accuracy_std:.1%}" if c.cv_accuracy_std is not None else "")
             )
+            chosen.add_row(
+                name, c.input or "", cv, pct(c.cv_macro_f1_mean), c.cv_protocol or "", "yes" if c.genre_model else ""
+            )
             file_cols = (pct(c.labels_accuracy), pct(c.labels_macro_f1)) if labelled else ()
-            cls.add_row(
-                c.kind,
-                str(c.model_version_id),
-                c.input or "",
-                cv,
-                pct(c.cv_macro_f1_mean),
+            held.add_row(
+                name,
                 pct(c.accuracy),
                 *file_cols,
-                "yes" if c.genre_model else "",
+                pct(c.unseen_artist_accuracy) + (f" ({c.unseen_artist_queries})" if c.unseen_artist_queries else ""),
+                pct(c.precision_at_10),
+                pct(c.other_artist_precision_at_10),
             )
-        console.print(cls)
+        console.print(chosen)
+        console.print(held)
     else:
         console.print("no classifier trained yet (`musicindex train`)", style="yellow")
     console.print(f"protocol: {safe(report.protocol)}", highlight=False)

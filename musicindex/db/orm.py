@@ -35,10 +35,11 @@ from musicindex.vocab import (
     FEATURE_NAMES,
     ITEM_TYPES,
     LABEL_SOURCES,
-    MODEL_KINDS,
+    MAP_METHODS,
+    MODEL_NAME_PATTERN,
     MODEL_STATES,
     N_FEATURES,
-    SPACES,
+    PLAYBACK_STATES,
     TRACK_STATUSES,
 )
 
@@ -150,7 +151,10 @@ class Track(Base):
     search_grams: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
     """Trigram hashes of ``search_text`` (GIN): words found by their parts."""
     tags_version: Mapped[int | None] = mapped_column(SmallInteger)
-    """Version of the tag reader that filled these columns (older or NULL: read again by the next ingest)."""
+    """Version of the tag reader that filled these columns (also in ``stage_versions`` as ``tags``)."""
+    stage_versions: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    """Analysis stage -> version of the values stored for it (``ingest.stages``; migration 0009): an older or
+    missing one is re-run by the next ingest."""
     retryable: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     """The failure came from the environment (time limit, lost worker, memory, I/O), not from the file."""
     auto_retries: Mapped[int] = mapped_column(SmallInteger, server_default="0")
@@ -214,7 +218,7 @@ class ModelVersion(Base):
 
     __tablename__ = "model_versions"
     __table_args__ = (
-        CheckConstraint(f"kind IN {MODEL_KINDS}", name="ck_model_versions_kind"),
+        CheckConstraint(f"kind ~ '{MODEL_NAME_PATTERN}'", name="ck_model_versions_kind"),  # 0009
         CheckConstraint(f"state IN {MODEL_STATES}", name="ck_model_versions_state"),
         Index("uq_model_versions_active_kind", "kind", unique=True, postgresql_where=text("state = 'active'")),
     )
@@ -267,7 +271,7 @@ class Embedding(Base):
     """
 
     __tablename__ = "embeddings"
-    __table_args__ = (CheckConstraint(f"space IN {SPACES}", name="ck_embeddings_space"),)
+    __table_args__ = (CheckConstraint(f"space ~ '{MODEL_NAME_PATTERN}'", name="ck_embeddings_space"),)  # 0009
 
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
@@ -276,8 +280,9 @@ class Embedding(Base):
 
 
 class TrackTag(Base):
-    """The musicnn tag probabilities of a track under one musicnn version (``probs`` in the order of the
-    version's ``classes``), and its top tags (probability >= ``vocab.TOP_TAG_MIN``, best first)."""
+    """The tag probabilities of a track under one version of an embedding model that has tags (musicnn: ``probs``
+    in the order of the version's ``classes``), and its top tags (probability >= ``vocab.TOP_TAG_MIN``, best
+    first)."""
 
     __tablename__ = "track_tags"
     __table_args__ = (Index("ix_track_tags_top_tags", "top_tags", postgresql_using="gin"),)
@@ -346,6 +351,9 @@ class User(Base):
     """A listener: name, admin flag, the password encrypted under the user key (outside the database)."""
 
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("max_bit_rate IS NULL OR max_bit_rate BETWEEN 0 AND 320", name="ck_users_max_bit_rate"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
@@ -356,6 +364,8 @@ class User(Base):
     password_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     session_epoch: Mapped[int] = mapped_column(Integer, server_default="0")
     """Bumped when the password changes: every web session signed before is refused."""
+    max_bit_rate: Mapped[int | None] = mapped_column(Integer)
+    """Most kilobits per second of this listener's streams (migration 0012); NULL or 0: no limit of their own."""
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now(), onupdate=_now())
 
@@ -369,6 +379,18 @@ class ApiKey(Base):
     """sha256 (hex) of the key; the key itself is shown once, never stored."""
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A logged-in browser's session (migration 0010): only the sha256 of its id is kept."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_id", "user_id"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Annotation(Base):
@@ -413,6 +435,8 @@ class PlayQueue(Base):
     position_ms: Mapped[int] = mapped_column(BigInteger, server_default="0")
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     changed_by: Mapped[str | None] = mapped_column(Text)
+    current_index: Mapped[int | None] = mapped_column(Integer)
+    """Position of the current entry in ``track_ids`` (OpenSubsonic ``indexBasedQueue``; migration 0012)."""
 
 
 class Playlist(Base):
@@ -444,3 +468,72 @@ class NowPlaying(Base):
     client: Mapped[str] = mapped_column(Text, primary_key=True)
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+# --------------------------------------------------------------------------- phones (migration 0012)
+class Bookmark(Base):
+    """A position in a song a listener keeps (Subsonic bookmarks: audiobooks, long mixes)."""
+
+    __tablename__ = "bookmarks"
+    __table_args__ = (
+        CheckConstraint("position_ms >= 0", name="ck_bookmarks_position"),
+        Index("ix_bookmarks_track", "track_id"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+    position_ms: Mapped[int] = mapped_column(BigInteger)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class PlayEvent(Base):
+    """One playback a music app reported (``reportPlayback``): time listened, last position, play or skip."""
+
+    __tablename__ = "play_events"
+    __table_args__ = (
+        CheckConstraint(f"state IN {PLAYBACK_STATES}", name="ck_play_events_state"),
+        Index("ix_play_events_open", "user_id", "client", unique=True, postgresql_where=text("ended_at IS NULL")),
+        Index("ix_play_events_user_track", "user_id", "track_id", text("started_at DESC")),
+        Index("ix_play_events_skips", "user_id", text("started_at DESC"), postgresql_where=text("skipped")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    client: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(10))
+    position_ms: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    listened_ms: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Milliseconds of the song heard (time between reports while playing, times the playback rate)."""
+    rate: Mapped[float] = mapped_column(Double, server_default="1")
+    counted: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """Counted as a play (play count, last played)."""
+    skipped: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """Stopped before 30 s or a quarter of the song (whichever comes first)."""
+    ignore_scrobble: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    reported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SpaceMap(Base):
+    """2-D coordinates of a similarity space's tracks by one method (PCA, t-SNE, UMAP), cached per model version
+    (``musicindex.ml.maps``); ``coords`` is flat: x0, y0, x1, y1, ... in the order of ``track_ids``."""
+
+    __tablename__ = "space_maps"
+    __table_args__ = (
+        CheckConstraint(f"method IN {MAP_METHODS}", name="ck_space_maps_method"),
+        CheckConstraint("cardinality(coords) = 2 * cardinality(track_ids)", name="ck_space_maps_coords"),
+        UniqueConstraint("model_version_id", "method", name="uq_space_maps_version_method"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(8))
+    track_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    coords: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    seconds: Mapped[float | None] = mapped_column(Double)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())

@@ -8,7 +8,9 @@ audio). Every step is a plain function; the Celery tasks in ``workers/`` only ca
 * ``labels``    -- ``--label-from folder | tag | csv:FILE``
 * ``register``  -- one transaction (COPY into a staging table, set-based SQL): new / changed /
   missing files, what needs audio work, what a job already holds
-* ``process``   -- analyse a chunk of tracks in a worker and store features, spectrogram, tags
+* ``process``   -- analyse a chunk of tracks in a worker: the runner of the analysis stages
+* ``stages``    -- the ordered analysis stages (tags, decode, features, spectrogram, one per embedding model),
+  each with its version, needs and writes; ``moves`` -- a new file that is a missing track, moved
 * ``lifecycle`` -- the track status flow (the only writer of ``tracks.status``)
 * ``progress``  -- counts, a batch's progress, the latest failures
 * ``watch``     -- watch folders and queue changes once they settle

@@ -115,7 +115,7 @@ def mark_indexed_many(session: Session, rows: Iterable[dict[str, Any]]) -> list[
     moved: list[int] = []
     allowed = _sql_list(allowed_from(INDEXED))
     for keys, group in by_keys.items():
-        sets = "".join(f", {k} = v.{k}" for k in keys)
+        sets = "".join(f", {k} = {_MERGED.get(k, 'v.' + k)}" for k in keys)
         cols = ", ".join(("id", *keys))
         types = {k: _CASTS.get(k, "") for k in keys}
         values_sql = ", ".join(
@@ -165,8 +165,11 @@ _CASTS = {
     "search_text": "text",
     "search_grams": "integer[]",
     "tags_version": "smallint",
+    "stage_versions": "jsonb",
 }
 """SQL types of the ``tracks`` columns an analysis writes (for the VALUES list of :func:`mark_indexed_many`)."""
+_MERGED = {"stage_versions": "t.stage_versions || v.stage_versions"}
+"""Columns merged rather than replaced: the record of the stages that ran joins the others'."""
 
 
 def mark_failed(session: Session, track_id: int, reason: str, *, retryable: bool = False) -> int:

@@ -7,13 +7,17 @@ database connection for the whole chunk:
    it if the worker dies, so two deliveries of a track do the work once), what each track
    needs (new, changed, outdated extractor), and an attempt counted on each track that has
    no unfinished attempt;
-2. **analyse** each track: the content hash (skipped for a re-analysis after an extractor
-   version change: size and mtime equal, the stored hash stands), moves (same hash as a
-   track whose file is gone: the old row takes the new path and keeps its id and everything
-   derived from it), touched-but-identical files (same hash: nothing to recompute), the
-   analysis window, the tags; features are checked finite;
-3. **write** the results of several tracks in one transaction (multi-row upserts; every 8
-   tracks or 2 seconds, and at the end), which also notifies waiting clients.
+2. **analyse** each track: the file opened once and its content hash (skipped for a re-analysis of an
+   unchanged file: size and mtime equal, the stored hash stands), moves (same hash as a track whose file is
+   gone: the old row takes the new path and keeps its id and everything derived from it), touched-but-identical
+   files (same hash, no stage outdated: nothing to recompute); then the analysis stages
+   (``ingest.stages``: tags, decode, features, spectrogram, one per embedding model, ...) the track needs, in
+   order: all of them for a new or changed content, else only those whose recorded version is older (and the
+   stages they read), their audio decoded once;
+3. **write** the results of several tracks in one transaction (every 8 tracks or 2 seconds, and at the end):
+   first each stage's batch step (an embedding network over every buffered track at once), then the tracks'
+   columns, status and stage record, each stage's rows (multi-row upserts), and a notification for waiting
+   clients.
 
 A track whose earlier attempt never ended (its worker was killed mid-chunk: nothing of the
 chunk's unwritten results survived) is analysed alone, with its attempt counted and its
@@ -29,7 +33,8 @@ attempt cut short by the outage is not counted (``uncount``). Exceptions listed 
 ``reraise`` (Celery's soft time limit) propagate with the processor's state intact, so
 the task can fail the current file, write what is done and re-queue the rest.
 
-The file is opened and read by ``ingest.trackfile``; results are written by ``ingest.results``.
+The file is opened and read by ``ingest.trackfile``; the stages are ``ingest.stages``; results are written by
+``ingest.results``.
 """
 
 from __future__ import annotations
@@ -42,30 +47,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from sqlalchemy import func, select, text, update
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from musicindex.audio.window import AnalysisWindow
-from musicindex.db.orm import Track
 from musicindex.db.paths import display, fs_path
 from musicindex.db.session import Database
 from musicindex.errors import AudioError
-from musicindex.ingest import library, lifecycle, trackfile
-from musicindex.ingest.embedding import SAMPLE_RATE as SAMPLE_RATE_MUSICNN
-from musicindex.ingest.embedding import EmbeddingPass
-from musicindex.ingest.library import TAGS_VERSION
-from musicindex.ingest.register import current_versions
+from musicindex.ingest import lifecycle, moves, stages, trackfile
 from musicindex.ingest.results import (
     ProcessOutcome,
     TrackResult,
     db_reason,
-    notify,
     outcome_of,
     write_results,
 )
-from musicindex.vocab import FAILED, FEATURE_NAMES, INDEXED, MISSING, PENDING
+from musicindex.ingest.stages import AudioSource, Stage, TrackWork
+from musicindex.ingest.stages.embedding import EmbeddingPass
+from musicindex.vocab import FAILED, INDEXED, MISSING, PENDING
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,8 @@ class _Claimed:
     mtime: float | None
     label: str | None
     label_source: str | None
-    need_feat: bool
-    need_spec: bool
-    need_tags: bool = False
+    recorded: dict[str, int]
+    """Its stage record (``tracks.stage_versions``)."""
 
     @property
     def fs(self) -> str:
@@ -110,7 +109,8 @@ class ChunkProcessor:
 
     ``roots``: the ingest roots; a file whose real path left them since the scan (swapped for
     a symlink) is failed, not read. ``reraise``: exceptions to let through (a time limit).
-    ``embedding``: the musicnn part of the pass (``ingest.embedding.EmbeddingPass``); None: features only.
+    ``embeddings``: the embedding models of the pass (``ingest.stages.embedding.EmbeddingPass``, bound by the
+    worker); none: the stages without them (``embedding``: one, as earlier callers pass).
     """
 
     def __init__(
@@ -123,19 +123,23 @@ class ChunkProcessor:
         reraise: tuple[type[BaseException], ...] = (),
         flush_every: int = FLUSH_EVERY,
         flush_seconds: float = FLUSH_SECONDS,
+        embeddings: Sequence[EmbeddingPass] = (),
         embedding: EmbeddingPass | None = None,
     ):
         self.db = db
-        self.embedding = embedding
+        self.embeddings = [*embeddings, *([embedding] if embedding is not None else [])]
+        self.stages = stages.pipeline(self.embeddings)
+        self.skipped_stages = {s.name for s in stages.declared()} - {s.name for s in self.stages}
+        """Stages this code declares that cannot run here (an embedding model that did not load)."""
         self.timings: dict[str, float] = {}
-        """CPU seconds per stage of this chunk (open and hash, decode and features, musicnn, tags, write)."""
+        """CPU seconds per step of this chunk: open_hash, decode, each stage (``<stage>`` per track, ``<stage>:batch``
+        per batch), write."""
         self.window = window
         self.label_from_tag = label_from_tag
         self.real_roots = [os.path.realpath(r) for r in roots] if roots is not None else None
         self.reraise = reraise
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
-        self.feat_v, self.spec_v = current_versions()
         self.outcomes: dict[int, ProcessOutcome] = {}
         self.analysed: list[int] = []
         self.current: int | None = None
@@ -216,9 +220,7 @@ class ChunkProcessor:
             for r in s.execute(
                 text(
                     "SELECT t.id, t.path, t.path_bytes, t.content_hash, t.status, t.size, t.mtime, t.attempts, "
-                    "t.label, t.label_source, t.tags_version AS tv, f.version AS fv, sp.version AS sv FROM tracks t "
-                    "LEFT JOIN track_features f ON f.track_id = t.id LEFT JOIN spectrograms sp ON sp.track_id = t.id "
-                    "WHERE t.id = ANY(CAST(:ids AS bigint[]))"
+                    "t.label, t.label_source, t.stage_versions FROM tracks t WHERE t.id = ANY(CAST(:ids AS bigint[]))"
                 ),
                 {"ids": sorted(locked)},
             )
@@ -232,10 +234,8 @@ class ChunkProcessor:
             if r is None:
                 self.outcomes[tid] = ProcessOutcome(tid, "skipped", "track no longer registered")
                 continue
-            need_feat = r.fv is None or r.fv < self.feat_v
-            need_spec = r.sv is None or r.sv < self.spec_v
-            need_tags = r.tv is None or r.tv < TAGS_VERSION
-            if r.status == INDEXED and not (need_feat or need_spec or need_tags):
+            recorded = {str(k): int(v) for k, v in (r.stage_versions or {}).items()}
+            if r.status == INDEXED and not stages.outdated(self.stages, recorded):
                 self.outcomes[tid] = ProcessOutcome(tid, "skipped", "already indexed")
                 continue
             if r.status in (FAILED, MISSING):
@@ -251,9 +251,7 @@ class ChunkProcessor:
                 r.mtime,
                 r.label,
                 r.label_source,
-                need_feat,
-                need_spec,
-                need_tags,
+                recorded,
             )
             work.append((claimed, int(r.attempts)))
         counted = lifecycle.count_attempt(s, [c.id for c, a in work if a == 0], only_fresh=True)
@@ -309,119 +307,61 @@ class ChunkProcessor:
         self._buffer.append(result)
 
     def _analyse(self, t: _Claimed) -> TrackResult | ProcessOutcome:
-        """One track, one pass: the file is opened once (checked on the descriptor), hashed and decoded from that
-        descriptor, its window decoded once for the features, the spectrogram and musicnn."""
+        """One track, one pass: the file is opened once (checked on the descriptor), hashed and read from that
+        descriptor; the stages it needs run in order over one decode."""
         with trackfile.open_track(t.fs, self.real_roots) as (fd, st, by_fd):
             return self._analyse_open(t, fd, st, by_fd)
 
     def _analyse_open(self, t: _Claimed, fd: int, st: os.stat_result, by_fd: str) -> TrackResult | ProcessOutcome:
-        from musicindex import audio
-
-        fs = t.fs
         clock = time.process_time()
-        # an outdated extractor on an unchanged file (same size and mtime): the stored hash stands
+        # an unchanged file (same size and mtime) re-analysed for an outdated stage: the stored hash stands
         unchanged = (t.size, t.mtime) == (st.st_size, st.st_mtime)
         same_file = t.status == INDEXED and t.content_hash is not None and unchanged
         content_hash = t.content_hash if same_file else trackfile.fd_sha256(fd)
         assert content_hash is not None
-        clock = self._tick("open_hash", clock)
+        self._tick("open_hash", clock)
         if t.status == PENDING and t.content_hash is None:
-            moved = self._move_if_twin(t, content_hash, st)
+            moved = moves.move_if_twin(self.session, t.id, t.path, t.path_bytes, content_hash, st)
             if moved is not None:
                 return moved
-        need_feat, need_spec = t.need_feat, t.need_spec
         same_content = t.content_hash is not None and t.content_hash == content_hash
-        if same_content and not (need_feat or need_spec or t.need_tags):
+        file_values = {"size": st.st_size, "mtime": st.st_mtime}
+        if same_content and not stages.outdated(self.stages, t.recorded):
             # touched but identical content: nothing to recompute
-            return TrackResult(t.id, INDEXED, {"size": st.st_size, "mtime": st.st_mtime}, reason="content unchanged")
-        if same_content and not (need_feat or need_spec):
-            # only the tags are read again (a newer tag reader): no audio work
-            retagged = {
-                "size": st.st_size,
-                "mtime": st.st_mtime,
-                **trackfile.tag_values(fs, by_fd, t.path, label_from_tag=self.label_from_tag),
-            }
-            return TrackResult(t.id, INDEXED, retagged, reason="tags read again")
-        if t.content_hash is not None and t.content_hash != content_hash:
-            need_feat = need_spec = True  # content changed: everything is recomputed
-        extra = SAMPLE_RATE_MUSICNN if self.embedding is not None else None
-        result = audio.analyse_file(fs, window=self.window, features=need_feat, spectrogram=need_spec,
-                                    extra_rate=extra, source=by_fd)  # fmt: skip
-        if result.features is not None and not np.isfinite(result.features).all():
-            bad = [n for n, v in zip(FEATURE_NAMES, result.features, strict=True) if not np.isfinite(v)]
-            raise AudioError(f"non-finite feature values (NaN or infinity): {', '.join(bad[:5])}")
-        clock = self._tick("decode_features", clock)
-        patches = None
-        if self.embedding is not None and result.extra is not None:
-            patches = self.embedding.patches(result.extra)
-            clock = self._tick("musicnn_logmel", clock)
-        tag_values = trackfile.tag_values(fs, by_fd, t.path, label_from_tag=self.label_from_tag)
-        self._tick("tags", clock)
-        trackfile.check_unchanged(fd, st, fs)
-        info = result.info
-        values: dict[str, Any] = {
-            "content_hash": content_hash,
-            "size": st.st_size,
-            "mtime": st.st_mtime,
-            "duration": float(info.duration),
-            "sample_rate": int(info.sample_rate),
-            "channels": int(info.channels),
-            "format": info.format,
-            **tag_values,
-        }
-        if values.get("bit_rate") is None and info.duration > 0:
-            values["bit_rate"] = round(st.st_size * 8 / info.duration / 1000)
-        return TrackResult(t.id, INDEXED, values, features=result.features, logmel=result.logmel, patches=patches)
+            return TrackResult(t.id, INDEXED, file_values, reason="content unchanged")
+        todo = stages.plan(self.stages, t.recorded if same_content else None)
+        source = AudioSource(t.fs, by_fd, self.window or AnalysisWindow(), [a for s in todo for a in s.needs.audio])
+        work = TrackWork(t.id, t.path, t.fs, by_fd, fd, st, source.window, source, self.label_from_tag)
+        for stage in todo:
+            self._run_stage(stage, work)
+        trackfile.check_unchanged(fd, st, t.fs)
+        values = {"content_hash": content_hash, **file_values}
+        for stage in todo:
+            values.update(stage.columns(work.outputs[stage.name]))
+        versions = {s.name: int(s.version) for s in todo}
+        if t.content_hash is not None and not same_content:  # changed: what could not run here is outdated now
+            versions = {**dict.fromkeys(self.skipped_stages, 0), **versions}
+        reason = None if source.decoded else f"read again without audio work: {', '.join(s.name for s in todo)}"
+        return TrackResult(t.id, INDEXED, values, reason=reason, outputs=work.outputs, versions=versions,
+                           audio_work=source.decoded)  # fmt: skip
+
+    def _run_stage(self, stage: Stage, work: TrackWork) -> None:
+        clock, decoding = time.process_time(), work.audio.seconds
+        work.outputs[stage.name] = stage.analyse(work)
+        decoded = work.audio.seconds - decoding  # the shared decode, when this stage was the first to ask
+        if decoded:
+            self.timings["decode"] = self.timings.get("decode", 0.0) + decoded
+        self.timings[stage.name] = self.timings.get(stage.name, 0.0) + (time.process_time() - clock - decoded)
 
     def _tick(self, stage: str, since: float) -> float:
         now = time.process_time()
         self.timings[stage] = self.timings.get(stage, 0.0) + (now - since)
         return now
 
-    def _move_if_twin(self, t: _Claimed, content_hash: str, st: os.stat_result) -> ProcessOutcome | None:
-        """A track with the same content whose file is gone keeps its id and data: the new row folds into it."""
-        s = self.session
-        twins = (
-            s.execute(
-                select(Track)
-                .where(Track.content_hash == content_hash, Track.id != t.id)
-                .order_by(Track.id)
-                .with_for_update(skip_locked=True)
-            )
-            .scalars()
-            .all()
-        )
-        for other in twins:
-            if other.status == MISSING or not os.path.exists(fs_path(other.path, other.path_bytes)):
-                new = s.get(Track, t.id)
-                assert new is not None
-                label, label_source = new.label, new.label_source
-                s.delete(new)
-                s.flush()
-                values: dict[str, Any] = {
-                    "path": t.path,
-                    "path_bytes": t.path_bytes,
-                    "size": st.st_size,
-                    "mtime": st.st_mtime,
-                }
-                if label_source in ("folder", "csv"):
-                    values.update(label=label, label_source=label_source)
-                s.execute(update(Track).where(Track.id == other.id).values(updated_at=func.now(), **values))
-                if other.indexed_at is not None:
-                    lifecycle.mark_indexed(s, other.id)
-                elif other.status != PENDING:
-                    lifecycle.requeue(s, [other.id])
-                library.refresh_albums(s, library.assign(s, [other.id]), covers=True)  # a new folder, maybe a new album
-                notify(s)
-                s.commit()
-                return ProcessOutcome(other.id, "moved", f"moved from a missing track, kept id {other.id}")
-        s.rollback()
-        return None
-
     # ------------------------------------------------------------------ writing
     def _write(self, items: list[TrackResult]) -> None:
         t0 = time.process_time()
-        marked = write_results(self.session, items, self.feat_v, self.spec_v, self.embedding)
+        marked = write_results(self.session, items, self.stages)
         self.session.commit()
         self._tick("write", t0)
         for i in items:
@@ -433,12 +373,12 @@ class ChunkProcessor:
     def flush(self) -> None:
         """Write the buffered results: one transaction; a permanent error isolates the track that causes it.
 
-        First the musicnn network runs once over the patches of every buffered track (one batched call), so
-        the features, the spectrogram, the embedding and the tags of a track are written together."""
+        First each stage's batch step runs over the buffered tracks (an embedding network once over all of
+        them), so everything a track's analysis produced is written together."""
         if not self._buffer:
             return
         items = list(self._buffer)
-        self._embed(items)
+        self._complete(items)
         try:
             self._write(items)
         except DBAPIError as exc:
@@ -456,25 +396,23 @@ class ChunkProcessor:
                     self._write([TrackResult(item.id, FAILED, reason=db_reason(one))])
         self._buffer.clear()
 
-    def _embed(self, items: list[TrackResult]) -> None:
-        """The musicnn embedding and tags of the buffered tracks that carry patches (a failing network leaves them
-        without: ``musicindex embed`` backfills them, and the error is logged)."""
-        todo = [i for i in items if i.patches is not None and i.embedding is None]
-        if not todo or self.embedding is None:
-            return
-        t0 = time.process_time()
-        try:
-            emb, probs = self.embedding.embed([i.patches for i in todo if i.patches is not None])
-        except Exception:
-            log.exception(
-                "the musicnn network failed on %d tracks; they are indexed without their embedding", len(todo)
-            )
-            return
-        finally:
-            self._tick("musicnn_network", t0)
-        for j, i in enumerate(todo):
-            i.embedding = (emb[j], probs[j])
-            i.patches = None
+    def _complete(self, items: list[TrackResult]) -> None:
+        """Each stage's batch step over the buffered results that carry its output; a stage failing there leaves
+        those tracks without its output (logged; they are indexed, and its record says it is outdated)."""
+        for stage in self.stages:
+            todo = [i for i in items if stage.name in i.outputs]
+            if not todo or type(stage).complete is Stage.complete:
+                continue
+            t0 = time.process_time()
+            try:
+                stage.complete(todo)
+            except Exception:
+                log.exception("stage %s failed on %d tracks; they are indexed without it", stage.name, len(todo))
+                for i in todo:
+                    i.outputs.pop(stage.name, None)
+                    i.versions[stage.name] = 0
+            finally:
+                self._tick(f"{stage.name}:batch", t0)
 
     def _rollback(self) -> None:
         with contextlib.suppress(DBAPIError):

@@ -23,7 +23,8 @@ class Progress:
     requeued: int = 0
     """Files queued again while waiting because no job held them any more (``wait_for``)."""
     embedded: int | None = None
-    """Of the indexed ones, those the musicnn space answers for (its newest version); None: not counted."""
+    """Of the indexed ones, those the preferred embedding model's space answers for (its newest version; musicnn by
+    default); None: not counted."""
 
     @property
     def done(self) -> int:
@@ -77,7 +78,8 @@ class StatusReport:
     queues: dict[str, int]
     workers: list[str]
     embedding: dict[str, Any] | None = None
-    """Coverage of the musicnn space: version, state, embedded and indexed tracks (``MusicIndex.status``)."""
+    """Coverage of the preferred embedding model's space (musicnn by default): version, state, embedded and indexed
+    tracks (``MusicIndex.status``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -70,11 +70,11 @@ class RegisterResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def current_versions() -> tuple[int, int]:
-    """(features, spectrogram) extractor versions of this code."""
-    from musicindex.audio import FEATURES_VERSION, SPECTROGRAM_VERSION
+def current_versions() -> dict[str, int]:
+    """The version of every analysis stage of this code (``ingest.stages``), by stage name."""
+    from musicindex.ingest import stages
 
-    return FEATURES_VERSION, SPECTROGRAM_VERSION
+    return {s.name: int(s.version) for s in stages.declared()}
 
 
 def _stage_lines(files: Iterator[ScannedFile], labels: LabelSource) -> Iterator[str]:
@@ -116,10 +116,10 @@ def register(
     """Scan ``roots`` and register what needs audio work, in one transaction.
 
     Returns the ids to analyse: new files, changed ones (size or mtime differ), those
-    still pending from an earlier batch, and (``reanalyse_outdated``) indexed tracks whose
-    features or spectrogram were made by an older extractor version. Failed tracks are analysed again: every one
-    with ``retry_failed`` (``ingest --retry-failed``), else, once, those whose failure came from the environment
-    (a time limit, a lost worker, memory, an I/O error: ``tracks.retryable``).
+    still pending from an earlier batch, and (``reanalyse_outdated``) indexed tracks an analysis stage of
+    which is outdated (``ingest.stages``: its recorded version is older, or missing). Failed tracks are analysed
+    again: every one with ``retry_failed`` (``ingest --retry-failed``), else, once, those whose failure came from
+    the environment (a time limit, a lost worker, memory, an I/O error: ``tracks.retryable``).
 
     ``scopes`` (paths under the roots: what a watcher saw change) limits the scan, and the
     tracks that may turn missing, to those paths. ``on_scan(report)`` is called while a long
@@ -129,7 +129,6 @@ def register(
     """
     labels = LabelSource(label_from)
     report = ScanReport()
-    feat_v, spec_v = current_versions()
     abs_roots = outermost(absolute_roots(roots))
     timings: dict[str, float] = {}
     files = iter_scan(roots, follow_symlinks=follow_symlinks, report=report, scopes=scopes, on_progress=on_scan)
@@ -205,7 +204,7 @@ def register(
         clock.lap("missing")
         outdated = 0
         if reanalyse_outdated:
-            outdated = _queue_outdated(s, feat_v, spec_v, scope)
+            outdated = _queue_outdated(s, scope)
         clock.lap("outdated")
         unchanged = int(
             s.execute(
@@ -313,23 +312,23 @@ def _under_sql(under: Sequence[str], column: str, *, pyformat: bool = False) -> 
     return " OR ".join(conds), params
 
 
-def _queue_outdated(s: Session, feat_v: int, spec_v: int, under: Sequence[str]) -> int:
-    """Indexed tracks under ``under`` whose features or spectrogram come from an older extractor, or whose tags
-    an older tag reader read (``library.TAGS_VERSION``): queued."""
+def _queue_outdated(s: Session, under: Sequence[str]) -> int:
+    """Indexed tracks under ``under`` an analysis stage of which is outdated (``stages.recorded_outdated_sql``:
+    their record of it is older than this code's stage, or missing for a required stage): queued."""
+    from musicindex.ingest import stages
+
     conds, params = _under_sql(under, "t.path")
     if not conds:
         return 0
+    outdated, stage_params = stages.recorded_outdated_sql("t")
     return int(
         s.execute(
             text(
                 "INSERT INTO mi_queue (id, kind) SELECT t.id, 'o' FROM tracks t "
-                "LEFT JOIN track_features f ON f.track_id = t.id LEFT JOIN spectrograms sp ON sp.track_id = t.id "
-                f"WHERE t.status = '{INDEXED}' AND ({conds}) "
-                "AND (f.version IS NULL OR f.version < :fv OR sp.version IS NULL OR sp.version < :sv "
-                "OR t.tags_version IS NULL OR t.tags_version < :tv) "
+                f"WHERE t.status = '{INDEXED}' AND ({conds}) AND {outdated} "
                 "ON CONFLICT (id) DO NOTHING"
             ),
-            {**params, "fv": feat_v, "sv": spec_v, "tv": library.TAGS_VERSION},
+            {**params, **stage_params},
         ).rowcount  # type: ignore[attr-defined]
         or 0
     )

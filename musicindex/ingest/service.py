@@ -36,15 +36,16 @@ from musicindex.ingest.progress import Progress, StatusReport, ingest_progress, 
 from musicindex.ingest.register import IngestSummary, register
 from musicindex.ingest.results import NOTIFY_CHANNEL
 from musicindex.ingest.scan import ScanReport
-from musicindex.vocab import ACTIVE, CANDIDATE, MUSICNN
+from musicindex.pretrained import registry
+from musicindex.vocab import ACTIVE, CANDIDATE
 
 log = logging.getLogger("musicindex")
 
 
-NEWEST_MUSICNN_SQL = (
-    f"SELECT max(id) FROM model_versions WHERE kind = '{MUSICNN}' AND state IN ('{ACTIVE}', '{CANDIDATE}')"
+NEWEST_VERSION_SQL = (
+    f"SELECT max(id) FROM model_versions WHERE kind = %(kind)s AND state IN ('{ACTIVE}', '{CANDIDATE}')"
 )
-"""The musicnn version new tracks are embedded under (what ``--wait`` waits for)."""
+"""The version of an embedding model new tracks are embedded under (``--wait`` waits for the preferred model's)."""
 DB_ERRORS = (DBAPIError, psycopg2.Error)
 """A database outage as the waiter sees it: SQLAlchemy's errors, and psycopg2's own on its raw LISTEN connection."""
 QUEUE_LOCK = 0x6D75736964
@@ -83,16 +84,19 @@ class _Waiter:
         self.total = len(dict.fromkeys(track_ids))
 
     def progress(self) -> Progress:
-        """Counts by status of the waited-for tracks, and how many indexed ones the musicnn space answers for."""
+        """Counts by status of the waited-for tracks, and how many indexed ones the preferred embedding model's space
+        answers for (not counted when the index uses no embedding model)."""
+        preferred = next(iter(registry.names()), None)
         with self._conn.cursor() as cur:
             cur.execute(
                 "SELECT t.status, count(*), count(e.track_id) FROM mi_wait w JOIN tracks t ON t.id = w.id "
-                f"LEFT JOIN embeddings e ON e.track_id = t.id AND e.model_version_id = ({NEWEST_MUSICNN_SQL}) "
-                "GROUP BY t.status"
+                f"LEFT JOIN embeddings e ON e.track_id = t.id AND e.model_version_id = ({NEWEST_VERSION_SQL}) "
+                "GROUP BY t.status",
+                {"kind": preferred or ""},
             )
             rows = cur.fetchall()
         counts = {str(k): int(v) for k, v, _ in rows}
-        embedded = sum(int(e) for k, _, e in rows if k == "indexed")
+        embedded = sum(int(e) for k, _, e in rows if k == "indexed") if preferred is not None else None
         seen = sum(counts.values())
         gone = self.total - seen  # ids deleted by a move are done (their content lives on under the old id)
         return Progress(
@@ -101,7 +105,7 @@ class _Waiter:
             failed=counts.get("failed", 0),
             pending=counts.get("pending", 0),
             missing=counts.get("missing", 0),
-            embedded=embedded + gone,
+            embedded=None if embedded is None else embedded + gone,
         )
 
     def pending_ids(self) -> list[int]:
@@ -294,9 +298,10 @@ class IngestService:
                         last_embedded, embed_since = prog.embedded, now
                     elif now - embed_since >= stall:
                         log.warning(
-                            "%d indexed files have no musicnn embedding yet and none came for %.0f s: "
+                            "%d indexed files have no %s embedding yet and none came for %.0f s: "
                             "`musicindex embed` embeds them",
                             prog.unembedded,
+                            next(iter(registry.names()), "embedding"),
                             stall,
                         )
                         return prog

@@ -6,8 +6,11 @@ outside the ingested folders: an image file is opened like a track (``files.open
 folders, ``O_NOFOLLOW``, a regular file checked on the descriptor), an embedded picture is read from the descriptor
 of ``files.open_track_file`` (the track's recorded size and mtime checked too).
 
-Resizing (Pillow) keeps the aspect ratio and bounds the longest side to 16..1200 pixels; no size: the original
-bytes. Answers are cached in ``home/covers/`` keyed by the source's identity (path, mtime, size) and the size,
+Resizing (Pillow) keeps the aspect ratio; a requested size snaps up to one of :data:`SIZE_STEPS` (32 .. 1024
+pixels, the longest side) and an image is never enlarged: every step at or above the source's own size is one
+answer, the source re-encoded (cached once as ``fit``). So whatever sizes clients ask for, a cover has at most
+``len(SIZE_STEPS) + 1`` cached files, and a sweep over many sizes cannot flush the cache. No size: the original
+bytes. Answers are cached in ``home/covers/`` keyed by the source's identity (path, mtime, size) and the step,
 written atomically (temporary file, ``os.replace``); the folder is kept under ``MUSICINDEX_COVER_CACHE_MB`` (the
 oldest files go first). Any failure is ``CoverNotFoundError`` (the Subsonic API answers "not found").
 """
@@ -34,7 +37,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MIN_SIZE, MAX_SIZE = 16, 1200
+SIZE_STEPS = (32, 64, 128, 256, 512, 1024)
+"""The sizes a cover is made at (longest side, pixels): a requested size snaps up to the next step (at most the
+last)."""
+MIN_SIZE, MAX_SIZE = SIZE_STEPS[0], SIZE_STEPS[-1]
 MAX_SOURCE_BYTES = 32 * 1024 * 1024
 """A cover image file larger than this is refused."""
 MAX_PIXELS = 40_000_000
@@ -56,10 +62,10 @@ class Cover:
 
 
 def check_size(size: int | None) -> int | None:
-    """A requested size clamped to 16..1200 (None: the original)."""
+    """A requested size snapped up to the next of :data:`SIZE_STEPS` (the last one at most; None: the original)."""
     if size is None:
         return None
-    return max(MIN_SIZE, min(MAX_SIZE, int(size)))
+    return next((step for step in SIZE_STEPS if step >= int(size)), MAX_SIZE)
 
 
 def cover(index: MusicIndex, kind: str, item_id: int, size: int | None = None) -> Cover:
@@ -73,15 +79,23 @@ def cover(index: MusicIndex, kind: str, item_id: int, size: int | None = None) -
     except MusicIndexError as exc:
         raise CoverNotFoundError(f"the cover of {kind} {item_id} cannot be read: {exc}") from None
     with opened:
-        identity = f"{source.kind}\0{opened.display_path}\0{opened.mtime_ns}\0{opened.size}\0{size or 0}"
-        key = hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
+        base = f"{source.kind}\0{opened.display_path}\0{opened.mtime_ns}\0{opened.size}\0"
+        key, fit_key = _key(base + str(size or 0)), _key(base + "fit")
         cache = CoverCache(Path(index.settings.home) / CACHE_FOLDER, index.settings.cover_cache_mb * 1024 * 1024)
-        hit = cache.get(key)
+        hit = cache.get(key) or (cache.get(fit_key) if size is not None else None)
         if hit is not None:
             return hit
-        made = _make(_source_bytes(source, opened), size, key)
-    cache.put(key, made)
+        made, longest = _make(_source_bytes(source, opened), size, key)
+    if size is not None and longest <= size:  # not enlarged: the same answer as every step above the source
+        made = Cover(made.data, made.media_type, f'"{fit_key[:32]}"')
+        cache.put(fit_key, made)
+    else:
+        cache.put(key, made)
     return made
+
+
+def _key(identity: str) -> str:
+    return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _open_source(index: MusicIndex, source: CoverSource) -> OpenedTrackFile:
@@ -108,8 +122,9 @@ def _source_bytes(source: CoverSource, opened: OpenedTrackFile) -> bytes:
     return picture
 
 
-def _make(data: bytes, size: int | None, key: str) -> Cover:
-    """The image (checked by Pillow) at ``size``: re-encoded as JPEG (PNG when it has transparency)."""
+def _make(data: bytes, size: int | None, key: str) -> tuple[Cover, int]:
+    """(the image (checked by Pillow) at ``size`` re-encoded as JPEG (PNG when it has transparency), the longest
+    side of the source in pixels)."""
     from PIL import Image
 
     try:
@@ -120,7 +135,7 @@ def _make(data: bytes, size: int | None, key: str) -> Cover:
             fmt = img.format or ""
             if size is None and fmt in _FORMATS:
                 img.verify()
-                return Cover(data, _FORMATS[fmt], f'"{key[:32]}"')
+                return Cover(data, _FORMATS[fmt], f'"{key[:32]}"'), max(width, height)
             img.load()
             img.thumbnail((size or MAX_SIZE, size or MAX_SIZE), Image.Resampling.LANCZOS)
             out = io.BytesIO()
@@ -134,7 +149,7 @@ def _make(data: bytes, size: int | None, key: str) -> Cover:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds (SyntaxError, EOFError, struct.error, ...)
         raise CoverNotFoundError(f"the cover is not an image Pillow can read: {type(exc).__name__}") from None
-    return Cover(out.getvalue(), media, f'"{key[:32]}"')
+    return Cover(out.getvalue(), media, f'"{key[:32]}"'), max(width, height)
 
 
 class CoverCache:

@@ -351,7 +351,7 @@ class TrackFileResponse(Response):
                 except OSError:
                     raise ClientDisconnect() from None
             else:
-                await _until_disconnect(partial(self._send, send), receive)
+                await until_disconnect(partial(self._send, send), receive)
         finally:
             self.opened.close()
 
@@ -370,7 +370,7 @@ class TrackFileResponse(Response):
             await send({"type": "http.response.body", "body": chunk, "more_body": pos < self.end})
 
 
-async def _until_disconnect(work: Callable[[], Awaitable[None]], receive: Receive) -> None:
+async def until_disconnect(work: Callable[[], Awaitable[None]], receive: Receive) -> None:
     """Run ``work`` until it ends or the client goes away (ASGI servers before spec 2.4)."""
     async with anyio.create_task_group() as tg:
 

@@ -1,114 +1,98 @@
-"""KNN and logistic regression: scikit-learn Pipelines tuned with GridSearchCV.
+"""The scikit-learn classifiers (knn, logreg, svm, forest, tree, gbm, and the ensemble): search, held-out score,
+k-fold scores, all on artist-grouped splits (``folds``).
 
-Each pipeline is ``StandardScaler -> reduce -> classifier`` where ``reduce`` is one of
-``passthrough``, ``PCA(0.95 of the variance)`` or ``SelectKBest(f_classif, k=20)``, chosen by
-the grid search like any other hyper-parameter. The grids (``GRIDS``) are documented in
-docs/models.md; ``quick=True`` uses the small ``QUICK_GRIDS`` (tests, smoke runs).
+One protocol for every kind (``train_classical``):
+
+1. a held-out split of the labelled tracks (``test_size``; artist-grouped when possible, ``folds.holdout``);
+2. the parameter search on the training part only: GridSearchCV over the kind's grid (``estimators.GRIDS``) with
+   artist-grouped folds, scored by macro-F1 (the ensemble: ``ensemble.search``);
+3. the chosen configuration, fitted on the training part, is the stored model; its held-out accuracy, macro
+   P / R / F1, per-class report and confusion matrix are computed from its class probabilities (what is stored
+   for every track);
+4. ``cv_folds`` artist-grouped folds of the chosen configuration over every labelled track: mean and standard
+   deviation of accuracy and macro-F1 (the score ``auto`` and promotion compare).
+
+``metrics.selection`` records how the splits were grouped (``folds.Grouping.describe``) and ``metrics.cv_protocol``
+the protocol of the k-fold scores (promotion only compares scores measured the same way).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from musicindex.ml import artifacts
+from musicindex.ml import artifacts, estimators, folds
 from musicindex.ml.metrics import classification_metrics, cv_summary
 from musicindex.ml.options import TrainOptions
 from musicindex.ml.trainset import Trained, TrainingSet, train_on_best_input
-from musicindex.vocab import FEATURE_NAMES
+from musicindex.vocab import ENSEMBLE, FEATURE_NAMES
 
-REDUCERS = ("none", "pca95", "kbest20")
-
-GRIDS: dict[str, dict[str, list]] = {
-    "knn": {
-        "reduce": ["none", "pca95", "kbest20"],
-        "clf__n_neighbors": [1, 3, 5, 7, 9, 11, 15],
-        "clf__weights": ["uniform", "distance"],
-        "clf__metric": ["euclidean", "manhattan", "cosine"],
-    },
-    "logreg": {
-        "reduce": ["none", "pca95"],
-        "clf__C": [0.01, 0.1, 1.0, 10.0, 100.0],
-        "penalty": ["l2", "l1"],
-    },
-}
-QUICK_GRIDS: dict[str, dict[str, list]] = {
-    "knn": {
-        "reduce": ["none"],
-        "clf__n_neighbors": [3, 7],
-        "clf__weights": ["distance"],
-        "clf__metric": ["euclidean", "cosine"],
-    },
-    "logreg": {"reduce": ["none"], "clf__C": [0.1, 1.0], "penalty": ["l2"]},
-}
-
-
-def _reducer(name: str):
-    from sklearn.decomposition import PCA
-    from sklearn.feature_selection import SelectKBest, f_classif
-
-    if name == "none":
-        return "passthrough"
-    if name == "pca95":
-        return PCA(n_components=0.95, svd_solver="full")
-    if name == "kbest20":
-        return SelectKBest(f_classif, k=20)
-    raise ValueError(f"unknown reducer {name!r}; choose one of {REDUCERS}")
-
-
-def _pipeline(kind: str, seed: int):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if kind == "knn":
-        clf = KNeighborsClassifier()
-    elif kind == "logreg":
-        clf = LogisticRegression(solver="saga", max_iter=5000, tol=1e-3, random_state=seed)
-    else:
-        raise ValueError(kind)
-    return Pipeline([("scale", StandardScaler()), ("reduce", "passthrough"), ("clf", clf)])
-
-
-def _sk_grid(grid: dict[str, list]) -> dict[str, list]:
-    """The documented grid in scikit-learn's parameter names."""
-    out: dict[str, list] = {}
-    for key, values in grid.items():
-        if key == "reduce":
-            out["reduce"] = [_reducer(v) for v in values]
-        elif key == "penalty":  # l2 / l1 as the elastic-net mixing parameter of LogisticRegression
-            out["clf__l1_ratio"] = [0.0 if v == "l2" else 1.0 for v in values]
-        else:
-            out[key] = list(values)
-    return out
-
-
-def _describe(best: dict[str, Any], grid: dict[str, list]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in best.items():
-        if key == "reduce":
-            for name in grid.get("reduce", ["none"]):
-                if repr(_reducer(name)) == repr(value):
-                    out["reduce"] = name
-        elif key == "clf__l1_ratio":
-            out["penalty"] = "l1" if value == 1.0 else "l2"
-        else:
-            out[key.removeprefix("clf__")] = value
-    return out
+GRIDS = estimators.GRIDS
+QUICK_GRIDS = estimators.QUICK_GRIDS
+Splits = list[tuple[np.ndarray, np.ndarray]]
+Tuned = tuple[dict[str, Any], float]
+"""A kind's chosen scikit-learn parameters and their grouped inner-CV macro-F1."""
 
 
 @dataclass
 class ClassicalResult:
-    model: Any  # fitted Pipeline (trained on the training split)
+    model: Any  # fitted estimator (trained on the training split)
     classes: list[str]
     params: dict[str, Any]
     metrics: dict[str, Any]
     seconds: float
     heldout: np.ndarray  # row indices of the held-out split
+    tuned: Tuned | None = None
+    explain: dict[str, Any] = field(default_factory=dict)
+
+
+SINGLE_THREAD_BELOW = 20_000
+"""Labelled tracks below which the OpenMP parts (histogram boosting, distance reductions) run on one thread: on
+small data their threads cost more than they save, and on a shared machine they oversubscribe the cores."""
+
+
+@contextlib.contextmanager
+def quiet(n_rows: int = 0) -> Iterator[None]:
+    """Without scikit-learn's convergence, user and runtime warnings (constant features, tiny folds), and with
+    OpenMP on one thread for small data (``SINGLE_THREAD_BELOW``)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings(), threadpool_limits(1 if n_rows < SINGLE_THREAD_BELOW else None, "openmp"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", message=".*probability.*deprecated", category=FutureWarning)
+        yield
+
+
+def grid_search(kind: str, X: np.ndarray, y: np.ndarray, splits: Splits, seed: int, grid: Any) -> tuple[Tuned, int]:
+    """((chosen scikit-learn parameters, their mean macro-F1 over ``splits``), number of candidates)."""
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(
+        estimators.pipeline(kind, seed),
+        estimators.sk_grid(grid),
+        cv=splits,
+        scoring="f1_macro",
+        refit=False,
+        n_jobs=None,
+        error_score=0.0,
+    )
+    search.fit(X, y)
+    return (dict(search.best_params_), float(search.best_score_)), len(search.cv_results_["params"])
+
+
+def predict_labels(model: Any, X: np.ndarray) -> np.ndarray:
+    """The class of highest probability (what backfill stores as a track's genre)."""
+    proba = model.predict_proba(X)
+    return np.asarray(model.classes_)[proba.argmax(axis=1)].astype(str)
 
 
 def train_classical(
@@ -116,65 +100,86 @@ def train_classical(
     X: np.ndarray,
     y: np.ndarray,
     *,
+    groups: np.ndarray | None = None,
     test_size: float = 0.2,
     seed: int = 42,
     cv_folds: int = 5,
     quick: bool = False,
-    grid: dict[str, list] | None = None,
+    grid: Any = None,
+    tuned_lookup: Callable[[str, np.ndarray, np.ndarray, Splits], Tuned] | None = None,
 ) -> ClassicalResult:
-    """Grid-search ``kind`` on a stratified training split, score it on the held-out split,
-    and report stratified k-fold scores (mean, std) of the chosen configuration on all data."""
-    import warnings
-
+    """The protocol of the module docstring for ``kind`` on rows ``X`` labelled ``y`` with artist groups
+    ``groups`` (None: unknown, plain stratified folds). ``tuned_lookup(kind, X_train, y_train, splits)`` gives the
+    ensemble its members' chosen parameters (default: searched here)."""
     from sklearn.base import clone
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate, train_test_split
+    from sklearn.model_selection import cross_validate
 
     t0 = time.perf_counter()
-    grid = grid or (QUICK_GRIDS if quick else GRIDS)[kind]
     y = np.asarray(y, dtype=str)
+    X = np.asarray(X, dtype=np.float64)
     classes = sorted(set(y.tolist()))
-    tr, te = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y, random_state=seed)
+    plan = folds.plan(y, groups, cv_folds)
+    tr, te, holdout_protocol = folds.holdout(y, plan, test_size, seed)
     X_tr, X_te, y_tr, y_te = X[tr], X[te], y[tr], y[te]
     inner = max(2, min(cv_folds, int(min(np.unique(y_tr, return_counts=True)[1]))))
-    search = GridSearchCV(
-        _pipeline(kind, seed),
-        _sk_grid(grid),
-        cv=StratifiedKFold(inner, shuffle=True, random_state=seed),
-        scoring="f1_macro",
-        refit=True,
-        n_jobs=None,
-        error_score=0.0,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        search.fit(X_tr, y_tr)
-        model = search.best_estimator_
-        metrics = classification_metrics(y_te, model.predict(X_te), classes)
+    inner_plan = folds.subset(plan, tr, y_tr, inner)
+    splits = folds.cv_splits(y_tr, inner_plan, inner, seed)
+    with quiet(len(y)):
+        extra: dict[str, Any] = {}
+        if kind == ENSEMBLE:
+            from musicindex.ml import ensemble
+
+            def lookup(member: str) -> Tuned:
+                if tuned_lookup is not None:
+                    return tuned_lookup(member, X_tr, y_tr, splits)
+                return grid_search(member, X_tr, y_tr, splits, seed, estimators.grid_for(member, quick))[0]
+
+            model, best, best_score, n_candidates, extra = ensemble.search(X_tr, y_tr, splits, seed, quick, lookup)
+            tuned = None
+            grid_used: Any = {"size": extra["sizes"]}
+        else:
+            grid_used = grid or estimators.grid_for(kind, quick)
+            tuned, n_candidates = grid_search(kind, X_tr, y_tr, splits, seed, grid_used)
+            best_score = tuned[1]
+            best = estimators.describe(tuned[0])
+            model = estimators.configured(kind, tuned[0], seed).fit(X_tr, y_tr)
+        metrics = classification_metrics(y_te.tolist(), predict_labels(model, X_te).tolist(), classes)
+        cv_plan_splits = folds.cv_splits(y, plan, cv_folds, seed)
         cv = cross_validate(
-            clone(model),
-            X,
-            y,
-            cv=StratifiedKFold(cv_folds, shuffle=True, random_state=seed),
-            scoring={"accuracy": "accuracy", "f1": "f1_macro"},
-            n_jobs=None,
+            clone(model), X, y, cv=cv_plan_splits, scoring={"accuracy": "accuracy", "f1": "f1_macro"}, n_jobs=None
         )
     metrics.update(cv_summary(cv["test_accuracy"], cv["test_f1"]))
-    metrics["grid_best_score"] = float(search.best_score_)
+    metrics["grid_best_score"] = best_score
     metrics["n_train"], metrics["n_test"] = len(y_tr), len(y_te)
+    metrics["cv_protocol"] = plan.protocol
+    metrics["selection"] = {
+        **plan.describe(cv_folds),
+        "holdout": holdout_protocol,
+        "search": inner_plan.protocol,
+        "search_folds": inner,
+    }
+    explain = estimators.explain(kind, model, X.shape[1]) if kind in ("tree", "forest") else {}
+    metrics.update(explain)
     params = {
-        "grid": grid,
-        "best": _describe(search.best_params_, grid),
+        "grid": grid_used,
+        "best": best,
         "search_scoring": "f1_macro",
         "search_folds": inner,
         "test_size": test_size,
         "seed": seed,
         "cv_folds": cv_folds,
-        "candidates": len(search.cv_results_["params"]),
+        "candidates": n_candidates,
+        **extra,
     }
     return ClassicalResult(
-        model=model, classes=classes, params=params, metrics=metrics, seconds=time.perf_counter() - t0, heldout=te
+        model=model,
+        classes=classes,
+        params=params,
+        metrics=metrics,
+        seconds=time.perf_counter() - t0,
+        heldout=te,
+        tuned=tuned,
+        explain=explain,
     )
 
 
@@ -200,11 +205,31 @@ def train_scaler(ts: TrainingSet, opts: TrainOptions, kind: str = "scaler") -> T
 
 
 def train_kind(ts: TrainingSet, opts: TrainOptions, kind: str) -> Trained:
-    """knn or logreg on the labelled tracks, on the better of its inputs (``trainset.train_on_best_input``)."""
+    """A scikit-learn kind (or the ensemble) on the labelled tracks, on the better of its inputs
+    (``trainset.train_on_best_input``). Each kind's chosen parameters are kept in ``ts.tuned`` (per input), so the
+    ensemble of the same run reuses its members' searches instead of repeating them."""
 
-    def fit(X: np.ndarray, y: np.ndarray) -> ClassicalResult:
-        return train_classical(
-            kind, X, y, test_size=opts.test_size, seed=opts.seed, cv_folds=opts.cv_folds, quick=opts.quick
+    def fit(name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> ClassicalResult:
+        def lookup(member: str, X_tr: np.ndarray, y_tr: np.ndarray, splits: Splits) -> Tuned:
+            key = (member, name)
+            if key not in ts.tuned:
+                grid = estimators.grid_for(member, opts.quick)
+                ts.tuned[key] = grid_search(member, X_tr, y_tr, splits, opts.seed, grid)[0]
+            return ts.tuned[key]
+
+        res = train_classical(
+            kind,
+            X,
+            y,
+            groups=groups,
+            test_size=opts.test_size,
+            seed=opts.seed,
+            cv_folds=opts.cv_folds,
+            quick=opts.quick,
+            tuned_lookup=lookup,
         )
+        if res.tuned is not None:
+            ts.tuned[(kind, name)] = res.tuned
+        return res
 
     return train_on_best_input(ts, fit, artifacts.dumps_sklearn)

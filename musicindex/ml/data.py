@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from musicindex.db.orm import Embedding, Spectrogram, Track, TrackFeatures
 from musicindex.errors import NotEnoughDataError
+from musicindex.ml.folds import group_key
 from musicindex.vocab import FEATURE_NAMES, N_FEATURES
 
 PATCH_FRAMES = 128
@@ -39,6 +40,8 @@ class Dataset:
     X: np.ndarray  # float64 (n, 43), FEATURE_NAMES order
     labels: np.ndarray  # object (n,), str or None
     fingerprint: str
+    groups: np.ndarray | None = None
+    """object (n,): each track's artist group (``folds.group_key``: artist tag, else album, else folder)."""
 
     @property
     def labelled(self) -> np.ndarray:
@@ -51,20 +54,30 @@ class Dataset:
 def load_dataset(session: Session) -> Dataset:
     """All indexed tracks that have features (rows with non-finite values are left out)."""
     rows = session.execute(
-        select(Track.id, Track.label, Track.content_hash, TrackFeatures.version, *_FEATURE_COLS)
+        select(
+            Track.id,
+            Track.label,
+            Track.content_hash,
+            TrackFeatures.version,
+            Track.artist,
+            Track.album,
+            Track.path,
+            *_FEATURE_COLS,
+        )
         .join(TrackFeatures, TrackFeatures.track_id == Track.id)
         .where(Track.status == "indexed")
         .order_by(Track.id)
     ).all()
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     labels = np.array([(r[1].strip() or None) if r[1] is not None else None for r in rows], dtype=object)
-    X = np.array([r[4:] for r in rows], dtype=np.float64).reshape(len(rows), N_FEATURES)
+    groups = np.array([group_key(r[4], r[5], r[6]) for r in rows], dtype=object)
+    X = np.array([r[7:] for r in rows], dtype=np.float64).reshape(len(rows), N_FEATURES)
     ok = np.isfinite(X).all(axis=1)
     h = hashlib.sha256()
     for r, good in zip(rows, np.asarray(ok).tolist(), strict=True):
         if good:
             h.update(f"{r[0]}|{r[2]}|{r[1]}|{r[3]}\n".encode())
-    return Dataset(track_ids=ids[ok], X=X[ok], labels=labels[ok], fingerprint=h.hexdigest())
+    return Dataset(track_ids=ids[ok], X=X[ok], labels=labels[ok], fingerprint=h.hexdigest(), groups=groups[ok])
 
 
 def load_features(session: Session, track_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Honest evaluation of the similarity spaces and classifiers (``musicindex evaluate``).
+"""Honest evaluation of the similarity spaces and classifiers (``musicindex evaluate``): the study's comparison.
 
 Nothing is ever scored on tracks it was trained on:
 
@@ -8,27 +8,36 @@ Nothing is ever scored on tracks it was trained on:
   version (recorded in the version's snapshot at training); the unsupervised spaces
   (features, musicnn) use the held-out tracks of the classifiers when there are any, so the
   spaces are compared on the same queries, else every labelled track (nothing was trained).
-* **classifiers**: their cross-validated and held-out scores from the registry (computed at
-  training on folds and a split the model did not see).
+  Beside it, the **other-artist precision@k**: the same with every track of the query's own artist (its group:
+  artist tag, else album, else folder) left out of the candidates, the artist effect removed; and the accuracy and
+  macro-F1 of the genre the k nearest other-artist neighbours vote for.
+* **classifiers**: their cross-validated scores from the registry (artist-grouped folds when artists are known:
+  ``cv_protocol``), and from their stored predictions on their own held-out tracks: accuracy, macro-F1, the
+  accuracy on the held-out tracks whose artist has no labelled training track (*unseen artists*, artist-disjoint),
+  and precision@k / other-artist precision@k of the model's own recommendations (the tracks whose predicted
+  genre probabilities are closest: cosine of their square roots, i.e. the Bhattacharyya coefficient).
 * with ``labels`` (``evaluate --labels csv:FILE``): the file's labels are the truth; the
-  queries are its tracks that carry *no training label* (so no model saw their genre), and
-  every active classifier is scored by its predictions on those tracks.
+  queries are its tracks that carry *no training label* (so no model saw their genre), for every space and
+  every active classifier.
 
-Each result carries its protocol in words, printed next to the numbers. Reads through the
-query engine's snapshot (one consistent set of active versions).
+Each result carries its protocol in words, printed next to the numbers; ``EvaluationReport.comparison()`` is the
+one table of every model and space. Reads through the query engine's snapshot (one consistent set of active
+versions).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from musicindex.db.session import Database
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
+from musicindex.ml import retrieval
+from musicindex.ml.folds import group_key
 from musicindex.query.snapshot import Snapshot, snapshot
 from musicindex.query.spaces import load_space_matrix, open_space
 from musicindex.query.validation import check_k
@@ -52,6 +61,10 @@ class SpaceEvaluation:
     hubness_skewness: float
     never_in_top10: float
     protocol: str
+    other_artist_precision_at_10: float | None = None
+    accuracy: float | None = None
+    """Accuracy of the genre the k nearest other-artist neighbours vote for (plain neighbours without artists)."""
+    macro_f1: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +87,16 @@ class ClassifierEvaluation:
     labels_accuracy: float | None = None
     labels_macro_f1: float | None = None
     labels_tracks: int | None = None
+    cv_macro_f1_std: float | None = None
+    cv_protocol: str | None = None
+    queries: int = 0
+    """Held-out tracks (or labels-file tracks) with a stored prediction: what the figures below are computed on."""
+    heldout_accuracy: float | None = None
+    heldout_macro_f1: float | None = None
+    unseen_artist_accuracy: float | None = None
+    unseen_artist_queries: int = 0
+    precision_at_10: float | None = None
+    other_artist_precision_at_10: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +121,45 @@ class EvaluationReport:
             "notes": self.notes,
             "spaces": [s.to_dict() for s in self.spaces],
             "classifiers": [c.to_dict() for c in self.classifiers],
+            "comparison": self.comparison(),
         }
+
+    def comparison(self) -> list[dict[str, Any]]:
+        """One row per classifier and per space, best first: accuracy, macro-F1, precision@10 and other-artist
+        precision@10 on held-out queries only (a space's accuracy: its neighbours' vote)."""
+        rows = [
+            {
+                "name": c.kind + (f" ({c.input})" if c.input else ""),
+                "what": "classifier",
+                "version": c.model_version_id,
+                "queries": c.queries,
+                "accuracy": c.labels_accuracy if c.labels_accuracy is not None else c.heldout_accuracy,
+                "macro_f1": c.labels_macro_f1 if c.labels_macro_f1 is not None else c.heldout_macro_f1,
+                "unseen_artist_accuracy": c.unseen_artist_accuracy,
+                "precision_at_10": c.precision_at_10,
+                "other_artist_precision_at_10": c.other_artist_precision_at_10,
+                "cv_macro_f1": c.cv_macro_f1_mean,
+                "cv_protocol": c.cv_protocol,
+            }
+            for c in self.classifiers
+        ]
+        rows += [
+            {
+                "name": sp.space,
+                "what": "space",
+                "version": sp.model_version_id,
+                "queries": sp.queries,
+                "accuracy": sp.accuracy,
+                "macro_f1": sp.macro_f1,
+                "unseen_artist_accuracy": None,
+                "precision_at_10": sp.precision_at_10,
+                "other_artist_precision_at_10": sp.other_artist_precision_at_10,
+                "cv_macro_f1": None,
+                "cv_protocol": None,
+            }
+            for sp in self.spaces
+        ]
+        return sorted(rows, key=lambda r: -(r["macro_f1"] if r["macro_f1"] is not None else -1.0))
 
 
 def _num(m: Mapping[str, Any], key: str) -> float | None:
@@ -125,6 +186,56 @@ def _heldout(snap: Snapshot, version_id: int) -> set[int]:
     """The track ids a version was not trained on (recorded in its snapshot at training)."""
     row = snap.one(f"SELECT snapshot -> 'heldout_track_ids' FROM model_versions WHERE id = {int(version_id)}")
     return {int(t) for t in (row[0] or [])} if row is not None else set()
+
+
+def _classifier_figures(
+    snap: Snapshot,
+    v: Any,
+    genre: Mapping[int, str],
+    group: Mapping[int, str],
+    queries: set[int],
+    known: set[int],
+    pool: list[int],
+    k: int,
+) -> dict[str, Any]:
+    """A classifier's figures from its stored predictions: accuracy / macro-F1 on ``queries``, accuracy on those
+    whose artist is not among the ``known`` (labelled training) tracks, and precision@k / other-artist precision@k
+    of its recommendations (neighbours by predicted genre probabilities) among the ``pool``."""
+    from musicindex.ml.metrics import classification_metrics
+
+    classes = [str(c) for c in (v.classes or [])]
+    rows = snap.all(
+        f"SELECT track_id, genre, probabilities FROM predictions WHERE model_version_id = {int(v.id)} "
+        "AND track_id = ANY(%(ids)s) ORDER BY track_id",
+        {"ids": pool},
+    )
+    if not rows or not classes:
+        return {}
+    ids = np.array([int(r[0]) for r in rows], dtype=np.int64)
+    pred = {int(r[0]): str(r[1]) for r in rows}
+    asked = [int(t) for t in ids if int(t) in queries]
+    if not asked:
+        return {}
+    out: dict[str, Any] = {"queries": len(asked)}
+    truth = [genre[t] for t in asked]
+    cm = classification_metrics(truth, [pred[t] for t in asked], sorted(set(truth) | {pred[t] for t in asked}))
+    out["heldout_accuracy"], out["heldout_macro_f1"] = cm["accuracy"], cm["macro_f1"]
+    seen = {group[t] for t in known}
+    fresh = [t for t in asked if group[t] not in seen]
+    out["unseen_artist_queries"] = len(fresh)
+    if fresh:
+        out["unseen_artist_accuracy"] = float(np.mean([pred[t] == genre[t] for t in fresh]))
+    profile = np.sqrt(np.clip([[float((r[2] or {}).get(c, 0.0)) for c in classes] for r in rows], 0.0, None))
+    rec = retrieval.score_space(
+        profile,
+        np.array([genre[int(t)] for t in ids], dtype=object),
+        np.flatnonzero(np.isin(ids, asked)),
+        np.array([group[int(t)] for t in ids], dtype=object),
+        k,
+    )
+    out["precision_at_10"] = rec.precision_at_10
+    out["other_artist_precision_at_10"] = rec.other_artist_precision_at_10
+    return out
 
 
 def read_labels(spec: str) -> dict[str, str]:
@@ -155,14 +266,15 @@ def evaluate(
     rng = np.random.default_rng(seed)
     notes: list[str] = []
     with snapshot(db, genre_model) as snap:
-        rows = snap.all("SELECT id, path, label FROM tracks WHERE status = 'indexed' ORDER BY id")
+        rows = snap.all("SELECT id, path, label, artist, album FROM tracks WHERE status = 'indexed' ORDER BY id")
         train_label = {int(r[0]): r[2] for r in rows if r[2] is not None}
+        group = {int(r[0]): group_key(r[3], r[4], r[1]) for r in rows}
         genre: dict[int, str] = dict(train_label)
         excluded = 0
         file_queries: set[int] = set()
         if label_map:
             by_path = {os.path.abspath(p): lab for p, lab in label_map.items()}
-            for tid, path, lab in rows:
+            for tid, path, lab, _artist, _album in rows:
                 truth = by_path.get(path)
                 if truth is None:
                     continue
@@ -186,7 +298,7 @@ def evaluate(
         pool_set = set(pool)
         gm = snap.genre_model()
         classifier_heldout: set[int] = set()
-        for kind in ("logreg", "knn", "ann", "cnn"):
+        for kind in CLASSIFIER_KINDS:
             v = snap.versions.get(kind)
             if v is not None:
                 classifier_heldout = _heldout(snap, v.id)
@@ -221,6 +333,13 @@ def evaluate(
             if len(ids) < 2 or not queries:
                 continue
             prec, skew, never, nq = _precision_and_hubness(ids, mat, genre, queries, k)
+            rec = retrieval.score_space(
+                mat,
+                np.array([genre[int(t)] for t in ids], dtype=object),
+                np.flatnonzero(np.isin(ids, list(queries))),
+                np.array([group[int(t)] for t in ids], dtype=object),
+                k,
+            )
             spaces.append(
                 SpaceEvaluation(
                     space=name,
@@ -232,6 +351,9 @@ def evaluate(
                     hubness_skewness=skew,
                     never_in_top10=never,
                     protocol=f"{protocol}; neighbours: exact top {k} among {len(ids)} tracks of known genre",
+                    other_artist_precision_at_10=rec.other_artist_precision_at_10,
+                    accuracy=rec.vote_accuracy,
+                    macro_f1=rec.vote_macro_f1,
                 )
             )
 
@@ -241,24 +363,12 @@ def evaluate(
             if v is None:
                 continue
             m = v.metrics
-            extra: dict[str, Any] = {}
             if label_map:
-                pred = snap.all(
-                    f"SELECT track_id, genre FROM predictions WHERE model_version_id = {int(v.id)} "
-                    "AND track_id = ANY(%(ids)s)",
-                    {"ids": sorted(file_queries)},
-                )
-                if pred:
-                    from musicindex.ml.metrics import classification_metrics
-
-                    y_true = [genre[int(t)] for t, _ in pred]
-                    y_pred = [str(g) for _, g in pred]
-                    cm = classification_metrics(y_true, y_pred, sorted(set(y_true) | set(y_pred)))
-                    extra = {
-                        "labels_accuracy": cm["accuracy"],
-                        "labels_macro_f1": cm["macro_f1"],
-                        "labels_tracks": len(pred),
-                    }
+                queries, known = file_queries, set(train_label)
+            else:
+                queries = _heldout(snap, v.id) & pool_set
+                known = set(train_label) - queries
+            figures = _classifier_figures(snap, v, genre, group, queries, known, pool, k)
             classifiers.append(
                 ClassifierEvaluation(
                     kind=kind,
@@ -270,9 +380,18 @@ def evaluate(
                     accuracy=_num(m, "accuracy"),
                     macro_f1=_num(m, "macro_f1"),
                     genre_model=gm is not None and gm.id == v.id,
-                    **extra,
+                    cv_macro_f1_std=_num(m, "cv_macro_f1_std"),
+                    cv_protocol=m.get("cv_protocol") if isinstance(m.get("cv_protocol"), str) else None,
+                    **figures,
                 )
             )
+        if label_map:
+            classifiers = [
+                replace(
+                    c, labels_accuracy=c.heldout_accuracy, labels_macro_f1=c.heldout_macro_f1, labels_tracks=c.queries
+                )
+                for c in classifiers
+            ]
     if label_map:
         protocol = (
             f"truth: the labels file ({len(file_queries)} tracks without a training label; {excluded} with one "

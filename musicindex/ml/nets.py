@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from musicindex.ml import folds
 from musicindex.ml.artifacts import dumps_keras
 from musicindex.ml.artifacts import keras as _keras
 from musicindex.ml.data import PATCH_FRAMES, patches
@@ -204,21 +205,21 @@ def train_net(
     cv_folds: int = 3,
     quick: bool = False,
     overrides: dict[str, Any] | None = None,
+    groups: np.ndarray | None = None,
 ) -> NetResult:
     """Train the ANN (``data``: (n, d) features or embeddings) or CNN (``data``: list of (96, frames) spectrograms).
 
-    The stored model is trained on the stratified training split and scored on the held-out
-    split; ``cv_folds`` more networks with the same budget give the k-fold mean and std.
+    The stored model is trained on the training part of the held-out split and scored on the held-out part;
+    ``cv_folds`` more networks with the same budget give the k-fold mean and std. Both are grouped by artist
+    (``groups``, ``folds``) when possible, else plain stratified (recorded in ``metrics.selection``).
     """
-    from sklearn.model_selection import StratifiedKFold, train_test_split
-
     t0 = time.perf_counter()
     cfg = config_for(kind, quick, overrides)
     label_arr = np.asarray(labels, dtype=str)
     classes = sorted(set(label_arr.tolist()))
     y = np.searchsorted(np.array(classes), label_arr)
-    idx = np.arange(len(y))
-    tr, te = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
+    plan = folds.plan(label_arr, groups, max(cv_folds, 2))
+    tr, te, holdout_protocol = folds.holdout(label_arr, plan, test_size, seed)
     model, history = _fit(kind, _take(data, tr), y[tr], len(classes), cfg, seed)
     proba = _predict_proba(kind, model, _take(data, te), cfg)
     cls = np.array(classes)
@@ -226,7 +227,7 @@ def train_net(
     metrics["history"] = history
     accs, f1s = [], []
     if cv_folds and cv_folds >= 2:
-        for k, (ftr, fte) in enumerate(StratifiedKFold(cv_folds, shuffle=True, random_state=seed).split(idx, y)):
+        for k, (ftr, fte) in enumerate(folds.cv_splits(label_arr, plan, cv_folds, seed)):
             m, _ = _fit(kind, _take(data, ftr), y[ftr], len(classes), cfg, seed + 1 + k)
             p = _predict_proba(kind, m, _take(data, fte), cfg)
             fold = classification_metrics(label_arr[fte], cls[p.argmax(axis=1)], classes)
@@ -234,6 +235,8 @@ def train_net(
             f1s.append(fold["macro_f1"])
         metrics.update(cv_summary(accs, f1s))
     metrics["n_train"], metrics["n_test"] = len(tr), len(te)
+    metrics["cv_protocol"] = plan.protocol
+    metrics["selection"] = {**plan.describe(cv_folds or None), "holdout": holdout_protocol}
     params = {
         "config": _plain(asdict(cfg)),
         "test_size": test_size,
@@ -261,11 +264,12 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
 def train_ann_kind(ts: TrainingSet, opts: TrainOptions, kind: str = "ann") -> Trained:
     """The ANN on the labelled tracks, on the better of its inputs (``trainset.train_on_best_input``)."""
 
-    def fit(X: np.ndarray, y: np.ndarray) -> NetResult:
+    def fit(name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> NetResult:
         return train_net(
             "ann",
             X,
             y,
+            groups=groups,
             test_size=opts.test_size,
             seed=opts.seed,
             cv_folds=opts.net_cv_folds,
@@ -279,17 +283,18 @@ def train_ann_kind(ts: TrainingSet, opts: TrainOptions, kind: str = "ann") -> Tr
 def train_cnn_kind(ts: TrainingSet, opts: TrainOptions, kind: str = "cnn") -> Trained:
     """The CNN on the stored spectrograms of the labelled tracks."""
     keep = [i for i, t in enumerate(ts.ids) if int(t) in ts.specs]
+    kept_ids = np.asarray(ts.ids)[keep]
     result = train_net(
         "cnn",
         [ts.specs[int(ts.ids[i])] for i in keep],
         ts.y[keep],
+        groups=ts.groups_of(kept_ids),
         test_size=opts.test_size,
         seed=opts.seed,
         cv_folds=opts.net_cv_folds,
         quick=opts.quick,
         overrides=dict(opts.net_overrides.get("cnn") or {}),
     )
-    kept_ids = np.asarray(ts.ids)[keep]
     return Trained(
         dumps_keras(result.model),
         {**result.params, "input": "spectrogram"},

@@ -1,25 +1,22 @@
-"""The pretrained musicnn space: its versions, embedding tracks, their tags, and the backfill.
+"""The pretrained spaces: the versions of each embedding model, embedding tracks, their tags, and the backfill.
 
-musicnn needs no training and no labels, so the space answers as soon as tracks are
-embedded. It is versioned like the trained spaces: one ``model_versions`` row of kind
-``musicnn`` per extractor version (``params``: model, extractor version, weights sha256,
-window, sample rate; ``classes``: the 50 tag names), its 200-d embeddings in ``embeddings``
-under a partial HNSW index (created empty with the version and kept up to date by inserts),
-and the tag probabilities in ``track_tags``.
+An embedding model (``musicindex.pretrained.registry``: musicnn is the built-in one) needs no training and no
+labels, so its space answers as soon as tracks are embedded. It is versioned like the trained spaces: one
+``model_versions`` row of the model's kind per extractor version (``params``: the model's, with its extractor
+version; ``classes``: its tag names), its vectors in ``embeddings`` under a partial HNSW index (created empty with
+the version and kept up to date by inserts), and its tag probabilities in ``track_tags``.
 
-* :func:`current_version` returns the version of this code's extractor, creating it: active
-  when the space has no active version yet, else a candidate that is promoted (in one
-  transaction) once every indexed track has a row, so queries never see a half-embedded
-  new version;
-* the ingest pass embeds each track it analyses (``ingest.embedding``: the same decode as the features);
-* :func:`embed_tracks` decodes the analysis window of each given track at 16 kHz, runs the network
-  over the patches of several tracks per call and writes embeddings and tags: the backfill of the ``embed``
-  queue (a library indexed before the space existed, or everything under a new extractor version:
-  :func:`unembedded_track_ids`).
+* :func:`current_version` returns the version of this code's extractor of a model, creating it: active when the
+  space has no active version yet, else a candidate that is promoted (in one transaction) once every indexed track
+  has a row, so queries never see a half-embedded new version;
+* the ingest pass embeds each track it analyses (``ingest.stages.embedding``: the same decode as the features), with
+  the :func:`embedding_passes` the worker makes;
+* :func:`embed_tracks` decodes the audio each track's model reads, runs the network over several tracks per call
+  and writes vectors and tags: the backfill of the ``embed`` queue (a library indexed before the model was added,
+  or everything under a new extractor version: :func:`unembedded_track_ids`).
 
-The network runs on ONNX Runtime (``musicindex.pretrained.runtime``; one thread per process), never on
-TensorFlow: the workers import TensorFlow only to train. An extractor version names the runtime's variant and
-its graph's sha256.
+Every function takes the model (an ``EmbeddingModel`` or its name); None means the preferred one
+(``registry.default()``: musicnn unless ``MUSICINDEX_EMBEDDING_MODELS`` says otherwise).
 """
 
 from __future__ import annotations
@@ -39,34 +36,39 @@ from musicindex.db.session import Database
 from musicindex.errors import AudioError, ModelNotTrainedError
 from musicindex.ml.backfill import create_hnsw_index
 from musicindex.ml.registry import create_pretrained_version, promote
-from musicindex.vocab import ACTIVE, CANDIDATE, INDEXED, MUSICNN
+from musicindex.pretrained import registry
+from musicindex.pretrained.registry import EmbeddingModel
+from musicindex.vocab import ACTIVE, CANDIDATE, INDEXED
 
 if TYPE_CHECKING:
-    from musicindex.ingest.embedding import EmbeddingPass
+    from musicindex.ingest.stages.embedding import EmbeddingPass
     from musicindex.pretrained.runtime import MusicnnRuntime
 
 log = logging.getLogger(__name__)
 
-_VERSION_LOCK = 0x6D69_6D6E_6E76  # advisory lock serialising the creation of musicnn versions ('mimnnv')
+_VERSION_LOCK = 0x6D69_6D6E_6E76  # advisory lock serialising the creation of pretrained versions ('mimnnv')
+
+ModelRef = EmbeddingModel | str | None
+"""An embedding model, its name, or None: the preferred one."""
 
 
-def extractor_params() -> dict[str, Any]:
-    """What identifies this code's musicnn extractor (stored as the version's ``params``)."""
-    from musicindex.pretrained import musicnn, runtime
+def model_of(model: ModelRef = None) -> EmbeddingModel:
+    """The model ``model`` names (None: the preferred one; ModelNotTrainedError when the index uses none)."""
+    if isinstance(model, EmbeddingModel):
+        return model
+    if model is None:
+        found = registry.default()
+        if found is None:
+            raise ModelNotTrainedError(
+                "the index uses no embedding model (MUSICINDEX_EMBEDDING_MODELS is empty); the features space answers"
+            )
+        return found
+    return registry.get(model)
 
-    weights = musicnn.WEIGHTS[musicnn.MODEL_NAME]
-    graph, _ = runtime.parse_variant(runtime.DEFAULT_VARIANT)
-    return {
-        "model": musicnn.MODEL_NAME,
-        "extractor_version": runtime.EXTRACTOR_VERSION,
-        "variant": runtime.DEFAULT_VARIANT,
-        "runtime": "onnxruntime",
-        "graph_sha256": runtime.ONNX_FILES[graph].sha256,
-        "weights_sha256": weights.sha256,
-        "sample_rate": musicnn.SAMPLE_RATE,
-        "patch_seconds": round(musicnn.PATCH_FRAMES * musicnn.HOP / musicnn.SAMPLE_RATE, 3),
-        "clip_vector": "mean over non-overlapping patches of the analysis window",
-    }
+
+def extractor_params(model: ModelRef = None) -> dict[str, Any]:
+    """What identifies this code's extractor of ``model`` (stored as the version's ``params``)."""
+    return model_of(model).params()
 
 
 def _matches(v: ModelVersion, params: dict[str, Any]) -> bool:
@@ -74,17 +76,17 @@ def _matches(v: ModelVersion, params: dict[str, Any]) -> bool:
     return p.get("model") == params["model"] and p.get("extractor_version") == params["extractor_version"]
 
 
-def current_version(db: Database) -> int:
-    """The id of the musicnn version of this code (created if there is none; see the module docstring)."""
-    from musicindex.pretrained import musicnn
-
-    params = extractor_params()
+def current_version(db: Database, model: ModelRef = None) -> int:
+    """The id of the version of this code's extractor of ``model`` (created if there is none; see the module
+    docstring)."""
+    m = model_of(model)
+    params = m.params()
     with db.session() as s:
         s.execute(select(func.pg_advisory_xact_lock(_VERSION_LOCK)))
         versions = (
             s.execute(
                 select(ModelVersion)
-                .where(ModelVersion.kind == MUSICNN, ModelVersion.state.in_((ACTIVE, CANDIDATE)))
+                .where(ModelVersion.kind == m.name, ModelVersion.state.in_((ACTIVE, CANDIDATE)))
                 .order_by(ModelVersion.id.desc())
             )
             .scalars()
@@ -96,22 +98,22 @@ def current_version(db: Database) -> int:
         has_active = any(v.state == ACTIVE for v in versions)
         vid = create_pretrained_version(
             s,
-            MUSICNN,
+            m.name,
             params=params,
-            classes=list(musicnn.TAGS),
-            embedding_dim=musicnn.EMBEDDING_DIM,
-            weights_sha256=params["weights_sha256"],
+            classes=list(m.tags),
+            embedding_dim=int(m.dimension),
+            weights_sha256=m.weights_sha256,
             active=not has_active,
         )
-    create_hnsw_index(db, vid, musicnn.EMBEDDING_DIM)  # empty now; inserts keep it up to date
-    log.info("musicnn version %s created (%s)", vid, "candidate" if has_active else "active")
+    create_hnsw_index(db, vid, int(m.dimension))  # empty now; inserts keep it up to date
+    log.info("%s version %s created (%s)", m.name, vid, "candidate" if has_active else "active")
     return vid
 
 
-def active_version(db: Database) -> ModelVersion | None:
+def active_version(db: Database, model: ModelRef = None) -> ModelVersion | None:
     with db.session() as s:
         return s.execute(
-            select(ModelVersion).where(ModelVersion.kind == MUSICNN, ModelVersion.state == ACTIVE)
+            select(ModelVersion).where(ModelVersion.kind == model_of(model).name, ModelVersion.state == ACTIVE)
         ).scalar_one_or_none()
 
 
@@ -123,20 +125,66 @@ def get_model(threads: int = 1) -> MusicnnRuntime:
     return get_runtime(threads=threads)
 
 
-def embed_signals(signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean embeddings ``(n, 200)`` and tag probabilities ``(n, 50)`` of 16 kHz mono signals (this process's
-    network)."""
-    return get_model().embed(signals)
+def warm(threads: int = 1) -> None:
+    """Load every embedding model of the registry in this process (a worker's start); a model that cannot load
+    is logged (its tracks are indexed without it and sent to the ``embed`` queue)."""
+    for m in registry.models():
+        try:
+            m.warm(threads)
+        except Exception:
+            log.exception("embedding model %s could not be loaded; tracks are indexed without it", m.name)
 
 
-def embedding_pass(db: Database, threads: int = 1) -> EmbeddingPass:
-    """The musicnn part of an ingest pass: this process's runtime and the version its rows go under."""
-    from musicindex.ingest.embedding import EmbeddingPass
+def embed_signals(signals: Sequence[np.ndarray], model: ModelRef = None) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors and tag probabilities of mono signals at the model's rate (this process's network)."""
+    return _checked(model_of(model), *model_of(model).embed(signals))
 
-    vid = current_version(db)
+
+def _checked(m: EmbeddingModel, emb: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
+    emb, probs = np.asarray(emb, dtype=np.float32), np.asarray(probs, dtype=np.float32)
+    n = emb.shape[0] if emb.ndim == 2 else -1
+    if emb.shape != (n, int(m.dimension)) or probs.shape != (n, len(m.tags)):
+        raise ModelNotTrainedError(
+            f"embedding model {m.name} returned vectors {emb.shape} and tags {probs.shape}, expected "
+            f"(n, {m.dimension}) and (n, {len(m.tags)})"
+        )
+    if not (np.isfinite(emb).all() and np.isfinite(probs).all()):
+        raise ModelNotTrainedError(f"the {m.name} network returned non-finite values; its weights may be damaged")
+    return emb, probs
+
+
+def embedding_pass(db: Database, threads: int = 1, model: ModelRef = None) -> EmbeddingPass:
+    """One model's part of an ingest pass: the model (loaded) and the version its rows go under."""
+    from musicindex.ingest.stages.embedding import EmbeddingPass
+
+    m = model_of(model)
+    vid = current_version(db, m)
     with db.session() as s:
         names = s.execute(select(ModelVersion.classes).where(ModelVersion.id == vid)).scalar_one()
-    return EmbeddingPass(vid, get_model(threads), list(names or []))
+    m.warm(threads)
+    return EmbeddingPass(m, vid, [str(n) for n in names or []])
+
+
+def embedding_passes(db: Database, threads: int = 1) -> tuple[list[EmbeddingPass], list[str]]:
+    """The embedding part of an ingest pass: a pass per model of the registry, and the names of the models that
+    cannot run here (logged; their tracks go to the ``embed`` queue)."""
+    passes: list[EmbeddingPass] = []
+    broken: list[str] = []
+    for name in registry.names():
+        try:
+            passes.append(embedding_pass(db, threads, name))
+        except Exception as exc:
+            if _is_outage(exc):
+                raise
+            log.exception("embedding model %s cannot run here; this job indexes without it", name)
+            broken.append(name)
+    return passes, broken
+
+
+def _is_outage(exc: BaseException) -> bool:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError, ConnectionError))
 
 
 # --------------------------------------------------------------------------- embedding
@@ -146,9 +194,11 @@ class EmbedResult:
     embedded: int
     failed: dict[int, str]
     promoted: bool = False
+    model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "model": self.model,
             "version": self.version_id,
             "embedded": self.embedded,
             "failed": {str(k): v for k, v in self.failed.items()},
@@ -156,13 +206,15 @@ class EmbedResult:
         }
 
 
-def load_signal(path: str, window: AnalysisWindow) -> np.ndarray:
-    """The analysis window of ``path`` at 16 kHz mono (AudioError for unusable files)."""
-    from musicindex.audio.decode import read_window
-    from musicindex.pretrained.musicnn import SAMPLE_RATE
+def load_signal(path: str, window: AnalysisWindow, model: ModelRef = None) -> np.ndarray:
+    """The audio ``model`` reads of ``path``: mono at its rate, the analysis window or the whole track
+    (AudioError for unusable files)."""
+    from musicindex.audio.decode import read_audio
 
-    y, _ = read_window(path, window, sample_rate=SAMPLE_RATE)
-    return y
+    m = model_of(model)
+    need = (m.span, int(m.sample_rate))
+    signals, _ = read_audio(path, window, [need])
+    return signals[need]
 
 
 def embed_tracks(
@@ -171,15 +223,17 @@ def embed_tracks(
     *,
     window: AnalysisWindow | None = None,
     version_id: int | None = None,
-    model: MusicnnRuntime | None = None,
+    model: Any = None,
 ) -> EmbedResult:
-    """Embed indexed tracks in the musicnn space and store their tags (already embedded ones again).
+    """Embed indexed tracks in a model's space and store their tags (already embedded ones again).
 
-    A file that cannot be read now (moved, changed, broken) is reported in ``failed`` and left
-    without a row; its track keeps its status (ingestion owns that).
+    ``model``: an ``EmbeddingModel`` or its name (None: the preferred one; a musicnn runtime, as earlier callers
+    pass, means musicnn). A file that cannot be read now (moved, changed, broken) is reported in ``failed`` and
+    left without a row; its track keeps its status (ingestion owns that).
     """
+    m = model_of(model if isinstance(model, (EmbeddingModel, str)) or model is None else None)
     window = window or AnalysisWindow()
-    vid = version_id or current_version(db)
+    vid = version_id or current_version(db, m)
     with db.session() as s:
         rows = s.execute(
             select(Track.id, Track.path, Track.path_bytes).where(
@@ -189,33 +243,42 @@ def embed_tracks(
         names = s.execute(select(ModelVersion.classes).where(ModelVersion.id == vid)).scalar_one()
     failed: dict[int, str] = {}
     ids: list[int] = []
-    signals: list[np.ndarray] = []
+    inputs: list[Any] = []
     for tid, path, path_bytes in rows:
         try:
-            signals.append(load_signal(fs_path(path, path_bytes), window))
+            inputs.append(m.inputs(load_signal(fs_path(path, path_bytes), window, m)))
             ids.append(int(tid))
         except AudioError as exc:
             failed[int(tid)] = str(exc)
     if ids:
-        emb, probs = (model or get_model()).embed(signals)
-        write(db, vid, ids, emb, probs, names or [])
-    result = EmbedResult(vid, len(ids), failed)
+        emb, probs = _checked(m, *m.embed_inputs(inputs))
+        write(db, vid, ids, emb, probs, names or [], space=m.name)
+    result = EmbedResult(vid, len(ids), failed, model=m.name)
     result.promoted = promote_when_complete(db, vid)
     return result
 
 
 def write(
-    db: Database, version_id: int, ids: Sequence[int], emb: np.ndarray, probs: np.ndarray, names: Sequence[str]
+    db: Database,
+    version_id: int,
+    ids: Sequence[int],
+    emb: np.ndarray,
+    probs: np.ndarray,
+    names: Sequence[str],
+    space: str | None = None,
 ) -> None:
-    """Upsert embeddings and tags of ``ids`` under ``version_id``."""
-    from musicindex.ingest.embedding import upsert_rows as write_rows
+    """Upsert vectors and tags of ``ids`` under ``version_id`` (``space``: the model's name; None: the version's
+    kind)."""
+    from musicindex.ingest.stages.embedding import upsert_rows as write_rows
 
     emb = np.asarray(emb, dtype=np.float32)
     probs = np.asarray(probs, dtype=np.float32)
     if not (np.isfinite(emb).all() and np.isfinite(probs).all()):
-        raise ModelNotTrainedError("the musicnn network returned non-finite values; its weights may be damaged")
+        raise ModelNotTrainedError("the network returned non-finite values; its weights may be damaged")
     with db.session() as s:
-        write_rows(s, version_id, ids, emb, probs, names)
+        if space is None:
+            space = s.execute(select(ModelVersion.kind).where(ModelVersion.id == version_id)).scalar_one()
+        write_rows(s, version_id, space, ids, emb, probs, names)
 
 
 def embed_job(
@@ -223,22 +286,29 @@ def embed_job(
     track_ids: Sequence[int],
     *,
     window: AnalysisWindow | None = None,
-    model: MusicnnRuntime | None = None,
+    model: Any = None,
     musicnn: bool = True,
 ) -> dict[str, Any]:
-    """What the ``embed`` queue does: the musicnn embedding and tags of ``track_ids`` (the backfill; ``musicnn``
-    False after an ingest pass, which embedded them already), then the outputs of every active trained version
-    (classifiers may read that embedding, so it comes first)."""
+    """What the ``embed`` queue does: the vectors and tags of ``track_ids`` in every embedding model's space (the
+    backfill; ``musicnn`` False after an ingest pass, which embedded them already), then the outputs of every
+    active trained version (classifiers may read an embedding, so it comes first). ``model`` is accepted for
+    earlier callers (a runtime): each model runs its own process-wide network.
+
+    Returns ``{"pretrained": {model: result}, "musicnn": the preferred model's result (its summary), ...}``."""
     from musicindex.ml import backfill
 
     ids = [int(t) for t in track_ids]
-    pre = embed_tracks(db, ids, window=window, model=model).to_dict() if musicnn else None
+    results: dict[str, Any] = {}
+    if musicnn:
+        for m in registry.models():
+            results[m.name] = embed_tracks(db, ids, window=window, model=m).to_dict()
     trained = backfill.apply_active(db, ids)
-    return {"musicnn": pre, **trained}
+    first = next(iter(results.values()), None)
+    return {"pretrained": results, "musicnn": first, **trained}
 
 
 def unembedded_track_ids(db: Database, version_id: int, limit: int | None = None) -> list[int]:
-    """Indexed tracks that have no musicnn embedding under ``version_id``."""
+    """Indexed tracks that have no vector under ``version_id``."""
     with db.session() as s:
         has = select(Embedding.track_id).where(Embedding.model_version_id == version_id, Embedding.track_id == Track.id)
         q = select(Track.id).where(Track.status == INDEXED, ~has.exists()).order_by(Track.id)
@@ -247,15 +317,27 @@ def unembedded_track_ids(db: Database, version_id: int, limit: int | None = None
         return [int(t) for t in s.execute(q).scalars()]
 
 
+def unembedded(db: Database) -> tuple[int | None, list[int]]:
+    """(the preferred model's current version, the indexed tracks some model of the registry has no vector of
+    under its current version, in id order): what ``musicindex embed`` backfills."""
+    ids: set[int] = set()
+    first: int | None = None
+    for m in registry.models():
+        vid = current_version(db, m)
+        first = vid if first is None else first
+        ids.update(unembedded_track_ids(db, vid))
+    return first, sorted(ids)
+
+
 def promote_when_complete(db: Database, version_id: int) -> bool:
-    """Promote a candidate musicnn version once every indexed track has its row; returns whether it did."""
+    """Promote a candidate pretrained version once every indexed track has its row; returns whether it did."""
     with db.session() as s:
         state = s.execute(select(ModelVersion.state).where(ModelVersion.id == version_id)).scalar_one()
     if state != CANDIDATE or unembedded_track_ids(db, version_id, limit=1):
         return False
     with db.session() as s:
         promote(s, [version_id])
-    log.info("musicnn version %s promoted: every indexed track is embedded", version_id)
+    log.info("pretrained version %s promoted: every indexed track is embedded", version_id)
     return True
 
 
@@ -265,23 +347,27 @@ class Coverage:
     state: str | None
     embedded: int
     indexed: int
+    model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version_id, "state": self.state, "embedded": self.embedded, "indexed": self.indexed}
 
 
-def coverage(db: Database) -> Coverage:
-    """How much of the library the newest musicnn version covers (what `musicindex status` shows)."""
+def coverage(db: Database, model: ModelRef = None) -> Coverage:
+    """How much of the library the newest version of ``model`` covers (what `musicindex status` shows)."""
+    name = model_of(model).name if (model is not None or registry.names()) else None
     with db.session() as s:
+        indexed = int(s.execute(select(func.count()).where(Track.status == INDEXED)).scalar_one())
+        if name is None:
+            return Coverage(None, None, 0, indexed)
         v = s.execute(
             select(ModelVersion.id, ModelVersion.state)
-            .where(ModelVersion.kind == MUSICNN, ModelVersion.state.in_((ACTIVE, CANDIDATE)))
+            .where(ModelVersion.kind == name, ModelVersion.state.in_((ACTIVE, CANDIDATE)))
             .order_by(ModelVersion.id.desc())
             .limit(1)
         ).one_or_none()
-        indexed = int(s.execute(select(func.count()).where(Track.status == INDEXED)).scalar_one())
         if v is None:
-            return Coverage(None, None, 0, indexed)
+            return Coverage(None, None, 0, indexed, name)
         embedded = int(
             s.execute(
                 select(func.count())
@@ -290,4 +376,9 @@ def coverage(db: Database) -> Coverage:
                 .where(Embedding.model_version_id == v.id, Track.status == INDEXED)
             ).scalar_one()
         )
-    return Coverage(int(v.id), str(v.state), embedded, indexed)
+    return Coverage(int(v.id), str(v.state), embedded, indexed, name)
+
+
+def coverages(db: Database) -> dict[str, dict[str, Any]]:
+    """:func:`coverage` of every embedding model of the registry, by name."""
+    return {m.name: coverage(db, m).to_dict() for m in registry.models()}

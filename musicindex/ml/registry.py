@@ -43,8 +43,11 @@ _PROMOTE_LOCK = 0x6D69_7072_6F6D  # advisory lock serialising promotions ('mi pr
 
 
 def _check_kind(kind: str) -> None:
-    if not isinstance(kind, str) or kind not in MODEL_KINDS:
-        raise InvalidArgumentError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+    from musicindex.pretrained import registry as embedding_models
+
+    known = (*MODEL_KINDS, *embedding_models.names())  # each embedding model is a kind of its own
+    if not isinstance(kind, str) or kind not in known:
+        raise InvalidArgumentError(f"unknown model kind {kind!r}; choose one of {', '.join(dict.fromkeys(known))}")
 
 
 def _check_state(state: str) -> None:
@@ -159,7 +162,7 @@ def create_pretrained_version(
     params: dict[str, Any],
     classes: list[str],
     embedding_dim: int,
-    weights_sha256: str,
+    weights_sha256: str | None,
     active: bool,
 ) -> int:
     """A version of a pretrained extractor (no training): ``active`` when its space has none yet, else a
@@ -231,6 +234,10 @@ QUALITY_METRIC = {
 classifiers (the genre-model rule's score), silhouette for clusterers."""
 
 
+PROTOCOL_KEY = "cv_protocol"
+"""How a classifier's k-fold scores were split (``folds.PROTOCOLS``; absent: plain stratified, before grouping)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     promote: bool
@@ -258,6 +265,17 @@ def decide(
         return Decision(True, "no quality metric: follows the data", metric, new, old)
     if not isinstance(new, (int, float)) or not isinstance(old, (int, float)):
         return Decision(True, f"{metric} missing on one side", metric, new, old)
+    if kind in CLASSIFIER_KINDS:
+        ours, theirs = (candidate_metrics or {}).get(PROTOCOL_KEY), (active_metrics or {}).get(PROTOCOL_KEY)
+        if ours != theirs:
+            return Decision(
+                True,
+                f"{metric} measured on other folds (candidate: {ours or 'stratified'}, active: "
+                f"{theirs or 'stratified'}): not comparable, the candidate follows the data",
+                metric,
+                float(new),
+                float(old),
+            )
     better = float(new) >= float(old) - tolerance
     why = f"{metric} {float(new):.4f} vs active {float(old):.4f} (tolerance {tolerance})" + (
         "" if better else ": challenger is worse, stays a candidate"

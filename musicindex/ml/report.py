@@ -1,11 +1,12 @@
-"""The model report: one HTML page (plus PNGs drawn with matplotlib's Agg backend).
+"""The model report: one HTML page (plus PNGs drawn by ``figures`` with matplotlib's Agg backend).
 
-``write_report(db, out_dir)`` (``MusicIndex.report``, ``musicindex report --out DIR``) shows,
-for the active model versions: the metrics table (held-out accuracy, macro precision /
-recall / F1, stratified k-fold mean ± std, training seconds), confusion matrices, the
-ANN / CNN learning curves (train vs validation, from the Keras history stored in the
-metrics), silhouette against k (the sweep stored in the clusterers' metrics), a 2-D PCA map
-of the tracks coloured by genre, and the least confident genre predictions.
+``write_report(db, out_dir)`` (``MusicIndex.report``, ``musicindex report --out DIR``) shows, for the active model
+versions: the comparison of every classifier and space on held-out queries (``evaluate``: accuracy, macro-F1,
+precision@10, other-artist precision@10), the classifiers' metrics (held-out accuracy, macro precision / recall /
+F1, k-fold mean ± std and how its folds were grouped, training seconds), the ensemble's members, the decision
+tree's depth and top splits, confusion matrices, the ANN / CNN learning curves, the clusterers' silhouette and
+Davies-Bouldin against k, the agglomerative tree's dendrogram, PCA, t-SNE and UMAP maps of each similarity space
+(cached per model version: ``maps.space_map``) coloured by genre, and the least confident genre predictions.
 Every text that comes from the database (titles, artists, labels) is HTML-escaped.
 """
 
@@ -13,30 +14,27 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 
 from musicindex.db.orm import ModelVersion, Prediction, Track, TrainingRun
 from musicindex.db.session import Database
+from musicindex.errors import MusicIndexError
+from musicindex.ml import figures
 from musicindex.ml.registry import active_versions, genre_model_version
-from musicindex.vocab import CLASSIFIER_KINDS, CLUSTER_KINDS
+from musicindex.vocab import CLASSIFIER_KINDS, CLUSTER_KINDS, ENSEMBLE, MAP_METHODS
 
-MAP_SAMPLE = 5000
+log = logging.getLogger(__name__)
 LEAST_CONFIDENT = 25
 
 
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
-
-
-def _mpl(value: Any) -> str:
-    """Text for matplotlib: no mathtext from '$' in a label."""
-    return str(value).replace("$", r"\$")
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -52,113 +50,106 @@ def _pm(m: dict[str, Any], key: str) -> str:
     return f"{mean:.3f} ± {std:.3f}" + (f" ({m.get('cv_folds')}-fold)" if m.get("cv_folds") else "")
 
 
-def _plt():
-    import matplotlib
+# --------------------------------------------------------------------------- sections
+def _comparison_section(db: Database) -> list[str]:
+    """The study's comparison: every classifier and space on held-out queries (``evaluate``)."""
+    from musicindex.ml.evaluate import evaluate
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    try:
+        rep = evaluate(db)
+    except (MusicIndexError, ValueError) as exc:  # the report still shows the rest
+        log.warning("the comparison could not be computed: %s", exc)
+        return [f"<h2>Comparison</h2><p>not computed: {_e(exc)}</p>"]
+    rows = rep.comparison()
+    if not rows:
+        return []
+    out = [
+        "<h2>Comparison on held-out queries</h2><table><tr><th class='l'>model or space</th><th class='l'>what"
+        "</th><th>version</th><th>queries</th><th>accuracy</th><th>macro F1</th><th>unseen-artist accuracy</th>"
+        "<th>precision@10</th><th>other-artist precision@10</th><th>CV macro F1</th><th class='l'>folds</th></tr>"
+    ]
+    for r in rows:
+        out.append(
+            f"<tr><td class='l'>{_e(r['name'])}</td><td class='l'>{_e(r['what'])}</td><td>{_e(r['version'])}</td>"
+            f"<td>{_e(r['queries'])}</td><td>{_fmt(r['accuracy'])}</td><td>{_fmt(r['macro_f1'])}</td>"
+            f"<td>{_fmt(r['unseen_artist_accuracy'])}</td><td>{_fmt(r['precision_at_10'])}</td>"
+            f"<td>{_fmt(r['other_artist_precision_at_10'])}</td><td>{_fmt(r['cv_macro_f1'])}</td>"
+            f"<td class='l'>{_e(r['cv_protocol'] or '')}</td></tr>"
+        )
+    out.append(
+        "</table><p>Queries: each model's held-out tracks (a space: the classifiers' held-out tracks, or its "
+        "own); neighbours among every track of known genre. A classifier's precision@10: the tracks whose "
+        "predicted genre probabilities are closest; a space's accuracy: the genre its 10 nearest neighbours by "
+        "other artists vote for. <i>Other-artist</i>: every track of the query's artist (artist tag, else album, "
+        "else folder) left out; <i>unseen-artist accuracy</i>: held-out tracks whose artist has no training "
+        f"track. {_e(rep.protocol)}.</p>"
+    )
+    return out
 
-    return plt
+
+def _selection_notes(classifiers: Sequence[ModelVersion]) -> list[str]:
+    notes = {str(((v.metrics or {}).get("selection") or {}).get("note") or "") for v in classifiers}
+    notes.discard("")
+    return [f"<p>Model selection: {_e(n)}.</p>" for n in sorted(notes)]
 
 
-# --------------------------------------------------------------------------- figures
-def _confusion_png(v: ModelVersion, path: Path) -> None:
-    plt = _plt()
-    cm = v.metrics.get("confusion_matrix") or {}
-    labels, mat = cm.get("labels") or [], np.asarray(cm.get("matrix") or [[0]], dtype=float)
-    n = max(len(labels), 1)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n), dpi=100)
-    ax.imshow(mat, cmap="Blues")
-    ax.set_xticks(range(len(labels)), [_mpl(x) for x in labels], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), [_mpl(x) for x in labels], fontsize=8)
-    top = mat.max() if mat.size else 0
-    for i in range(mat.shape[0]):
-        for j in range(mat.shape[1]):
-            ax.text(
-                j,
-                i,
-                int(mat[i, j]),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if mat[i, j] > top / 2 else "black",
+def _ensemble_and_tree(classifiers: Sequence[ModelVersion]) -> list[str]:
+    out: list[str] = []
+    for v in classifiers:
+        p, m = v.params or {}, v.metrics or {}
+        if v.kind == ENSEMBLE:
+            best = p.get("best") or {}
+            scores = p.get("member_scores") or {}
+            listed = ", ".join(f"{k} ({_fmt(scores.get(k))})" for k in scores)
+            out.append(
+                f"<h3>Ensemble v{v.id}</h3><p>soft voting over {_e(', '.join(best.get('members') or []))}; "
+                f"members ranked by grouped inner-CV macro F1: {_e(listed)}; "
+                f"ensemble sizes tried: {_e(p.get('size_scores'))}.</p>"
             )
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{v.kind} v{v.id} (held-out)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+        if v.kind == "tree" and m.get("top_splits"):
+            out.append(
+                f"<h3>Decision tree v{v.id}</h3><p>depth {_e(m.get('depth'))}, {_e(m.get('leaves'))} leaves "
+                f"(chosen: {_e(p.get('best'))}); its top three levels:</p><pre>{_e(m['top_splits'])}</pre>"
+            )
+    return out
 
 
-def _history_png(v: ModelVersion, path: Path) -> None:
-    plt = _plt()
-    h = v.metrics.get("history") or {}
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
-    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
-        for k, style in ((key, "-"), (f"val_{key}", "--")):
-            ys = h.get(k) or []
-            if ys:
-                ax.plot(range(1, len(ys) + 1), ys, style, label="train" if k == key else "validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{v.kind} v{v.id} learning curves")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def _best_per_linkage(m: dict[str, Any]) -> str:
+    parts = []
+    for method, sweep in (m.get("sweep_by_linkage") or {}).items():
+        if sweep:
+            best = max(sweep, key=lambda r: r["silhouette"])
+            parts.append(f"{method} {best['silhouette']:.3f} at k={best['k']}")
+    return "; ".join(parts)
 
 
-def _silhouette_png(versions: Sequence[ModelVersion], path: Path) -> None:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
-    for v in versions:
-        sweep = v.metrics.get("sweep") or []
-        ks = [r["k"] for r in sweep]
-        axes[0].plot(ks, [r["silhouette"] for r in sweep], "o-", label=f"{v.kind} v{v.id}")
-        axes[1].plot(ks, [r["davies_bouldin"] for r in sweep], "o-", label=f"{v.kind} v{v.id}")
-    axes[0].set_ylabel("silhouette (higher is better)")
-    axes[1].set_ylabel("Davies-Bouldin (lower is better)")
-    for ax in axes:
-        ax.set_xlabel("k")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def _maps_section(db: Database, out: Path) -> list[str]:
+    """PCA, t-SNE and UMAP maps of every space that has an active version (cached per version)."""
+    from musicindex.ml import maps
 
-
-def _map_png(db: Database, path: Path) -> int:
-    from sklearn.decomposition import PCA
-    from sklearn.preprocessing import StandardScaler
-
-    from musicindex.ml.data import load_dataset
-
-    plt = _plt()
     with db.session() as s:
-        ds = load_dataset(s)
-    n = len(ds.track_ids)
-    if n < 3:
-        return 0
-    rng = np.random.default_rng(0)
-    idx = np.sort(rng.choice(n, MAP_SAMPLE, replace=False)) if n > MAP_SAMPLE else np.arange(n)
-    Z = PCA(n_components=2, random_state=0).fit_transform(StandardScaler().fit_transform(ds.X))[idx]
-    labels = np.array(["(unlabelled)" if lab is None else str(lab) for lab in ds.labels[idx]])
-    fig, ax = plt.subplots(figsize=(7, 5.5), dpi=100)
-    cmap = plt.get_cmap("tab20")
-    for i, lab in enumerate(sorted(set(labels.tolist()))):
-        m = labels == lab
-        color = "lightgrey" if lab == "(unlabelled)" else cmap(i % 20)
-        ax.scatter(Z[m, 0], Z[m, 1], s=12, alpha=0.8, color=color, label=_mpl(lab))
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    ax.set_title(f"{len(idx)} tracks on the first two principal components\nof the standardised features")
-    ax.legend(fontsize=7, markerscale=1.5, loc="best", ncol=2)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return len(idx)
+        labels = {
+            int(t): str(lab) for t, lab in s.execute(select(Track.id, Track.label).where(Track.label.isnot(None)))
+        }
+    parts: list[str] = []
+    for space in maps.available_spaces(db):
+        drawn = []
+        for method in MAP_METHODS:
+            try:
+                drawn.append(maps.space_map(db, space, method))
+            except (MusicIndexError, ValueError) as exc:  # a map that cannot be drawn (too few tracks): the others
+                log.warning("no %s map of the %s space: %s", method, space, exc)
+        if drawn:
+            name = f"map_{space}.png"
+            figures.maps_png(space, drawn, labels, out / name)
+            parts.append(f"<div><img src='{name}' alt='maps of the {_e(space)} space by genre'></div>")
+    if parts:
+        parts.insert(
+            0,
+            "<h2>Maps of the similarity spaces</h2><p>PCA, t-SNE and UMAP of each space's vectors (unit length, as "
+            "queries compare them), coloured by genre label; computed once per model version and cached.</p>",
+        )
+    return parts
 
 
 # --------------------------------------------------------------------------- page
@@ -210,13 +201,16 @@ def write_report(db: Database, out_dir: str | os.PathLike) -> Path:
         )
     if not versions:
         parts.append("<p><b>No active model.</b> Train with <code>musicindex train</code>.</p>")
+    else:
+        parts.extend(_comparison_section(db))
 
     # --- metrics tables
     if classifiers:
         parts.append(
             "<h2>Genre classifiers (active versions)</h2><table><tr><th class='l'>model</th><th>version</th>"
             "<th>accuracy</th><th>macro precision</th><th>macro recall</th><th>macro F1</th>"
-            "<th>CV accuracy</th><th>CV macro F1</th><th>train / test</th><th>training s</th></tr>"
+            "<th>CV accuracy</th><th>CV macro F1</th><th class='l'>folds</th><th>train / test</th>"
+            "<th>training s</th></tr>"
         )
         for v in classifiers:
             m = v.metrics or {}
@@ -225,13 +219,18 @@ def write_report(db: Database, out_dir: str | os.PathLike) -> Path:
                 f"<tr><td class='l'>{_e(v.kind)}{star}</td><td>{v.id}</td><td>{_fmt(m.get('accuracy'))}</td>"
                 f"<td>{_fmt(m.get('macro_precision'))}</td><td>{_fmt(m.get('macro_recall'))}</td>"
                 f"<td>{_fmt(m.get('macro_f1'))}</td><td>{_e(_pm(m, 'cv_accuracy'))}</td>"
-                f"<td>{_e(_pm(m, 'cv_macro_f1'))}</td><td>{_e(m.get('n_train', '–'))} / {_e(m.get('n_test', '–'))}</td>"
+                f"<td>{_e(_pm(m, 'cv_macro_f1'))}</td><td class='l'>{_e(m.get('cv_protocol', 'stratified'))}</td>"
+                f"<td>{_e(m.get('n_train', '–'))} / {_e(m.get('n_test', '–'))}</td>"
                 f"<td>{_fmt(v.training_seconds, 1)}</td></tr>"
             )
         parts.append(
-            "</table><p>★ the genre model (best held-out macro F1). Accuracy and macro P/R/F1 on the "
-            "held-out stratified split; CV: stratified k-fold mean ± standard deviation.</p>"
+            "</table><p>★ the genre model (best cross-validated macro F1). Accuracy and macro P/R/F1 on the "
+            "held-out split; CV: k-fold mean ± standard deviation. Folds: <i>artist-grouped</i> (one artist's "
+            "tracks never on both sides), <i>partly grouped</i> (genres from a single artist split track by "
+            "track) or <i>stratified</i> (the fallback when artists are unknown).</p>"
         )
+        parts.extend(_selection_notes(classifiers))
+        parts.extend(_ensemble_and_tree(classifiers))
     if clusterers:
         parts.append(
             "<h2>Clustering (active versions)</h2><table><tr><th class='l'>model</th><th>version</th>"
@@ -264,14 +263,14 @@ def write_report(db: Database, out_dir: str | os.PathLike) -> Path:
         parts.append("<h2>Confusion matrices (held-out split)</h2>")
         for v in classifiers:
             name = f"confusion_{v.kind}_v{v.id}.png"
-            _confusion_png(v, out / name)
+            figures.confusion_png(v, out / name)
             parts.append(f"<div class='fig'><img src='{name}' alt='confusion matrix of {_e(v.kind)}'></div>")
     nets = [v for v in classifiers if v.kind in ("ann", "cnn") and (v.metrics or {}).get("history")]
     if nets:
         parts.append("<h2>Learning curves</h2>")
         for v in nets:
             name = f"history_{v.kind}_v{v.id}.png"
-            _history_png(v, out / name)
+            figures.history_png(v, out / name)
             best = (v.metrics.get("history") or {}).get("best_epoch")
             parts.append(
                 f"<div><img src='{name}' alt='learning curves of {_e(v.kind)}'>"
@@ -280,10 +279,20 @@ def write_report(db: Database, out_dir: str | os.PathLike) -> Path:
     swept = [v for v in clusterers if len((v.metrics or {}).get("sweep") or []) > 1]
     if swept:
         parts.append("<h2>Silhouette against k</h2>")
-        _silhouette_png(swept, out / "silhouette.png")
+        figures.silhouette_png(swept, out / "silhouette.png")
         parts.append("<img src='silhouette.png' alt='silhouette and Davies-Bouldin against k'>")
-    if _map_png(db, out / "map.png"):
-        parts.append("<h2>Map of the tracks</h2><img src='map.png' alt='PCA map of the tracks by genre'>")
+    for v in clusterers:
+        if (v.metrics or {}).get("dendrogram"):
+            name = f"dendrogram_{v.kind}_v{v.id}.png"
+            figures.dendrogram_png(v, out / name)
+            m = v.metrics
+            parts.append(
+                f"<h2>Dendrogram ({_e(v.kind)} v{v.id})</h2><img src='{name}' alt='dendrogram'>"
+                f"<p>{_e(m.get('linkage'))} linkage chosen by silhouette over {_e(m.get('tree_sample'))} tracks "
+                f"(best silhouette per linkage: {_e(_best_per_linkage(m))}); the other tracks join the "
+                "cluster with the nearest centroid.</p>"
+            )
+    parts.extend(_maps_section(db, out))
 
     # --- data
     if per_label:

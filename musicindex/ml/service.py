@@ -17,6 +17,7 @@ from musicindex.ml.options import TrainOptions
 
 if TYPE_CHECKING:
     from musicindex.ml.evaluate import EvaluationReport
+    from musicindex.ml.maps import SpaceMapResult
     from musicindex.ml.training import TrainResult
 
 
@@ -63,7 +64,7 @@ class TrainingService:
         on_progress: Callable[[str], None] | None = None,
         **options: Any,
     ) -> TrainResult:
-        """Train ``models`` (default all: knn, logreg, ann, cnn, kmeans, birch, gmm).
+        """Train ``models`` (default all: ``vocab.TRAINABLE_KINDS``).
 
         By default the job runs on a worker (`train` queue); ``wait=True`` blocks until it is
         done and returns its ``TrainResult`` (``wait=False``: status ``queued`` with the task
@@ -189,13 +190,6 @@ class TrainingService:
 
         return backfill.apply_active(self.db, track_ids)
 
-    def embed_tracks(self, track_ids: Sequence[int]) -> dict[str, Any]:
-        """Deprecated name of :meth:`apply_models` (kept for one release)."""
-        import warnings
-
-        warnings.warn("embed_tracks is deprecated: use apply_models", DeprecationWarning, stacklevel=2)
-        return self.apply_models(track_ids)
-
     def embed(
         self,
         track_ids: Sequence[int] | None = None,
@@ -205,23 +199,23 @@ class TrainingService:
         timeout: float | None = None,
         chunk: int = 16,
     ) -> EmbedSummary:
-        """Embed tracks in the pretrained musicnn space (and give them their tags and trained-model outputs).
+        """Embed tracks in the space of every embedding model of the registry (musicnn by default), with their tags,
+        and give them the trained models' outputs. The summary counts the preferred model's.
 
-        ``track_ids`` None: every indexed track not embedded yet under the current extractor version (the
-        backfill of a library that predates the space, or of a new extractor version). Jobs go to the
+        ``track_ids`` None: every indexed track some model has not embedded yet under its current extractor
+        version (the backfill of a library that predates a model, or of a new extractor version). Jobs go to the
         ``embed`` queue (``local=True``: in this process); ``wait=True`` returns when they are done.
         """
         from musicindex.ml import pretrained
 
-        vid = pretrained.current_version(self.db)
-        ids = list(track_ids) if track_ids is not None else pretrained.unembedded_track_ids(self.db, vid)
-        summary = EmbedSummary(version_id=vid, queued=len(ids))
+        vid, missing = pretrained.unembedded(self.db)  # every embedding model of the registry
+        ids = list(track_ids) if track_ids is not None else missing
+        summary = EmbedSummary(version_id=int(vid or 0), queued=len(ids))
         window = self.settings.window
         chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
         if local:
-            model = pretrained.get_model()
             for part in chunks:
-                summary.add(pretrained.embed_job(self.db, part, window=window, model=model))
+                summary.add(pretrained.embed_job(self.db, part, window=window))
             return summary
         results = [self.dispatcher.embed(part) for part in chunks]
         summary.jobs = len(results)
@@ -231,6 +225,13 @@ class TrainingService:
                 left = None if timeout is None else max(0.1, timeout - (time.monotonic() - start))
                 summary.add(self._wait(r, left))
         return summary
+
+    def space_map(self, space: str, method: str = "umap", *, refresh: bool = False) -> SpaceMapResult:
+        """2-D coordinates of a similarity space's tracks (``method``: pca, tsne or umap) for the space's active
+        version, cached per model version (``musicindex.ml.maps.space_map``); ``refresh=True`` redraws it."""
+        from musicindex.ml import maps
+
+        return maps.space_map(self.db, space, method, refresh=refresh)
 
     def report(self, out_dir: str | os.PathLike) -> Path:
         """Write the HTML model report (and its PNGs) into ``out_dir``; returns the path of index.html."""

@@ -34,7 +34,16 @@ from musicindex.ml.metrics import jsonable
 from musicindex.ml.options import TrainOptions, parse_models
 from musicindex.ml.runs import STALE_AFTER_SECONDS, cleanup_stale_runs, live_runs
 from musicindex.ml.trainset import Trained, TrainingSet, load_training_set
-from musicindex.vocab import ACTIVE, CLASSIFIER_KINDS, CLUSTER_KINDS, SCALER, TRAINABLE_KINDS
+from musicindex.vocab import (
+    ACTIVE,
+    CANDIDATE,
+    CLASSIFIER_KINDS,
+    CLUSTER_KINDS,
+    ENSEMBLE,
+    SCALER,
+    SKLEARN_CLASSIFIER_KINDS,
+    TRAINABLE_KINDS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +51,7 @@ ALL_MODELS = TRAINABLE_KINDS
 Trainer = Callable[[TrainingSet, TrainOptions, str], Trained]
 TRAINERS: dict[str, Trainer] = {
     SCALER: classical.train_scaler,
-    "knn": classical.train_kind,
-    "logreg": classical.train_kind,
+    **dict.fromkeys((*SKLEARN_CLASSIFIER_KINDS, ENSEMBLE), classical.train_kind),
     "ann": nets.train_ann_kind,
     "cnn": nets.train_cnn_kind,
     **dict.fromkeys(CLUSTER_KINDS, clustering.train_kind),
@@ -138,11 +146,26 @@ def _open(db: Database, ts: TrainingSet, opts: TrainOptions) -> _Run:
 
 
 def _train_models(db: Database, run: _Run, ts: TrainingSet, opts: TrainOptions, say: Callable[[str], None]) -> None:
-    """Each kind's trainer; its version becomes a candidate with its signed artifact."""
+    """Each kind's trainer; its version becomes a candidate with its signed artifact.
+
+    A kind whose trainer raises is recorded ``failed`` with its error and the others go on (a failed kind does
+    not block the others from being promoted); the run fails when the scaler or every requested kind failed,
+    or on an error that is not one kind's (the database, memory, the task's time limit)."""
     key = artifacts.signing_key()  # before any work: a missing or unsafe key fails the run at once
+    failed: dict[str, BaseException] = {}
     for kind, vid in run.versions.items():
         say(f"  training {kind} (version {vid}) ...")
-        res = TRAINERS[kind](ts, opts, kind)
+        try:
+            res = TRAINERS[kind](ts, opts, kind)
+        except Exception as exc:
+            if kind == SCALER or not _kind_error(exc):
+                raise
+            log.exception("training %s (version %s) failed; the other kinds go on", kind, vid)
+            with db.session() as s:
+                registry.fail_versions(s, [vid], f"{type(exc).__name__}: {exc}")
+            failed[kind] = exc
+            say(f"  {kind}: FAILED ({type(exc).__name__}: {exc}); the other kinds go on")
+            continue
         with db.session() as s:
             registry.record_trained(
                 s,
@@ -157,15 +180,33 @@ def _train_models(db: Database, run: _Run, ts: TrainingSet, opts: TrainOptions, 
                 seconds=res.seconds,
             )
         say(f"  {kind}: {_headline(kind, res.metrics)} in {res.seconds:.1f} s")
+    if failed and len(failed) == len(opts.models):
+        raise next(iter(failed.values()))
+
+
+def _kind_error(exc: BaseException) -> bool:
+    """Whether an exception is one kind's failure (its data or its estimator), not the run's."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from musicindex.errors import TrainingInProgressError
+
+    fatal = (MemoryError, SQLAlchemyError, TrainingInProgressError)
+    return not isinstance(exc, fatal) and type(exc).__name__ != "SoftTimeLimitExceeded"
 
 
 def _backfill(db: Database, run: _Run, say: Callable[[str], None]) -> None:
     """Every indexed track's outputs under the new versions, then an HNSW index per embedding version."""
     t0 = time.perf_counter()
-    ids = list(run.versions.values())
+    with db.session() as s:
+        trained = set(
+            s.execute(
+                select(ModelVersion.id).where(ModelVersion.run_id == run.id, ModelVersion.state == CANDIDATE)
+            ).scalars()
+        )
+    ids = [vid for vid in run.versions.values() if vid in trained]  # a failed kind has nothing to write
     written = backfill.backfill(db, ids)
     for kind, vid in run.versions.items():
-        if kind in EMBEDDING_KINDS:
+        if kind in EMBEDDING_KINDS and vid in trained:
             with db.session() as s:
                 dim = s.execute(select(ModelVersion.embedding_dim).where(ModelVersion.id == vid)).scalar_one()
             assert dim is not None, f"{kind} version {vid} has no embedding dimension"
@@ -215,7 +256,11 @@ def _summaries(db: Database, run_id: int) -> list[dict[str, Any]]:
 
 def _headline(kind: str, m: dict[str, Any]) -> str:
     if kind in CLASSIFIER_KINDS:
-        cv = f", cv {m['cv_accuracy_mean']:.3f}±{m['cv_accuracy_std']:.3f}" if "cv_accuracy_mean" in m else ""
+        cv = (
+            f", cv {m['cv_accuracy_mean']:.3f}±{m['cv_accuracy_std']:.3f} ({m.get('cv_protocol', 'stratified')})"
+            if "cv_accuracy_mean" in m
+            else ""
+        )
         return f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}{cv}"
     if kind in CLUSTER_KINDS:
         return f"k={m['n_clusters']}, silhouette {m['silhouette']:.3f}, Davies-Bouldin {m['davies_bouldin']:.3f}"

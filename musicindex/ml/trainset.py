@@ -46,7 +46,7 @@ MUSICNN_MIN_COVERAGE = 0.9
 """``inputs='auto'`` also trains on the musicnn embedding when at least this share of labelled tracks has one."""
 HELDOUT_IDS_KEPT = 20_000
 """At most this many held-out track ids are recorded per version (``evaluate`` queries them)."""
-INPUT_KINDS = ("knn", "logreg", "ann")
+INPUT_KINDS = tuple(k for k in CLASSIFIER_KINDS if k != "cnn")
 """Kinds that can read either input (the 43 features or the musicnn embedding)."""
 
 
@@ -81,6 +81,15 @@ class TrainingSet:
     """Track id -> log-mel spectrogram (cnn runs)."""
     dropped: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""
+    tuned: dict[tuple[str, str], Any] = field(default_factory=dict)
+    """(kind, input) -> the kind's chosen scikit-learn parameters and score in this run (the ensemble reuses them)."""
+
+    def groups_of(self, ids: np.ndarray) -> np.ndarray | None:
+        """The artist groups (``folds.group_key``) of these track ids; None when the dataset has none."""
+        if self.ds.groups is None:
+            return None
+        where = {int(t): i for i, t in enumerate(self.ds.track_ids)}
+        return np.array([self.ds.groups[where[int(t)]] for t in ids], dtype=object)
 
     @property
     def n(self) -> int:
@@ -202,13 +211,15 @@ def _classifier_inputs(db: Database, ts: TrainingSet, opts: TrainOptions) -> Non
 
 
 def train_on_best_input(
-    ts: TrainingSet, fit: Callable[[np.ndarray, np.ndarray], Any], dump: Callable[[Any], bytes]
+    ts: TrainingSet,
+    fit: Callable[[str, np.ndarray, np.ndarray, np.ndarray | None], Any],
+    dump: Callable[[Any], bytes],
 ) -> Trained:
-    """One model per input (``fit(X, y)``, a result with model, classes, params, metrics, heldout); the kind keeps
-    the one with the better cross-validated macro-F1 (a tie keeps the first of CLASSIFIER_INPUTS, the
-    features), recorded in its params and metrics."""
+    """One model per input (``fit(input name, X, y, artist groups)``, a result with model, classes, params,
+    metrics, heldout); the kind keeps the one with the better cross-validated macro-F1 (a tie keeps the first of
+    CLASSIFIER_INPUTS, the features), recorded in its params and metrics."""
     t0 = time.perf_counter()
-    results = {name: (fit(X, y), ids) for name, (X, y, ids) in ts.inputs.items()}
+    results = {name: (fit(name, X, y, ts.groups_of(ids)), ids) for name, (X, y, ids) in ts.inputs.items()}
     best = max((n for n in CLASSIFIER_INPUTS if n in results), key=lambda name: _score(results[name][0].metrics))
     r, ids = results[best]
     params = {**r.params, "input": best, "input_version": ts.musicnn_version if best == MUSICNN else None}
@@ -238,5 +249,5 @@ def _score(metrics: dict[str, Any]) -> float:
 
 
 def _input_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("cv_macro_f1_mean", "cv_accuracy_mean", "accuracy", "macro_f1", "n_train", "n_test")
+    keys = ("cv_macro_f1_mean", "cv_accuracy_mean", "accuracy", "macro_f1", "n_train", "n_test", "cv_protocol")
     return {k: metrics[k] for k in keys if k in metrics}

@@ -1,4 +1,5 @@
-"""The catalog's items read by id in a snapshot: songs, albums and artists with the listener's annotations.
+"""The catalog's items read by id in a snapshot: songs, albums and artists with the listener's annotations (read
+by column name), and what the catalog's services share (one item or its 404, a list's page).
 
 Every list the catalog answers is found as ids first (its own WHERE / ORDER BY / LIMIT) and then read here in one
 statement per kind, so each item has one definition of its fields: ``songs``, ``albums``, ``artists`` keep the
@@ -15,10 +16,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from musicindex.errors import ItemNotFoundError
 from musicindex.mediatypes import media_type_of
 from musicindex.query.items import Album, Annotation, Artist, Song, iso
 from musicindex.query.snapshot import Snapshot
-from musicindex.vocab import INDEXED, MOOD_TAGS, MUSICNN
+from musicindex.query.tags import tag_version
+from musicindex.query.validation import check_int
+from musicindex.vocab import INDEXED, MOOD_TAGS
 
 
 def annotation_join(alias: str, item_type: str, item: str, *, inner: bool = False) -> str:
@@ -37,11 +41,13 @@ def annotation_join(alias: str, item_type: str, item: str, *, inner: bool = Fals
     )
 
 
-ANNOTATION_COLUMNS = "{a}.starred_at, {a}.rating, coalesce({a}.play_count, 0), {a}.last_played"
+ANNOTATION_COLUMNS = "{a}.starred_at, {a}.rating, coalesce({a}.play_count, 0) AS play_count, {a}.last_played"
 
 
-def _annotation(r: Sequence[Any]) -> Annotation:
-    return Annotation(iso(r[0]), int(r[1]) if r[1] is not None else None, int(r[2] or 0), iso(r[3]))
+def _annotation(r: Any) -> Annotation:
+    """The annotation of a row holding ``ANNOTATION_COLUMNS``."""
+    rating = int(r.rating) if r.rating is not None else None
+    return Annotation(iso(r.starred_at), rating, int(r.play_count or 0), iso(r.last_played))
 
 
 def genres_sql(snap: Snapshot, track: str = "t") -> tuple[str, str]:
@@ -75,8 +81,7 @@ ROOTS_SQL = "(SELECT array_agg(DISTINCT r) FROM ingest_batches, jsonb_array_elem
 
 def music_roots(snap: Snapshot) -> list[str]:
     """The outermost folders ever ingested, sorted (each a music folder, numbered from 1 in this order)."""
-    row = snap.one(f"SELECT {ROOTS_SQL}")
-    return outermost(row[0] or [])
+    return outermost(snap.value(f"SELECT {ROOTS_SQL}") or [])
 
 
 def outermost(roots: Sequence[str]) -> list[str]:
@@ -95,7 +100,7 @@ def _by_ids(snap: Snapshot, sql: str, user_id: int | None, ids: Sequence[int], b
     if not wanted:
         return []
     found = snap.all(sql, {"ids": sorted(set(wanted)), "uid": user_id or 0, **params})
-    by_id = {int(r[0]): r for r in found}
+    by_id = {int(r.id): r for r in found}
     built: dict[int, Any] = {}
     return [built.setdefault(i, build(by_id[i])) for i in wanted if i in by_id]
 
@@ -103,29 +108,30 @@ def _by_ids(snap: Snapshot, sql: str, user_id: int | None, ids: Sequence[int], b
 def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequence[str] | None = None) -> list[Song]:
     """The indexed songs of ``ids`` in that order (repeats kept)."""
     gjoin, gexpr = snap.genre_join("g", "gp")  # the rule of Snapshot.genre_join, on the row's own track (alias g)
-    musicnn = snap.versions.get(MUSICNN)
+    tagged = tag_version(snap)  # the tags that answer (musicnn's by default): its mood tags are the song's moods
     moods = "'{}'::text[]"
-    if musicnn is not None:
+    if tagged is not None:
         moods = (
             "(SELECT ARRAY(SELECT m FROM unnest(tt.top_tags) m WHERE m = ANY(%(moods)s)) FROM track_tags tt "
-            f"WHERE tt.model_version_id = {int(musicnn.id)} AND tt.track_id = t.id)"
+            f"WHERE tt.model_version_id = {int(tagged)} AND tt.track_id = t.id)"
         )
     folders: list[Sequence[str]] = [roots] if roots is not None else []
 
-    def build(r: Sequence[Any]) -> Song:
+    def build(r: Any) -> Song:
         if not folders:  # the music folders ride on every row (ROOTS_SQL): read them once
-            folders.append(outermost(r[24] or []))
+            folders.append(outermost(r.roots or []))
         return _song(r, folders[0])
 
     return _by_ids(
         snap,
-        "SELECT t.id, t.title, t.path, t.album_id, al.name, t.artist_id, "
-        "coalesce((SELECT ar.name FROM artists ar WHERE ar.id = t.artist_id), t.artist), al.artist_id, "
-        "t.track_no, t.disc_no, t.year, CASE WHEN cardinality(t.genres) > 0 THEN t.genres ELSE array_remove("
-        f"ARRAY[(SELECT {gexpr} FROM tracks g {gjoin}WHERE g.id = t.id)]::text[], NULL) END, "
-        "t.size, t.duration, t.bit_rate, t.created_at, al.cover_kind IS NOT NULL, t.musicbrainz_id, "
-        f"(SELECT round(f.tempo)::int FROM track_features f WHERE f.track_id = t.id), {moods}, "
-        f"{ANNOTATION_COLUMNS.format(a='a')}, {'NULL' if roots is not None else ROOTS_SQL} FROM tracks t "
+        "SELECT t.id, t.title, t.path, t.album_id, al.name AS album, t.artist_id, "
+        "coalesce((SELECT ar.name FROM artists ar WHERE ar.id = t.artist_id), t.artist) AS artist, "
+        "al.artist_id AS album_artist_id, t.track_no, t.disc_no, t.year, CASE WHEN cardinality(t.genres) > 0 "
+        f"THEN t.genres ELSE array_remove(ARRAY[(SELECT {gexpr} FROM tracks g {gjoin}WHERE g.id = t.id)]::text[], "
+        "NULL) END AS genres, t.size, t.duration, t.bit_rate, t.created_at, al.cover_kind IS NOT NULL AS has_cover, "
+        f"t.musicbrainz_id, (SELECT round(f.tempo)::int FROM track_features f WHERE f.track_id = t.id) AS bpm, "
+        f"{moods} AS moods, {ANNOTATION_COLUMNS.format(a='a')}, {'NULL' if roots is not None else ROOTS_SQL} AS roots "
+        "FROM tracks t "
         "LEFT JOIN LATERAL (SELECT name, artist_id, cover_kind FROM albums WHERE id = t.album_id OFFSET 0) al ON true "
         f"{annotation_join('a', 'track', 't.id')}"
         f"WHERE t.id = ANY(%(ids)s) AND t.status = '{INDEXED}'",
@@ -136,34 +142,34 @@ def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequen
     )
 
 
-def _song(r: Sequence[Any], roots: Sequence[str]) -> Song:
-    path = str(r[2])
+def _song(r: Any, roots: Sequence[str]) -> Song:
+    path = str(r.path)
     name = os.path.basename(path)
     stem, suffix = os.path.splitext(name)
     return Song(
-        id=int(r[0]),
-        title=r[1] or stem or name,
-        album_id=r[3],
-        album=r[4],
-        artist_id=r[5],
-        artist=r[6],
-        album_artist_id=r[7],
-        track=r[8],
-        disc=r[9],
-        year=r[10],
-        genres=tuple(r[11] or ()),
-        size=int(r[12]) if r[12] is not None else None,
+        id=int(r.id),
+        title=r.title or stem or name,
+        album_id=r.album_id,
+        album=r.album,
+        artist_id=r.artist_id,
+        artist=r.artist,
+        album_artist_id=r.album_artist_id,
+        track=r.track_no,
+        disc=r.disc_no,
+        year=r.year,
+        genres=tuple(r.genres or ()),
+        size=int(r.size) if r.size is not None else None,
         suffix=suffix.lstrip(".").lower(),
         content_type=media_type_of(name),
-        duration=float(r[13]) if r[13] is not None else None,
-        bit_rate=r[14],
+        duration=float(r.duration) if r.duration is not None else None,
+        bit_rate=r.bit_rate,
         path=relative_path(path, roots),
-        created=iso(r[15]),
-        has_cover=bool(r[16]),
-        musicbrainz_id=r[17],
-        bpm=int(r[18]) if r[18] is not None else None,
-        moods=tuple(r[19] or ()),
-        annotation=_annotation(r[20:24]),
+        created=iso(r.created_at),
+        has_cover=bool(r.has_cover),
+        musicbrainz_id=r.musicbrainz_id,
+        bpm=int(r.bpm) if r.bpm is not None else None,
+        moods=tuple(r.moods or ()),
+        annotation=_annotation(r),
     )
 
 
@@ -171,14 +177,19 @@ def albums(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Albu
     """The albums of ``ids`` in that order."""
     return _by_ids(
         snap,
-        "SELECT al.id, al.name, al.sort_key, al.artist_id, ar.name, al.song_count, al.duration, al.year, al.genre, "
-        f"al.created_at, al.cover_kind IS NOT NULL, al.musicbrainz_id, {ANNOTATION_COLUMNS.format(a='a')} "
+        "SELECT al.id, al.name, al.sort_key, al.artist_id, ar.name AS artist, al.song_count, al.duration, al.year, "
+        f"al.genre, al.created_at, al.cover_kind IS NOT NULL AS has_cover, al.musicbrainz_id, "
+        f"{ANNOTATION_COLUMNS.format(a='a')} "
         f"FROM albums al JOIN artists ar ON ar.id = al.artist_id {annotation_join('a', 'album', 'al.id')}"
         "WHERE al.id = ANY(%(ids)s)",
         user_id,
         ids,
-        lambda r: Album(int(r[0]), r[1], r[2], int(r[3]), r[4], int(r[5]), float(r[6]), r[7], r[8], iso(r[9]),
-                        bool(r[10]), r[11], _annotation(r[12:16])),
+        lambda r: Album(
+            id=int(r.id), name=r.name, sort_name=r.sort_key, artist_id=int(r.artist_id), artist=r.artist,
+            song_count=int(r.song_count), duration=float(r.duration), year=r.year, genre=r.genre,
+            created=iso(r.created_at), has_cover=bool(r.has_cover), musicbrainz_id=r.musicbrainz_id,
+            annotation=_annotation(r),
+        ),
     )  # fmt: skip
 
 
@@ -187,16 +198,51 @@ def artists(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Art
     return _by_ids(
         snap,
         "SELECT ar.id, ar.name, ar.sort_key, ar.musicbrainz_id, "
-        "(SELECT count(*) FROM albums al WHERE al.artist_id = ar.id AND al.song_count > 0), "
-        "EXISTS (SELECT 1 FROM albums al WHERE al.artist_id = ar.id AND al.cover_kind IS NOT NULL), "
+        "(SELECT count(*) FROM albums al WHERE al.artist_id = ar.id AND al.song_count > 0) AS album_count, "
+        "EXISTS (SELECT 1 FROM albums al WHERE al.artist_id = ar.id AND al.cover_kind IS NOT NULL) AS has_cover, "
         f"{ANNOTATION_COLUMNS.format(a='a')} FROM artists ar {annotation_join('a', 'artist', 'ar.id')}"
         "WHERE ar.id = ANY(%(ids)s)",
         user_id,
         ids,
-        lambda r: Artist(int(r[0]), r[1], r[2], int(r[4]), bool(r[5]), r[3], _annotation(r[6:10])),
+        lambda r: Artist(
+            id=int(r.id), name=r.name, sort_name=r.sort_key, album_count=int(r.album_count),
+            has_cover=bool(r.has_cover), musicbrainz_id=r.musicbrainz_id, annotation=_annotation(r),
+        ),
+    )  # fmt: skip
+
+
+def one_artist(snap: Snapshot, user_id: int | None, artist_id: int) -> Artist:
+    """An artist; ItemNotFoundError when there is none."""
+    found = artists(snap, user_id, [artist_id])
+    if not found:
+        raise ItemNotFoundError(f"no artist with id {artist_id}")
+    return found[0]
+
+
+def one_album(snap: Snapshot, user_id: int | None, album_id: int) -> Album:
+    """An album; ItemNotFoundError when there is none."""
+    found = albums(snap, user_id, [album_id])
+    if not found:
+        raise ItemNotFoundError(f"no album with id {album_id}")
+    return found[0]
+
+
+def album_songs(snap: Snapshot, user_id: int | None, album_id: int) -> list[Song]:
+    """An album's songs in disc and track order."""
+    found = snap.ids(
+        f"SELECT id FROM tracks WHERE album_id = %(a)s AND status = '{INDEXED}' "
+        "ORDER BY disc_no NULLS FIRST, track_no NULLS FIRST, id",
+        {"a": album_id},
     )
+    return songs(snap, user_id, found)
 
 
-def ids(snap: Snapshot, sql: str, params: dict[str, Any] | None = None) -> list[int]:
-    """The first column of ``sql`` as ints."""
-    return [int(r[0]) for r in snap.all(sql, params)]
+MAX_PAGE = 500
+"""Most items of one list answer (a larger size is cut to this)."""
+MAX_OFFSET = 10_000_000
+
+
+def page(size: Any, offset: Any = 0, *, default: int = 10) -> tuple[int, int]:
+    """(size, offset) of a list: size 0..MAX_PAGE (larger is cut to MAX_PAGE), offset 0..MAX_OFFSET."""
+    size = default if size is None else check_int(size, "size", 0, 2**31 - 1)
+    return min(size, MAX_PAGE), check_int(offset or 0, "offset", 0, MAX_OFFSET)

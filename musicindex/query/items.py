@@ -289,3 +289,22 @@ class SongMatch:
 
     def to_dict(self) -> dict[str, Any]:
         return {"song": self.song.to_dict(), "similarity": self.similarity}
+
+
+@dataclass(frozen=True)
+class ForYou:
+    """ "For you": what a listener's recommendations were seeded with (their latest stars, their most played
+    songs) and the answer (None without seeds: nothing to go on yet)."""
+
+    liked: list[int]
+    played: list[int]
+    result: Any = None
+    """A ``results.QueryResult`` (``recommend`` from the seeds), or None."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = None if self.result is None else self.result.to_dict()
+        return {
+            "seeds": {"liked": self.liked, "played": self.played},
+            "items": [] if d is None else d["items"],
+            "space": None if d is None else d.get("space"),
+        }

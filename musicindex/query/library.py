@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 
-from musicindex import textnorm
-from musicindex.config import Settings
 from musicindex.db.paths import fs_path
-from musicindex.db.session import Database
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
+from musicindex.query import textsearch
+from musicindex.query.base import Reader
+from musicindex.query.options import TrackRef
 from musicindex.query.results import (
     ClusterResult,
     GenreResult,
@@ -28,72 +27,33 @@ from musicindex.query.results import (
     TrackFile,
     TrackSummary,
 )
-from musicindex.query.service import TrackRef, cluster_in, genre_in, tags_in
-from musicindex.query.snapshot import Snapshot, snapshot
-from musicindex.query.spaces import default_space, load_space_matrix, open_space
+from musicindex.query.service import cluster_in, genre_in, tags_in
+from musicindex.query.spaces import default_space, load_space_matrix, open_space, space_kind, space_names
 from musicindex.query.tags import tag_space
-from musicindex.query.validation import MAX_K, as_list, check_int, check_k, check_space, check_text
-from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, INDEXED, N_FEATURES, SPACE_KIND, SPACES
+from musicindex.query.textsearch import SEARCH_CANDIDATES, SEARCH_FIELDS
+from musicindex.query.validation import MAX_K, as_list, check_int, check_space
+from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, N_FEATURES
 
-SEARCH_FIELDS = ("any", "title", "artist", "album")
-SEARCH_CANDIDATES = 1000
-"""At most this many matches of a search are ranked (a longer query narrows the answer)."""
 MAP_MAX_POINTS = 20_000
 
 
-class LibraryService:
+class LibraryService(Reader):
     """The library's tracks, genres, spaces and map, each read in one snapshot."""
 
     SEARCH_FIELDS = SEARCH_FIELDS
     SEARCH_CANDIDATES = SEARCH_CANDIDATES
     MAP_MAX_POINTS = MAP_MAX_POINTS
 
-    def __init__(self, db: Database, settings: Settings):
-        self.db = db
-        self.settings = settings
-
-    def snapshot(self) -> AbstractContextManager[Snapshot]:
-        return snapshot(self.db, self.settings.genre_model, timeout=self.settings.query_timeout)
-
     # ------------------------------------------------------------------ tracks
     def search_tracks(self, query: str, field: str = "any", limit: int = 20, offset: int = 0) -> SearchResult:
         """Indexed tracks whose title, artist, album, genre or folder contain each word of ``query`` -- inside
         words too, ignoring case and accents (``wésnoth`` finds *Wesnoth*), any order --, best first: title
         matches rank above artist, album and other ones, a word's start above its inside. ``field`` restricts the
-        match to ``title``, ``artist`` or ``album``.
-
-        Uses the folded search text of each track and its trigram hashes (``tracks.search_grams``, GIN index,
-        migration 0006; see ``musicindex.textnorm``). At most ``SEARCH_CANDIDATES`` matches are ranked
-        (``truncated`` says so: a longer query narrows the answer).
-        """
-        query = check_text(query, "query", max_length=1000, empty=True)
-        if field not in SEARCH_FIELDS:
-            raise InvalidArgumentError(f"unknown search field {field!r}; choose one of: {', '.join(SEARCH_FIELDS)}")
-        limit = check_k(limit, "limit")
-        offset = check_int(offset, "offset", 0, 10_000)
-        words = textnorm.words(query)[:8]
-        if not words:
-            raise InvalidArgumentError(f"search query {query!r} has no letter or digit to look for")
+        match to ``title``, ``artist`` or ``album`` (``query.textsearch``: the same word rule as the catalog's
+        search). At most ``SEARCH_CANDIDATES`` matches are ranked (``truncated`` says so: a longer query narrows
+        the answer)."""
         with self.snapshot() as snap:
-            gjoin, gexpr = snap.genre_join()
-            rows = snap.all(
-                f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr}, t.duration FROM tracks t {gjoin}"
-                f"WHERE t.id IN ({word_match_sql(words, 'w')}) LIMIT {SEARCH_CANDIDATES}",
-                word_match_params(words, "w"),
-            )
-        ranked = sorted(
-            ((score, r) for r in rows if (score := _rank(r, words, field)) > 0),
-            key=lambda pair: (-pair[0], textnorm.fold(pair[1][2]), int(pair[1][0])),
-        )
-        return SearchResult(
-            query=query,
-            field=field,
-            items=[_summary(r) for _, r in ranked[offset : offset + limit]],
-            candidates=len(ranked),
-            truncated=len(rows) >= SEARCH_CANDIDATES,
-            limit=limit,
-            offset=offset,
-        )
+            return textsearch.search_tracks(snap, query, field, limit, offset)
 
     def track_summaries(self, tracks: Sequence[TrackRef]) -> list[TrackSummary]:
         """Title, artist, album, genre and duration of ``tracks`` (ids or paths), in the given order."""
@@ -104,11 +64,11 @@ class LibraryService:
             ids = snap.track_ids(refs)
             gjoin, gexpr = snap.genre_join()
             rows = snap.all(
-                f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr}, t.duration FROM tracks t {gjoin}"
+                f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr} AS genre, t.duration FROM tracks t {gjoin}"
                 "WHERE t.id = ANY(%(ids)s)",
                 {"ids": ids},
             )
-        by_id = {int(r[0]): _summary(r) for r in rows}
+        by_id = {int(r.id): TrackSummary.of(r) for r in rows}
         return [by_id[i] for i in ids]
 
     def track_file(self, track: TrackRef) -> str:
@@ -127,13 +87,13 @@ class LibraryService:
                 "SELECT id, path, path_bytes, size, mtime, status FROM tracks WHERE id = ANY(%(ids)s)", {"ids": ids}
             )
         by_id = {
-            int(r[0]): TrackFile(
-                id=int(r[0]),
-                path=fs_path(r[1], r[2]),
-                display_path=r[1],
-                size=int(r[3]) if r[3] is not None else None,
-                mtime=float(r[4]) if r[4] is not None else None,
-                status=r[5],
+            int(r.id): TrackFile(
+                id=int(r.id),
+                path=fs_path(r.path, r.path_bytes),
+                display_path=r.path,
+                size=int(r.size) if r.size is not None else None,
+                mtime=float(r.mtime) if r.mtime is not None else None,
+                status=r.status,
             )
             for r in rows
         }
@@ -150,7 +110,7 @@ class LibraryService:
                 {"t": t.id},
             )
             f = snap.one(f"SELECT {', '.join(FEATURE_NAMES)} FROM track_features WHERE track_id = %(t)s", {"t": t.id})
-            features = {n: float(x) for n, x in zip(FEATURE_NAMES, f, strict=True)} if f is not None else None
+            features = {n: float(getattr(f, n)) for n in FEATURE_NAMES} if f is not None else None
             tags: dict[str, float] | None = None
             tags_version: int | None = None
             genre: GenreResult | None = None
@@ -169,23 +129,23 @@ class LibraryService:
             except ModelNotTrainedError as exc:
                 notes["cluster"] = str(exc)
         return TrackDetails(
-            id=int(r[0]),
-            path=r[1],
-            status=r[2],
-            title=r[3],
-            artist=r[4],
-            album=r[5],
-            year=r[6],
-            genre_tag=r[7],
-            label=r[8],
-            label_source=r[9],
-            duration=float(r[10]) if r[10] is not None else None,
-            sample_rate=r[11],
-            channels=r[12],
-            format=r[13],
-            size=int(r[14]) if r[14] is not None else None,
-            error=r[15],
-            indexed_at=r[16].isoformat() if r[16] is not None else None,
+            id=int(r.id),
+            path=r.path,
+            status=r.status,
+            title=r.title,
+            artist=r.artist,
+            album=r.album,
+            year=r.year,
+            genre_tag=r.genre_tag,
+            label=r.label,
+            label_source=r.label_source,
+            duration=float(r.duration) if r.duration is not None else None,
+            sample_rate=r.sample_rate,
+            channels=r.channels,
+            format=r.format,
+            size=int(r.size) if r.size is not None else None,
+            error=r.error,
+            indexed_at=r.indexed_at.isoformat() if r.indexed_at is not None else None,
             features=features,
             genre=genre,
             cluster=cluster,
@@ -195,8 +155,9 @@ class LibraryService:
         )
 
     # ------------------------------------------------------------------ vocabulary on offer
-    def genres(self) -> list[str]:
-        """Every genre a query accepts: the labels and the genre model's classes, sorted."""
+    def known_genres(self) -> list[str]:
+        """Every genre a query's ``genre`` accepts: the labels and the genre model's classes, sorted (the library's
+        genres with their counts, as music apps list them, are ``index.catalog.genres()``)."""
         with self.snapshot() as snap:
             return snap.known_genres()
 
@@ -211,8 +172,8 @@ class LibraryService:
         the default (the one queries use when given no space: ``spaces.default_space``)."""
         out: list[dict[str, Any]] = []
         with self.snapshot() as snap:
-            for name in SPACES:
-                v = snap.versions.get(SPACE_KIND[name])
+            for name in space_names():
+                v = snap.versions.get(space_kind(name))
                 entry: dict[str, Any] = {"space": name, "available": v is not None, "model_version_id": None,
                                          "dimension": None, "hint": None}  # fmt: skip
                 if v is not None:
@@ -258,12 +219,9 @@ class LibraryService:
             if sp.empty:
                 return LibraryMap(space, sp.version_id, color_by, 0, 0, [], [], [])
             if sp.version is not None:
-                all_ids = [
-                    int(x[0])
-                    for x in snap.all(f"SELECT track_id FROM embeddings WHERE model_version_id = {int(sp.version.id)}")
-                ]
+                all_ids = snap.ids(f"SELECT track_id FROM embeddings WHERE model_version_id = {int(sp.version.id)}")
             else:
-                all_ids = [int(x[0]) for x in snap.all("SELECT track_id FROM track_features")]
+                all_ids = snap.ids("SELECT track_id FROM track_features")
             total = len(all_ids)
             pick = all_ids
             if total > limit:
@@ -278,9 +236,9 @@ class LibraryService:
             else:
                 grp_join, grp = snap.genre_join()
             info = {
-                int(x[0]): x
+                int(x.id): x
                 for x in snap.all(
-                    f"SELECT t.id, t.title, t.artist, {grp}, t.path FROM tracks t {grp_join}"
+                    f"SELECT t.id, t.title, t.artist, {grp} AS grp, t.path FROM tracks t {grp_join}"
                     f"WHERE t.id = ANY(%(ids)s) AND t.status = 'indexed'",
                     {"ids": list(pick)},
                 )
@@ -294,66 +252,13 @@ class LibraryService:
         counts: dict[str, int] = {}
         for i, tid in enumerate(ids):
             row = info[int(tid)]
-            g = None if row[3] is None else str(row[3])
+            g = None if row.grp is None else str(row.grp)
             if g is not None:
                 counts[g] = counts.get(g, 0) + 1
-            title = row[1] or os.path.basename(row[4] or "") or None
-            points.append(MapPoint(int(tid), float(xy[i, 0]), float(xy[i, 1]), g, title, row[2]))
+            title = row.title or os.path.basename(row.path or "") or None
+            points.append(MapPoint(int(tid), float(xy[i, 0]), float(xy[i, 1]), g, title, row.artist))
         groups = sorted(counts, key=lambda g: (-counts[g], g))
         return LibraryMap(space, sp.version_id, color_by, total, n, points, groups, explained)
-
-
-def word_match_sql(words: Sequence[str], prefix: str) -> str:
-    """SQL selecting the ids of the indexed tracks whose search text holds every one of ``words`` (folded; parameters
-    ``%({prefix}g0)s``, ``%({prefix}l0)s``, ... of :func:`word_match_params`): the trigram index narrows, ``LIKE``
-    decides. Tracks whose search text was not made yet (read before the library existed) are matched on their raw
-    title, artist, album, genre tag and path, case-insensitively, until the next ingest reads them again."""
-    grams = []
-    for i, w in enumerate(words):
-        has = f"t.search_grams @> %({prefix}g{i})s::int[] AND " if textnorm.grams(w) else ""
-        grams.append(f"{has}t.search_text LIKE %({prefix}l{i})s")
-    raw = "lower(concat_ws(' ', t.title, t.artist, t.album, t.genre_tag, t.path))"
-    legacy = " AND ".join(f"{raw} LIKE %({prefix}l{i})s" for i in range(len(words)))
-    return (
-        f"SELECT t.id FROM tracks t WHERE t.status = '{INDEXED}' AND {' AND '.join(grams)} "
-        f"UNION ALL SELECT t.id FROM tracks t WHERE t.search_text IS NULL AND t.status = '{INDEXED}' AND {legacy}"
-    )
-
-
-def word_match_params(words: Sequence[str], prefix: str) -> dict[str, Any]:
-    """The parameters of :func:`word_match_sql` (words are letters and digits: nothing in them is LIKE syntax)."""
-    params: dict[str, Any] = {}
-    for i, w in enumerate(words):
-        params[f"{prefix}g{i}"] = textnorm.grams(w)
-        params[f"{prefix}l{i}"] = f"%{w}%"
-    return params
-
-
-_FIELD_WEIGHT = {"title": 3.0, "artist": 2.0, "album": 1.5}
-
-
-def _rank(r: Sequence[Any], words: Sequence[str], field: str) -> float:
-    """How well a candidate (id, path, title, artist, album, genre, ...) matches: per word, the best field it is in
-    (title 3, artist 2, album 1.5, elsewhere 0.5; x1.5 at a word's start); 0 when ``field`` does not hold every
-    word."""
-    texts = {"title": textnorm.fold(r[2]), "artist": textnorm.fold(r[3]), "album": textnorm.fold(r[4])}
-    score = 0.0
-    for w in words:
-        best = 0.0
-        for name, folded in texts.items():
-            at = folded.find(w)
-            if at >= 0:
-                start = at == 0 or not folded[at - 1].isalnum()
-                best = max(best, _FIELD_WEIGHT[name] * (1.5 if start else 1.0))
-        if field != "any" and w not in texts[field]:
-            return 0.0
-        score += best or 0.5
-    return score
-
-
-def _summary(r: Sequence[Any]) -> TrackSummary:
-    """A TrackSummary from (id, path, title, artist, album, genre, duration, ...)."""
-    return TrackSummary(int(r[0]), r[1], r[2], r[3], r[4], r[5], float(r[6]) if r[6] is not None else None)
 
 
 def _pca2(mat: np.ndarray) -> tuple[np.ndarray, list[float]]:

@@ -47,6 +47,18 @@ class TrackHit:
         d["similarity"] = self.similarity
         return d
 
+    @classmethod
+    def of(
+        cls, row: Any, *, distance: float | None = None, score: float | None = None,
+        model_version: int | None = None, space: str | None = None,
+    ) -> TrackHit:  # fmt: skip
+        """A hit from a row with the columns ``id, path, title, artist, album, genre`` (read by name). With
+        ``distance``, ``score`` is the similarity ``1 - distance`` unless given."""
+        if distance is not None and score is None:
+            score = 1.0 - distance
+        return cls(int(row.id), row.path, row.title, row.artist, row.album, row.genre, distance, score,
+                   model_version, space)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Example:
@@ -171,6 +183,12 @@ class TrackSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def of(cls, row: Any) -> TrackSummary:
+        """From a row with the columns ``id, path, title, artist, album, genre, duration`` (read by name)."""
+        duration = float(row.duration) if row.duration is not None else None
+        return cls(int(row.id), row.path, row.title, row.artist, row.album, row.genre, duration)
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,22 @@
 """Vector search with filters, and the diversity rules of list answers (no album or artist runs).
 
 :func:`search` is the one nearest-neighbour query: ORDER BY the indexed distance expression with LIMIT and the
-filters evaluated per candidate (with relaxed iterative HNSW scans the index keeps feeding until LIMIT is met).
+filters (``query.filters``) evaluated per candidate (with relaxed iterative HNSW scans the index keeps feeding until
+LIMIT is met). The similarity engine (``query.engine``) is its only caller.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from musicindex.query.filters import Filters, Sql
+from musicindex.query.filters import where as predicates
 from musicindex.query.results import TrackHit
 from musicindex.query.snapshot import Snapshot
 from musicindex.query.spaces import Space
-from musicindex.query.tags import TagFilter, tag_condition
 from musicindex.query.vectors import vec_literal
 
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
@@ -29,15 +30,6 @@ def ef_search_for(limit: int) -> int:
     return int(min(MAX_EF_SEARCH, max(EF_SEARCH_MIN, 4 * int(limit))))
 
 
-@dataclass
-class Filters:
-    exclude_ids: Sequence[int] = ()
-    genre: str | None = None
-    exclude_artists: Sequence[str] = ()
-    exclude_genres: Sequence[str] = ()
-    tags: TagFilter | None = None
-
-
 def search_sql(
     snap: Snapshot,
     sp: Space,
@@ -48,26 +40,12 @@ def search_sql(
     ef_search: int | None = None,
 ) -> tuple[str, str, dict[str, Any]]:
     """(settings prefix, search statement, params) of one vector search (also used by EXPLAIN tests)."""
-    f = filters or Filters()
     limit = int(limit)
     table, vpred, params = sp._from()
-    params = {**params, "q": vec_literal(q), "lim": limit}
     gjoin, gexpr = snap.genre_join()
-    where = [f"{vpred}t.status = 'indexed'"]
-    if f.exclude_ids:
-        where.append("e.track_id <> ALL(%(xids)s)")
-        params["xids"] = [int(i) for i in f.exclude_ids]
-    if f.genre is not None:
-        where.append(f"{gexpr} = %(genre)s")
-        params["genre"] = f.genre
-    if f.exclude_artists:
-        where.append("(t.artist IS NULL OR lower(t.artist) <> ALL(%(xart)s))")
-        params["xart"] = [a.lower() for a in f.exclude_artists]
-    if f.exclude_genres:
-        where.append(f"({gexpr} IS NULL OR {gexpr} <> ALL(%(xgen)s))")
-        params["xgen"] = list(f.exclude_genres)
-    if f.tags is not None:
-        where.append(tag_condition(f.tags, "e.track_id", params))
+    cond = Sql("e.track_id", gexpr, {**params, "q": vec_literal(q), "lim": limit})
+    where = [f"{vpred}t.status = 'indexed'", *(predicates(filters, cond) if filters is not None else [])]
+    params = cond.params
     dist = sp.dist_expr()
     tie = ", e.track_id" if sp.method == "exact" else ""
     # the candidate query: ORDER BY the indexed expression, LIMIT, filters evaluated per
@@ -85,7 +63,7 @@ def search_sql(
     # relaxed_order may return candidates slightly out of order: materialize, then re-order
     sql = (
         f"WITH c AS MATERIALIZED ({inner}) "
-        f"SELECT c.track_id, t.path, t.title, t.artist, t.album, {gexpr}, c.distance "
+        f"SELECT c.track_id AS id, t.path, t.title, t.artist, t.album, {gexpr} AS genre, c.distance "
         f"FROM c JOIN tracks t ON t.id = c.track_id {gjoin}ORDER BY c.distance, c.track_id"
     )
     return prefix, sql, params
@@ -100,15 +78,13 @@ def search(
     *,
     ef_search: int | None = None,
 ) -> list[TrackHit]:
-    """Nearest tracks to ``q`` in ``sp`` (status 'indexed', filters applied), best first."""
+    """Nearest tracks to ``q`` in ``sp`` (status 'indexed', filters applied), best first. Only the similarity
+    engine (``query.engine``) calls it (``tests/unit/test_imports.py``)."""
     if sp.empty:
         return []
     prefix, sql, params = search_sql(snap, sp, q, limit, filters, ef_search=ef_search)
     rows = snap.all(prefix + sql, params)  # one round trip: SET LOCALs and the search
-    return [
-        TrackHit(int(r[0]), r[1], r[2], r[3], r[4], r[5], float(r[6]), 1.0 - float(r[6]), sp.version_id, sp.name)
-        for r in rows
-    ]
+    return [TrackHit.of(r, distance=float(r.distance), model_version=sp.version_id, space=sp.name) for r in rows]
 
 
 def _norm(s: str | None) -> str | None:
@@ -138,59 +114,3 @@ def diversify(
         else:
             break
     return picks
-
-
-@dataclass(frozen=True)
-class Exclusions:
-    """What a list answer (recommend, playlist) leaves out, and how it spreads artists and albums.
-
-    ``tracks`` never appear (ids or paths); ``artists`` and ``genres`` are left out (case-insensitive artist
-    names; genres as the label, else the genre model's prediction); ``artist_spacing``: two tracks of one artist
-    are separated by at least this many others (0: off); ``album_spacing``: no two consecutive tracks of one
-    album. :meth:`checked` validates the arguments once; :meth:`resolve` names the tracks in a snapshot.
-    """
-
-    tracks: tuple[Any, ...] = ()
-    artists: tuple[str, ...] = ()
-    genres: tuple[str, ...] = ()
-    artist_spacing: int = 3
-    album_spacing: bool = True
-
-    @classmethod
-    def checked(
-        cls,
-        tracks: Sequence[Any] = (),
-        artists: Sequence[str] = (),
-        genres: Sequence[str] = (),
-        artist_spacing: Any = 3,
-        album_spacing: bool = True,
-    ) -> Exclusions:
-        from musicindex.query.validation import as_list, check_int, check_strings
-
-        return cls(
-            tuple(as_list(tracks, "exclude_tracks")),
-            tuple(check_strings(as_list(artists, "exclude_artists"), "exclude_artists")),
-            tuple(check_strings(as_list(genres, "exclude_genres"), "exclude_genres")),
-            check_int(artist_spacing, "artist_spacing", 0, 100),
-            bool(album_spacing),
-        )
-
-    def resolve(self, snap: Snapshot) -> list[int]:
-        """The ids of the excluded tracks (TrackNotFoundError for an unknown one); unknown genres are refused."""
-        for g in self.genres:
-            snap.check_genre(g)
-        return snap.track_ids(self.tracks)
-
-    def filters(self, exclude_ids: Sequence[int]) -> Filters:
-        """The search filters that leave out ``exclude_ids`` and these artists and genres."""
-        return Filters(exclude_ids=sorted(set(exclude_ids)), exclude_artists=self.artists, exclude_genres=self.genres)
-
-    def params(self, exclude_ids: Sequence[int]) -> dict[str, Any]:
-        """How an answer records these exclusions (``QueryResult.params``)."""
-        return {
-            "exclude_tracks": list(exclude_ids),
-            "exclude_artists": list(self.artists),
-            "exclude_genres": list(self.genres),
-            "artist_spacing": self.artist_spacing,
-            "album_spacing": self.album_spacing,
-        }

@@ -54,10 +54,20 @@ class Snapshot:
         self._versions: dict[str, VersionInfo] | None = None
 
     def all(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """The rows of ``sql`` (SQLAlchemy ``Row``: read them by column name, ``row.title``)."""
         return list(self.conn.exec_driver_sql(sql, params or {}).fetchall())
 
     def one(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """The first row of ``sql`` or None."""
         return self.conn.exec_driver_sql(sql, params or {}).first()
+
+    def value(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """The first column of the first row of ``sql`` (None without a row)."""
+        return self.conn.exec_driver_sql(sql, params or {}).scalar()
+
+    def ids(self, sql: str, params: dict[str, Any] | None = None) -> list[int]:
+        """The first column of ``sql`` as ints (a list of ids)."""
+        return [int(x) for x in self.conn.exec_driver_sql(sql, params or {}).scalars()]
 
     # -- registry (read only) -------------------------------------------------
     @property
@@ -67,7 +77,10 @@ class Snapshot:
             rows = self.all(
                 "SELECT id, kind, embedding_dim, params, classes, metrics FROM model_versions WHERE state = 'active'"
             )
-            self._versions = {r[1]: VersionInfo(int(r[0]), r[1], r[2], r[3] or {}, r[4], r[5] or {}) for r in rows}
+            self._versions = {
+                r.kind: VersionInfo(int(r.id), r.kind, r.embedding_dim, r.params or {}, r.classes, r.metrics or {})
+                for r in rows
+            }
         return self._versions
 
     def genre_model(self) -> VersionInfo | None:
@@ -121,7 +134,7 @@ class Snapshot:
                 "`musicindex status` shows what is indexed, `SELECT id, path FROM musicindex_tracks` lists ids, "
                 "`musicindex ingest PATH` adds a file)"
             )
-        return TrackRow(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6])
+        return TrackRow(int(row.id), row.path, row.title, row.artist, row.album, row.label, row.status)
 
     def track_ids(self, refs: Iterable[Any]) -> list[int]:
         """The ids of ``refs`` (ids or paths), in order; TrackNotFoundError for the first unknown one. A list of
@@ -129,7 +142,7 @@ class Snapshot:
         refs = list(refs)
         ids = [int(r) for r in refs if isinstance(r, (int, np.integer)) and not isinstance(r, bool)]
         if len(refs) > 1 and len(ids) == len(refs):
-            found = {int(r[0]) for r in self.all("SELECT id FROM tracks WHERE id = ANY(%(ids)s)", {"ids": ids})}
+            found = {int(r.id) for r in self.all("SELECT id FROM tracks WHERE id = ANY(%(ids)s)", {"ids": ids})}
             missing = next((i for i in ids if i not in found), None)
             if missing is None:
                 return ids
@@ -152,7 +165,7 @@ class Snapshot:
         )
 
     def known_genres(self) -> list[str]:
-        known = {r[0] for r in self.all("SELECT DISTINCT label FROM tracks WHERE label IS NOT NULL")}
+        known = {r.label for r in self.all("SELECT DISTINCT label FROM tracks WHERE label IS NOT NULL")}
         gm = self.genre_model()
         if gm is not None:
             known.update(str(c) for c in (gm.classes or []))

@@ -1,5 +1,9 @@
 """Similarity spaces as of a snapshot: which vectors answer (a model version's embeddings, or the 43 raw features
-standardised on the fly), how they are searched (HNSW or exact), the vectors of tracks and the library's spread."""
+standardised on the fly), how they are searched (HNSW or exact), the vectors of tracks and the library's spread.
+
+The spaces are the trained ones (``features``, ``ann``, ``cnn``) and one per embedding model of the registry
+(``pretrained.registry``: musicnn by default), named by the model; the default space is the first embedding model
+that can answer, else ``features``."""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
+from musicindex.pretrained import registry
 from musicindex.query.snapshot import Snapshot, VersionInfo
 from musicindex.query.validation import check_space
 from musicindex.query.vectors import parse_vec, vec_literal
-from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, MUSICNN, N_FEATURES, SPACE_KIND, hnsw_index_name
+from musicindex.vocab import FEATURE_NAMES, FEATURES_SPACE, N_FEATURES, SPACE_KIND, TRAINED_SPACES, hnsw_index_name
 
 EXACT_THRESHOLD = 10_000
 """Versions with fewer vectors than this are searched exactly (brute force is fast and exact)."""
@@ -72,31 +77,51 @@ class Space:
         )
 
 
+def space_names() -> tuple[str, ...]:
+    """Every space a query accepts: the trained ones, then one per embedding model (best first)."""
+    return registry.space_names()
+
+
+def space_kind(space: str) -> str:
+    """The model kind whose active version answers in ``space`` (an embedding model's space is its own kind)."""
+    return SPACE_KIND.get(space, space)
+
+
+def is_embedding_space(space: str) -> bool:
+    """Whether ``space`` is an embedding model's (pretrained: no training, `musicindex embed` fills it)."""
+    return space not in TRAINED_SPACES
+
+
 def default_space(snap: Snapshot, track_ids: Sequence[int] = ()) -> str:
-    """The best space that can answer: musicnn (the best on real music held out from training,
-    benchmarks/quality.py) when it has an active version that holds vectors of ``track_ids`` (any vector at all
-    when none are given), else the features space (which answers right after ingestion)."""
-    v = snap.versions.get(MUSICNN)
-    if v is None:
-        return FEATURES_SPACE
+    """The best space that can answer: the first embedding model of the registry (musicnn by default: the best on
+    real music held out from training, benchmarks/quality.py) that has an active version holding vectors of
+    ``track_ids`` (any vector at all when none are given), else the features space (which answers right after
+    ingestion)."""
     ids = sorted({int(t) for t in track_ids})
-    if not ids:
-        found = snap.one(f"SELECT 1 FROM embeddings WHERE model_version_id = {int(v.id)} LIMIT 1")
-        return MUSICNN if found is not None else FEATURES_SPACE
-    n = snap.one(
-        f"SELECT count(*) FROM embeddings WHERE model_version_id = {int(v.id)} AND track_id = ANY(%(ids)s)",
-        {"ids": ids},
-    )[0]
-    return MUSICNN if int(n) == len(ids) else FEATURES_SPACE
+    for name in registry.names():
+        v = snap.versions.get(name)
+        if v is None:
+            continue
+        if not ids:
+            if snap.one(f"SELECT 1 FROM embeddings WHERE model_version_id = {int(v.id)} LIMIT 1") is not None:
+                return name
+            continue
+        n = snap.one(
+            f"SELECT count(*) FROM embeddings WHERE model_version_id = {int(v.id)} AND track_id = ANY(%(ids)s)",
+            {"ids": ids},
+        )[0]
+        if int(n) == len(ids):
+            return name
+    return FEATURES_SPACE
 
 
 def open_space(snap: Snapshot, space: str, *, exact: bool = False, bound_exact: bool = True) -> Space:
     """The active vectors of ``space``; raises ModelNotTrainedError for an untrained ann/cnn space."""
     space = check_space(space)
-    v = snap.versions.get(SPACE_KIND[space])
-    if v is None and space == MUSICNN:
+    v = snap.versions.get(space_kind(space))
+    if v is None and is_embedding_space(space):
         raise ModelNotTrainedError(
-            "no track is embedded in the musicnn space yet: run `musicindex embed` (a worker serving the embed "
+            f"no track is embedded in the {space} space yet: run `musicindex embed` (a worker serving the embed "
             "queue embeds new tracks as they are indexed), or use space='features'"
         )
     if v is None and space != "features":
@@ -188,9 +213,10 @@ def vectors(snap: Snapshot, sp: Space, track_ids: Sequence[int]) -> dict[int, np
             raise ModelNotTrainedError(
                 f"track {missing[0]} has no audio features yet (not indexed: see `musicindex status`)"
             )
+        todo = "`musicindex embed`" if is_embedding_space(sp.name) else f"`musicindex train --models {sp.name}`"
         raise ModelNotTrainedError(
             f"track {missing[0]} has no {sp.name!r} embedding in model version {sp.version.id} "
-            f"(indexed after that model was trained): run `musicindex train --models {sp.name}` to embed it"
+            f"(indexed after that version was made): run {todo} to embed it"
         )
     return out
 

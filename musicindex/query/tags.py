@@ -1,4 +1,5 @@
-"""The musicnn tags of the active musicnn version: tag names, validated tag filters, per-track probabilities."""
+"""Tags: the tag vocabulary of the first embedding model of the registry that has one and an active version
+(musicnn's 50 by default), validated tag filters, per-track probabilities."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
+from musicindex.pretrained import registry
 from musicindex.query.snapshot import Snapshot
-from musicindex.vocab import MUSICNN, TOP_TAG_MIN
+from musicindex.vocab import TOP_TAG_MIN
 
 MAX_TAGS = 10
 """At most this many tags in one tag search or filter."""
@@ -18,10 +20,12 @@ MAX_TAGS = 10
 
 @dataclass(frozen=True)
 class TagSpace:
-    """The tag names of the active musicnn version (``classes``, in the order of ``track_tags.probs``)."""
+    """The tag names of an embedding model's active version (``classes``, in the order of ``track_tags.probs``)."""
 
     version_id: int
     names: list[str]
+    model: str = ""
+    """The embedding model (its space) whose tags these are."""
 
     def index(self, tag: str) -> int:
         """1-based position of ``tag`` in ``track_tags.probs``; InvalidArgumentError naming close tags if unknown."""
@@ -42,14 +46,25 @@ class TagFilter:
 
 
 def tag_space(snap: Snapshot) -> TagSpace:
-    """The active musicnn version's tags; ModelNotTrainedError when nothing is embedded yet."""
-    v = snap.versions.get(MUSICNN)
-    if v is None or not v.classes:
-        raise ModelNotTrainedError(
-            "no track has musicnn tags yet: run `musicindex embed` (a worker serving the embed queue tags new "
-            "tracks as they are indexed)"
-        )
-    return TagSpace(v.id, [str(c) for c in v.classes])
+    """The tags of the first embedding model (registry order) whose active version has some; ModelNotTrainedError
+    when nothing is embedded yet."""
+    for name in registry.names():
+        v = snap.versions.get(name)
+        if v is not None and v.classes:
+            return TagSpace(v.id, [str(c) for c in v.classes], name)
+    which = next(iter(registry.names()), "embedding model")
+    raise ModelNotTrainedError(
+        f"no track has {which} tags yet: run `musicindex embed` (a worker serving the embed queue tags new "
+        "tracks as they are indexed)"
+    )
+
+
+def tag_version(snap: Snapshot) -> int | None:
+    """The version id whose tags answer (:func:`tag_space`), or None when nothing is tagged yet."""
+    try:
+        return tag_space(snap).version_id
+    except ModelNotTrainedError:
+        return None
 
 
 def check_tag_filter(snap: Snapshot, tags: Sequence[Any], min_probability: Any) -> TagFilter:

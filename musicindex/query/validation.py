@@ -7,13 +7,12 @@ to 422 and the CLI to exit code 2.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from musicindex.errors import InvalidArgumentError
-from musicindex.vocab import SPACES
+from musicindex.pretrained.registry import space_names
 
 MAX_K = 1000
 """At most this many results of one query (and at most this many tracks named by one argument)."""
@@ -30,8 +29,9 @@ def check_k(k: Any, name: str = "k") -> int:
 
 
 def check_space(space: Any) -> str:
-    if space not in SPACES:
-        raise InvalidArgumentError(f"unknown space {space!r}; choose one of: {', '.join(SPACES)}")
+    spaces = space_names()  # the trained spaces and one per embedding model of the registry
+    if space not in spaces:
+        raise InvalidArgumentError(f"unknown space {space!r}; choose one of: {', '.join(spaces)}")
     return str(space)
 
 
@@ -53,8 +53,8 @@ def check_text(value: Any, name: str, *, max_length: int = 1000, empty: bool = F
     return value
 
 
-def as_list(x: Any, name: str) -> list[Any]:
-    """``x`` as a list (one value becomes a list of one), at most ``MAX_LIST`` long."""
+def as_list(x: Any, name: str, most: int = MAX_LIST) -> list[Any]:
+    """``x`` as a list (one value becomes a list of one; None an empty one), at most ``most`` long."""
     if x is None:
         return []
     if isinstance(x, (str, bytes, int, os.PathLike)):
@@ -63,11 +63,6 @@ def as_list(x: Any, name: str) -> list[Any]:
         out = list(x)
     except TypeError:
         raise InvalidArgumentError(f"{name} must be a list, got {type(x).__name__}") from None
-    if len(out) > MAX_LIST:
-        raise InvalidArgumentError(f"{name} holds {len(out)} entries; at most {MAX_LIST}")
+    if len(out) > most:
+        raise InvalidArgumentError(f"{name} holds {len(out)} entries; at most {most}")
     return out
-
-
-def check_strings(xs: Sequence[Any], name: str) -> list[str]:
-    """Non-empty strings without NUL characters."""
-    return [check_text(x, name, max_length=1000) for x in xs]

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import threading
 import time
 import unicodedata
 from dataclasses import asdict, dataclass
@@ -29,7 +28,9 @@ from sqlalchemy.exc import IntegrityError
 
 from musicindex import keys
 from musicindex.config import Settings
-from musicindex.errors import InvalidArgumentError, UserNotFoundError
+from musicindex.errors import InvalidArgumentError, ItemNotFoundError, UserNotFoundError
+from musicindex.users.limiter import AttemptLimiter, client_address
+from musicindex.users.replay import SaltCache
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,9 @@ SYSTEM_KEY = ":system"
 """``name_key`` of the system user (no login name can hold ``:``, so no account can take it)."""
 SYSTEM_NAME = "local listener"
 API_KEY_PREFIX = "mi_"
-LOGIN_TTL = 5.0
-"""Seconds an account looked up for a login is reused (a client's burst of calls costs one lookup); a password
-changed or an account removed through another process is noticed within this time."""
+API_KEY_ACCOUNT = ":apikey"
+"""The limiter's account of API-key attempts (a key names no account)."""
+INVALID_ACCOUNT = ":invalid"
 
 _USER_COLUMNS = "id, name, is_admin, is_system, created_at"
 
@@ -56,6 +57,19 @@ class UserInfo:
     is_admin: bool
     is_system: bool
     created_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key of an account (never the key: it was shown once and is kept as its sha256)."""
+
+    id: int
+    user: str
+    created_at: str | None
+    last_used_at: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,8 +95,16 @@ def check_name(name: Any) -> tuple[str, str]:
 
 
 def name_key(name: str) -> str:
-    """What makes two names the same account: NFKC, case-folded."""
+    """What makes two names the same account: NFKC, case-folded (the account lookup and the attempt limiter both
+    use it, so no spelling of a name gets fresh tries)."""
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+def limit_key(name: Any) -> str:
+    """The limiter's account of a login attempt under ``name`` (valid or not, existing or not)."""
+    if not isinstance(name, str) or not name:
+        return INVALID_ACCOUNT
+    return name_key(name[: MAX_NAME + 1])
 
 
 def check_password(password: Any) -> str:
@@ -131,32 +153,24 @@ class PasswordBox:
 
 
 class Accounts:
-    """The account side of :class:`~musicindex.users.UserService` (each call one transaction)."""
+    """The account side of :class:`~musicindex.users.UserService` (each call one transaction).
+
+    Nothing about an account is cached between calls (a password changed or an account removed by another process,
+    the CLI, holds at the next call); only "is there any login account?" is kept for ``LOGINS_TTL`` seconds and
+    dropped on every change made here."""
+
+    LOGINS_TTL = 2.0
 
     def __init__(self, db: Any, settings: Settings):
         self.db = db
         self.settings = settings
         self.box = PasswordBox(settings)
-        self._cache: dict[str, tuple[float, Any]] = {}
-        self._cache_lock = threading.Lock()
-
-    def _cached(self, key: str, load: Any) -> Any:
-        """``load()`` (a row, or None), shared for ``LOGIN_TTL`` seconds under ``key``; the table is bounded."""
-        now = time.monotonic()
-        with self._cache_lock:
-            hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < LOGIN_TTL:
-            return hit[1]
-        value = load()
-        with self._cache_lock:
-            if len(self._cache) > 1000:
-                self._cache.clear()
-            self._cache[key] = (now, value)
-        return value
+        self.limiter = AttemptLimiter()
+        self.salts = SaltCache()
+        self._logins: tuple[float, bool] | None = None
 
     def _forget(self) -> None:
-        with self._cache_lock:
-            self._cache.clear()
+        self._logins = None
 
     # ------------------------------------------------------------------ administration
     def add_user(self, name: str, password: str, admin: bool = False) -> UserInfo:
@@ -195,7 +209,8 @@ class Accounts:
         return _user(row)
 
     def set_password(self, name: str, password: str) -> UserInfo:
-        """A new password for ``name``; the web sessions signed before are no longer accepted."""
+        """A new password for ``name``: its API keys are revoked and its web sessions ended (every proof made with
+        the old password stops working at once)."""
         user = self.user(name)
         sealed = self.box.seal(check_password(password))
         with self.db.session() as s:
@@ -206,14 +221,19 @@ class Accounts:
                 ),
                 {"p": sealed, "u": user.id},
             )
+            s.execute(text("DELETE FROM api_keys WHERE user_id = :u"), {"u": user.id})
+            s.execute(text("DELETE FROM sessions WHERE user_id = :u"), {"u": user.id})
+        self.salts.forget(user.id)
         self._forget()
         return user
 
     def remove_user(self, name: str) -> UserInfo:
-        """Delete ``name`` with its keys, stars, ratings, plays, queue and playlists (the foreign keys cascade)."""
+        """Delete ``name`` with its keys, sessions, stars, ratings, plays, queue and playlists (the foreign keys
+        cascade)."""
         user = self.user(name)
         with self.db.session() as s:
             s.execute(text("DELETE FROM users WHERE id = :u"), {"u": user.id})
+        self.salts.forget(user.id)
         self._forget()
         return user
 
@@ -226,6 +246,33 @@ class Accounts:
                 text("INSERT INTO api_keys (user_id, key_hash) VALUES (:u, :h)"), {"u": user.id, "h": hash_key(key)}
             )
         return key
+
+    def api_keys(self, name: str) -> list[ApiKeyInfo]:
+        """The API keys of ``name``: id, when made, when last used (never the keys)."""
+        user = self.user(name)
+        with self.db.session() as s:
+            rows = s.execute(
+                text("SELECT id, created_at, last_used_at FROM api_keys WHERE user_id = :u ORDER BY id"),
+                {"u": user.id},
+            ).all()
+        return [
+            ApiKeyInfo(int(r[0]), user.name, r[1].isoformat() if r[1] else None, r[2].isoformat() if r[2] else None)
+            for r in rows
+        ]
+
+    def revoke_api_key(self, name: str, key_id: int) -> None:
+        """Revoke the API key ``key_id`` of ``name`` (it stops working at once); ItemNotFoundError when ``name``
+        has no key of that id."""
+        user = self.user(name)
+        with self.db.session() as s:
+            gone = s.execute(
+                text("DELETE FROM api_keys WHERE id = :i AND user_id = :u RETURNING id"),
+                {"i": int(key_id), "u": user.id},
+            ).first()
+        if gone is None:
+            raise ItemNotFoundError(
+                f"{user.name!r} has no API key {key_id} (`musicindex user apikey {user.name} --list` lists them)"
+            )
 
     def local_user(self) -> UserInfo:
         """The system user (created on first call): the listener of a web page served without accounts. It is no
@@ -241,28 +288,23 @@ class Accounts:
             row = s.execute(text(f"SELECT {_USER_COLUMNS} FROM users WHERE name_key = :k"), {"k": SYSTEM_KEY}).one()
         return _user(row)
 
-    def session_user(self, user_id: int, epoch: int) -> UserInfo | None:
-        """The login account ``user_id`` when ``epoch`` is still its session epoch (a password change bumps it and
-        ends the web sessions signed before), else None. Never cached: a changed password ends sessions at once."""
-        with self.db.session() as s:
-            row = s.execute(
-                text(f"SELECT {_USER_COLUMNS} FROM users WHERE id = :u AND session_epoch = :e AND NOT is_system"),
-                {"u": int(user_id), "e": int(epoch)},
-            ).first()
-        return _user(row) if row is not None else None
-
-    def session_epoch(self, user_id: int) -> int:
-        """The session epoch of ``user_id`` (what a new web session of theirs is signed with)."""
-        with self.db.session() as s:
-            row = s.execute(text("SELECT session_epoch FROM users WHERE id = :u"), {"u": int(user_id)}).first()
-        if row is None:
-            raise UserNotFoundError(f"no user with id {user_id}")
-        return int(row[0])
-
     def has_logins(self) -> bool:
-        """Whether any login account exists (the Subsonic API is served only then)."""
+        """Whether any login account exists (kept ``LOGINS_TTL`` seconds; a change made here drops it)."""
+        now = time.monotonic()
+        known = self._logins
+        if known is not None and now - known[0] < self.LOGINS_TTL:
+            return known[1]
         with self.db.session() as s:
-            return s.execute(text("SELECT 1 FROM users WHERE NOT is_system LIMIT 1")).first() is not None
+            found = s.execute(text("SELECT 1 FROM users WHERE NOT is_system LIMIT 1")).first() is not None
+        self._logins = (now, found)
+        return found
+
+    def logins_known(self) -> bool | None:
+        """What ``has_logins`` last found, while it is fresh (None: not known now); never asks the database."""
+        known = self._logins
+        if known is not None and time.monotonic() - known[0] < self.LOGINS_TTL:
+            return known[1]
+        return None
 
     # ------------------------------------------------------------------ authentication
     def _login(self, name: Any) -> tuple[UserInfo, str] | None:
@@ -271,44 +313,64 @@ class Accounts:
             _, key = check_name(name)
         except InvalidArgumentError:
             return None
-
-        def load() -> Any:
-            with self.db.session() as s:
-                return s.execute(
-                    text(f"SELECT {_USER_COLUMNS}, password_enc FROM users WHERE name_key = :k AND NOT is_system"),
-                    {"k": key},
-                ).first()
-
-        row = self._cached("user:" + key, load)
+        with self.db.session() as s:
+            row = s.execute(
+                text(f"SELECT {_USER_COLUMNS}, password_enc FROM users WHERE name_key = :k AND NOT is_system"),
+                {"k": key},
+            ).first()
         if row is None:
             return None
         password = self.box.open(row[5])
         return (_user(row), password) if password is not None else None
 
-    def authenticate_password(self, name: Any, password: Any) -> UserInfo | None:
-        """The account when ``password`` is its password, else None."""
-        found = self._login(name)
-        if found is None or not isinstance(password, str):
-            return None
-        user, stored = found
-        return user if hmac.compare_digest(stored.encode(), password.encode("utf-8", "surrogatepass")) else None
+    def _limited(self, account: str, address: str | None, prove: Any) -> UserInfo | None:
+        """``prove()`` (the account, or None) under the attempt limiter: TooManyAttemptsError while ``account``
+        from ``address`` (default: the caller's, ``limiter.client_address``) cools down, a failure counted."""
+        where = address if address is not None else client_address.get()
+        self.limiter.check(where, account)
+        user: UserInfo | None = prove()
+        if user is None:
+            self.limiter.fail(where, account)
+        else:
+            self.limiter.succeed(where, account)
+        return user
 
-    def authenticate_token(self, name: Any, token: Any, salt: Any) -> UserInfo | None:
-        """The account when ``token`` is md5(password + salt) (Subsonic token authentication), else None."""
-        found = self._login(name)
-        if found is None or not isinstance(token, str) or not isinstance(salt, str) or not salt:
-            return None
-        user, stored = found
-        expected = hashlib.md5((stored + salt).encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
-        return user if hmac.compare_digest(expected, token.strip().lower()) else None
+    def authenticate_password(self, name: Any, password: Any, *, address: str | None = None) -> UserInfo | None:
+        """The account when ``password`` is its password, else None (limited: TooManyAttemptsError)."""
 
-    def authenticate_api_key(self, key: Any) -> UserInfo | None:
-        """The account an API key belongs to, else None (its ``last_used_at`` is refreshed at most hourly)."""
-        if not isinstance(key, str) or not key or len(key) > 200:
-            return None
-        digest = hash_key(key)
+        def prove() -> UserInfo | None:
+            found = self._login(name)
+            if found is None or not isinstance(password, str):
+                return None
+            user, stored = found
+            return user if _same(stored, password) else None
 
-        def load() -> Any:
+        return self._limited(limit_key(name), address, prove)
+
+    def authenticate_token(self, name: Any, token: Any, salt: Any, *, address: str | None = None) -> UserInfo | None:
+        """The account when ``token`` is md5(password + salt) (Subsonic token authentication) and the pair was not
+        used from another address within ``SaltCache.TTL`` (a replay), else None (limited)."""
+        where = address if address is not None else client_address.get()
+
+        def prove() -> UserInfo | None:
+            found = self._login(name)
+            if found is None or not isinstance(token, str) or not isinstance(salt, str) or not salt:
+                return None
+            user, stored = found
+            expected = hashlib.md5((stored + salt).encode("utf-8", "surrogatepass"), usedforsecurity=False)
+            if not _same(expected.hexdigest(), token.strip().lower()):
+                return None
+            return user if self.salts.first_use(user.id, salt, where) else None
+
+        return self._limited(limit_key(name), where, prove)
+
+    def authenticate_api_key(self, key: Any, *, address: str | None = None) -> UserInfo | None:
+        """The account an API key belongs to, else None (limited per address; ``last_used_at`` refreshed at most
+        hourly)."""
+
+        def prove() -> UserInfo | None:
+            if not isinstance(key, str) or not key or len(key) > 200:
+                return None
             with self.db.session() as s:
                 row = s.execute(
                     text(
@@ -316,11 +378,15 @@ class Accounts:
                         "k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 hour' "
                         "FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = :h AND NOT u.is_system"
                     ),
-                    {"h": digest},
+                    {"h": hash_key(key)},
                 ).first()
                 if row is not None and row[6]:
                     s.execute(text("UPDATE api_keys SET last_used_at = now() WHERE id = :i"), {"i": row[5]})
-            return row
+            return _user(row) if row is not None else None
 
-        row = self._cached("key:" + digest, load)
-        return _user(row) if row is not None else None
+        return self._limited(API_KEY_ACCOUNT, address, prove)
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time equality of two texts as UTF-8 bytes (any character, a lone surrogate too: never an error)."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass"))

@@ -110,28 +110,34 @@ def scrobble(
                 {"u": user_id, "c": client, "t": ids[-1]},
             )
             return
-        owners = {
-            int(r[0]): (r[1], r[2])
-            for r in s.execute(text("SELECT id, album_id, artist_id FROM tracks WHERE id = ANY(:ids)"), {"ids": ids})
-        }
-        now = dt.datetime.now(dt.UTC)
-        for j, tid in enumerate(ids):
-            when = times[j] if j < len(times) and times[j] is not None else now
-            album, artist = owners[tid]
-            played = [(TRACK, tid)] + [(k, int(i)) for k, i in ((ALBUM, album), (ARTIST, artist)) if i is not None]
-            rows = [{"user_id": user_id, "item_type": k, "item_id": i, "play_count": 1, "last_played": when}
-                    for k, i in played]  # fmt: skip
-            upsert(
-                s,
-                Annotation,
-                rows,
-                keys=("user_id", "item_type", "item_id"),
-                update=(),
-                also_set={
-                    "play_count": Annotation.play_count + 1,
-                    "last_played": func.greatest(Annotation.last_played, when),
-                },
-            )
+        scrobble_in(s, user_id, ids, times)
+
+
+def scrobble_in(s: Session, user_id: int, ids: Sequence[int], times: Sequence[dt.datetime | None] = ()) -> None:
+    """The plays of ``ids`` (checked to exist) in the open session ``s``: play count and last played of each song,
+    its album and artist."""
+    owners = {
+        int(r[0]): (r[1], r[2])
+        for r in s.execute(text("SELECT id, album_id, artist_id FROM tracks WHERE id = ANY(:ids)"), {"ids": ids})
+    }
+    now = dt.datetime.now(dt.UTC)
+    for j, tid in enumerate(ids):
+        when = times[j] if j < len(times) and times[j] is not None else now
+        album, artist = owners[tid]
+        played = [(TRACK, tid)] + [(k, int(i)) for k, i in ((ALBUM, album), (ARTIST, artist)) if i is not None]
+        rows = [{"user_id": user_id, "item_type": k, "item_id": i, "play_count": 1, "last_played": when}
+                for k, i in played]  # fmt: skip
+        upsert(
+            s,
+            Annotation,
+            rows,
+            keys=("user_id", "item_type", "item_id"),
+            update=(),
+            also_set={
+                "play_count": Annotation.play_count + 1,
+                "last_played": func.greatest(Annotation.last_played, when),
+            },
+        )
 
 
 def save_play_queue(

@@ -29,6 +29,7 @@ class Category:
 CATEGORIES: tuple[tuple[type[BaseException], Category], ...] = (
     (E.TrackNotFoundError, Category("unknown_track", 404)),
     (E.ItemNotFoundError, Category("not_found", 404)),
+    (E.TooManyAttemptsError, Category("too_many_attempts", 429)),
     (E.PermissionDeniedError, Category("forbidden", 403)),
     (E.TrackFileChangedError, Category("file_changed", 409)),
     (E.TrackFileOutsideError, Category("file_refused", 404)),
@@ -97,12 +98,16 @@ def install(app: Any, html: HtmlRenderer | None = None) -> None:
         request: Request, status: int, category: str, message: str, exit_code: int | None = None, headers: Any = None
     ) -> Response:
         if html is not None and not request.url.path.startswith("/api/"):
-            return html(request, status, category, message)
+            page = html(request, status, category, message)
+            page.headers.update(headers or {})
+            return page
         return JSONResponse(body(category, message, exit_code), status_code=status, headers=headers)
 
     async def library_error(request: Request, exc: Exception) -> Response:
         cat = category_of(exc)
-        return answer(request, cat.status, cat.name, str(exc), getattr(exc, "exit_code", 1))
+        return answer(
+            request, cat.status, cat.name, str(exc), getattr(exc, "exit_code", 1), getattr(exc, "http_headers", None)
+        )
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)

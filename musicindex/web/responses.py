@@ -1,4 +1,5 @@
-"""Response helpers every router shares: JSON that never holds NaN, M3U8 playlists of track lists."""
+"""Response helpers every router shares: JSON that never holds NaN, M3U8 playlists of track lists (and the words
+that describe their parameters)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from musicindex import playlists
 
 if TYPE_CHECKING:
     from musicindex.index import MusicIndex
+
+
+SPACE_DOC = "similarity space (features, ann, cnn, musicnn, ...); omitted: the library's default space"
+BASE_DOC = "M3U8 only: write paths relative to this absolute folder (the playlist's folder); omitted: absolute paths"
 
 
 class Json(JSONResponse):

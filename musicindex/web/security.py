@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -38,7 +39,9 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from musicindex.config import Settings
-from musicindex.errors import ConfigError, InvalidArgumentError
+from musicindex.errors import ConfigError, InvalidArgumentError, ServiceError
+from musicindex.users.limiter import client_address
+from musicindex.web import access
 from musicindex.web.errors import ApiError, HtmlRenderer, body
 
 log = logging.getLogger(__name__)
@@ -74,22 +77,29 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, settings: Settings) -> None:
-    """Refuse a non-loopback bind without an API token."""
-    if not is_loopback(host) and not settings.api_token:
+    """Refuse a non-loopback bind without an API token, or without ``MUSICINDEX_ALLOWED_HOSTS``."""
+    if is_loopback(host):
+        return
+    if not settings.api_token:
         raise ConfigError(
             f"refusing to listen on {host!r} without an API token: anyone who can reach it could use the API. "
             "Set MUSICINDEX_API_TOKEN (at least 16 characters, e.g. `openssl rand -hex 32`) or bind to 127.0.0.1"
         )
+    if not settings.allowed_host_list:
+        raise ConfigError(
+            f"refusing to listen on {host!r} without MUSICINDEX_ALLOWED_HOSTS: set it to the names and addresses "
+            "clients use to reach this server (e.g. MUSICINDEX_ALLOWED_HOSTS=192.168.1.20,music.home), so that "
+            "another site's page cannot reach it through DNS rebinding"
+        )
 
 
 def allowed_hosts(host: str, settings: Settings) -> list[str]:
-    """Host header values the server answers to."""
+    """Host header values the server answers to (``check_bind`` refused a non-loopback bind without a list)."""
     configured = settings.allowed_host_list
     if configured:
         return configured
-    if is_loopback(host):
-        return ["localhost", "127.0.0.1", "::1", "[::1]"]
-    return ["*"]
+    check_bind(host, settings)
+    return list(LOOPBACK_NAMES)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -202,9 +212,12 @@ def host_allowed(host: str | None, allowed: Sequence[str]) -> bool:
     if not host:
         return False
     h = host.strip().lower()
+    if any(c in h for c in "@/\\ ?#%"):  # userinfo, a path, a query: never part of a Host
+        return False
     end = h.find("]") + 1 if h.startswith("[") else None  # [v6] or [v6]:port
     name = h[:end] if end is not None else h.rsplit(":", 1)[0]
-    if not name or any(c in name for c in "@/\\ "):
+    port = h[len(name) :]
+    if not name or (port and not (port[0] == ":" and port[1:].isdigit() and len(port) <= 6)):
         return False
     bare = name.strip("[]")
     return any(bare == a.strip("[]") or (a.startswith("*.") and bare.endswith(a[1:])) for a in allowed)
@@ -290,6 +303,14 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        client = scope.get("client")
+        reset = client_address.set(str(client[0]) if client else "unknown")  # the limiter's address (users/limiter)
+        try:
+            await self._guard(scope, receive, send)
+        finally:
+            client_address.reset(reset)
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -351,6 +372,20 @@ class RequestGuard:
                     exit_code=InvalidArgumentError.exit_code,
                 )  # fmt: skip
                 return
+
+        # 5. the login rule: once accounts exist, the library is read with a session, the token or (/rest) a
+        # Subsonic credential (access.py; the session is looked up in a worker thread, never on the event loop)
+        try:
+            refused = await access.login_refusal(scope, headers, self.settings)
+        except OperationalError as exc:  # the database is down: say so, as the routes do (503)
+            await self._refuse(
+                scope, receive, send, 503, "server_unreachable",
+                f"PostgreSQL does not answer: {access.first_line(exc)}", exit_code=ServiceError.exit_code,
+            )  # fmt: skip
+            return
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
 
         received = 0
         started = False

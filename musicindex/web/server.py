@@ -1,7 +1,9 @@
-"""The ASGI app of ``musicindex serve``: the JSON API (``/api/``), the web page, the static files.
+"""The ASGI app of ``musicindex serve``: the JSON API (``/api/``), the web page, the Subsonic API (``/rest``), the
+static files.
 
-``create_app(index)`` builds it over one ``MusicIndex`` (the same services the CLI and Python
-programs use); ``serve()`` runs it on uvicorn after the security checks (``security.py``).
+``create_app(index)`` builds it over one ``MusicIndex`` (the same services the CLI and Python programs use) from
+the routers of ``web.routes`` (one per resource) and ``web.subsonic``; ``serve()`` runs it on uvicorn after the
+security checks (``security.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from musicindex.web import api, api_library, errors, pages, pages_library, security, status, subsonic
-from musicindex.web.deps import Limits
+from musicindex.web import errors, render, security, status, subsonic
+from musicindex.web.deps import Limits, LoginRequired, login_redirect
+from musicindex.web.routes import ROUTERS
 
 if TYPE_CHECKING:
+    from musicindex.config import Settings
     from musicindex.index import MusicIndex
 
 DEFAULT_HOST = "127.0.0.1"
@@ -53,18 +58,17 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
     )
     app.state.index = index
     app.state.limits = Limits()
-    errors.install(app, html=pages.render_error)
+    errors.install(app, html=render.render_error)
+    app.add_exception_handler(LoginRequired, login_redirect)
     app.state.subsonic = subsonic.SubsonicState()
-    app.include_router(api.router)
-    app.include_router(api_library.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.include_router(subsonic.router)
-    app.include_router(pages.router)
-    app.include_router(pages_library.router)
-    app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
+    app.mount("/static", StaticFiles(directory=str(render.HERE / "static")), name="static")
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs(request: Request) -> Response:
-        return pages.page(request, "docs.html", spec=app.openapi(), ops=_operations(app.openapi()))
+        return render.page(request, "docs.html", spec=app.openapi(), ops=_operations(app.openapi()))
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -84,11 +88,13 @@ def create_app(index: MusicIndex, *, host: str = DEFAULT_HOST) -> FastAPI:
     app.add_middleware(
         security.RequestGuard,
         settings=settings,
-        routes=[*api.router.routes, *api_library.router.routes, *pages.router.routes, *pages_library.router.routes],
-        html=pages.render_error,
+        routes=[route for router in ROUTERS for route in router.routes],
+        html=render.render_error,
         allowed_hosts=security.allowed_hosts(host, settings),
     )
     app.add_middleware(security.SecurityHeaders)
+    if settings.trusted_proxy_networks:  # outermost: the client and scheme a trusted proxy names (access.py)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=[str(n) for n in settings.trusted_proxy_networks])
     return app
 
 
@@ -146,20 +152,50 @@ def warm_up(app: FastAPI) -> None:
 
 
 def serve(index: MusicIndex, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "warning") -> None:
-    """Run the app on uvicorn (blocks). Refuses a non-loopback ``host`` without an API token."""
+    """Run the app on uvicorn (blocks). Refuses a non-loopback ``host`` without an API token and an allowed-hosts
+    list; every log line is scrubbed of credentials; request headers have a deadline and each address a cap on its
+    connections (``connections.py``)."""
     import uvicorn
+
+    from musicindex import logscrub
 
     security.check_bind(host, index.settings)
     app = create_app(index, host=host)
     warm_up(app)
-    uvicorn.run(
+    logscrub.install()
+    uvicorn.Server(server_config(app, index.settings, host, port, log_level)).run()
+
+
+def server_config(app: Any, settings: Settings, host: str, port: int, log_level: str = "warning") -> Any:
+    """The ``uvicorn.Config`` of ``serve``: forwarded headers only through ``create_app`` (trusted proxies), the
+    guarded HTTP protocol (header deadline, per-address cap), credentials scrubbed from uvicorn's log lines."""
+    import uvicorn
+
+    from musicindex.web.connections import guarded_protocol
+
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config(),
         access_log=log_level in ("info", "debug", "trace"),
         server_header=False,
-        proxy_headers=False,
+        proxy_headers=False,  # create_app trusts only MUSICINDEX_TRUSTED_PROXIES
+        http=guarded_protocol(settings),
         limit_concurrency=256,
         timeout_keep_alive=5,
     )
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with :class:`~musicindex.logscrub.ScrubFilter` on each of its handlers."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["scrub"] = {"()": "musicindex.logscrub.ScrubFilter"}
+    for handler in config.get("handlers", {}).values():
+        handler["filters"] = [*handler.get("filters", []), "scrub"]
+    return config

@@ -1,19 +1,24 @@
 """The page's sessions and CSRF tokens (docs/web.md, "Login and CSRF").
 
 A session is the cookie ``mi_session``: ``base64url(payload) "." base64url(HMAC-SHA256(key, payload))`` where the
-payload is JSON ``{"u": user id or null, "e": the user's session epoch, "t": issued at, "n": a random nonce}`` and
-the key is ``keys.secret(settings, "session.key")`` (a random key in the data folder, private). The cookie is
-``HttpOnly`` (no script reads it), ``SameSite=Lax`` (another site's page cannot send it with a POST), ``Path=/``,
-``Secure`` when the page was served over https, and lasts ``MAX_AGE``. A session is refused when its signature is
-wrong, it is older than ``MAX_AGE``, or its epoch is not the user's any more: changing a password bumps the epoch
-and ends every session signed before.
+payload is JSON ``{"u": user id or null, "t": issued at, "n": the session id}`` and the key is
+``keys.secret(settings, "session.key")`` (a random key in the data folder, private). The cookie is ``HttpOnly`` (no
+script reads it), ``SameSite=Lax`` (another site's page cannot send it with a POST), ``Path=/``, ``Secure`` when the
+page was served over https (directly, or behind a trusted proxy that says ``X-Forwarded-Proto: https``), and lasts
+``MAX_AGE``.
 
-The CSRF token of a session is ``HMAC(key, "csrf:" + nonce)``: bound to the session, unknown to another site (it
-can neither read the cookie nor compute the token). Every form and every state-changing request of the page carries
-it (the ``csrf`` field, or the ``X-CSRF-Token`` header set by the page's script); without it, or with another, the
-request is refused (403). A server without accounts gives every browser a session of its own (user None: the
-server's one local listener), so the page's changes are CSRF-checked all the same. Requests with today's bearer
-token (``Authorization`` header: scripts) need no CSRF token: no other site can make a browser send that header.
+A logged-in session lives on the server too (``index.users.open_session``: the ``sessions`` table keeps the sha256
+of its id): it is accepted only while that row lives, so logout, a password change, the account's removal and "log
+out everywhere" end it at once, whatever the browser kept. A session without an account (nobody logged in, or a
+server without accounts) is the signed cookie alone: it only carries the CSRF token.
+
+The CSRF token of a session is ``HMAC(key, "csrf:" + session id)``: bound to the session, unknown to another site
+(it can neither read the cookie nor compute the token). Every form and every state-changing request of the page
+carries it (the ``csrf`` field, or the ``X-CSRF-Token`` header set by the page's script); without it, or with
+another, the request is refused (403). A server without accounts gives every browser a session of its own (user
+None: the server's one local listener, for clients on this machine only), so the page's changes are CSRF-checked
+all the same. Requests with today's bearer token (``Authorization`` header: scripts) need no CSRF token: no other
+site can make a browser send that header.
 """
 
 from __future__ import annotations
@@ -29,21 +34,22 @@ from typing import Any
 
 from musicindex import keys
 from musicindex.config import Settings
+from musicindex.users import sessions as session_store
 
 COOKIE = "mi_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
-MAX_AGE = 30 * 24 * 3600
+MAX_AGE = session_store.MAX_AGE
 """Seconds a session lasts (then: log in again)."""
 KEY_FILE = "session.key"
 
 
 @dataclass(frozen=True)
 class Session:
-    """A verified session: whose (``user_id`` None: the server has no accounts), its epoch, when, its nonce."""
+    """A verified cookie: whose (``user_id`` None: nobody logged in), when, its id (``nonce``: for a logged-in
+    session, the id the server keeps the hash of)."""
 
     user_id: int | None
-    epoch: int
     issued_at: int
     nonce: str
 
@@ -64,14 +70,15 @@ def _mac(key: bytes, data: bytes) -> bytes:
     return hmac.new(key, data, hashlib.sha256).digest()
 
 
-def new_session(user_id: int | None, epoch: int = 0) -> Session:
-    return Session(user_id, int(epoch), int(time.time()), secrets.token_urlsafe(16))
+def new_session(user_id: int | None, session_id: str | None = None) -> Session:
+    """A session cookie of ``user_id`` naming ``session_id`` (a server-side session; None: a new random id)."""
+    return Session(user_id, int(time.time()), session_id or secrets.token_urlsafe(16))
 
 
 def encode(settings: Settings, session: Session) -> str:
     """The cookie value of ``session`` (signed)."""
     payload = json.dumps(
-        {"u": session.user_id, "e": session.epoch, "t": session.issued_at, "n": session.nonce}, separators=(",", ":")
+        {"u": session.user_id, "t": session.issued_at, "n": session.nonce}, separators=(",", ":")
     ).encode()
     return f"{_b64(payload)}.{_b64(_mac(_key(settings), payload))}"
 
@@ -89,9 +96,7 @@ def decode(settings: Settings, value: str | None, now: float | None = None) -> S
         return None
     try:
         d: Any = json.loads(payload)
-        session = Session(
-            None if d["u"] is None else int(d["u"]), int(d["e"]), int(d["t"]), str(d["n"])
-        )  # fmt: skip
+        session = Session(None if d["u"] is None else int(d["u"]), int(d["t"]), str(d["n"]))
     except (ValueError, TypeError, KeyError):
         return None
     age = (time.time() if now is None else now) - session.issued_at
@@ -138,8 +143,9 @@ class Viewer:
 
 
 def viewer(request: Any) -> Viewer:
-    """The :class:`Viewer` of ``request`` (computed once per request): the session cookie verified (a new
-    anonymous session when there is none or it is refused), the account it names looked up."""
+    """The :class:`Viewer` of ``request`` (computed once per request, by the request guard in a worker thread: it
+    queries the database): the session cookie verified (a new anonymous session when there is none or it is
+    refused), the account of its server-side session looked up."""
     cached = getattr(request.state, "viewer", None)
     if cached is not None:
         return cached
@@ -150,16 +156,28 @@ def viewer(request: Any) -> Viewer:
     accounts = index.users.has_logins()
     user = None
     if session is not None and session.user_id is not None:
-        user = index.users.session_user(session.user_id, session.epoch) if accounts else None
-        if user is None:  # the account is gone, or its password changed: a new anonymous session
-            session, fresh = None, True
+        user = index.users.session_user(session.nonce) if accounts else None
+        if user is None or user.id != session.user_id:  # ended, expired, the account gone: a new anonymous one
+            user, session, fresh = None, None, True
     if session is None:
         session = new_session(None)
-    if not accounts:
+    if not accounts and local_client(request):
         user = local_listener(request)
     found = Viewer(session, user, accounts, csrf_token(settings, session), fresh)
     request.state.viewer = found
     return found
+
+
+def local_client(request: Any) -> bool:
+    """Whether the request comes from this machine (a server without accounts lets only such clients be its local
+    listener: a client of the network may read, never change that listener's state)."""
+    import ipaddress
+
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "testclient"  # Starlette's TestClient (in-process: this machine)
 
 
 def local_listener(request: Any) -> Any:
@@ -172,14 +190,23 @@ def local_listener(request: Any) -> Any:
 
 
 def start(request: Any, response: Any, user: Any) -> Viewer:
-    """Log ``user`` in (None: log out): a new session (new nonce, so a new CSRF token) set on ``response``."""
+    """Log ``user`` in (None: log out): the browser's server-side session (if any) ends, a new session (new id, so
+    a new CSRF token) is set on ``response``."""
     index = request.app.state.index
-    epoch = index.users.session_epoch(user.id) if user is not None else 0
-    session = new_session(user.id if user is not None else None, epoch)
-    response.set_cookie(value=encode(index.settings, session), **cookie_options(request.url.scheme == "https"))
+    old = getattr(request.state, "viewer", None)
+    old_session = old.session if old is not None else decode(index.settings, request.cookies.get(COOKIE))
+    if old_session is not None and old_session.user_id is not None:
+        index.users.end_session(old_session.nonce)
+    session = new_session(user.id, index.users.open_session(user.id)) if user is not None else new_session(None)
+    response.set_cookie(value=encode(index.settings, session), **cookie_options(secure_request(request)))
     fresh = Viewer(session, user, index.users.has_logins(), csrf_token(index.settings, session), False)
     request.state.viewer = fresh
     return fresh
+
+
+def secure_request(request: Any) -> bool:
+    """Whether the page was served over https (the scheme a trusted proxy said, ``security.ProxyHeaders``)."""
+    return bool(request.url.scheme == "https")
 
 
 def attach(request: Any, response: Any) -> None:
@@ -187,4 +214,4 @@ def attach(request: Any, response: Any) -> None:
     v = getattr(request.state, "viewer", None)
     if v is not None and v.fresh:
         response.set_cookie(value=encode(request.app.state.index.settings, v.session),
-                            **cookie_options(request.url.scheme == "https"))  # fmt: skip
+                            **cookie_options(secure_request(request)))  # fmt: skip

@@ -44,5 +44,5 @@ def status(index: MusicIndex, limits: Limits, failures: int, wait: float) -> dic
         "checked": seen is not None,
         "checked_seconds_ago": round(age, 1) if age is not None else None,
         "hint": hint,
-        "progress": index.ingest_progress(),
+        "progress": index.ingestion.ingest_progress(),
     }

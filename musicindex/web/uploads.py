@@ -24,11 +24,15 @@ from musicindex.web.errors import ApiError
 
 if TYPE_CHECKING:
     from musicindex.index import MusicIndex
+    from musicindex.query.options import SearchOptions
     from musicindex.web.deps import Limits
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".m4a", ".opus")
 UPLOAD_READ_SECONDS = 120
 """An upload's body must arrive within this many seconds (it holds the one analysis slot while it streams)."""
+SHORT_UPLOAD_SECONDS = 5.0
+"""An upload shorter than this is compared, with a note that the answer is rough (the window reads up to 30 s, a
+musicnn patch is 3 s); one shorter than ``audio.MIN_DURATION`` is refused (audio_error: "too short")."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,10 @@ class UploadAnswer:
 
 
 async def similar_to_upload(
-    index: MusicIndex, limits: Limits, request: Request, k: int, space: str | None, filename: str
+    index: MusicIndex, limits: Limits, request: Request, options: SearchOptions, filename: str
 ) -> UploadAnswer:
-    """The ``k`` tracks closest to the request's body (an audio file named ``filename``: only its suffix is used).
+    """The tracks closest to the request's body (an audio file named ``filename``: only its suffix is used), as
+    ``options`` ask.
 
     One upload at a time: while one is read and analysed, others get 429 at once (before their body is read), so
     waiting uploads never hold a worker thread. The body must arrive within ``UPLOAD_READ_SECONDS``."""
@@ -71,7 +76,7 @@ async def similar_to_upload(
                 )
             if size == 0:
                 raise InvalidArgumentError("the request body is empty: send the audio file as the body")
-            res = await run_in_threadpool(_analyse, index, tmp, k, space)
+            res = await run_in_threadpool(_analyse, index, tmp, options)
         finally:
             await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
     d = res.to_dict()
@@ -80,10 +85,10 @@ async def similar_to_upload(
     return UploadAnswer(d, name)
 
 
-def _analyse(index: MusicIndex, path: Path, k: int, space: str | None) -> Any:
+def _analyse(index: MusicIndex, path: Path, options: SearchOptions) -> Any:
     """``similar_to_file`` with the numeric libraries on one thread: the other cores stay free for the event loop and
     the other routes while an upload is analysed."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        return index.similar_to_file(path, k=k, space=space or None)
+        return index.similar_to_file(path, options)

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("musicindex", "workers")
 
 
+@functools.cache
 def _modules() -> dict[str, Path]:
     out = {}
     for pkg in PACKAGES:
@@ -47,6 +51,7 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return found
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     graph: dict[str, set[str]] = {}
@@ -138,7 +143,34 @@ def test_audio_never_imports_the_database_and_the_database_never_audio():
 def test_the_query_layer_reads_only_and_never_imports_the_models():
     forbidden = ("musicindex.ml", "musicindex.ingest", "musicindex.dispatch", "musicindex.web", "musicindex.cli",
                  "musicindex.servers", "musicindex.pretrained", "musicindex.index")  # fmt: skip
-    assert _breaking(_graph(), "musicindex.query", forbidden) == {}
+    # the names of the embedding models (the spaces) come from their registry, which loads no model
+    registry = {"musicindex.pretrained", "musicindex.pretrained.registry"}
+    breaking = _breaking(_graph(), "musicindex.query", forbidden)
+    assert {m: bad - registry for m, bad in breaking.items() if bad - registry} == {}
+
+
+def test_the_registry_of_embedding_models_loads_no_model():
+    """The query layer reads the registry: importing it imports no network, no runtime, not even numpy."""
+    code = (
+        "import sys; import musicindex.pretrained.registry as r; r.names(); r.space_names(); "
+        "print(sorted(m for m in ('numpy', 'onnxruntime', 'tensorflow', 'musicindex.pretrained.musicnn') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_embedding_models_and_analysis_stages_stay_in_their_layers():
+    """The embedding models (``pretrained/``) know no database and no layer above them; the analysis stages
+    (``ingest/stages/``) never import the query layer or an entry point."""
+    graph = _graph()
+    above = ("musicindex.db", "musicindex.ingest", "musicindex.ml", "musicindex.query", "musicindex.web",
+             "musicindex.cli", "musicindex.servers", "musicindex.dispatch", "musicindex.index",
+             "musicindex.users")  # fmt: skip
+    assert _breaking(graph, "musicindex.pretrained", above) == {}
+    entry = ("musicindex.web", "musicindex.cli", "musicindex.query", "musicindex.index", "musicindex.ml",
+             "musicindex.sample", "musicindex.dispatch")  # fmt: skip
+    assert _breaking(graph, "musicindex.ingest.stages", entry) == {}
 
 
 def test_models_and_ingestion_stay_below_the_entry_points():
@@ -147,6 +179,16 @@ def test_models_and_ingestion_stay_below_the_entry_points():
     for package in ("musicindex.ml", "musicindex.ingest", "musicindex.db", "musicindex.pretrained"):
         assert _breaking(graph, package, entry) == {}, package
     assert _breaking(graph, "musicindex.ingest", ("musicindex.ml",)) == {}  # the models come after ingestion
+
+
+def test_the_descriptors_are_pure_audio_functions():
+    """``musicindex.audio.descriptors`` (tempo, key, loudness, mood) reads arrays and returns values: it imports
+    nothing of the project but the errors, the domain words and the rest of ``musicindex.audio``."""
+    allowed = ("musicindex.errors", "musicindex.vocab", "musicindex.audio")
+    graph = _graph()
+    bad = {m: {d for d in deps if d.startswith("musicindex") and not d.startswith(allowed)}
+           for m, deps in _deps_of(graph, "musicindex.audio.descriptors").items()}  # fmt: skip
+    assert {m: d for m, d in bad.items() if d} == {}
 
 
 def test_media_stays_below_the_web_layer():
@@ -164,6 +206,37 @@ def test_users_and_the_subsonic_api_stay_in_their_layers():
     assert _breaking(graph, "musicindex.users", below) == {}
     assert _breaking(graph, "musicindex.query", ("musicindex.users",)) == {}
     assert _breaking(graph, "musicindex.web.subsonic", ("musicindex.ml", "musicindex.ingest", "musicindex.db")) == {}
+
+
+def test_only_the_transcoder_loads_ffmpeg():
+    """FFmpeg's libraries (PyAV, ``av``) are loaded only by ``musicindex/media/transcode.py``: nothing else in the
+    library (ingest decodes with libsndfile/audioread) pays for them or depends on them."""
+    offenders = []
+    for name, path in _modules().items():
+        if name == "musicindex.media.transcode":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            imported = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            if any(i == "av" or i.startswith("av.") for i in imported):
+                offenders.append(f"{name} imports {imported}")
+    assert offenders == []
+
+
+def test_every_proof_of_a_password_or_key_goes_through_the_users_service():
+    """Issue 28: one attempt limiter for every way to prove who one is. It lives in the users service
+    (``UserService.authenticate_*``), so nothing above it may reach the accounts or the limiter's tables directly:
+    outside ``musicindex.users`` only the service itself (the package), the request's address (``limiter``) and the
+    session store's constants (``sessions``) are imported."""
+    graph = _graph()
+    allowed = {"musicindex.users", "musicindex.users.limiter", "musicindex.users.sessions", "musicindex.users.state"}
+    reaching = {
+        (m, d) for m, deps in graph.items() if not m.startswith("musicindex.users")
+        for d in deps if d.startswith("musicindex.users") and d not in allowed
+    }  # fmt: skip
+    assert reaching == set()
 
 
 def test_only_dispatch_talks_to_celery():
@@ -187,10 +260,43 @@ def test_only_dispatch_talks_to_celery():
 
 def test_servers_are_started_only_by_entry_points():
     """Connecting or importing starts nothing: only the entry points import the embedded servers."""
-    allowed = ("musicindex.servers", "musicindex.services", "musicindex.cli", "musicindex.index", "musicindex.sample")
+    allowed = ("musicindex.servers", "musicindex.cli", "musicindex.index")
     users = {m for m, deps in _graph().items() if any(d == "musicindex.servers" or d.startswith("musicindex.servers.")
                                                       for d in deps)}  # fmt: skip
     assert {m for m in users if not m.startswith(allowed)} == set()
+
+
+def test_the_similarity_engine_is_the_only_caller_of_vector_search():
+    """``query/search.py`` holds the vector search (and ``query/spaces.py`` the distance expression it orders by):
+    only the similarity engine (``query/engine.py``) imports it, so every "sounds like" answer goes through one
+    module; no other module spells pgvector's distance operators."""
+    graph = _graph()
+    users = {m for m, deps in graph.items() if "musicindex.query.search" in deps}
+    assert users == {"musicindex.query.engine"}
+    spelled = set()
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"<=>|<->|<#>", node.value):
+                spelled.add(name)
+    assert spelled <= {"musicindex.query.spaces", "musicindex.query.search"}, spelled
+
+
+def test_the_demo_and_the_cli_lean_one_way():
+    """The CLI (the ``demo`` command included) uses the sample library; ``musicindex.sample`` never imports the
+    CLI (nor the index: it only makes files)."""
+    graph = _graph()
+    assert _breaking(graph, "musicindex.sample", ("musicindex.cli", "musicindex.index", "musicindex.web")) == {}
+
+
+def test_the_web_routes_lean_on_presenters_and_dependencies_not_on_each_other():
+    """One router per resource (``web/routes``): a route module never imports another one (pages do not import the
+    JSON API to shape data: both use ``web/presenters``), and presenters never import routes."""
+    graph = _graph()
+    routes = {m for m in graph if m.startswith("musicindex.web.routes.")}
+    assert routes, "no route modules found"
+    for m in routes:
+        assert not {d for d in graph[m] if d in routes}, m
+    assert _breaking(graph, "musicindex.web.presenters", ("musicindex.web.routes",)) == {}
 
 
 def _writes(path: Path, table: str, orm_class: str, column: str) -> list[str]:
@@ -242,3 +348,14 @@ def test_the_write_detector_finds_planted_writes(tmp_path):
 
 def test_cycle_detector_finds_a_planted_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_duplicates_stay_below_the_entry_points_and_audio_never_imports_them():
+    """``musicindex.dupes`` (the fingerprint index, the same-recording and same-song rules) joins the audio
+    fingerprint and the database like ingestion does: it never imports an entry point, the models, ingestion or the
+    servers, and ``audio`` never imports it."""
+    graph = _graph()
+    forbidden = ("musicindex.web", "musicindex.cli", "musicindex.index", "musicindex.sample", "musicindex.ml",
+                 "musicindex.ingest", "musicindex.servers", "musicindex.dispatch", "musicindex.query")  # fmt: skip
+    assert _breaking(graph, "musicindex.dupes", forbidden) == {}
+    assert _breaking(graph, "musicindex.audio", ("musicindex.dupes",)) == {}

@@ -121,8 +121,8 @@ def test_genre_model_rule():
     assert pick_genre_model(c, "ann").id == 5
     assert pick_genre_model(c[:1], "cnn") is None
     assert pick_genre_model([]) is None
-    with pytest.raises(ValueError, match="genre model 'svm'"):
-        pick_genre_model(c, "svm")
+    with pytest.raises(ValueError, match="genre model 'svr'"):
+        pick_genre_model(c, "svr")
 
 
 def test_vocabulary_is_consistent():
@@ -149,7 +149,7 @@ def test_settings_validation_names_the_variable():
     for env, needle in [
         ({"MUSICINDEX_WINDOW_DURATION": "0"}, "MUSICINDEX_WINDOW_DURATION"),
         ({"MUSICINDEX_INGEST_CHUNK": "zero"}, "MUSICINDEX_INGEST_CHUNK='zero' is not a valid int"),
-        ({"MUSICINDEX_GENRE_MODEL": "svm"}, "MUSICINDEX_GENRE_MODEL='svm'"),
+        ({"MUSICINDEX_GENRE_MODEL": "svr"}, "MUSICINDEX_GENRE_MODEL='svr'"),
         ({"MUSICINDEX_VISIBILITY_TIMEOUT": "5"}, "MUSICINDEX_VISIBILITY_TIMEOUT=5: must be between 10 s"),
         ({"MUSICINDEX_RETRAIN_CRON": "nightly"}, "expected 5 fields"),
         ({"MUSICINDEX_DATABASE_URL": "mysql://x"}, "must be a PostgreSQL URL"),
@@ -190,18 +190,50 @@ def test_scan_lists_audio_ignores_the_rest_and_skips_outside_links(tmp_path):
     assert within("/a/b/c", ["/a/b"]) and not within("/a/bc", ["/a/b"])
 
 
-def test_every_service_method_is_a_method_of_the_index():
+def test_the_facade_delegates_each_method_in_one_line_to_its_service():
+    """Every method ``FACADE_METHODS`` names is defined in ``MusicIndex``'s class body (not copied onto instances at
+    run time), holds one statement that calls the same method of its service, and takes the service method's
+    parameters (with the same defaults); the similarity questions may add ``**args`` (SearchOptions fields)."""
+    import ast
+    import inspect
+    import textwrap
+
     from musicindex.config import Settings
-    from musicindex.index import SERVICE_METHODS, MusicIndex
+    from musicindex.index import FACADE_METHODS, MusicIndex
 
     index = MusicIndex(None, Settings.from_env({}))  # type: ignore[arg-type]  # no database needed to bind
-    for service, names in SERVICE_METHODS.items():
+    assert not {n for names in FACADE_METHODS.values() for n in names} & set(vars(index))
+    for service, names in FACADE_METHODS.items():
         for name in names:
-            assert getattr(index, name) == getattr(getattr(index, service), name), (service, name)
-    public = {n for s in SERVICE_METHODS for n in dir(getattr(index, s)) if not n.startswith("_") and callable(
-        getattr(getattr(index, s), n)) and n not in ("snapshot", "send", "example_space", "similar_to_example",
-                                                     "requeue_orphans", "diverse_neighbours", "status")}  # fmt: skip
-    assert public <= {n for names in SERVICE_METHODS.values() for n in names}
+            fn = vars(MusicIndex)[name]
+            body = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0].body
+            stmts = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+            assert len(stmts) == 1 and isinstance(stmts[0], ast.Return), name
+            call = stmts[0].value
+            assert isinstance(call, ast.Call) and ast.unparse(call.func) == f"self.{service}.{name}", name
+            mine = inspect.signature(fn).parameters
+            theirs = inspect.signature(getattr(getattr(index, service), name)).parameters
+            for p in theirs.values():
+                assert p.name in mine and mine[p.name].default == p.default, (name, p.name)
+            extra = set(mine) - set(theirs) - {"self"}
+            assert extra <= {"args"}, (name, extra)
+
+
+def test_moved_names_still_answer_for_one_release_with_a_warning():
+    from musicindex.config import Settings
+    from musicindex.index import DEPRECATED, MusicIndex
+
+    index = MusicIndex(None, Settings.from_env({}))  # type: ignore[arg-type]
+    for name, home in DEPRECATED.items():
+        service, method = home.split(".")
+        with pytest.warns(DeprecationWarning, match=f"use index.{home}"):
+            assert getattr(index, name) == getattr(getattr(index, service), method)
+    with pytest.raises(AttributeError):
+        index.no_such_name  # noqa: B018
+    assert not hasattr(index, "embed_tracks") and not hasattr(index.training, "embed_tracks")
+    for gone in ("musicindex.app", "musicindex.services", "musicindex.sample.demo"):
+        with pytest.raises(ImportError):
+            __import__(gone)
 
 
 def test_train_options_are_validated_once_and_survive_the_task_message():
@@ -226,22 +258,5 @@ def test_train_options_are_validated_once_and_survive_the_task_message():
     ):
         with pytest.raises(InvalidArgumentError, match=match):
             TrainOptions.of(**bad)
-    with pytest.raises(InvalidArgumentError, match="unknown model 'svm'"):
-        TrainOptions.of("svm")
-
-
-def test_exclusions_are_checked_once():
-    from musicindex.query.search import Exclusions
-
-    ex = Exclusions.checked([3, 4], ["ABBA"], ["jazz"], 2, False)
-    assert (ex.tracks, ex.artists, ex.genres, ex.artist_spacing, ex.album_spacing) == (
-        (3, 4),
-        ("ABBA",),
-        ("jazz",),
-        2,
-        False,
-    )
-    assert ex.filters([1, 1, 2]).exclude_ids == [1, 2]
-    for bad in ({"artist_spacing": 101}, {"artist_spacing": True}, {"artists": ["a\x00b"]}, {"genres": [""]}):
-        with pytest.raises(InvalidArgumentError):
-            Exclusions.checked(**bad)
+    with pytest.raises(InvalidArgumentError, match="unknown model 'svr'"):
+        TrainOptions.of("svr")

@@ -10,7 +10,7 @@ from musicindex.web import sessions
 
 def test_sessions_are_signed_bound_and_expire(tmp_path):
     settings = Settings.from_env(home=tmp_path)
-    s = sessions.new_session(7, epoch=3)
+    s = sessions.new_session(7, "server-side-id")
     value = sessions.encode(settings, s)
     assert sessions.decode(settings, value) == s
     # any change to the payload or the signature is refused
@@ -25,7 +25,7 @@ def test_sessions_are_signed_bound_and_expire(tmp_path):
     # the CSRF token belongs to this session only
     token = sessions.csrf_token(settings, s)
     assert sessions.csrf_ok(settings, s, token)
-    other = sessions.new_session(7, epoch=3)
+    other = sessions.new_session(7)
     assert not sessions.csrf_ok(settings, other, token) and not sessions.csrf_ok(settings, s, "")
     assert not sessions.csrf_ok(settings, None, token) and not sessions.csrf_ok(settings, s, token[:-1] + "x")
     opts = sessions.cookie_options(secure=True)

@@ -86,26 +86,6 @@ def test_ids_name_their_kind():
         assert e.value.code == 70
 
 
-def test_the_limiter_cools_a_key_down_after_the_limit(monkeypatch):
-    now = [1000.0]
-    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
-    lim = auth.FailureLimiter(limit=3, window=60, cooldown=60)
-    lim.fail("user:a")
-    now[0] += 61  # outside the window: forgotten
-    lim.fail("user:a")
-    lim.fail("user:a")
-    assert not lim.blocked("user:a")
-    lim.fail("user:a")
-    assert lim.blocked("user:a") and not lim.blocked("user:b")
-    now[0] += 61
-    assert not lim.blocked("user:a")  # the cool-down is over
-    lim.fail("user:a")
-    lim.succeed("user:a")
-    lim.fail("user:a")
-    lim.fail("user:a")
-    assert not lim.blocked("user:a")  # a success cleared the earlier failure
-
-
 def test_protocol_versions():
     auth.check_version(Params([("v", "1.16.1")]))
     auth.check_version(Params([]))

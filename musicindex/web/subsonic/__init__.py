@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from musicindex.web.subsonic import browsing, listener, media, sonic, system
-from musicindex.web.subsonic.endpoints import SubsonicState
+from musicindex.web.subsonic import browsing, listener, media, playback, sonic, system
+from musicindex.web.subsonic.endpoints import SubsonicState, not_offered
 from musicindex.web.subsonic.protocol import API_VERSION
 
 router = APIRouter()
-for _part in (system, browsing, listener, media, sonic):
+for _part in (system, browsing, listener, media, playback, sonic):
     router.include_router(_part.router)
 del _part
+# last: every other name under /rest is the protocol's error 0, in the requested format (never the web's 404 page)
+router.add_api_route("/rest/{name:path}", not_offered, methods=["GET", "POST", "HEAD"], include_in_schema=False,
+                     name="subsonic.not_offered")  # fmt: skip
 
 __all__ = ["API_VERSION", "SubsonicState", "router"]

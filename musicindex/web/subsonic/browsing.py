@@ -108,9 +108,9 @@ def get_genres(call: Call) -> dict[str, Any]:
 
 def _artist_info(call: Call, element: str, as_item: Any) -> dict[str, Any]:
     _, item = views.parse_id(call.params.required("id"), ARTIST)
-    count = _count(call, "count", 20)
+    options = call.search_options(20)
     artist = call.index.catalog.artist(item, call.user_id).artist
-    similar = call.index.catalog.similar_artists(item, count, user_id=call.user_id)
+    similar = call.index.mixes.similar_artists(item, options, user_id=call.user_id) if options else []
     info: dict[str, Any] = {"musicBrainzId": Text(artist.musicbrainz_id) if artist.musicbrainz_id else None}
     return {element: {**info, "similarArtist": [as_item(a) for a in similar]}}
 
@@ -207,19 +207,19 @@ def _three(artists: list[Any], albums: list[Any], songs: list[Any], id3: bool) -
 
 @endpoint(router, "getStarred")
 def get_starred(call: Call) -> dict[str, Any]:
-    s = call.index.catalog.starred(call.user_id)
+    s = call.index.listener.starred(call.user_id)
     return {"starred": _three(s.artists, s.albums, s.songs, id3=False)}
 
 
 @endpoint(router, "getStarred2")
 def get_starred2(call: Call) -> dict[str, Any]:
-    s = call.index.catalog.starred(call.user_id)
+    s = call.index.listener.starred(call.user_id)
     return {"starred2": _three(s.artists, s.albums, s.songs, id3=True)}
 
 
 @endpoint(router, "getNowPlaying")
 def get_now_playing(call: Call) -> dict[str, Any]:
-    entries = call.index.catalog.now_playing(call.user_id)
+    entries = call.index.listener.now_playing(call.user_id)
     return {
         "nowPlaying": {
             "entry": [

@@ -28,19 +28,19 @@ def _items(call: Call) -> list[ItemRef]:
     return items
 
 
-@endpoint(router, "star")
+@endpoint(router, "star", changes=True)
 def star(call: Call) -> dict[str, Any]:
     call.index.users.star(call.user_id, _items(call))
     return {}
 
 
-@endpoint(router, "unstar")
+@endpoint(router, "unstar", changes=True)
 def unstar(call: Call) -> dict[str, Any]:
     call.index.users.unstar(call.user_id, _items(call))
     return {}
 
 
-@endpoint(router, "setRating")
+@endpoint(router, "setRating", changes=True)
 def set_rating(call: Call) -> dict[str, Any]:
     item = views.parse_id(call.params.required("id"), TRACK, ALBUM, ARTIST)
     rating = call.params.required_integer("rating", low=0, high=5)
@@ -48,7 +48,7 @@ def set_rating(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint(router, "scrobble")
+@endpoint(router, "scrobble", changes=True)
 def scrobble(call: Call) -> dict[str, Any]:
     """``submission=true`` (the default): a play (play count, last played); ``false``: now playing."""
     ids = views.parse_ids(call.params.all("id"), TRACK)
@@ -64,7 +64,7 @@ def scrobble(call: Call) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- playlists
 def _playlist(call: Call, playlist_id: int) -> dict[str, Any]:
-    return {"playlist": views.playlist(call.index.catalog.playlist(playlist_id, call.user_id))}
+    return {"playlist": views.playlist(call.index.listener.playlist(playlist_id, call.user_id))}
 
 
 @endpoint(router, "getPlaylists")
@@ -73,7 +73,7 @@ def get_playlists(call: Call) -> dict[str, Any]:
     name = call.params.get("username")
     if name is not None and name.casefold() != call.user.name.casefold():
         raise SubsonicError(NOT_AUTHORIZED, "the playlists of another user are not listed")
-    return {"playlists": {"playlist": [views.playlist(p) for p in call.index.catalog.playlists(call.user_id)]}}
+    return {"playlists": {"playlist": [views.playlist(p) for p in call.index.listener.playlists(call.user_id)]}}
 
 
 @endpoint(router, "getPlaylist")
@@ -82,7 +82,7 @@ def get_playlist(call: Call) -> dict[str, Any]:
     return _playlist(call, item)
 
 
-@endpoint(router, "createPlaylist")
+@endpoint(router, "createPlaylist", changes=True)
 def create_playlist(call: Call) -> dict[str, Any]:
     """A new playlist (``name``), or the songs of ``playlistId`` replaced; answers the playlist."""
     assert call.user is not None
@@ -98,7 +98,7 @@ def create_playlist(call: Call) -> dict[str, Any]:
     return _playlist(call, made)
 
 
-@endpoint(router, "updatePlaylist")
+@endpoint(router, "updatePlaylist", changes=True)
 def update_playlist(call: Call) -> dict[str, Any]:
     assert call.user is not None
     _, item = views.parse_id(call.params.required("playlistId"), views.PLAYLIST)
@@ -116,7 +116,7 @@ def update_playlist(call: Call) -> dict[str, Any]:
     return {}
 
 
-@endpoint(router, "deletePlaylist")
+@endpoint(router, "deletePlaylist", changes=True)
 def delete_playlist(call: Call) -> dict[str, Any]:
     assert call.user is not None
     _, item = views.parse_id(call.params.required("id"), views.PLAYLIST)
@@ -125,7 +125,7 @@ def delete_playlist(call: Call) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the play queue
-@endpoint(router, "savePlayQueue")
+@endpoint(router, "savePlayQueue", changes=True)
 def save_play_queue(call: Call) -> dict[str, Any]:
     ids = views.parse_ids(call.params.all("id"), TRACK)
     current = call.params.get("current")
@@ -142,7 +142,7 @@ def save_play_queue(call: Call) -> dict[str, Any]:
 
 @endpoint(router, "getPlayQueue")
 def get_play_queue(call: Call) -> dict[str, Any]:
-    q = call.index.catalog.play_queue(call.user_id)
+    q = call.index.listener.play_queue(call.user_id)
     if q is None:
         return {}
     return {

@@ -1,6 +1,7 @@
 """The sound of the index: getSimilarSongs and getSimilarSongs2 (an instant mix from a song, an album or an
 artist, no same-artist runs) and the OpenSubsonic ``sonicSimilarity`` extension: getSonicSimilarTracks and
-findSonicPath, answering ``sonicMatch: [{entry: <song>, similarity: 0..1}]``."""
+findSonicPath, answering ``sonicMatch: [{entry: <song>, similarity: 0..1}]``. All from ``index.mixes`` (the
+similarity engine), with the search options of ``Call.search_options``."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ router = APIRouter()
 
 def _mix(call: Call) -> list[dict[str, Any]]:
     kind, item = views.parse_id(call.params.required("id"), TRACK, ALBUM, ARTIST)
-    count = call.params.integer("count", 50, low=0) or 0
-    return [views.song(s) for s in call.index.catalog.instant_mix(kind, item, count, user_id=call.user_id)]
+    options = call.search_options(50)
+    if options is None:
+        return []
+    return [views.song(s) for s in call.index.mixes.instant_mix(kind, item, options, user_id=call.user_id)]
 
 
 @endpoint(router, "getSimilarSongs")
@@ -39,13 +42,13 @@ def _matches(found: list[SongMatch]) -> dict[str, Any]:
 @endpoint(router, "getSonicSimilarTracks")
 def get_sonic_similar_tracks(call: Call) -> dict[str, Any]:
     _, item = views.parse_id(call.params.required("id"), TRACK)
-    count = call.params.integer("count", 10, low=0) or 0
-    return _matches(call.index.catalog.sonic_similar(item, count, user_id=call.user_id))
+    options = call.search_options(10)
+    return _matches(call.index.mixes.sonic_similar(item, options, user_id=call.user_id) if options else [])
 
 
 @endpoint(router, "findSonicPath")
 def find_sonic_path(call: Call) -> dict[str, Any]:
     _, start = views.parse_id(call.params.required("startSongId"), TRACK)
     _, end = views.parse_id(call.params.required("endSongId"), TRACK)
-    count = call.params.integer("count", 25, low=2, high=100) or 25
-    return _matches(call.index.catalog.sonic_path(start, end, count, user_id=call.user_id))
+    call.params.integer("count", 25, low=2, high=100)  # Subsonic's own bounds (error 0 outside them)
+    return _matches(call.index.mixes.sonic_path(start, end, call.search_options(25), user_id=call.user_id))

@@ -19,9 +19,12 @@ EXTENSIONS = (
     ("formPost", [1]),
     ("apiKeyAuthentication", [1]),
     ("sonicSimilarity", [1]),
+    ("transcodeOffset", [1]),
+    ("playbackReport", [1]),
+    ("indexBasedQueue", [1]),
 )
-"""What this server supports beyond Subsonic 1.16.1. No ``transcoding`` / ``transcodeOffset``: ``stream`` sends
-the original file (docs/subsonic.md)."""
+"""What this server supports beyond Subsonic 1.16.1 (docs/subsonic.md): ``transcodeOffset`` is ``stream``'s
+``timeOffset`` on a transcode; not the newer ``transcoding`` extension (getTranscodeDecision, getTranscodeStream)."""
 
 
 @endpoint(router, "ping")
@@ -41,7 +44,7 @@ def get_extensions(call: Call) -> dict[str, Any]:
 
 def _scan_status(call: Call, scanning: bool | None = None) -> dict[str, Any]:
     running = call.state.scanner.running if scanning is None else scanning
-    pending = call.index.ingest_progress().get("counts", {}).get("pending", 0)
+    pending = call.index.ingestion.ingest_progress().get("counts", {}).get("pending", 0)
     return {"scanStatus": {"scanning": bool(running or pending), "count": call.index.catalog.song_count()}}
 
 
@@ -50,7 +53,7 @@ def get_scan_status(call: Call) -> dict[str, Any]:
     return _scan_status(call)
 
 
-@endpoint(router, "startScan")
+@endpoint(router, "startScan", changes=True)
 def start_scan(call: Call) -> dict[str, Any]:
     """Re-ingest every folder ingested before (``index.ingest(index.known_roots())``), without waiting."""
     call.require_admin()
@@ -68,11 +71,13 @@ def get_user(call: Call) -> dict[str, Any]:
     roles = dict.fromkeys(NO_ROLES, False)
     roles.update(downloadRole=True, playlistRole=True, streamRole=True)
     folders = [f.id for f in call.index.catalog.music_folders()]
+    limits = [k for k in (call.index.users.max_bit_rate(user.id), call.index.settings.transcode_max_bitrate) if k]
     return {
         "user": {
             "folder": folders,
             "username": user.name,
             "scrobblingEnabled": True,
+            "maxBitRate": min(limits) if limits else None,
             "adminRole": user.is_admin,
             **roles,
         }

@@ -1,0 +1,282 @@
+"""The similarity engine: every answer that ranks tracks by how they sound is made here, inside a snapshot.
+
+``similar`` (one seed), ``recommend`` (liked minus disliked, Rocchio; radio is ``recommend`` with a history),
+``path`` (a playlist from one track to another; a sonic path), ``mix`` (the mean direction of some tracks: an
+instant mix of a song, an album or an artist; "for you"), ``similar_artists`` and ``example`` (an outside file).
+Each opens the space the :class:`~musicindex.query.options.SearchOptions` name (or the best available one),
+resolves the options into :class:`~musicindex.query.filters.Filters`, makes the query vector and asks
+:func:`nearest`, which searches (``query.search``, the vector search; no other module calls it:
+``tests/unit/test_imports.py``) and keeps the diversity rule of the question.
+
+A question's own diversity rule (artist spacing, album rule) applies unless the options set one: ``SIMILAR``
+(none), ``RECOMMEND`` and ``PLAYLIST`` (3 and on), ``MIX`` (1 and on). The services (``QueryService``,
+``MixService``) check the arguments, open the snapshot and shape the answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
+from musicindex.query.explain import explain as explain_hits
+from musicindex.query.filters import Filters
+from musicindex.query.options import SearchOptions
+from musicindex.query.results import Example, QueryResult, TrackHit
+from musicindex.query.search import MAX_CANDIDATES, diversify, fits, search
+from musicindex.query.snapshot import Snapshot, TrackRow
+from musicindex.query.spaces import Space, default_space, load_space_matrix, open_space, standardize, vectors
+from musicindex.query.vectors import slerp, unit
+from musicindex.vocab import FEATURES_SPACE
+
+Rule = tuple[int, bool]
+"""A question's own diversity rule: (artist spacing, no two consecutive tracks of one album)."""
+SIMILAR: Rule = (0, False)
+RECOMMEND: Rule = (3, True)
+PLAYLIST: Rule = (3, True)
+MIX: Rule = (1, True)
+SIMILAR_ARTIST_POOL = 300
+"""Similar artists are found among the artists of this many nearest tracks."""
+
+
+@dataclass
+class Answer:
+    """The space that answered, the hits, and what the answer records besides its options (seeds, skipped
+    waypoints, the diversity rule that applied)."""
+
+    space: Space
+    items: list[TrackHit]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def result(self, query: str, options: SearchOptions) -> QueryResult:
+        """The answer as a :class:`~musicindex.query.results.QueryResult` (``params``: the options and the
+        answer's own)."""
+        sp = self.space
+        return QueryResult(
+            query=query,
+            space=sp.name,
+            model_version_id=sp.version_id,
+            dimension=sp.dim,
+            method=sp.method,
+            items=self.items,
+            ef_search=sp.last_ef if sp.method == "hnsw" else None,
+            params={**options.to_dict(), **self.params},
+        )
+
+
+def open_for(snap: Snapshot, options: SearchOptions, seeds: Sequence[int] = ()) -> Space:
+    """The space ``options`` name, else the best one that holds vectors of ``seeds`` (``spaces.default_space``)."""
+    return open_space(snap, options.space or default_space(snap, seeds), exact=options.exact)
+
+
+def nearest(
+    snap: Snapshot,
+    sp: Space,
+    q: np.ndarray,
+    k: int,
+    filters: Filters,
+    rule: Rule = SIMILAR,
+    history: Sequence[TrackHit] = (),
+    first_fetch: int | None = None,
+) -> list[TrackHit]:
+    """The ``k`` nearest tracks to ``q`` that pass ``filters`` and keep the diversity rule (the options', else
+    ``rule``) after ``history`` (the tracks played or picked just before), fetching more candidates until ``k``
+    fit or none are left (``first_fetch`` first; default 4k + 20)."""
+    artist, album = filters.options.spacing(*rule)
+    ef = filters.options.ef_search
+    if not artist and not album:
+        return search(snap, sp, q, k, filters, ef_search=ef)
+    fetch = min(MAX_CANDIDATES, first_fetch or 4 * k + 20)
+    while True:
+        cands = search(snap, sp, q, fetch, filters, ef_search=ef)
+        items = diversify(cands, k, artist, album, history=history)
+        if len(items) >= k or len(cands) < fetch or fetch >= MAX_CANDIDATES:
+            return items
+        fetch = min(MAX_CANDIDATES, fetch * 4)
+
+
+def _recorded(options: SearchOptions, rule: Rule, **params: Any) -> dict[str, Any]:
+    artist, album = options.spacing(*rule)
+    return {**params, "artist_spacing": artist, "album_spacing": album}
+
+
+# --------------------------------------------------------------------------- the questions
+def similar(snap: Snapshot, seed: TrackRow, options: SearchOptions) -> Answer:
+    """The tracks nearest to ``seed`` (which never appears)."""
+    sp = open_for(snap, options, [seed.id])
+    filters = Filters.resolve(snap, options, seeds=[seed.id])
+    q = vectors(snap, sp, [seed.id])[seed.id]
+    items = nearest(snap, sp, q, options.k, filters, SIMILAR)
+    if options.explain:
+        items = explain_hits(snap, items, query_ids=[seed.id])
+    return Answer(sp, items, _recorded(options, SIMILAR, track=seed.id))
+
+
+def recommend(
+    snap: Snapshot, liked: Sequence[int], disliked: Sequence[int], options: SearchOptions, history: Sequence[int] = ()
+) -> Answer:
+    """For someone who likes ``liked`` and dislikes ``disliked`` (ids): the mean direction of the liked tracks
+    minus half the mean direction of the disliked ones (Rocchio). ``history``: the tracks just before the answer,
+    oldest first (a radio's queue): they never appear, and the diversity rule continues from them."""
+    seeds = [*liked, *disliked]
+    sp = open_for(snap, options, seeds)
+    before = seed_hits(snap, sp, history)
+    filters = Filters.resolve(snap, options, seeds=seeds, exclude_ids=history)
+    vecs = vectors(snap, sp, seeds)
+    q = unit(np.mean([unit(vecs[i]) for i in liked], axis=0))
+    if disliked:
+        q = unit(q - 0.5 * unit(np.mean([unit(vecs[i]) for i in disliked], axis=0)))
+    items = nearest(snap, sp, q, options.k, filters, RECOMMEND, history=before)
+    if options.explain:
+        items = explain_hits(snap, items, query_ids=list(liked))
+    return Answer(sp, items, _recorded(options, RECOMMEND, liked=list(liked), disliked=list(disliked),
+                                       history=[h.id for h in before]))  # fmt: skip
+
+
+def path(snap: Snapshot, a: TrackRow, b: TrackRow, options: SearchOptions, rule: Rule = PLAYLIST) -> Answer:
+    """``options.k`` tracks from ``a`` to ``b`` (both included): the nearest unused track to each spherical
+    interpolation of their unit vectors that passes the filters and keeps the diversity rule (``rule`` unless the
+    options set one); a waypoint no track can fill is skipped (``params['skipped']``)."""
+    n = options.k
+    sp = open_for(snap, options, [a.id, b.id])
+    filters = Filters.resolve(snap, options, seeds=[a.id, b.id])
+    artist, album = options.spacing(*rule)
+    vecs = vectors(snap, sp, [a.id, b.id])
+    va, vb = unit(vecs[a.id]), unit(vecs[b.id])
+    hit_a, hit_b = seed_hits(snap, sp, [a.id, b.id])
+    picks = [hit_a]
+    used: set[int] = set()
+    skipped = 0
+    for i in range(1, n - 1):
+        w = slerp(va, vb, i / (n - 1))
+        chosen = _waypoint(snap, sp, w, filters.excluding(used), picks, hit_b, (n - 1) - i, artist, album)
+        if chosen is None:
+            skipped += 1
+            continue
+        picks.append(chosen)
+        used.add(chosen.id)
+    picks.append(hit_b)
+    return Answer(sp, picks, _recorded(options, rule, start=a.id, end=b.id, skipped=skipped))
+
+
+def mix(snap: Snapshot, seeds: Sequence[int], options: SearchOptions, rule: Rule = MIX) -> Answer:
+    """Tracks that sound like ``seeds`` together (their mean direction), nearest first, seeds left out; no hits
+    when none of the seeds has a vector."""
+    sp, q = seed_direction(snap, seeds, options)
+    if q is None:
+        return Answer(sp, [])
+    filters = Filters.resolve(snap, options, seeds=seeds)
+    items = nearest(snap, sp, q, options.k, filters, rule, first_fetch=2 * options.k + 10)
+    return Answer(sp, items, _recorded(options, rule))
+
+
+def similar_artists(snap: Snapshot, artist_id: int, seeds: Sequence[int], options: SearchOptions) -> list[int]:
+    """The ids of up to ``options.k`` other artists whose tracks are nearest to the mean direction of ``seeds``
+    (the artist's tracks), each ranked by its best match."""
+    sp, q = seed_direction(snap, seeds, options)
+    if q is None:
+        return []
+    hits = search(snap, sp, q, SIMILAR_ARTIST_POOL, Filters.resolve(snap, options, seeds=seeds))
+    owner = {
+        int(r.id): r.artist_id
+        for r in snap.all("SELECT id, artist_id FROM tracks WHERE id = ANY(%(ids)s)", {"ids": [h.id for h in hits]})
+    }
+    best: dict[int, float] = {}
+    for h in hits:
+        a = owner.get(h.id)
+        if a is not None and int(a) != artist_id:
+            best.setdefault(int(a), h.similarity or 0.0)
+    return sorted(best, key=lambda a: -best[a])[: options.k]
+
+
+def example(snap: Snapshot, found: Example, options: SearchOptions) -> Answer:
+    """The tracks nearest to an outside file analysed into ``found`` (``MusicIndex.similar_to_file``)."""
+    sp = open_for(snap, options)
+    q = example_vector(sp, found)
+    items = nearest(snap, sp, q, options.k, Filters.resolve(snap, options), SIMILAR)
+    if options.explain:
+        items = explain_hits(snap, items, query_features=found.features, query_tags=found.tags)
+    return Answer(sp, items, _recorded(options, SIMILAR, path=found.path, duration=found.duration))
+
+
+# --------------------------------------------------------------------------- vectors
+def seed_direction(snap: Snapshot, seeds: Sequence[int], options: SearchOptions) -> tuple[Space, np.ndarray | None]:
+    """The space and the mean direction of those of ``seeds`` that have vectors there (None: none has)."""
+    sp = open_for(snap, options, seeds)
+    _, mat = load_space_matrix(snap, sp, seeds)
+    return sp, (unit(mat.mean(axis=0)) if len(mat) else None)
+
+
+def similarities(snap: Snapshot, sp: Space, start: int, ids: Sequence[int]) -> dict[int, float]:
+    """``TrackHit.similarity`` (1 - cosine distance / 2, in [0, 1]) of each of ``ids`` to the track ``start``."""
+    vecs = vectors(snap, sp, [start, *ids])
+    origin = unit(vecs[start])
+    return {i: min(1.0, max(0.0, 1.0 - (1.0 - float(np.dot(origin, unit(vecs[i])))) / 2.0)) for i in ids}
+
+
+def seed_hits(snap: Snapshot, sp: Space, ids: Sequence[int]) -> list[TrackHit]:
+    """Tracks ``ids`` (known to exist) as hits at distance 0, in the given order (seeds, a radio's history)."""
+    if not ids:
+        return []
+    gjoin, gexpr = snap.genre_join()
+    rows = snap.all(
+        f"SELECT t.id, t.path, t.title, t.artist, t.album, {gexpr} AS genre FROM tracks t {gjoin}"
+        "WHERE t.id = ANY(%(ids)s)",
+        {"ids": [int(i) for i in ids]},
+    )
+    by_id = {int(r.id): r for r in rows}
+    return [TrackHit.of(by_id[int(i)], distance=0.0, model_version=sp.version_id, space=sp.name) for i in ids]
+
+
+def example_vector(sp: Space, found: Example) -> np.ndarray:
+    """The query vector of an outside file in ``sp`` (the vectors ``found`` carries)."""
+    if sp.name == FEATURES_SPACE:
+        if found.features is None:
+            raise InvalidArgumentError("a query by example in the features space needs the file's 43 features")
+        return standardize(sp, found.features) if not sp.empty else np.zeros(sp.dim)
+    assert sp.version is not None
+    emb = found.embeddings.get(sp.version.id)
+    if emb is None:
+        raise ModelNotTrainedError(
+            f"the {sp.name} space is answered by model version {sp.version.id} now, and the example was analysed "
+            "for another version (a model was promoted meanwhile): analyse the file again"
+        )
+    emb = np.asarray(emb, dtype=np.float64).ravel()
+    if emb.shape != (sp.dim,):
+        raise ModelNotTrainedError(
+            f"model version {sp.version.id} returned a {emb.shape} embedding, expected ({sp.dim},)"
+        )
+    return emb
+
+
+def _waypoint(
+    snap: Snapshot,
+    sp: Space,
+    w: np.ndarray,
+    filters: Filters,
+    picks: list[TrackHit],
+    end: TrackHit,
+    gap: int,
+    artist: int,
+    album: bool,
+) -> TrackHit | None:
+    """The nearest track to waypoint ``w`` that fits after ``picks`` and ``gap`` places before ``end``."""
+    fetch = max(20, 4 * artist + 10)
+    while True:
+        cands = search(snap, sp, w, fetch, filters, ef_search=filters.options.ef_search)
+        for c in cands:
+            if fits(c, picks, artist, album) and _fits_end(c, end, gap, artist, album):
+                return c
+        if len(cands) < fetch or fetch >= MAX_CANDIDATES:
+            return None
+        fetch = min(MAX_CANDIDATES, fetch * 4)
+
+
+def _fits_end(c: TrackHit, end: TrackHit, gap: int, artist: int, album: bool) -> bool:
+    """The end track is fixed: a pick ``gap`` positions before it must respect the rules too."""
+    if album and gap == 1 and not fits(end, [c], 0, True):
+        return False
+    return not (artist > 0 and gap <= artist and not fits(end, [c], 1, False))

@@ -1,0 +1,128 @@
+"""The SQL predicates of the search options: a query's :class:`~musicindex.query.options.SearchOptions` resolved in
+its snapshot (:class:`Filters`), and one predicate function per filter (``PREDICATES``).
+
+The vector search (``query.search``) and the tag search put ``where(filters, sql)`` into their WHERE clause: each
+predicate reads its option (and what ``Filters.resolve`` looked up: the excluded track ids, the seeds' artists and
+albums, the checked genres and tags) and returns one SQL condition, or None when the option is not set. Values are
+always parameters (``sql.params``), never SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from musicindex.query.options import DEFAULT, SearchOptions
+from musicindex.query.snapshot import Snapshot
+from musicindex.query.tags import TagFilter, check_tag_filter, tag_condition
+
+
+@dataclass(frozen=True)
+class Filters:
+    """``options`` resolved in a snapshot: what the predicates read.
+
+    ``exclude_ids``: tracks that never appear (the options' excluded tracks, the seeds, what an answer already
+    holds); ``genres`` / ``exclude_genres``: checked against the known genres (UnknownGenreError otherwise);
+    ``exclude_artists``: lower-cased, the options' and, with ``exclude_same_artist``, the seeds' artists;
+    ``exclude_albums``: with ``exclude_same_album``, the seeds' album ids; ``tags``: the checked tag filter.
+    """
+
+    options: SearchOptions = DEFAULT
+    exclude_ids: tuple[int, ...] = ()
+    genres: tuple[str, ...] = ()
+    exclude_genres: tuple[str, ...] = ()
+    exclude_artists: tuple[str, ...] = ()
+    exclude_albums: tuple[int, ...] = ()
+    tags: TagFilter | None = None
+
+    @classmethod
+    def resolve(
+        cls, snap: Snapshot, options: SearchOptions, seeds: Sequence[int] = (), exclude_ids: Iterable[int] = ()
+    ) -> Filters:
+        """The filters of ``options`` in ``snap`` for a question about the tracks ``seeds`` (which never appear);
+        TrackNotFoundError for an unknown excluded track, UnknownGenreError for an unknown genre, an
+        InvalidArgumentError naming close tags for an unknown tag."""
+        genres = tuple(snap.check_genre(g) for g in options.genres)
+        exclude_genres = tuple(snap.check_genre(g) for g in options.exclude_genres)
+        ids = {*snap.track_ids(options.exclude_tracks), *(int(s) for s in seeds), *(int(i) for i in exclude_ids)}
+        artists = {a.lower() for a in options.exclude_artists}
+        albums: set[int] = set()
+        if seeds and (options.exclude_same_artist or options.exclude_same_album):
+            for row in snap.all(
+                "SELECT lower(artist) AS artist, album_id FROM tracks WHERE id = ANY(%(ids)s)",
+                {"ids": [int(s) for s in seeds]},
+            ):
+                if options.exclude_same_artist and row.artist:
+                    artists.add(row.artist)
+                if options.exclude_same_album and row.album_id is not None:
+                    albums.add(int(row.album_id))
+        tags = check_tag_filter(snap, list(options.tags), options.min_tag_probability) if options.tags else None
+        return cls(options, tuple(sorted(ids)), genres, exclude_genres, tuple(sorted(artists)), tuple(sorted(albums)),
+                   tags)  # fmt: skip
+
+    def excluding(self, ids: Iterable[int]) -> Filters:
+        """These filters, also leaving out ``ids``."""
+        return replace(self, exclude_ids=tuple(sorted({*self.exclude_ids, *(int(i) for i in ids)})))
+
+
+@dataclass
+class Sql:
+    """Where the predicates write: the candidate's track id column, its tracks row's alias, the genre expression
+    (``Snapshot.genre_join``) and the statement's parameters."""
+
+    track_id: str
+    genre: str
+    params: dict[str, Any] = field(default_factory=dict)
+    tracks: str = "t"
+
+
+Predicate = Callable[[Filters, Sql], "str | None"]
+
+
+def _exclude_ids(f: Filters, q: Sql) -> str | None:
+    if not f.exclude_ids:
+        return None
+    q.params["xids"] = list(f.exclude_ids)
+    return f"{q.track_id} <> ALL(%(xids)s)"
+
+
+def _genres(f: Filters, q: Sql) -> str | None:
+    if not f.genres:
+        return None
+    q.params["genres"] = list(f.genres)
+    return f"{q.genre} = ANY(%(genres)s)"
+
+
+def _exclude_genres(f: Filters, q: Sql) -> str | None:
+    if not f.exclude_genres:
+        return None
+    q.params["xgen"] = list(f.exclude_genres)
+    return f"({q.genre} IS NULL OR {q.genre} <> ALL(%(xgen)s))"
+
+
+def _exclude_artists(f: Filters, q: Sql) -> str | None:
+    if not f.exclude_artists:
+        return None
+    q.params["xart"] = list(f.exclude_artists)
+    return f"({q.tracks}.artist IS NULL OR lower({q.tracks}.artist) <> ALL(%(xart)s))"
+
+
+def _exclude_albums(f: Filters, q: Sql) -> str | None:
+    if not f.exclude_albums:
+        return None
+    q.params["xalb"] = list(f.exclude_albums)
+    return f"({q.tracks}.album_id IS NULL OR {q.tracks}.album_id <> ALL(%(xalb)s))"
+
+
+def _tags(f: Filters, q: Sql) -> str | None:
+    return tag_condition(f.tags, q.track_id, q.params) if f.tags is not None else None
+
+
+PREDICATES: tuple[Predicate, ...] = (_exclude_ids, _genres, _exclude_genres, _exclude_artists, _exclude_albums, _tags)
+"""One SQL condition per filter, in this order (a new filter adds its function here)."""
+
+
+def where(f: Filters, q: Sql) -> list[str]:
+    """The conditions of the filters that are set."""
+    return [cond for predicate in PREDICATES if (cond := predicate(f, q)) is not None]

@@ -1,0 +1,88 @@
+"""The fingerprint index against the real PostgreSQL: a new file finds the stored copies of its recording through
+the index (never all pairs), is verified, and finds nothing else; keys are replaced and deleted with their track;
+a track that cannot be fingerprinted keeps its reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from musicindex.audio import fingerprint as F
+from musicindex.dupes import store
+from tests.unit.test_fingerprint import SR, fp_of, song
+
+
+@pytest.fixture(scope="module")
+def audio() -> dict[str, np.ndarray]:
+    base = {f"song{k}": song(10 + k, seconds=95.0) for k in range(5)}
+    base["song0-cut"] = base["song0"][int(4.4 * SR) :] * 0.5  # trimmed start, -6 dB
+    base["song1-noisy"] = base["song1"] + 0.02 * np.random.default_rng(1).standard_normal(base["song1"].size).astype(
+        np.float32
+    )
+    return base
+
+
+@pytest.fixture(scope="module")
+def prints(audio) -> dict[str, F.Fingerprint]:
+    return {name: fp_of(y) for name, y in audio.items()}
+
+
+def _tracks(session, names) -> dict[str, int]:
+    ids = {}
+    for name in names:
+        ids[name] = session.execute(
+            text("INSERT INTO tracks (path, status) VALUES (:p, 'indexed') RETURNING id"), {"p": f"/music/{name}.flac"}
+        ).scalar_one()
+    return ids
+
+
+def test_a_new_file_finds_its_recording_through_the_index(fresh_db, prints):
+    with fresh_db.session() as s:
+        store.create_tables(s)
+        ids = _tracks(s, prints)
+        for name in ("song0", "song1", "song2", "song3", "song4"):
+            assert store.store(s, ids[name], prints[name]) > 50
+    with fresh_db.session() as s:
+        found = store.find_recordings(s, prints["song0-cut"], exclude=[ids["song0-cut"]])
+        assert [c.track_id for c in found if c.same] == [ids["song0"]]
+        best = found[0]
+        assert best.votes >= store.MIN_VOTES
+        assert best.match.offset == pytest.approx(4.4, abs=0.1)  # the stored track's time minus the new one's
+        assert [c.track_id for c in store.find_recordings(s, prints["song1-noisy"]) if c.same] == [ids["song1"]]
+        for name in ("song2", "song3"):  # a stored track finds itself and nothing else
+            assert [c.track_id for c in store.find_recordings(s, prints[name]) if c.same] == [ids[name]]
+            assert not any(c.same for c in store.find_recordings(s, prints[name], exclude=[ids[name]]))
+        stats = store.key_stats(s)
+        assert stats["fingerprints"] == 5 and stats["keys"] > 250
+
+
+def test_keys_are_replaced_removed_and_deleted_with_the_track(fresh_db, prints):
+    with fresh_db.session() as s:
+        store.create_tables(s)
+        ids = _tracks(s, ["a", "b"])
+        n = store.store(s, ids["a"], prints["song2"])
+        assert store.store(s, ids["a"], prints["song2"]) == n  # storing again replaces, never doubles
+        assert s.execute(text("SELECT count(*) FROM fingerprint_keys")).scalar_one() == n
+        store.store(s, ids["b"], prints["song3"])
+    with fresh_db.session() as s:
+        assert [c.track_id for c in store.find_recordings(s, prints["song2"]) if c.same] == [ids["a"]]
+        s.execute(text("DELETE FROM tracks WHERE id = :i"), {"i": ids["a"]})  # a deleted file leaves: cascade
+        assert not any(c.same for c in store.find_recordings(s, prints["song2"]))
+        assert s.execute(text("SELECT count(*) FROM track_fingerprints")).scalar_one() == 1
+        store.remove(s, [ids["b"]])
+        assert s.execute(text("SELECT count(*) FROM fingerprint_keys")).scalar_one() == 0
+
+
+def test_a_track_that_cannot_be_fingerprinted_keeps_its_reason(fresh_db, prints):
+    with fresh_db.session() as s:
+        store.create_tables(s)
+        ids = _tracks(s, ["jingle", "song"])
+        reason = "too short to fingerprint: 6.0 s (at least 15 s)"
+        assert store.store(s, ids["jingle"], None, reason) == 0
+        store.store(s, ids["song"], prints["song4"])
+        rows = s.execute(text("SELECT track_id, data IS NULL, error FROM track_fingerprints ORDER BY track_id")).all()
+        assert rows == [(ids["jingle"], True, reason), (ids["song"], False, None)]
+        assert set(store.load(s, [ids["jingle"], ids["song"]])) == {ids["song"]}
+        with pytest.raises(ValueError, match="a fingerprint or an error"):
+            store.store(s, ids["song"], prints["song4"], "both")
