@@ -123,6 +123,7 @@ def mark_all_indexed(db) -> float:
     from sqlalchemy import text
 
     from musicindex.audio import FEATURES_VERSION, SPECTROGRAM_VERSION
+    from musicindex.ingest import stages
     from musicindex.ingest.library import TAGS_VERSION
     from musicindex.vocab import FEATURE_NAMES, N_FEATURES
 
@@ -150,9 +151,9 @@ def mark_all_indexed(db) -> float:
         c.execute(
             text(
                 "UPDATE tracks SET status = 'indexed', indexed_at = now(), attempts = 0, tags_version = :tv, "
-                "content_hash = md5(path) || md5(path)"
+                "content_hash = md5(path) || md5(path), stage_versions = CAST(:sv AS jsonb)"
             ),
-            {"tv": TAGS_VERSION},
+            {"tv": TAGS_VERSION, "sv": json.dumps({st.name: int(st.version) for st in stages.declared()})},
         )
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(text("VACUUM ANALYZE tracks"))

@@ -51,9 +51,9 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import AudioError, CorruptAudioError, InvalidAudioError, UnsupportedFormatError
-from .formats import AUDIO_EXTENSIONS
 from ..vocab import SPAN_TRACK as TRACK
 from ..vocab import SPAN_WINDOW as WINDOW
+from .formats import AUDIO_EXTENSIONS
 from .window import MIN_DURATION, SAMPLE_RATE, AnalysisWindow
 
 MIN_SAMPLE_RATE = 8000
