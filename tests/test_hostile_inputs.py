@@ -301,6 +301,24 @@ CLI_ROWS = [
     Row("cli", ("search", "--tag", "\x7f"), 2, "a tag no model knows"),
     Row("cli", ("similar", "{t}", "--bogus-option"), 2),
     Row("cli", ("no-such-command",), 2),
+    # the embedded servers on TCP (`services start --listen`): refused before anything starts or stops
+    Row(
+        "cli",
+        ("services", "start", "--listen", "db.example.org", "--password-file", "/etc/hostname"),
+        2,
+        "a host name: only IP addresses",
+    ),
+    Row("cli", ("services", "start", "--listen", "10.0.0.1;rm -rf /", "--password-file", "/etc/hostname"), 2),
+    Row("cli", ("services", "start", "--listen", "a\x01b"), 2),
+    Row("cli", ("services", "start", "--listen", "10.0.0.1"), 2, "TCP without a password"),
+    Row("cli", ("services", "start", "--listen", "10.0.0.1", "--password-file", "/no/such/file"), 2),
+    Row(
+        "cli",
+        ("services", "start", "--listen", "10.0.0.1", "--password-file", "/etc/passwd"),
+        2,
+        "a file others can read",
+    ),
+    Row("cli", ("services", "start", "--password-file", "/etc/passwd"), 2, "a password without --listen"),
 ]
 
 # --------------------------------------------------------------------------- Python API
