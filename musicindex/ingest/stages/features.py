@@ -23,6 +23,8 @@ from musicindex.vocab import FEATURE_NAMES
 WINDOW_22K = Audio(SAMPLE_RATE)
 POWER = "stft_power"
 """Scratch key of the window's STFT power spectrum (time-major), for the stages after this one."""
+SPECTRA = "spectra"
+"""Scratch key of the window's whole ``audio.features.Spectra`` (the descriptors read its envelope and chroma)."""
 
 
 class FeaturesStage(Stage):
@@ -34,6 +36,7 @@ class FeaturesStage(Stage):
     def analyse(self, work: TrackWork) -> np.ndarray:
         sp = audio.compute_spectra(work.audio.get(WINDOW_22K))
         work.scratch[POWER] = sp.power
+        work.scratch[SPECTRA] = sp
         features = np.asarray(audio.features_from_spectra(sp), dtype=np.float64)
         if not np.isfinite(features).all():
             bad = [n for n, v in zip(FEATURE_NAMES, features, strict=True) if not np.isfinite(v)]

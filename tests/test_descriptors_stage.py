@@ -1,0 +1,103 @@
+"""The ``descriptors`` analysis stage: computed in the one pass into ``track_descriptors``; an existing library is
+filled by ``--reanalyse-outdated`` (only this stage and the features it reads run again); a descriptor that fails
+is NULL and the track stays indexed; the moods read the musicnn tags stored for the track."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import text
+
+from musicindex import ingest
+from musicindex.audio.descriptors import track as described
+from musicindex.audio.descriptors.mood import USED_TAGS
+from musicindex.sample import ground_truth as G
+
+RATE = 44100
+SECONDS = 40.0
+
+
+def _song(gain: float = 1.0) -> np.ndarray:
+    music = G.chord_progression(9, "minor", SECONDS, sr=RATE, timbre="organ")
+    drums = G.drum_pattern(128.0, SECONDS, sr=RATE)[: music.size]
+    y = music + 0.6 * drums
+    return gain * np.stack([y, 0.9 * y], axis=1)
+
+
+@pytest.fixture
+def library(tmp_path):
+    root = tmp_path / "lib"
+    root.mkdir()
+    sf.write(root / "song.flac", _song(), RATE)
+    sf.write(root / "quieter.flac", _song(10 ** (-6 / 20)), RATE)  # the same, 6 dB down
+    sf.write(root / "noise.wav", G.white_noise(SECONDS, sr=RATE), RATE)  # no beat, no key
+    return root
+
+
+def _rows(db) -> dict[str, dict]:
+    with db.engine.connect() as conn:
+        got = conn.execute(
+            text("SELECT t.path, d.* FROM track_descriptors d JOIN tracks t ON t.id = d.track_id")
+        ).mappings()
+        return {os.path.basename(r["path"]): dict(r) for r in got}
+
+
+def test_descriptors_are_computed_in_the_pass_and_filled_for_an_existing_library(index, library, monkeypatch):
+    reg = ingest.register(index.db, [library])
+    assert [o.status for o in ingest.process_tracks(index.db, reg.queued_ids)] == ["indexed"] * 3
+    rows = _rows(index.db)
+    song, quieter, noise = rows["song.flac"], rows["quieter.flac"], rows["noise.wav"]
+    assert song["version"] == described.DESCRIPTORS_VERSION
+    assert song["tempo"] == pytest.approx(128.0, abs=2.0) and song["tempo_confidence"] > 0.12
+    assert (song["key"], song["mode"], song["camelot"]) == ("A minor", "minor", "8A")
+    assert quieter["loudness"] == pytest.approx(song["loudness"] - 6.0, abs=0.05)
+    assert quieter["replay_gain"] == pytest.approx(song["replay_gain"] + 6.0, abs=0.05)
+    assert song["true_peak"] > quieter["true_peak"] and song["loudness_range"] is not None
+    assert 0 <= song["energy"] <= 1 and 0 <= song["danceability"] <= 1
+    assert noise["tempo"] is None and noise["key"] is None and noise["camelot"] is None  # unknown, not made up
+    assert noise["loudness"] is not None
+
+    # an index of 0012: no descriptors yet; --reanalyse-outdated fills them, running only what they read
+    ids = {os.path.basename(p): i for i, p in _paths(index.db)}
+    with index.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM track_descriptors"))
+        conn.execute(text("UPDATE tracks SET stage_versions = stage_versions - 'descriptors'"))
+        spectrograms = dict(conn.execute(text("SELECT track_id, computed_at FROM spectrograms")).all())
+        # the song has musicnn tags (a metal track to musicnn): its energy reads them
+        conn.execute(
+            text("INSERT INTO model_versions (id, kind, state, params, classes) VALUES "
+                 "(7, 'musicnn', 'active', '{}', CAST(:classes AS jsonb))"),
+            {"classes": "[" + ", ".join(f'"{t}"' for t in USED_TAGS) + "]"},
+        )  # fmt: skip
+        probs = [0.9 if t in ("metal", "heavy metal", "hard rock") else 0.0 for t in USED_TAGS]
+        conn.execute(
+            text("INSERT INTO track_tags (model_version_id, track_id, probs, top_tags) VALUES (7, :t, :p, '{}')"),
+            {"t": ids["song.flac"], "p": probs},
+        )
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a key finder bug")
+
+    monkeypatch.setattr(described, "estimate_key", broken)  # one descriptor failing fails neither others nor track
+    again = ingest.register(index.db, [library])
+    assert sorted(again.queued_ids) == sorted(ids.values())
+    assert [o.status for o in ingest.process_tracks(index.db, again.queued_ids)] == ["indexed"] * 3
+    refilled = _rows(index.db)
+    assert refilled["song.flac"]["tempo"] == song["tempo"] and refilled["song.flac"]["loudness"] == song["loudness"]
+    assert refilled["song.flac"]["key"] is None and refilled["song.flac"]["key_confidence"] is None
+    assert refilled["song.flac"]["energy"] > song["energy"]  # the tags count
+    assert "aggressive" in refilled["song.flac"]["moods"]
+    assert refilled["quieter.flac"]["energy"] is not None  # no tags: from the features, tempo and key
+    with index.db.engine.connect() as conn:
+        assert dict(conn.execute(text("SELECT track_id, computed_at FROM spectrograms")).all()) == spectrograms
+        versions = [r for (r,) in conn.execute(text("SELECT stage_versions FROM tracks"))]
+    assert all(v["descriptors"] == described.DESCRIPTORS_VERSION for v in versions)
+    assert ingest.register(index.db, [library]).queued_ids == []  # up to date now
+
+
+def _paths(db) -> list[tuple[int, str]]:
+    with db.engine.connect() as conn:
+        return [(int(i), str(p)) for i, p in conn.execute(text("SELECT id, path FROM tracks"))]
