@@ -101,3 +101,74 @@ def test_descriptors_are_computed_in_the_pass_and_filled_for_an_existing_library
 def _paths(db) -> list[tuple[int, str]]:
     with db.engine.connect() as conn:
         return [(int(i), str(p)) for i, p in conn.execute(text("SELECT id, path FROM tracks"))]
+
+
+# --------------------------------------------------------------------------- every interface
+def _tune(tonic: int, mode: str, bpm: float, seconds: float = 32.0) -> np.ndarray:
+    music = G.chord_progression(tonic, mode, seconds, sr=RATE, timbre="organ")
+    return music + 0.6 * G.drum_pattern(bpm, seconds, sr=RATE)[: music.size]
+
+
+@pytest.fixture
+def keyed(index, tmp_path):
+    root = tmp_path / "keyed"
+    root.mkdir()
+    for name, y in {
+        "seed.flac": _tune(9, "minor", 128.0),
+        "relative.flac": _tune(0, "major", 124.0),
+        "far.flac": _tune(6, "major", 90.0),
+        "noise.wav": G.white_noise(32.0, sr=RATE),
+    }.items():
+        sf.write(root / name, y, RATE)  # fmt: skip
+    reg = ingest.register(index.db, [root])
+    assert {o.status for o in ingest.process_tracks(index.db, reg.queued_ids)} == {"indexed"}
+    ids = {os.path.basename(p): i for i, p in _paths(index.db)}
+    rows = _rows(index.db)
+    assert [rows[n]["camelot"] for n in ("seed.flac", "relative.flac", "far.flac")] == ["8A", "8B", "2B"]
+    with index.db.engine.begin() as conn:  # moods set by hand: the filter's plumbing, not the mood formula
+        conn.execute(text("UPDATE track_descriptors SET moods = '{calm}' WHERE track_id = :t"), {"t": ids["far.flac"]})
+    return ids
+
+
+def test_descriptor_filters_work_in_the_python_api_the_cli_and_http(index, keyed):
+    from fastapi.testclient import TestClient
+
+    from musicindex.errors import InvalidArgumentError
+    from musicindex.localworker import settings_env
+    from musicindex.web import create_app
+    from tests.conftest import run_cli
+
+    seed, rel, far = keyed["seed.flac"], keyed["relative.flac"], keyed["far.flac"]
+
+    def similar(**options) -> set[int]:
+        return set(index.similar(seed, space="features", k=10, **options).ids)
+
+    assert similar() == {rel, far, keyed["noise.wav"]}
+    assert similar(tempo="118-130") == {rel}  # the noise has no tempo: unknown never matches
+    assert similar(key="compatible") == {rel} and similar(key="F# major") == similar(key="2B") == {far}
+    assert similar(mood="calm") == {far} and similar(mood="calm", tempo="118-130") == set()
+    assert similar(energy=(0.0, 1.0)) == {rel, far, keyed["noise.wav"]}
+    with pytest.raises(InvalidArgumentError, match="has no known key"):
+        index.similar(keyed["noise.wav"], space="features", key="compatible")
+
+    details = index.track_details(seed)
+    assert details.tempo == pytest.approx(128.0, abs=2.0) and details.key == "A minor" and details.camelot == "8A"
+    assert details.replay_gain is not None and details.loudness is not None and 0 <= details.energy <= 1
+    assert details.to_dict()["key_confidence"] == details.key_confidence
+
+    env = settings_env(index.settings)
+    r = run_cli("similar", str(seed), "--space", "features", "--tempo", "118-130", "--key", "compatible", "--json",
+                env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert [item["id"] for item in __import__("json").loads(r.stdout)["items"]] == [rel]
+    r = run_cli("similar", str(seed), "--tempo", "300-100", env=env)
+    assert r.returncode != 0 and "the minimum 300 is above the maximum 100" in r.stderr + r.stdout
+
+    with TestClient(create_app(index), base_url="http://127.0.0.1") as client:
+        got = client.get(f"/api/tracks/{seed}/similar", params={"space": "features", "mood": "calm"})
+        assert got.status_code == 200, got.text
+        assert [i["id"] for i in got.json()["items"]] == [far]
+        bad = client.get(f"/api/tracks/{seed}/similar", params={"key": "H#"})
+        assert bad.status_code == 422 and "unknown key 'H#'" in bad.text
+        track = client.get(f"/api/tracks/{seed}").json()
+        assert track["key"] == "A minor" and track["camelot"] == "8A" and track["tempo"] == details.tempo

@@ -72,3 +72,8 @@ def test_each_descriptor_filter_is_one_predicate_with_parameters():
     assert sql.params == {"tempo_lo": 118.0, "tempo_hi": 128.0, "camelot": ["8A", "8B"], "moods": ["calm"],
                           "energy_lo": 0.1, "energy_hi": 0.5}  # fmt: skip
     assert not any("118" in c or "calm" in c for c in conds)  # values are parameters, never SQL text
+
+
+def test_compatible_needs_a_seed():
+    with pytest.raises(InvalidArgumentError, match="needs a seed track"):
+        F.seed_keys(None, ())  # type: ignore[arg-type]  # a tag search: no seed, no snapshot read
