@@ -178,3 +178,38 @@ def test_descriptor_filters_work_in_the_python_api_the_cli_and_http(index, keyed
         assert page.status_code == 200 and "A minor · 8A" in page.text and f"{details.tempo:.1f} BPM" in page.text
         noise = client.get(f"/tracks/{keyed['noise.wav']}")
         assert "no steady beat" in noise.text and "no clear key" in noise.text
+
+
+def test_a_harmonic_playlist_and_radio_and_an_instant_mix_that_keeps_the_seed_tempo(index, keyed):
+    from musicindex.errors import InvalidArgumentError
+    from musicindex.query import engine
+    from musicindex.query.options import SearchOptions
+    from musicindex.query.snapshot import snapshot
+
+    seed, rel, far, noise = keyed["seed.flac"], keyed["relative.flac"], keyed["far.flac"], keyed["noise.wav"]
+    # seed 8A 128 BPM -> relative 8B 124 BPM is a harmonic step; 8B -> far 2B 90 BPM is not; noise is unknown
+    pl = index.playlist(seed, far, n=3, space="features", harmonic=True, artist_spacing=0)
+    assert pl.ids == [seed, rel, far]
+    assert pl.params["transitions"][1] == "8A -> 8B (relative key); 128 -> 124 BPM (-3.1%)"
+    assert pl.params["transitions"][2] == "not a harmonic step: the end track is fixed"
+    assert pl.items[1].why["transition"] == pl.params["transitions"][1]
+    four = index.playlist(seed, far, n=4, space="features", harmonic=True, artist_spacing=0)
+    assert four.ids == [seed, rel, far] and four.params["skipped"] == 1  # nothing is a step from 8B/124 but far
+    assert set(index.playlist(seed, far, n=4, space="features", artist_spacing=0).ids) == {seed, rel, noise, far}
+
+    radio = index.recommend([seed], space="features", harmonic=True, artist_spacing=0)
+    assert radio.ids == [rel] and radio.params["transitions"] == [pl.params["transitions"][1]]
+    with pytest.raises(InvalidArgumentError, match="harmonic mix needs the key and tempo"):
+        index.recommend([noise], space="features", harmonic=True)
+
+    # an instant mix puts the tracks within the seed's tempo range (+-8 %) first, then the nearest others
+    with index.db.engine.begin() as conn:
+        conn.execute(text("UPDATE track_descriptors SET tempo = 131 WHERE track_id = :t"), {"t": noise})
+    opts = SearchOptions(k=3, space="features")
+    with snapshot(index.db) as snap:
+        plain = engine.mix(snap, [seed], opts).items
+        kept = engine.mix(snap, [seed], opts, keep_tempo=True)
+    in_range = [h.id for h in plain if h.id in (rel, noise)]
+    assert [h.id for h in kept.items] == in_range + [h.id for h in plain if h.id not in in_range]
+    assert kept.params["tempo_range"] == pytest.approx((128 * 0.92, 128 * 1.08), abs=2.5)
+    assert [s.id for s in index.mixes.instant_mix("track", seed, opts)] == [h.id for h in kept.items]

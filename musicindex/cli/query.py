@@ -49,6 +49,12 @@ KEY_OPT = typer.Option(None, "--key", help="only this key ('A minor', 'Am', Came
 MOOD_OPT = typer.Option(None, "--mood", help="only tracks with this mood (calm, energetic, happy, sad, aggressive, "
                         "danceable); repeat")  # fmt: skip
 ENERGY_OPT = typer.Option(None, "--energy", help="only tracks of this energy: MIN-MAX in 0-1 ('0.6-1')")
+HARMONIC_OPT = typer.Option(
+    False,
+    "--harmonic",
+    help="a harmonic mix: each track key-compatible with the one "
+    "before and within 8 % of its tempo (or half/double); each transition's reason in --json",
+)
 
 
 def _described(tempo: str | None, key: str | None, mood: list[str] | None, energy: str | None) -> dict[str, Any]:
@@ -107,6 +113,7 @@ def recommend(
     exclude_genre: list[str] | None = typer.Option(None, "--exclude-genre", help="never suggest this genre"),
     artist_spacing: int = typer.Option(3, "--artist-spacing", help="tracks between two of one artist (0: off)"),
     exact: bool = typer.Option(False, "--exact"),
+    harmonic: bool = HARMONIC_OPT,
     tempo: str | None = TEMPO_OPT,
     key: str | None = KEY_OPT,
     mood: list[str] | None = MOOD_OPT,
@@ -119,7 +126,7 @@ def recommend(
     options = _options(
         {"k": k, "space": space, "exclude_track": [track_arg(t) for t in exclude_track or []],
          "exclude_artist": exclude_artist, "exclude_genre": exclude_genre, "artist_spacing": artist_spacing,
-         "exact": exact, **_described(tempo, key, mood, energy)}
+         "exact": exact, "harmonic": harmonic, **_described(tempo, key, mood, energy)}
     )  # fmt: skip
     index = open_index(broker=False)
     result = index.recommend([track_arg(t) for t in like], [track_arg(t) for t in dislike or []], options=options)
@@ -204,6 +211,7 @@ def playlist(
     key: str | None = KEY_OPT,
     mood: list[str] | None = MOOD_OPT,
     energy: str | None = ENERGY_OPT,
+    harmonic: bool = HARMONIC_OPT,
     m3u: Path | None = typer.Option(None, "--m3u", help="also write the list as an M3U8 playlist to this file"),
     m3u_base: str | None = typer.Option(None, "--m3u-base", help="M3U8 paths relative to this folder"),
     as_json: bool = typer.Option(False, "--json"),
@@ -211,7 +219,7 @@ def playlist(
     """A smooth path of N tracks from START to END."""
     options = _options(
         {"n": n, "space": space, "artist_spacing": artist_spacing, "exclude_artist": exclude_artist,
-         "exclude_genre": exclude_genre, **_described(tempo, key, mood, energy)}
+         "exclude_genre": exclude_genre, "harmonic": harmonic, **_described(tempo, key, mood, energy)}
     )  # fmt: skip
     result = open_index(broker=False).playlist(track_arg(start), track_arg(end), options)
     if as_json:

@@ -193,6 +193,7 @@ class SearchOptions:
     key: str | None = None
     moods: tuple[str, ...] = ()
     energy: tuple[float, float] | None = None
+    harmonic: bool = False
 
     def __post_init__(self) -> None:
         for rule in RULES:
@@ -330,6 +331,8 @@ RULES: tuple[Rule, ...] = (
                                              "sad, aggressive, danceable; repeat)", _mood_names)),
     Rule("energy", ("energy",), described.check_energy, None, "only tracks of this energy: 'MIN-MAX' in 0-1",
          schema={"type": "string", "maxLength": 40}),
+    Rule("harmonic", ("harmonic",), _flag, _bool_text, "a harmonic mix (playlist, radio): each track key-compatible "
+         "with the one before and within 8 % of its tempo (or half / double)", schema={"type": "boolean"}),
 )  # fmt: skip
 """Every option's rule, in the order of the fields."""
 BY_FIELD: dict[str, Rule] = {r.field: r for r in RULES}
@@ -365,6 +368,7 @@ class SearchArgs(TypedDict, total=False):
     mood: str | Sequence[str] | None
     moods: Sequence[str] | None
     energy: str | tuple[float, float] | None
+    harmonic: bool
 
 
 def openapi_parameters(

@@ -77,3 +77,21 @@ def test_each_descriptor_filter_is_one_predicate_with_parameters():
 def test_compatible_needs_a_seed():
     with pytest.raises(InvalidArgumentError, match="needs a seed track"):
         F.seed_keys(None, ())  # type: ignore[arg-type]  # a tag search: no seed, no snapshot read
+
+
+def test_harmonic_steps_and_their_reasons():
+    from musicindex.query.harmonic import Beat, key_step, tempo_step, transition
+
+    assert key_step("8A", "8A") == "same key" and key_step("8A", "8B") == "relative key"
+    assert key_step("12B", "1B") == "+1 on the Camelot wheel" and key_step("1A", "12A") == "-1 on the Camelot wheel"
+    assert key_step("8A", "9B") is None and key_step("8A", "10A") is None and key_step("8A", "x") is None
+    assert tempo_step(120, 129) == "120 -> 129 BPM (+7.5%)" and tempo_step(120, 131) is None
+    assert tempo_step(120, 62) == "120 -> 62 BPM (+3.3% (half time))" and tempo_step(70, 139) is not None
+    assert (
+        transition(Beat(120.0, "8A"), Beat(124.0, "9A")) == "8A -> 9A (+1 on the Camelot wheel); 120 -> 124 BPM (+3.3%)"
+    )
+    assert (
+        transition(Beat(120.0, "8A"), Beat(None, "8A")) is None
+        and transition(Beat(120.0, None), Beat(120, "1A")) is None
+    )
+    assert SearchOptions.parse({"harmonic": "true"}).harmonic and not SearchOptions().harmonic
