@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from musicindex.query.snapshot import Snapshot
+from musicindex.vocab import DESCRIPTOR_COLUMNS
 
-COLUMNS = ("tempo", "tempo_confidence", "key", "mode", "key_confidence", "camelot", "loudness", "loudness_range",
-           "true_peak", "replay_gain", "energy", "danceability", "moods")  # fmt: skip
-"""What ``track_details`` and the Subsonic songs read (``track_descriptors`` columns)."""
+COLUMNS = DESCRIPTOR_COLUMNS
 
 REFERENCE_LUFS = -18.0  # ReplayGain 2.0 (audio.descriptors.loudness.REFERENCE_LUFS; query/ does not import audio/)
 

@@ -26,7 +26,7 @@ from musicindex.db.orm import TrackDescriptors
 from musicindex.db.upsert import upsert
 from musicindex.ingest.stages.base import Needs, Stage, TrackWork
 from musicindex.ingest.stages.features import SPECTRA, WINDOW_22K
-from musicindex.vocab import MUSICNN
+from musicindex.vocab import DESCRIPTOR_COLUMNS, MUSICNN
 
 TAGS_SQL = text(
     """
@@ -36,8 +36,7 @@ TAGS_SQL = text(
     ORDER BY tt.track_id, (mv.state = 'active') DESC, mv.id DESC
     """
 )
-COLUMNS = ("tempo", "tempo_confidence", "key", "mode", "key_confidence", "camelot", "loudness", "loudness_range",
-           "true_peak", "replay_gain", "energy", "danceability", "moods")  # fmt: skip
+COLUMNS = DESCRIPTOR_COLUMNS
 
 
 class DescriptorsStage(Stage):
