@@ -144,22 +144,6 @@ DESCRIPTOR_COLUMNS: Final = (
 
 # --------------------------------------------------------------------------- the library and its listeners
 TRACK, ALBUM, ARTIST = "track", "album", "artist"
-DESCRIPTOR_COLUMNS: Final = (
-    "tempo",
-    "tempo_confidence",
-    "key",
-    "mode",
-    "key_confidence",
-    "camelot",
-    "loudness",
-    "loudness_range",
-    "true_peak",
-    "replay_gain",
-    "energy",
-    "danceability",
-    "moods",
-)
-"""The ``track_descriptors`` columns the ``descriptors`` stage writes (migration 0013; NULL: unknown)."""
 ITEM_TYPES: Final = (TRACK, ALBUM, ARTIST)
 """What a listener can star, rate and play (``annotations.item_type``)."""
 COVER_KINDS: Final = ("file", "embedded")
