@@ -20,7 +20,8 @@ import numpy as np
 
 from ..features import Spectra, compute_spectra
 from ..window import SAMPLE_RATE
-from .inputs import FRAME_RATE, chroma, onset_envelope, tuning
+from . import inputs
+from .inputs import FRAME_RATE
 from .key import KEY_VERSION, MAJOR, MINOR, KeyEstimate, estimate_key
 from .loudness import LOUDNESS_VERSION, Loudness, measure_loudness
 from .mood import MOOD_VERSION, MoodScores, mood_scores
@@ -50,13 +51,23 @@ def _guard(name: str, errors: dict[str, str], fn: Any, *args: Any, **kw: Any) ->
         return None
 
 
-def describe(window: Spectra | np.ndarray, *, channels: int = 1) -> TrackDescriptors:
+def describe(
+    window: Spectra | np.ndarray,
+    *,
+    channels: int = 1,
+    tuning: float | None = None,
+    onset_envelope: np.ndarray | None = None,
+) -> TrackDescriptors:
     """Tempo, key and loudness of the pass's window (its Spectra, or the mono float32 samples at 22 050 Hz);
-    ``channels``: the file's channel count (the window is their downmix)."""
+    ``channels``: the file's channel count (the window is their downmix); ``tuning`` / ``onset_envelope``: the
+    features' own (``features_from_spectra(sp, shared)``), else computed here exactly as the features do."""
     sp = window if isinstance(window, Spectra) else compute_spectra(window)
     errors: dict[str, str] = {}
-    tempo = _guard("tempo", errors, lambda: estimate_tempo(onset_envelope(sp), FRAME_RATE))
-    key = _guard("key", errors, lambda: estimate_key(chroma(sp, tuning(sp)), frame_rate=FRAME_RATE))
+    oenv = onset_envelope
+    tempo = _guard("tempo", errors, lambda: estimate_tempo(oenv if oenv is not None else inputs.onset_envelope(sp),
+                                                           FRAME_RATE))  # fmt: skip
+    tun = tuning
+    key = _guard("key", errors, lambda: estimate_key(inputs.chroma(sp, tun), frame_rate=FRAME_RATE))
     play = 2 if channels >= 2 else None
     loud = _guard("loudness", errors, lambda: measure_loudness(sp.y, SAMPLE_RATE, playback_channels=play))
     return TrackDescriptors(tempo, key, loud, errors)

@@ -25,7 +25,7 @@ from musicindex.audio.features import Spectra
 from musicindex.db.orm import TrackDescriptors
 from musicindex.db.upsert import upsert
 from musicindex.ingest.stages.base import Needs, Stage, TrackWork
-from musicindex.ingest.stages.features import SPECTRA, WINDOW_22K
+from musicindex.ingest.stages.features import SHARED, SPECTRA, WINDOW_22K
 from musicindex.vocab import DESCRIPTOR_COLUMNS, MUSICNN
 
 TAGS_SQL = text(
@@ -48,7 +48,8 @@ class DescriptorsStage(Stage):
     def analyse(self, work: TrackWork) -> tuple[described.TrackDescriptors, Any]:
         sp = work.scratch.get(SPECTRA)
         window: Spectra | Any = sp if sp is not None else work.audio.get(WINDOW_22K)
-        d = described.describe(window, channels=int(work.audio.info.channels))
+        shared = work.scratch.get(SHARED) or {}  # the features' tuning and onset envelope: not computed twice
+        d = described.describe(window, channels=int(work.audio.info.channels), **shared)
         return d, work.outputs["features"]
 
     def write(self, s: Session, rows: Sequence[tuple[int, Any]]) -> None:
