@@ -141,6 +141,8 @@ DESCRIPTOR_COLUMNS: Final = (
     "moods",
 )
 """The ``track_descriptors`` columns the ``descriptors`` stage writes (migration 0013; NULL: unknown)."""
+MOODS: Final = ("calm", "energetic", "happy", "sad", "aggressive", "danceable")
+"""The named moods of the descriptors (``audio.descriptors.mood``; the ``mood`` filter), in display order."""
 
 # --------------------------------------------------------------------------- the library and its listeners
 TRACK, ALBUM, ARTIST = "track", "album", "artist"

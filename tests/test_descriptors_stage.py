@@ -178,6 +178,9 @@ def test_descriptor_filters_work_in_the_python_api_the_cli_and_http(index, keyed
         assert page.status_code == 200 and "A minor · 8A" in page.text and f"{details.tempo:.1f} BPM" in page.text
         noise = client.get(f"/tracks/{keyed['noise.wav']}")
         assert "no steady beat" in noise.text and "no clear key" in noise.text
+        form = client.get(f"/tracks/{seed}", params={"space": "features", "tempo": "118-130", "mood": ""})
+        assert form.status_code == 200 and 'value="118-130"' in form.text  # the page's form reads the same options
+        assert f'href="/tracks/{rel}"' in form.text and f'href="/tracks/{far}"' not in form.text
 
 
 def test_a_harmonic_playlist_and_radio_and_an_instant_mix_that_keeps_the_seed_tempo(index, keyed):
