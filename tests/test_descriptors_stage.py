@@ -151,6 +151,10 @@ def test_descriptor_filters_work_in_the_python_api_the_cli_and_http(index, keyed
     with pytest.raises(InvalidArgumentError, match="has no known key"):
         index.similar(keyed["noise.wav"], space="features", key="compatible")
 
+    by_tempo = [s.id for s in index.catalog.song_list("tempo")]
+    assert by_tempo == [far, rel, seed, keyed["noise.wav"]]  # 90, 124, 128 BPM; no steady beat last
+    assert [s.id for s in index.catalog.song_list("tempo", descending=True)] == [seed, rel, far, keyed["noise.wav"]]
+
     details = index.track_details(seed)
     assert details.tempo == pytest.approx(128.0, abs=2.0) and details.key == "A minor" and details.camelot == "8A"
     assert details.replay_gain is not None and details.loudness is not None and 0 <= details.energy <= 1
