@@ -15,8 +15,8 @@ What it does, in one run, the way the README tells a user to:
    ``similar()`` in the default space answers for every track (a figure that does not hold is not printed).
 4. Prints tracks/s end to end, the per-stage breakdown of the workers' CPU time (from each ingest job's result:
    open and hash, the one decode, each analysis stage: tags, features, spectrogram, the musicnn inputs (log-mel
-   patches) and its network over a batch, and the database write; another stage or model's too), the network's
-   GFLOP per track and the GFLOP/s it reached, the workers' peak RSS per process, and the CPU model.
+   patches) and its network over a batch, the descriptors, and the database write; another stage or model's too),
+   the network's GFLOP per track and the GFLOP/s it reached, the workers' peak RSS per process, and the CPU model.
 5. Runs the plain per-feature librosa script (one librosa call per feature over the same 30 s window, only the
    43 features: ``musicindex.audio.reference.reference_features``) over ``--reference`` of the same files (default:
    all of one copy) in one process, as a plain script runs, and prints the ratio (per track, both sides).
@@ -53,6 +53,7 @@ STAGES = (
     "spectrogram",
     "embedding.musicnn",
     "embedding.musicnn:batch",
+    "descriptors",
     "write",
 )
 """The workers' CPU timings of the ingest pass: open and hash, the one decode, each analysis stage (``ingest.stages``;
