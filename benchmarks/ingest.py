@@ -15,8 +15,8 @@ What it does, in one run, the way the README tells a user to:
    ``similar()`` in the default space answers for every track (a figure that does not hold is not printed).
 4. Prints tracks/s end to end, the per-stage breakdown of the workers' CPU time (from each ingest job's result:
    open and hash, the one decode, each analysis stage: tags, features, spectrogram, the musicnn inputs (log-mel
-   patches) and its network over a batch, and the database write; another stage or model's too), the network's
-   GFLOP per track and the GFLOP/s it reached, the workers' peak RSS per process, and the CPU model.
+   patches) and its network over a batch, the descriptors, and the database write; another stage or model's too),
+   the network's GFLOP per track and the GFLOP/s it reached, the workers' peak RSS per process, and the CPU model.
 5. Runs the plain per-feature librosa script (one librosa call per feature over the same 30 s window, only the
    43 features: ``musicindex.audio.reference.reference_features``) over ``--reference`` of the same files (default:
    all of one copy) in one process, as a plain script runs, and prints the ratio (per track, both sides).
@@ -53,6 +53,7 @@ STAGES = (
     "spectrogram",
     "embedding.musicnn",
     "embedding.musicnn:batch",
+    "descriptors",
     "write",
 )
 """The workers' CPU timings of the ingest pass: open and hash, the one decode, each analysis stage (``ingest.stages``;
@@ -162,16 +163,38 @@ def worker_pool(main_pid: int) -> list[int]:
     return [c.pid for c in psutil.Process(main_pid).children(recursive=True)]
 
 
-def peak_rss_mb(pids: list[int]) -> dict[int, float]:
-    out = {}
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    out[pid] = int(line.split()[1]) / 1024
-        except OSError:
-            continue
+def memory_mb(pid: int) -> dict[str, float] | None:
+    """What a process holds, in MB: peak and current RSS (``VmHWM``, ``VmRSS``), PSS (shared pages split among the
+    processes that share them) and the resident size of its largest parts (the malloc heap, anonymous mappings, the
+    shared libraries by package), from ``/proc/PID/smaps``."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        smaps = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return None
+    out = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status if line.startswith(("VmHWM", "VmRSS"))}
+    parts: dict[str, float] = {}
+    pss = 0.0
+    where = "[anon]"
+    for line in smaps:
+        fields = line.split()
+        if fields and "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header line
+            where = fields[5] if len(fields) > 5 else "[anon]"
+            if "site-packages/" in where:
+                where = where.split("site-packages/", 1)[1].split("/", 1)[0]
+            elif where.startswith("/"):
+                where = os.path.basename(where)
+        elif fields[:1] == ["Rss:"]:
+            parts[where] = parts.get(where, 0.0) + int(fields[1]) / 1024
+        elif fields[:1] == ["Pss:"]:
+            pss += int(fields[1]) / 1024
+    out["PSS"] = pss
+    out["parts"] = dict(sorted(parts.items(), key=lambda kv: -kv[1])[:6])  # type: ignore[assignment]
     return out
+
+
+def peak_rss_mb(pids: list[int]) -> dict[int, float]:
+    return {pid: m["VmHWM"] for pid in pids if (m := memory_mb(pid)) is not None}
 
 
 def job_results(broker_url: str) -> list[dict]:
@@ -257,7 +280,8 @@ def run(args, settings, tmp: Path) -> None:
         summary = json.loads(res.stdout)
         final = summary.get("final") or {}
         checked = check_answerable(settings, len(files))
-        rss = peak_rss_mb(worker_pool(worker.pid) or pool)
+        memory = {pid: m for pid in [worker.pid, *(worker_pool(worker.pid) or pool)] if (m := memory_mb(pid))}
+        rss = {pid: m["VmHWM"] for pid, m in memory.items() if pid != worker.pid}
         jobs = job_results(settings.broker_url)
     finally:
         worker.terminate()
@@ -266,6 +290,7 @@ def run(args, settings, tmp: Path) -> None:
         except subprocess.TimeoutExpired:
             worker.kill()
     _report(files, seconds, final, checked, rss, jobs)
+    _report_memory(worker.pid, memory)
     ref_n = min(len(picked), args.reference or len(picked))
     if ref_n:
         ref = run_reference(files[:ref_n])
@@ -329,6 +354,18 @@ def _report(files, seconds, final, checked, rss, jobs) -> None:
         )
     if rss:
         print(f"worker peak RSS per process: {', '.join(f'{v:.0f} MB' for v in sorted(rss.values()))}")
+
+
+def _report_memory(main_pid: int, memory: dict[int, dict]) -> None:
+    """Each worker process's memory: the main process (every pool process is forked from it and counts its pages in
+    its own RSS too), then the pool processes."""
+    for pid, m in memory.items():
+        role = "main process" if pid == main_pid else "pool process"
+        parts = ", ".join(f"{k} {v:.0f}" for k, v in m["parts"].items())
+        print(
+            f"  {role} {pid}: peak RSS {m['VmHWM']:.0f} MB, RSS {m['VmRSS']:.0f} MB, PSS {m['PSS']:.0f} MB "
+            f"(resident MB: {parts})"
+        )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,10 @@ class Settings:
     """Most files per ingest job (jobs shrink towards the end of a batch so every process stays busy)."""
     task_time_limit: int = 600
     """Hard time limit of one job, seconds (the soft limit is 90 % of it)."""
-    visibility_timeout: int = 1800
-    """Seconds before the broker redelivers a job whose worker vanished (must exceed the time limit)."""
+    visibility_timeout: int = 60
+    """Seconds after which the broker hands the jobs of a worker that stopped renewing its lease (its host died or
+    was cut off) to another worker. Live workers renew the lease of every job they hold every sixth of it, so a
+    job may run longer than this (``workers/lease.py``)."""
     task_max_retries: int = 5
     """Retries (with exponential backoff) for passing database or broker errors."""
     follow_symlinks: bool = False
@@ -168,10 +170,10 @@ class Settings:
                 raise ConfigError(f"MUSICINDEX_RESCAN_PATHS: {folder!r} is not an absolute path")
         if self.task_time_limit < 10:
             raise ConfigError("MUSICINDEX_TASK_TIME_LIMIT must be >= 10 seconds")
-        if self.visibility_timeout <= self.task_time_limit:
+        if not 10 <= self.visibility_timeout <= 86400:
             raise ConfigError(
-                f"MUSICINDEX_VISIBILITY_TIMEOUT ({self.visibility_timeout}) must exceed "
-                f"MUSICINDEX_TASK_TIME_LIMIT ({self.task_time_limit}), or running jobs get delivered twice"
+                f"MUSICINDEX_VISIBILITY_TIMEOUT={self.visibility_timeout}: must be between 10 s and 86400 s (a day); "
+                "live workers renew their jobs' leases every sixth of it, so it need not exceed the time limit"
             )
         if self.genre_model not in GENRE_MODEL_PREFERENCES:
             raise ConfigError(
@@ -358,8 +360,61 @@ def set_settings(settings: Settings | None) -> None:
 # --------------------------------------------------------------------------- the data folder and server URLs
 DB_NAME = "musicindex"
 PG_USER = "postgres"
-PG_PORT = 5432  # only names the socket file; no TCP listener
+PG_PORT = 5432  # names the socket file, and the TCP port with `services start --listen`
+REDIS_PORT = 6379  # the TCP port of the embedded Redis with `services start --listen`
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
+
+
+@dataclass(frozen=True)
+class Listen:
+    """TCP listening of the embedded servers (``musicindex services start --listen ADDR --password-file FILE``):
+    the addresses, and the password of PostgreSQL's ``postgres`` role and of Redis. Kept in
+    ``HOME/network.json`` (0600) by ``musicindex.servers.network``."""
+
+    addresses: tuple[str, ...]
+    password: str = field(repr=False)
+
+    def postgres_url(self, host: str) -> str:
+        """The URL other hosts use to reach the embedded PostgreSQL at ``host`` (one of the addresses)."""
+        return f"postgresql+psycopg2://{PG_USER}:{_quote(self.password)}@{_host(host)}:{PG_PORT}/{DB_NAME}"
+
+    def redis_url(self, host: str) -> str:
+        """The broker URL other hosts use to reach the embedded Redis at ``host``."""
+        return f"redis://:{_quote(self.password)}@{_host(host)}:{REDIS_PORT}/0"
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def read_listen(path: Path) -> Listen | None:
+    """The listening settings kept at ``path``, or None (no file: unix sockets only). A file that is a link, not
+    ours or readable by others is ignored (the servers then listen on their sockets only)."""
+    import json
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+            return None
+        data = json.loads(os.read(fd, 65536) or b"null")
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    if not isinstance(data, dict) or not data.get("addresses") or not isinstance(data.get("password"), str):
+        return None
+    return Listen(tuple(str(a) for a in data["addresses"]), data["password"])
 
 
 @dataclass(frozen=True)
@@ -405,14 +460,25 @@ class ServicePaths:
         return self.redis_socket_dir / "redis.sock"
 
     @property
+    def network_file(self) -> Path:
+        return self.home / "network.json"
+
+    def listen(self) -> Listen | None:
+        """The TCP listening of the embedded servers, or None: unix sockets only (the default)."""
+        return read_listen(self.network_file)
+
+    @property
     def postgres_url(self) -> str:
-        """SQLAlchemy URL of the embedded PostgreSQL (its unix socket)."""
+        """SQLAlchemy URL of the embedded PostgreSQL (its unix socket: trusted, in a private folder)."""
         return f"postgresql+psycopg2://{PG_USER}@/{DB_NAME}?host={self.pg_socket_dir}&port={PG_PORT}"
 
     @property
     def redis_url(self) -> str:
-        """Celery broker URL of the embedded Redis (kombu's unix-socket transport)."""
-        return f"redis+socket://{self.redis_socket}"
+        """Celery broker URL of the embedded Redis (kombu's unix-socket transport); with the password once the
+        server listens on TCP too (Redis then asks every connection for it)."""
+        listen = self.listen()
+        auth = f":{_quote(listen.password)}@" if listen is not None else ""
+        return f"redis+socket://{auth}{self.redis_socket}"
 
 
 def _socket_dir(home: Path, name: str, filename: str) -> Path:

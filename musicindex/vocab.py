@@ -125,6 +125,25 @@ FEATURES_SPACE: Final = "features"
 """The space that always exists (the 43 features, standardised; no model needed). The default space is musicnn
 when it can answer (``query.spaces.default_space``), else this one."""
 
+DESCRIPTOR_COLUMNS: Final = (
+    "tempo",
+    "tempo_confidence",
+    "key",
+    "mode",
+    "key_confidence",
+    "camelot",
+    "loudness",
+    "loudness_range",
+    "true_peak",
+    "replay_gain",
+    "energy",
+    "danceability",
+    "moods",
+)
+"""The ``track_descriptors`` columns the ``descriptors`` stage writes (migration 0013; NULL: unknown)."""
+MOODS: Final = ("calm", "energetic", "happy", "sad", "aggressive", "danceable")
+"""The named moods of the descriptors (``audio.descriptors.mood``; the ``mood`` filter), in display order."""
+
 # --------------------------------------------------------------------------- the library and its listeners
 TRACK, ALBUM, ARTIST = "track", "album", "artist"
 ITEM_TYPES: Final = (TRACK, ALBUM, ARTIST)

@@ -48,7 +48,7 @@ XSD_ADDITIONS: dict[str, Any] = {
         "ArtistID3": [("musicBrainzId", "xs:string"), ("sortName", "xs:string"), ("userRating", "sub:UserRating")],
     },
     "elements": {  # a sequence added to a type that had none
-        "Child": [("genres", "sub:ItemGenre"), ("moods", "xs:string")],
+        "Child": [("genres", "sub:ItemGenre"), ("moods", "xs:string"), ("replayGain", "sub:ReplayGain")],
         "AlbumID3": [("genres", "sub:ItemGenre")],
     },
     "responses": [  # new children of subsonic-response
@@ -57,6 +57,12 @@ XSD_ADDITIONS: dict[str, Any] = {
     ],
     "retyped": {("PlayQueue", "current"): "xs:string"},  # OpenSubsonic ids are strings
     "types": """
+        <xs:complexType name="ReplayGain">
+            <xs:attribute name="trackGain" type="xs:double" use="optional"/>
+            <xs:attribute name="albumGain" type="xs:double" use="optional"/>
+            <xs:attribute name="trackPeak" type="xs:double" use="optional"/>
+            <xs:attribute name="albumPeak" type="xs:double" use="optional"/>
+        </xs:complexType>
         <xs:complexType name="ItemGenre"><xs:attribute name="name" type="xs:string" use="required"/></xs:complexType>
         <xs:complexType name="OpenSubsonicExtension">
             <xs:sequence><xs:element name="versions" type="xs:int" minOccurs="0" maxOccurs="unbounded"/></xs:sequence>

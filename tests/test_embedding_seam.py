@@ -14,6 +14,7 @@ from sqlalchemy import text
 from musicindex.config import get_settings, set_settings
 from musicindex.errors import InvalidArgumentError
 from musicindex.pretrained import registry
+from musicindex.query.options import SearchOptions
 from musicindex.sample.library import generate_library
 from tests.conftest import REPO
 from tests.fake_embedding import MODEL
@@ -78,9 +79,9 @@ def test_a_model_in_one_file_is_a_working_space(fake_only, workers, tmp_path):
     by_file = index.similar_to_file(path, k=2)
     assert by_file.space == "fake" and by_file[0].id == seed and by_file[0].distance < 1e-4
 
-    mix = index.catalog.instant_mix("track", seed, count=3)
+    mix = index.mixes.instant_mix("track", seed, SearchOptions.of(k=3))
     assert 1 <= len(mix) <= 3 and seed not in [s.id for s in mix]
-    sonic = index.catalog.sonic_similar(seed, count=3)
+    sonic = index.mixes.sonic_similar(seed, SearchOptions.of(k=3))
     assert [m.song.id for m in sonic] == hits.ids
 
     assert index.status().embedding == {"version": hits.model_version_id, "state": "active", "embedded": 4,

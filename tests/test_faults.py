@@ -538,7 +538,7 @@ def _worker_hook(tmp_path: Path, body: str) -> str:
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(
         "import os, signal, sys, time\n"
-        "if sys.argv[1:2] == ['worker']:\n"
+        "if sys.argv[1:2] == ['worker'] or sys.orig_argv[1:3] == ['-m', 'workers']:  # the command, or what it execs\n"
         "    import musicindex.audio as _audio\n"
         "    _real = _audio.read_audio\n"
         "    def read_audio(path, *args, **kwargs):\n"

@@ -100,7 +100,7 @@ def _killer_hook(tmp_path: Path) -> str:
     site.mkdir()
     (site / "sitecustomize.py").write_text(
         "import os, signal, sys\n"
-        "if sys.argv[1:2] == ['worker']:\n"
+        "if sys.argv[1:2] == ['worker'] or sys.orig_argv[1:3] == ['-m', 'workers']:  # the command, or what it execs\n"
         "    import musicindex.audio as _audio\n"
         "    _real = _audio.read_audio\n"
         "    def read_audio(path, *args, **kwargs):\n"

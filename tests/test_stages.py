@@ -245,5 +245,8 @@ def test_migration_0009_records_what_the_tables_hold(empty_db):
         2: {"decode": 1, "features": 1},  # no tags record: read again; no spectrogram: computed again
         3: {},
     }
-    # and this code agrees: track 1 is up to date, track 2 is outdated (tags, spectrogram)
-    assert not stages.outdated(stages.declared(), records[1]) and stages.outdated(stages.declared(), records[2])
+    # and this code agrees: track 1 is up to date, track 2 is outdated (tags, spectrogram); the stages added after
+    # 0009 (descriptors, 0013) have no record here: the first ingest after the upgrade runs them
+    before = [s for s in stages.declared() if s.name != "descriptors"]
+    assert not stages.outdated(before, records[1]) and stages.outdated(before, records[2])
+    assert stages.outdated(stages.declared(), records[1])

@@ -124,7 +124,11 @@ def test_artist_album_and_song_carry_the_opensubsonic_fields(served, client):
     assert song.bit_rate and song.bit_rate > 0 and song.path == "jazz/jazz.00001.ogg"
     assert song.genre == "jazz" and [g.name for g in song.genres] == ["jazz"]
     assert set(song.moods) == {"Mellow", "chill"}  # musicnn top tags that are moods
-    assert song.bpm is not None and song.bpm >= 0
+    assert song.bpm is None  # a 3-s song has no measured tempo (6 s of beats at least): none is made up
+    # ReplayGain from the measured loudness: track gain = -18 LUFS - its loudness; its album is that song alone
+    assert song.replay_gain is not None
+    assert song.replay_gain.track_gain == pytest.approx(song.replay_gain.album_gain, abs=0.011)  # 0.01-dB rounding
+    assert 0 < song.replay_gain.track_peak <= 1.5 and song.replay_gain.album_peak == song.replay_gain.track_peak
     assert song.album_id == battle.id and song.artist_id == ana.id and song.created
     assert song.played is None and song.play_count == 0
     full = client.get_album(_album_ids(served)[0])

@@ -496,7 +496,14 @@ def _upload_dirs() -> set[str]:
     return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("musicindex-upload-")}
 
 
-def test_similar_to_uploaded_file(client, web_lib):
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """The server's temporary folder is this test's own: another process's uploads cannot change what it counts."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
+def test_similar_to_uploaded_file(client, web_lib, private_tmp):
     before = _upload_dirs()
     audio = web_lib["audio"][1]
     body = Path(audio.path).read_bytes()
@@ -514,7 +521,7 @@ def test_similar_to_uploaded_file(client, web_lib):
     assert _upload_dirs() == before
 
 
-def test_upload_size_cap(web_lib):
+def test_upload_size_cap(web_lib, private_tmp):
     settings = web_lib["index"].settings.with_(upload_max_bytes=4096)
     index = MusicIndex(web_lib["db"], settings)
     before = _upload_dirs()

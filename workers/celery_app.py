@@ -2,19 +2,25 @@
 
 Reliability settings (Celery's own): late acks with ``reject_on_worker_lost`` (a job whose
 worker process is killed goes back to the queue and runs again elsewhere), prefetch of one
-message per process, hard and soft time limits per job, and a Redis visibility timeout
-longer than the longest job (an unacknowledged message of a dead worker is redelivered
-after it). Task names and queues come from ``musicindex.dispatch``; creating the app starts
+message per process, hard and soft time limits per job, and a short Redis visibility timeout
+(``MUSICINDEX_VISIBILITY_TIMEOUT``, 60 s) with a lease that every live worker renews on the
+jobs it holds (``workers.lease``): the jobs of a worker whose whole host died go back to the
+queue within about a minute, and a job a live worker runs for longer is never delivered
+twice. Task names and queues come from ``musicindex.dispatch``; creating the app starts
 no server (``musicindex worker`` starts the embedded ones first).
 """
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
 
-from musicindex.config import Settings, broker_urls, get_settings
+from celery import Celery
+from celery.signals import worker_ready
+
+from musicindex.config import Settings, broker_urls, get_settings, redis_client_url
 from musicindex.dispatch import TASK_QUEUES
 from musicindex.vocab import QUEUE_INGEST
+from workers import lease
 
 
 def make_app(settings: Settings | None = None) -> Celery:
@@ -39,11 +45,14 @@ def make_app(settings: Settings | None = None) -> Celery:
         accept_content=["json"],
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
-        # sweep for unacknowledged jobs of vanished workers every 10 s (kombu's default scans every 100 s)
+        # sweep for jobs whose lease ran out (their worker stopped renewing) every 10 s (kombu's default scans
+        # every 100 s); the sweep's mutex expires with the timeout, so a worker dying while it holds it delays
+        # nothing for long
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
-            "unacked_restore_interval": 10,
+            "unacked_restore_interval": lease.restore_interval(settings.visibility_timeout),
             "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": settings.visibility_timeout,
         },
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
         worker_send_task_events=False,
@@ -57,3 +66,10 @@ def make_app(settings: Settings | None = None) -> Celery:
 
 
 app = make_app()
+
+
+@worker_ready.connect(weak=False)
+def _start_lease(sender: Any = None, **_: Any) -> None:
+    """The worker's main process renews the lease of every job it holds (``workers.lease``)."""
+    settings = get_settings()
+    lease.start(redis_client_url(broker_urls(settings)[0]), settings.visibility_timeout)

@@ -81,6 +81,9 @@ def warm_up(tune_allocator: bool = True) -> None:
     t = np.arange(2 * SAMPLE_RATE, dtype=np.float64) / SAMPLE_RATE
     y = (0.3 * np.sin(2 * np.pi * 440.0 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
     analyse(y)
+    from .descriptors import track
+
+    track.warm_up()  # the descriptors' numba kernels
     import soxr  # noqa: F401  (import cost once)
 
     _warm = True

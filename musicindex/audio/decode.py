@@ -53,6 +53,7 @@ import soundfile as sf
 from ..errors import AudioError, CorruptAudioError, InvalidAudioError, UnsupportedFormatError
 from ..vocab import SPAN_TRACK as TRACK
 from ..vocab import SPAN_WINDOW as WINDOW
+from .formats import AUDIO_EXTENSIONS
 from .window import MIN_DURATION, SAMPLE_RATE, AnalysisWindow
 
 MIN_SAMPLE_RATE = 8000
@@ -60,35 +61,6 @@ MAX_SAMPLE_RATE = 192000
 MAX_CHANNELS = 64
 SILENCE_PEAK = 2.0**-20  # ~ -120 dBFS: below this the window counts as digital silence
 RESAMPLE_QUALITY = "HQ"  # soxr quality; identical to librosa.load's default "soxr_hq"
-
-AUDIO_EXTENSIONS = frozenset(
-    [
-        ".wav",
-        ".wave",
-        ".flac",
-        ".ogg",
-        ".oga",
-        ".opus",
-        ".mp3",
-        ".mp2",
-        ".aiff",
-        ".aif",
-        ".aifc",
-        ".au",
-        ".snd",
-        ".caf",
-        ".w64",
-        ".rf64",
-        ".m4a",
-        ".mp4",
-        ".aac",
-        ".wma",
-        ".wv",
-        ".ape",
-    ]
-)
-"""File name endings that look like audio: ingestion scans these (other files are ignored, not
-failed), and a file with one of them that no decoder reads is corrupt rather than unsupported."""
 
 _SEEK_UNRELIABLE = {"MP3"}  # formats that need a decoded lead-in after a seek (see module doc)
 MP3_LEAD_IN = 16 * 1152  # samples decoded and dropped before an MP3 window

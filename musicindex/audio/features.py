@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -552,8 +553,9 @@ def _mean_var(x: np.ndarray) -> tuple[float, float]:
     return m, float(np.mean((x - m) ** 2))
 
 
-def features_from_spectra(sp: Spectra) -> np.ndarray:
-    """The 43 features (FEATURE_NAMES order, float64) from a shared front end."""
+def features_from_spectra(sp: Spectra, shared: dict[str, Any] | None = None) -> np.ndarray:
+    """The 43 features (FEATURE_NAMES order, float64) from a shared front end. ``shared``: filled with the
+    intermediates other analyses reuse (``tuning``, ``onset_envelope``: what the descriptors read)."""
     import librosa
 
     y = sp.y
@@ -584,6 +586,8 @@ def features_from_spectra(sp: Spectra) -> np.ndarray:
     # 17 tempo (onset strength of the same log-mel spectrogram)
     oenv = librosa.onset.onset_strength(S=sp.mel_db, sr=SAMPLE_RATE, hop_length=HOP, n_fft=N_FFT)
     out[16] = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=oenv, sr=SAMPLE_RATE, hop_length=HOP))[0])
+    if shared is not None:
+        shared.update(tuning=tuning, onset_envelope=oenv.astype(np.float32, copy=False))
 
     # 18-43 MFCC 1..13 (DCT-II ortho of the log-mel spectrogram)
     mfcc = _dct_matrix() @ sp.mel_db.astype(np.float64)  # (13, T)

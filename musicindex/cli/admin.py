@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
 from musicindex.cli.common import handle_errors, open_index, print_json
 from musicindex.cli.render import console, doctor_table, safe
+from musicindex.config import get_settings
 
 cli = typer.Typer()
 services_app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL and Redis servers.")
@@ -31,16 +34,49 @@ def services_status(as_json: bool = typer.Option(False, "--json", help="machine-
         state = "[green]running[/]" if r.running else "[yellow]stopped[/]"
         if not r.embedded:
             state = "external"
-        table.add_row(r.name, state, str(r.pid or ""), safe(r.version or ""), safe(r.url or ""), safe(r.data_dir or ""))
+        url = "\n".join([r.url or "", *(f"TCP: {u}" for u in r.listen)])
+        table.add_row(r.name, state, str(r.pid or ""), safe(r.version or ""), safe(url), safe(r.data_dir or ""))
     console.print(table)
 
 
 @services_app.command("start")
 @handle_errors
-def services_start() -> None:
+def services_start(
+    listen: str | None = typer.Option(
+        None,
+        "--listen",
+        metavar="ADDR",
+        help="also listen on TCP at these addresses of this host (comma-separated; PostgreSQL 5432, Redis 6379), "
+        "for workers on other hosts; 'none': unix sockets only again. Kept for later starts.",
+    ),
+    password_file: Path | None = typer.Option(
+        None,
+        "--password-file",
+        metavar="FILE",
+        help="private file whose first line is the password every TCP connection needs (needed with --listen)",
+    ),
+) -> None:
     """Start the embedded servers (no-op for those given by URL or already running)."""
     from musicindex import servers
+    from musicindex.errors import InvalidArgumentError
 
+    if listen is not None or password_file is not None:
+        addresses = servers.network.parse_addresses(listen or "")
+        if addresses and password_file is None:
+            raise InvalidArgumentError("--listen needs --password-file FILE (e.g. `openssl rand -hex 32 > FILE`)")
+        if not addresses and password_file is not None and listen is None:
+            raise InvalidArgumentError("--password-file goes with --listen ADDR")
+        setting = None
+        if addresses and password_file is not None:
+            setting = servers.Listen(addresses, servers.network.read_password_file(password_file))
+        settings = get_settings()
+        if not (settings.embedded_database or settings.embedded_broker):
+            raise InvalidArgumentError(
+                "--listen sets how the embedded servers listen, but MUSICINDEX_DATABASE_URL and MUSICINDEX_BROKER_URL "
+                "name servers of your own: configure those servers instead"
+            )
+        if servers.set_listen(settings, setting):
+            console.print("restarting the embedded servers with the new listening setting")
     servers.start()
     services_status(as_json=False)
 

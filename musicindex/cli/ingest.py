@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 
 import typer
 from rich.table import Table
@@ -224,11 +226,15 @@ def worker(
     unknown = sorted(set(names) - set(QUEUES))
     if unknown or not names:
         raise typer.BadParameter(f"unknown queue(s) {unknown}; choose from {', '.join(QUEUES)}")
-    open_index().close()  # starts the embedded servers; fails early, clearly, when the schema is not migrated
-    from workers.celery_app import app as celery_app
+    index = open_index()  # starts the embedded servers; fails early, clearly, when the schema is not migrated
+    try:
+        from musicindex.ml.keycheck import check_artifact_key
 
+        with index.db.session() as session:  # this host's artifact key must be the one the others sign with
+            check_artifact_key(session, get_settings())
+    finally:
+        index.close()
     argv = [
-        "worker",
         "-Q",
         ",".join(names),
         "-c",
@@ -240,7 +246,8 @@ def worker(
     ]
     if hostname:
         argv += ["-n", hostname]
-    celery_app.worker_main(argv)
+    # the worker proper, in this process but without what the checks loaded (its pool processes inherit its memory)
+    os.execv(sys.executable, [sys.executable, "-m", "workers", *argv])
 
 
 @cli.command()

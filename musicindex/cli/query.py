@@ -42,6 +42,25 @@ def _write_m3u(result: Any, out: Path | None, base: str | None, title: str, quie
         console.print(f"wrote {len(result.ids)} tracks to {path}", highlight=False)
 
 
+# descriptor filters (issue #30): the same four flags on every similarity command
+TEMPO_OPT = typer.Option(None, "--tempo", help="only tracks of this tempo: MIN-MAX BPM ('118-128') or one BPM (+-4 %)")
+KEY_OPT = typer.Option(None, "--key", help="only this key ('A minor', 'Am', Camelot '8A') or 'compatible' with the "
+                       "seed (same, relative, +-1 on the Camelot wheel)")  # fmt: skip
+MOOD_OPT = typer.Option(None, "--mood", help="only tracks with this mood (calm, energetic, happy, sad, aggressive, "
+                        "danceable); repeat")  # fmt: skip
+ENERGY_OPT = typer.Option(None, "--energy", help="only tracks of this energy: MIN-MAX in 0-1 ('0.6-1')")
+HARMONIC_OPT = typer.Option(
+    False,
+    "--harmonic",
+    help="a harmonic mix: each track key-compatible with the one "
+    "before and within 8 % of its tempo (or half/double); each transition's reason in --json",
+)
+
+
+def _described(tempo: str | None, key: str | None, mood: list[str] | None, energy: str | None) -> dict[str, Any]:
+    return {"tempo": tempo, "key": key, "mood": mood, "energy": energy}
+
+
 SPACE_HELP = (
     "similarity space: musicnn (pretrained), features (works right after ingestion), ann, cnn; "
     "default: the best available (musicnn once tracks are embedded)"
@@ -60,6 +79,10 @@ def similar(
     exact: bool = typer.Option(False, "--exact", help="brute-force search instead of the HNSW index"),
     tag: list[str] | None = typer.Option(None, "--tag", help="only tracks with this musicnn tag; repeat"),
     min_tag_probability: float = typer.Option(0.3, "--min-tag-probability", help="threshold of --tag (0-1)"),
+    tempo: str | None = TEMPO_OPT,
+    key: str | None = KEY_OPT,
+    mood: list[str] | None = MOOD_OPT,
+    energy: str | None = ENERGY_OPT,
     m3u: Path | None = typer.Option(None, "--m3u", help="also write the list as an M3U8 playlist to this file"),
     m3u_base: str | None = typer.Option(None, "--m3u-base", help="M3U8 paths relative to this folder"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -67,7 +90,8 @@ def similar(
     """The K tracks that sound most like TRACK, each with why it matched."""
     options = _options(
         {"k": k, "space": space, "genre": genre, "exclude_same_artist": exclude_same_artist, "exact": exact,
-         "exclude_same_album": exclude_same_album, "tag": tag, "min_tag_probability": min_tag_probability}
+         "exclude_same_album": exclude_same_album, "tag": tag, "min_tag_probability": min_tag_probability,
+         **_described(tempo, key, mood, energy)}
     )  # fmt: skip
     result = open_index(broker=False).similar(track_arg(track), options)
     if as_json:
@@ -89,6 +113,11 @@ def recommend(
     exclude_genre: list[str] | None = typer.Option(None, "--exclude-genre", help="never suggest this genre"),
     artist_spacing: int = typer.Option(3, "--artist-spacing", help="tracks between two of one artist (0: off)"),
     exact: bool = typer.Option(False, "--exact"),
+    harmonic: bool = HARMONIC_OPT,
+    tempo: str | None = TEMPO_OPT,
+    key: str | None = KEY_OPT,
+    mood: list[str] | None = MOOD_OPT,
+    energy: str | None = ENERGY_OPT,
     m3u: Path | None = typer.Option(None, "--m3u", help="also write the list as an M3U8 playlist to this file"),
     m3u_base: str | None = typer.Option(None, "--m3u-base", help="M3U8 paths relative to this folder"),
     as_json: bool = typer.Option(False, "--json"),
@@ -97,7 +126,7 @@ def recommend(
     options = _options(
         {"k": k, "space": space, "exclude_track": [track_arg(t) for t in exclude_track or []],
          "exclude_artist": exclude_artist, "exclude_genre": exclude_genre, "artist_spacing": artist_spacing,
-         "exact": exact}
+         "exact": exact, "harmonic": harmonic, **_described(tempo, key, mood, energy)}
     )  # fmt: skip
     index = open_index(broker=False)
     result = index.recommend([track_arg(t) for t in like], [track_arg(t) for t in dislike or []], options=options)
@@ -178,6 +207,11 @@ def playlist(
     artist_spacing: int = typer.Option(3, "--artist-spacing", help="tracks between two of one artist (0: off)"),
     exclude_artist: list[str] | None = typer.Option(None, "--exclude-artist"),
     exclude_genre: list[str] | None = typer.Option(None, "--exclude-genre"),
+    tempo: str | None = TEMPO_OPT,
+    key: str | None = KEY_OPT,
+    mood: list[str] | None = MOOD_OPT,
+    energy: str | None = ENERGY_OPT,
+    harmonic: bool = HARMONIC_OPT,
     m3u: Path | None = typer.Option(None, "--m3u", help="also write the list as an M3U8 playlist to this file"),
     m3u_base: str | None = typer.Option(None, "--m3u-base", help="M3U8 paths relative to this folder"),
     as_json: bool = typer.Option(False, "--json"),
@@ -185,7 +219,7 @@ def playlist(
     """A smooth path of N tracks from START to END."""
     options = _options(
         {"n": n, "space": space, "artist_spacing": artist_spacing, "exclude_artist": exclude_artist,
-         "exclude_genre": exclude_genre}
+         "exclude_genre": exclude_genre, "harmonic": harmonic, **_described(tempo, key, mood, energy)}
     )  # fmt: skip
     result = open_index(broker=False).playlist(track_arg(start), track_arg(end), options)
     if as_json:
@@ -201,10 +235,13 @@ def similar_file(
     path: str = typer.Argument(..., help="an audio file (analysed, not stored)"),
     k: int = typer.Option(10, "-k", "--k"),
     space: str | None = typer.Option(None, "--space", help=SPACE_HELP),
+    tempo: str | None = TEMPO_OPT,
+    mood: list[str] | None = MOOD_OPT,
+    energy: str | None = ENERGY_OPT,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The K indexed tracks that sound most like an outside audio file."""
-    options = _options({"k": k, "space": space})
+    options = _options({"k": k, "space": space, **_described(tempo, None, mood, energy)})
     result = open_index(broker=False).similar_to_file(path, options)
     if as_json:
         print_json(result.to_dict())

@@ -293,6 +293,45 @@ class TrackTag(Base):
     top_tags: Mapped[list[str]] = mapped_column(ARRAY(Text))
 
 
+class TrackDescriptors(Base):
+    """Tempo, key, loudness, energy, danceability and named moods of a track (the ``descriptors`` stage; 0013).
+    NULL where the estimator gives no value (no steady beat, no key, too quiet) or failed."""
+
+    __tablename__ = "track_descriptors"
+    __table_args__ = (
+        CheckConstraint("tempo IS NULL OR tempo BETWEEN 20 AND 400", name="ck_track_descriptors_tempo"),
+        CheckConstraint("mode IS NULL OR mode IN ('major', 'minor')", name="ck_track_descriptors_mode"),
+        CheckConstraint("camelot IS NULL OR camelot ~ '^(1[0-2]|[1-9])[AB]$'", name="ck_track_descriptors_camelot"),
+        CheckConstraint(
+            "(tempo_confidence IS NULL OR tempo_confidence BETWEEN 0 AND 1)"
+            " AND (key_confidence IS NULL OR key_confidence BETWEEN 0 AND 1)"
+            " AND (energy IS NULL OR energy BETWEEN 0 AND 1)"
+            " AND (danceability IS NULL OR danceability BETWEEN 0 AND 1)",
+            name="ck_track_descriptors_unit",
+        ),
+        Index("ix_track_descriptors_tempo", "tempo"),
+        Index("ix_track_descriptors_camelot", "camelot"),
+        Index("ix_track_descriptors_moods", "moods", postgresql_using="gin"),
+    )
+
+    track_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    tempo: Mapped[float | None] = mapped_column(Double)
+    tempo_confidence: Mapped[float | None] = mapped_column(Double)
+    key: Mapped[str | None] = mapped_column(Text)
+    mode: Mapped[str | None] = mapped_column(String(5))
+    key_confidence: Mapped[float | None] = mapped_column(Double)
+    camelot: Mapped[str | None] = mapped_column(String(3))
+    loudness: Mapped[float | None] = mapped_column(Double)
+    loudness_range: Mapped[float | None] = mapped_column(Double)
+    true_peak: Mapped[float | None] = mapped_column(Double)
+    replay_gain: Mapped[float | None] = mapped_column(Double)
+    energy: Mapped[float | None] = mapped_column(Double)
+    danceability: Mapped[float | None] = mapped_column(Double)
+    moods: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
 # --------------------------------------------------------------------------- the library (migration 0006)
 class Artist(Base):
     """An artist (an album artist, or a track's artist): a stable id per folded name."""

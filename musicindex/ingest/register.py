@@ -20,22 +20,23 @@ first batch is queued adds no duplicate jobs.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from musicindex.db.copy import copy_out, copy_rows, dbapi
+from musicindex.db.copy import copy_out_ints, copy_rows, copy_text, dbapi
 from musicindex.db.paths import display, raw_bytes
 from musicindex.db.session import Database
 from musicindex.ingest import library, lifecycle
 from musicindex.ingest.labels import LabelSource, LabelSpec
 from musicindex.ingest.scan import ScannedFile, ScanReport, absolute_roots, iter_scan, outermost
-from musicindex.vocab import INDEXED, MISSING, PENDING
+from musicindex.vocab import FAILED, INDEXED, MISSING, PENDING
 
 REGISTER_LOCK = 0x6D75736963
 """Advisory lock key serialising registrations ('music')."""
@@ -76,11 +77,27 @@ def current_versions() -> dict[str, int]:
     return {s.name: int(s.version) for s in stages.declared()}
 
 
-def _scan_rows(files: Iterator[ScannedFile], labels: LabelSource) -> Iterator[tuple[Any, ...]]:
-    for f in files:
-        path = display(f.path)
-        label, source = labels.label_for(path)
-        yield (path, raw_bytes(f.path), f.size, float(f.mtime), None if label is None else display(label), source)
+def _stage_lines(files: Iterator[ScannedFile], labels: LabelSource) -> Iterator[str]:
+    """The staging table's rows in COPY's text format, one line per file, made with as little work as a million
+    files allow (the common case, a valid UTF-8 path with nothing to escape, is a few string operations)."""
+    by_path = labels.kind in ("folder", "csv")
+    no_label = "\\N\t\\N"
+    for name, size, mtime in files:
+        path = name
+        try:
+            path.encode()
+            raw = "\\N"
+        except UnicodeEncodeError:  # a name that is not UTF-8: its display form, and its bytes
+            raw = copy_text(raw_bytes(name))
+            path = display(name)
+        if by_path:
+            label, source = labels.label_for(path)
+            lab = no_label if label is None else f"{copy_text(display(label))}\t{source}"
+        else:
+            lab = no_label
+        if "\\" in path or "\t" in path or "\n" in path or "\r" in path:
+            path = copy_text(path)
+        yield f"{path}\t{raw}\t{size}\t{mtime!r}\t{lab}\n"
 
 
 # --------------------------------------------------------------------------- register
@@ -116,6 +133,7 @@ def register(
     timings: dict[str, float] = {}
     files = iter_scan(roots, follow_symlinks=follow_symlinks, report=report, scopes=scopes, on_progress=on_scan)
 
+    clock = _Clock(timings)
     with db.session() as s:
         s.execute(text("SET LOCAL work_mem = '256MB'"))
         s.execute(
@@ -124,11 +142,9 @@ def register(
                 "mtime double precision, label text, label_source text) ON COMMIT DROP"
             )
         )
-        t0 = time.perf_counter()
         columns = ("path", "path_bytes", "size", "mtime", "label", "label_source")
-        copy_rows(s, "mi_stage", columns, _scan_rows(files, labels))
-        timings["scan"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
+        copy_rows(s, "mi_stage", columns, _stage_lines(files, labels), lines=True)
+        clock.lap("scan")  # the walk, one stat per file and the COPY into the staging table, streamed together
         s.execute(text("ANALYZE mi_stage"))
         s.execute(select(func.pg_advisory_xact_lock(REGISTER_LOCK)))
         batch_id = int(
@@ -147,22 +163,31 @@ def register(
                 "ON t.path = s.path AND t.path_bytes IS NOT DISTINCT FROM s.path_bytes"
             )
         )
-        s.execute(text("CREATE TEMP TABLE mi_queue (id bigint PRIMARY KEY, kind char(1), held boolean) ON COMMIT DROP"))
+        s.execute(text("ANALYZE mi_match"))  # the statements below pick their few rows out of it first
+        s.execute(text("CREATE TEMP TABLE mi_queue (id bigint PRIMARY KEY, kind char(1)) ON COMMIT DROP"))
+        clock.lap("match")
         new = lifecycle.insert_new_from(s, "mi_match", batch_id, "mi_queue")
-        changed = lifecycle.requeue_from(s, "mi_match", batch_id, "mi_queue")
+        clock.lap("new")
+        # each statement reads only the rows of mi_match it may change (an unchanged re-scan: next to none)
+        changed = lifecycle.requeue_from(
+            s, f"(SELECT * FROM mi_match WHERE id IS NOT NULL AND (differs OR old_status = '{MISSING}'))", batch_id,
+            "mi_queue",
+        )  # fmt: skip
         # failed tracks: all of them with retry_failed, else once those the environment failed
-        retried = lifecycle.retry_failed_from(s, "mi_match", batch_id, "mi_queue", every=retry_failed)
+        retried = lifecycle.retry_failed_from(
+            s, f"(SELECT id FROM mi_match WHERE old_status = '{FAILED}')", batch_id, "mi_queue", every=retry_failed
+        )
         # still pending from an earlier registration: waited for (and its size/mtime kept current)
         s.execute(
             text(
                 "UPDATE tracks t SET size = m.size, mtime = m.mtime, updated_at = now() FROM mi_match m "
-                f"WHERE t.id = m.id AND t.status = '{PENDING}' AND m.differs"
+                f"WHERE m.old_status = '{PENDING}' AND m.differs AND t.id = m.id AND t.status = '{PENDING}'"
             )
         )
         pending = s.execute(
             text(
                 "INSERT INTO mi_queue (id, kind) SELECT m.id, 'p' FROM mi_match m JOIN tracks t ON t.id = m.id "
-                f"WHERE t.status = '{PENDING}' ON CONFLICT (id) DO NOTHING"
+                f"WHERE m.old_status = '{PENDING}' AND t.status = '{PENDING}' ON CONFLICT (id) DO NOTHING"
             )
         ).rowcount  # type: ignore[attr-defined]
         if labels.kind in ("folder", "csv"):
@@ -173,11 +198,14 @@ def register(
                     "AND (t.label IS DISTINCT FROM m.label OR t.label_source IS DISTINCT FROM m.label_source)"
                 )
             )
+        clock.lap("changed")
         scope = scopes if scopes is not None else abs_roots
         missing, protected, gone = _mark_missing(s, report, scope, scopes is None)
+        clock.lap("missing")
         outdated = 0
         if reanalyse_outdated:
             outdated = _queue_outdated(s, scope)
+        clock.lap("outdated")
         unchanged = int(
             s.execute(
                 text(
@@ -189,13 +217,14 @@ def register(
         if changed or missing:  # tracks that left "indexed": their albums are recounted
             touched = _album_ids(s, "SELECT id FROM mi_queue WHERE kind = 'c'") | library.albums_of(s, gone)
             library.refresh_albums(s, touched)
-        held_count = _mark_held(s, in_broker) if pending else 0
+        held_count = _mark_held(s, in_broker, pending)
+        clock.lap("held")
         queued, send = _queued_ids(s)
         s.execute(
             text("UPDATE ingest_batches SET queued = :q, unchanged = :u, missing = :m WHERE id = :b"),
             {"q": len(queued), "u": unchanged, "m": missing, "b": batch_id},
         )
-        timings["register"] = time.perf_counter() - t1
+    clock.lap("commit")
     return RegisterResult(
         batch_id=batch_id,
         scanned=report.n_files,
@@ -318,30 +347,49 @@ def _protected(path: str, unreadable: set[str], empty: set[str]) -> bool:
         p = parent
 
 
-def _mark_held(s: Session, in_broker: Callable[[], Iterable[int]] | None) -> int:
-    """Flag the still-pending tracks some job holds (``lifecycle.held_track_ids``: in the broker's jobs, or
-    locked by a worker), set-based for libraries of millions; how many."""
+def _mark_held(s: Session, in_broker: Callable[[], Iterable[int]] | None, pending: int) -> int:
+    """Fill ``mi_held`` with the still-pending tracks some job holds (``lifecycle.held_track_ids``: in the broker's
+    jobs, or locked by a worker), set-based for libraries of millions; how many. Nothing to look at (an empty
+    ``mi_held``) when no track was still pending."""
     s.execute(text("CREATE TEMP TABLE mi_held (id bigint) ON COMMIT DROP"))
+    if not pending:
+        return 0
     ids: Iterable[int] = in_broker() if in_broker is not None else ()
-    copy_rows(s, "mi_held", ("id",), ((int(i),) for i in ids))
+    copy_rows(s, "mi_held", ("id",), (f"{int(i)}\n" for i in ids), lines=True)
     s.execute(text(f"INSERT INTO mi_held {lifecycle.LOCKED_TRACKS_SQL}"))
+    s.execute(text("ANALYZE mi_held"))
     return int(
         s.execute(
-            text("UPDATE mi_queue q SET held = true WHERE q.kind = 'p' AND q.id IN (SELECT id FROM mi_held)")
-        ).rowcount  # type: ignore[attr-defined]
-        or 0
+            text("SELECT count(*) FROM mi_queue q WHERE q.kind = 'p' AND q.id IN (SELECT id FROM mi_held)")
+        ).scalar_one()
     )
 
 
 def _queued_ids(s: Session) -> tuple[list[int], list[int]]:
-    """(every queued id, those needing a job), in id order, streamed out of the database."""
-    queued: list[int] = []
-    send: list[int] = []
-    for tid, is_held in copy_out(s, "SELECT id, coalesce(held, false) FROM mi_queue ORDER BY id"):
-        queued.append(int(tid))
-        if is_held != "t":
-            send.append(int(tid))
+    """(every queued id, those needing a job: all but the still-pending ones a job holds), in id order, streamed out
+    of the database (int64 arrays on the way: a million ids never become a million rows of text)."""
+    ids, held = copy_out_ints(
+        s,
+        "SELECT q.id, CASE WHEN q.kind = 'p' AND EXISTS (SELECT 1 FROM mi_held h WHERE h.id = q.id) THEN 1 ELSE 0 END "
+        "FROM mi_queue q ORDER BY q.id",
+        2,
+    )
+    queued = ids.tolist()
+    send = [t for t, h in zip(queued, held, strict=True) if not h]  # the same int objects as ``queued``
     return queued, send
+
+
+class _Clock:
+    """Seconds per step of a registration, into ``timings`` (what ``benchmarks/scan.py`` prints)."""
+
+    def __init__(self, timings: dict[str, float]):
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.timings[step] = self.timings.get(step, 0.0) + now - self.last
+        self.last = now
 
 
 @dataclass
@@ -357,7 +405,7 @@ class IngestSummary(RegisterResult):
         return len(self.queued_ids)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        del d["queued_ids"], d["send_ids"]
+        """Everything but the ids (a shallow copy: ``asdict`` would copy a million ids twice on the way)."""
+        d = {f.name: copy.copy(getattr(self, f.name)) for f in fields(self) if f.name not in ("queued_ids", "send_ids")}
         d["queued"] = self.queued
         return d

@@ -18,9 +18,11 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
+from typing import NamedTuple
 
-from musicindex.audio.decode import AUDIO_EXTENSIONS
+from musicindex.audio.formats import AUDIO_EXTENSIONS
 from musicindex.db.paths import display
 from musicindex.errors import InvalidArgumentError
 
@@ -28,8 +30,9 @@ MAX_ERRORS_KEPT = 1000
 """Error messages kept in a report (the count goes on)."""
 
 
-@dataclass(frozen=True)
-class ScannedFile:
+class ScannedFile(NamedTuple):
+    """One audio file found (a tuple: a million of them are made in a few hundred milliseconds)."""
+
     path: str  # as the OS names it (a name that is not valid UTF-8 carries surrogate escapes)
     size: int
     mtime: float
@@ -58,6 +61,9 @@ class ScanReport:
             self.errors.append(f"{path}: {message}")
         if unreadable:
             self.unreadable.append(path)
+
+
+_name = attrgetter("name")
 
 
 def within(path: str, roots: Sequence[str]) -> bool:
@@ -90,7 +96,9 @@ def outermost(paths: Sequence[str]) -> list[str]:
 
 
 def is_audio_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+    """Whether the name ends like an audio file (``os.path.splitext``'s suffix: leading dots are not one)."""
+    dot = name.rfind(".")
+    return dot > 0 and name[:dot].strip(".") != "" and name[dot:].lower() in AUDIO_EXTENSIONS
 
 
 def _gone(exc: OSError) -> bool:
@@ -160,7 +168,7 @@ def iter_scan(
             report.n_dirs += 1
             try:
                 with os.scandir(directory) as it:
-                    entries = sorted(it, key=lambda e: e.name)
+                    entries = sorted(it, key=_name)
             except OSError as exc:
                 report.error(directory, exc.strerror or str(exc), unreadable=not _gone(exc))
                 continue

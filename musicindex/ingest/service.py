@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import psycopg2
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -45,6 +46,8 @@ NEWEST_VERSION_SQL = (
     f"SELECT max(id) FROM model_versions WHERE kind = %(kind)s AND state IN ('{ACTIVE}', '{CANDIDATE}')"
 )
 """The version of an embedding model new tracks are embedded under (``--wait`` waits for the preferred model's)."""
+DB_ERRORS = (DBAPIError, psycopg2.Error)
+"""A database outage as the waiter sees it: SQLAlchemy's errors, and psycopg2's own on its raw LISTEN connection."""
 QUEUE_LOCK = 0x6D75736964
 """Advisory lock key serialising registration + sending across clients (no duplicate jobs)."""
 
@@ -124,7 +127,10 @@ class _Waiter:
             return True
         ready, _, _ = select.select([self._conn], [], [], max(0.0, seconds))
         if ready:
-            self._conn.poll()
+            try:
+                self._conn.poll()
+            except psycopg2.Error:  # the server went away: the next progress() reconnects
+                return False
             got = bool(self._conn.notifies)
             self._conn.notifies.clear()
             return got
@@ -273,7 +279,7 @@ class IngestService:
                     if waiter is None:
                         waiter = _Waiter(self.db, track_ids)
                     prog = waiter.progress()
-                except DBAPIError as exc:  # the database restarts: wait for it
+                except DB_ERRORS as exc:  # the database restarts: wait for it
                     log.debug("waiting for the database: %s", exc)
                     if waiter is not None:
                         waiter.close()
@@ -305,7 +311,11 @@ class IngestService:
                     last_done, last_move = prog.done, now
                 elif now - last_move >= stall and now >= next_check:
                     next_check = now + stall
-                    n = self.requeue_orphans(waiter, label_from_tag=label_from_tag, roots=roots)
+                    try:
+                        n = self.requeue_orphans(waiter, label_from_tag=label_from_tag, roots=roots)
+                    except DB_ERRORS as exc:  # the database restarts: the next round reconnects
+                        log.debug("waiting for the database: %s", exc)
+                        n = 0
                     if n:
                         requeued += n
                         last_move = now

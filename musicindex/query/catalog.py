@@ -53,7 +53,7 @@ ALBUM_LIST_TYPES = (
     "random", "newest", "frequent", "recent", "starred", "alphabeticalByName", "alphabeticalByArtist", "byYear",
     "byGenre", "highest",
 )  # fmt: skip
-SONG_SORTS = ("title", "artist", "album", "year", "added", "duration", "plays", "recent", "starred")
+SONG_SORTS = ("title", "artist", "album", "year", "added", "duration", "tempo", "plays", "recent", "starred")
 
 
 class CatalogService(Reader):
@@ -242,8 +242,8 @@ class CatalogService(Reader):
         user_id: int | None = None,
     ) -> list[Song]:  # fmt: skip
         """One page of every song, sorted by ``sort`` (``SONG_SORTS``: title, artist, album, year, added, duration,
-        plays, recent, starred; the listener's plays, recent plays and stars list only the songs they touched),
-        ascending unless ``descending``; ties by id."""
+        tempo (the measured BPM; songs without a steady beat last), plays, recent, starred; the listener's plays,
+        recent plays and stars list only the songs they touched), ascending unless ``descending``; ties by id."""
         if sort not in SONG_SORTS:
             raise InvalidArgumentError(f"unknown sort {sort!r}; one of: {', '.join(SONG_SORTS)}")
         size, offset = page(size, offset, default=50)
@@ -265,6 +265,7 @@ class CatalogService(Reader):
                 "year": f"t.year {way} {nulls}, t.album_id, t.track_no NULLS FIRST, t.id",
                 "added": f"t.created_at {'ASC' if descending else 'DESC'}, t.id",
                 "duration": f"t.duration {way} {nulls}, t.id",
+                "tempo": f"(SELECT d.tempo FROM track_descriptors d WHERE d.track_id = t.id) {way} {nulls}, t.id",
             }[sort]
         with self.snapshot() as snap:
             ids = snap.ids(

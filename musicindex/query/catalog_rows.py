@@ -18,7 +18,8 @@ from typing import Any
 
 from musicindex.errors import ItemNotFoundError
 from musicindex.mediatypes import media_type_of
-from musicindex.query.items import Album, Annotation, Artist, Song, iso
+from musicindex.query.descriptors import SONG_SQL
+from musicindex.query.items import Album, Annotation, Artist, ReplayGain, Song, iso
 from musicindex.query.snapshot import Snapshot
 from musicindex.query.tags import tag_version
 from musicindex.query.validation import check_int
@@ -129,11 +130,11 @@ def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequen
         "al.artist_id AS album_artist_id, t.track_no, t.disc_no, t.year, CASE WHEN cardinality(t.genres) > 0 "
         f"THEN t.genres ELSE array_remove(ARRAY[(SELECT {gexpr} FROM tracks g {gjoin}WHERE g.id = t.id)]::text[], "
         "NULL) END AS genres, t.size, t.duration, t.bit_rate, t.created_at, al.cover_kind IS NOT NULL AS has_cover, "
-        f"t.musicbrainz_id, (SELECT round(f.tempo)::int FROM track_features f WHERE f.track_id = t.id) AS bpm, "
+        "t.musicbrainz_id, dsc.bpm, dsc.track_gain, dsc.track_peak, dag.album_gain, dag.album_peak, "
         f"{moods} AS moods, {ANNOTATION_COLUMNS.format(a='a')}, {'NULL' if roots is not None else ROOTS_SQL} AS roots "
         "FROM tracks t "
         "LEFT JOIN LATERAL (SELECT name, artist_id, cover_kind FROM albums WHERE id = t.album_id OFFSET 0) al ON true "
-        f"{annotation_join('a', 'track', 't.id')}"
+        f"{SONG_SQL}{annotation_join('a', 'track', 't.id')}"
         f"WHERE t.id = ANY(%(ids)s) AND t.status = '{INDEXED}'",
         user_id,
         ids,
@@ -168,6 +169,7 @@ def _song(r: Any, roots: Sequence[str]) -> Song:
         has_cover=bool(r.has_cover),
         musicbrainz_id=r.musicbrainz_id,
         bpm=int(r.bpm) if r.bpm is not None else None,
+        replay_gain=ReplayGain.of(r.track_gain, r.album_gain, r.track_peak, r.album_peak),
         moods=tuple(r.moods or ()),
         annotation=_annotation(r),
     )

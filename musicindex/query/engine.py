@@ -16,12 +16,13 @@ A question's own diversity rule (artist spacing, album rule) applies unless the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
+from musicindex.query import harmonic
 from musicindex.query.explain import explain as explain_hits
 from musicindex.query.filters import Filters
 from musicindex.query.options import SearchOptions
@@ -129,11 +130,21 @@ def recommend(
     q = unit(np.mean([unit(vecs[i]) for i in liked], axis=0))
     if disliked:
         q = unit(q - 0.5 * unit(np.mean([unit(vecs[i]) for i in disliked], axis=0)))
-    items = nearest(snap, sp, q, options.k, filters, RECOMMEND, history=before)
+    extra: dict[str, Any] = {}
+    if options.harmonic:  # a chain from the last track played (or the first liked one)
+        start = history[-1] if history else liked[0]
+        beat = harmonic.known(harmonic.beats(snap, [start]).get(start), f"track {start}")
+        cands = search(snap, sp, q, min(MAX_CANDIDATES, 20 * options.k + 100), filters, ef_search=options.ef_search)
+        items, extra["transitions"] = _chain(snap, cands, options.k, beat, options.spacing(*RECOMMEND), before)
+    else:
+        items = nearest(snap, sp, q, options.k, filters, RECOMMEND, history=before)
     if options.explain:
         items = explain_hits(snap, items, query_ids=list(liked))
+    if options.harmonic:
+        items = [replace(h, why={**(h.why or {}), "transition": t}) for h, t in zip(items, extra["transitions"],
+                                                                                  strict=True)]  # fmt: skip
     return Answer(sp, items, _recorded(options, RECOMMEND, liked=list(liked), disliked=list(disliked),
-                                       history=[h.id for h in before]))  # fmt: skip
+                                       history=[h.id for h in before], **extra))  # fmt: skip
 
 
 def path(snap: Snapshot, a: TrackRow, b: TrackRow, options: SearchOptions, rule: Rule = PLAYLIST) -> Answer:
@@ -150,27 +161,61 @@ def path(snap: Snapshot, a: TrackRow, b: TrackRow, options: SearchOptions, rule:
     picks = [hit_a]
     used: set[int] = set()
     skipped = 0
+    ends = harmonic.beats(snap, [a.id, b.id]) if options.harmonic else {}
+    prev = harmonic.known(ends.get(a.id), f"the start track {a.id}") if options.harmonic else None
+    reasons: list[str | None] = [None]
     for i in range(1, n - 1):
         w = slerp(va, vb, i / (n - 1))
-        chosen = _waypoint(snap, sp, w, filters.excluding(used), picks, hit_b, (n - 1) - i, artist, album)
+        chosen = _waypoint(snap, sp, w, filters.excluding(used), picks, hit_b, (n - 1) - i, artist, album, prev)
         if chosen is None:
             skipped += 1
             continue
-        picks.append(chosen)
-        used.add(chosen.id)
+        hit, prev, reason = chosen
+        picks.append(hit)
+        reasons.append(reason)
+        used.add(hit.id)
     picks.append(hit_b)
-    return Answer(sp, picks, _recorded(options, rule, start=a.id, end=b.id, skipped=skipped))
+    extra: dict[str, Any] = {}
+    if prev is not None:  # harmonic: the end track is fixed, its transition is reported as it is
+        end = ends.get(b.id)
+        reasons.append((harmonic.transition(prev, end) if end is not None else None) or "not a harmonic step: the "
+                       "end track is fixed")  # fmt: skip
+        picks = [replace(h, why={**(h.why or {}), "transition": r}) for h, r in zip(picks, reasons, strict=True)]
+        extra["transitions"] = reasons
+    return Answer(sp, picks, _recorded(options, rule, start=a.id, end=b.id, skipped=skipped, **extra))
 
 
-def mix(snap: Snapshot, seeds: Sequence[int], options: SearchOptions, rule: Rule = MIX) -> Answer:
+def mix(
+    snap: Snapshot, seeds: Sequence[int], options: SearchOptions, rule: Rule = MIX, keep_tempo: bool = False
+) -> Answer:
     """Tracks that sound like ``seeds`` together (their mean direction), nearest first, seeds left out; no hits
-    when none of the seeds has a vector."""
+    when none of the seeds has a vector. ``keep_tempo`` (an instant mix) with no ``tempo`` option: the tracks
+    within the seeds' tempo range (+-8 %) come first, the nearest others fill the rest (``params['tempo_range']``)."""
     sp, q = seed_direction(snap, seeds, options)
     if q is None:
         return Answer(sp, [])
     filters = Filters.resolve(snap, options, seeds=seeds)
-    items = nearest(snap, sp, q, options.k, filters, rule, first_fetch=2 * options.k + 10)
-    return Answer(sp, items, _recorded(options, rule))
+    span = _seed_tempo(snap, seeds) if keep_tempo and options.tempo is None else None
+    items: list[TrackHit] = []
+    if span is not None:
+        kept = replace(filters, options=replace(filters.options, tempo=span))
+        items = nearest(snap, sp, q, options.k, kept, rule, first_fetch=2 * options.k + 10)
+    if len(items) < options.k:
+        rest = filters.excluding(h.id for h in items)
+        items += nearest(snap, sp, q, options.k - len(items), rest, rule, history=items,
+                         first_fetch=2 * options.k + 10)  # fmt: skip
+    return Answer(sp, items, _recorded(options, rule, tempo_range=span))
+
+
+def _seed_tempo(snap: Snapshot, seeds: Sequence[int]) -> tuple[float, float] | None:
+    """The seeds' measured tempo range widened by the harmonic tempo step (+-8 %); None when none is known."""
+    row = snap.one(
+        "SELECT min(tempo) AS lo, max(tempo) AS hi FROM track_descriptors WHERE track_id = ANY(%(ids)s)",
+        {"ids": [int(s) for s in seeds]},
+    )
+    if row is None or row.lo is None:
+        return None
+    return (round(float(row.lo) * (1 - harmonic.TEMPO_STEP), 3), round(float(row.hi) * (1 + harmonic.TEMPO_STEP), 3))
 
 
 def similar_artists(snap: Snapshot, artist_id: int, seeds: Sequence[int], options: SearchOptions) -> list[int]:
@@ -262,14 +307,23 @@ def _waypoint(
     gap: int,
     artist: int,
     album: bool,
-) -> TrackHit | None:
-    """The nearest track to waypoint ``w`` that fits after ``picks`` and ``gap`` places before ``end``."""
-    fetch = max(20, 4 * artist + 10)
+    after: harmonic.Beat | None = None,
+) -> tuple[TrackHit, harmonic.Beat | None, str | None] | None:
+    """The nearest track to waypoint ``w`` that fits after ``picks`` and ``gap`` places before ``end`` (and, with
+    ``after``, the last pick's key and tempo, is a harmonic step from it): (the track, its beat, the reason)."""
+    fetch = max(20, 4 * artist + 10) * (5 if after is not None else 1)
     while True:
         cands = search(snap, sp, w, fetch, filters, ef_search=filters.options.ef_search)
+        beats = harmonic.beats(snap, [c.id for c in cands]) if after is not None else {}
         for c in cands:
-            if fits(c, picks, artist, album) and _fits_end(c, end, gap, artist, album):
-                return c
+            if not (fits(c, picks, artist, album) and _fits_end(c, end, gap, artist, album)):
+                continue
+            if after is None:
+                return c, None, None
+            beat = beats.get(c.id)
+            reason = harmonic.transition(after, beat) if beat is not None else None
+            if reason is not None:
+                return c, beat, reason
         if len(cands) < fetch or fetch >= MAX_CANDIDATES:
             return None
         fetch = min(MAX_CANDIDATES, fetch * 4)
@@ -280,3 +334,26 @@ def _fits_end(c: TrackHit, end: TrackHit, gap: int, artist: int, album: bool) ->
     if album and gap == 1 and not fits(end, [c], 0, True):
         return False
     return not (artist > 0 and gap <= artist and not fits(end, [c], 1, False))
+
+
+def _chain(
+    snap: Snapshot, cands: Sequence[TrackHit], k: int, start: harmonic.Beat, rule: Rule, history: Sequence[TrackHit]
+) -> tuple[list[TrackHit], list[str]]:
+    """Up to ``k`` of ``cands`` (nearest first) in a harmonic chain from ``start``: each the nearest remaining one
+    that keeps the diversity ``rule`` and is a harmonic step from the one before; with each transition's reason."""
+    beats = harmonic.beats(snap, [c.id for c in cands])
+    pool, prev = list(cands), start
+    picks: list[TrackHit] = []
+    reasons: list[str] = []
+    while len(picks) < k:
+        for i, c in enumerate(pool):
+            beat = beats.get(c.id)
+            reason = harmonic.transition(prev, beat) if beat is not None else None
+            if beat is not None and reason is not None and fits(c, [*history, *picks], *rule):
+                picks.append(pool.pop(i))
+                reasons.append(reason)
+                prev = beat
+                break
+        else:
+            break
+    return picks, reasons

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from musicindex.errors import InvalidArgumentError
+from musicindex.query.descriptor_options import COMPATIBLE, compatible
 from musicindex.query.options import DEFAULT, SearchOptions
 from musicindex.query.snapshot import Snapshot
 from musicindex.query.tags import TagFilter, check_tag_filter, tag_condition
@@ -35,6 +37,8 @@ class Filters:
     exclude_artists: tuple[str, ...] = ()
     exclude_albums: tuple[int, ...] = ()
     tags: TagFilter | None = None
+    keys: tuple[str, ...] = ()
+    """Camelot codes a track's key must be one of (``key``; with ``compatible``, those of the seeds' keys)."""
 
     @classmethod
     def resolve(
@@ -58,8 +62,9 @@ class Filters:
                 if options.exclude_same_album and row.album_id is not None:
                     albums.add(int(row.album_id))
         tags = check_tag_filter(snap, list(options.tags), options.min_tag_probability) if options.tags else None
+        keys = seed_keys(snap, seeds) if options.key == COMPATIBLE else (options.key,) if options.key else ()
         return cls(options, tuple(sorted(ids)), genres, exclude_genres, tuple(sorted(artists)), tuple(sorted(albums)),
-                   tags)  # fmt: skip
+                   tags, keys)  # fmt: skip
 
     def excluding(self, ids: Iterable[int]) -> Filters:
         """These filters, also leaving out ``ids``."""
@@ -119,7 +124,61 @@ def _tags(f: Filters, q: Sql) -> str | None:
     return tag_condition(f.tags, q.track_id, q.params) if f.tags is not None else None
 
 
-PREDICATES: tuple[Predicate, ...] = (_exclude_ids, _genres, _exclude_genres, _exclude_artists, _exclude_albums, _tags)
+# --------------------------------------------------------------------------- descriptors (issue #30)
+def seed_keys(snap: Snapshot, seeds: Sequence[int]) -> tuple[str, ...]:
+    """The Camelot codes compatible with the seeds' keys (``key=compatible``); InvalidArgumentError when no seed
+    has a known key (or there is no seed)."""
+    if not seeds:
+        raise InvalidArgumentError(
+            "key='compatible' needs a seed track (similar, playlist, radio, instant mix); name a key instead, "
+            "e.g. 'A minor' or '8A'"
+        )
+    codes = snap.all(
+        "SELECT camelot FROM track_descriptors WHERE track_id = ANY(%(ids)s) AND camelot IS NOT NULL",
+        {"ids": [int(s) for s in seeds]},
+    )
+    if not codes:
+        raise InvalidArgumentError(
+            "key='compatible': the seed track has no known key (atonal, modulating, unpitched or not analysed "
+            "yet: `musicindex ingest` fills the descriptors); name a key instead, e.g. 'A minor' or '8A'"
+        )
+    return tuple(sorted({c for (code,) in codes for c in compatible(code)}))
+
+
+def _described(q: Sql, cond: str) -> str:
+    return f"EXISTS (SELECT 1 FROM track_descriptors dsc WHERE dsc.track_id = {q.track_id} AND {cond})"
+
+
+def _tempo(f: Filters, q: Sql) -> str | None:
+    if f.options.tempo is None:
+        return None
+    q.params["tempo_lo"], q.params["tempo_hi"] = f.options.tempo
+    return _described(q, "dsc.tempo BETWEEN %(tempo_lo)s AND %(tempo_hi)s")
+
+
+def _key(f: Filters, q: Sql) -> str | None:
+    if not f.keys:
+        return None
+    q.params["camelot"] = list(f.keys)
+    return _described(q, "dsc.camelot = ANY(%(camelot)s)")
+
+
+def _moods(f: Filters, q: Sql) -> str | None:
+    if not f.options.moods:
+        return None
+    q.params["moods"] = list(f.options.moods)
+    return _described(q, "dsc.moods @> %(moods)s::text[]")
+
+
+def _energy(f: Filters, q: Sql) -> str | None:
+    if f.options.energy is None:
+        return None
+    q.params["energy_lo"], q.params["energy_hi"] = f.options.energy
+    return _described(q, "dsc.energy BETWEEN %(energy_lo)s AND %(energy_hi)s")
+
+
+PREDICATES: tuple[Predicate, ...] = (_exclude_ids, _genres, _exclude_genres, _exclude_artists, _exclude_albums, _tags,
+                                     _tempo, _key, _moods, _energy)  # fmt: skip
 """One SQL condition per filter, in this order (a new filter adds its function here)."""
 
 

@@ -38,6 +38,22 @@ NO_ANNOTATION = Annotation()
 
 
 @dataclass(frozen=True)
+class ReplayGain:
+    """ReplayGain 2.0 of a song as OpenSubsonic's ``replayGain``: gains in dB (-18 LUFS reference), peaks linear
+    (1.0 = full scale; the true peak)."""
+
+    track_gain: float | None
+    album_gain: float | None
+    track_peak: float | None
+    album_peak: float | None
+
+    @classmethod
+    def of(cls, *values: float | None) -> ReplayGain | None:
+        """None when nothing is known (not measured yet, or a silent window)."""
+        return cls(*values) if any(v is not None for v in values) else None
+
+
+@dataclass(frozen=True)
 class Song:
     """An indexed track as a music app shows it (``path``: relative to its music folder)."""
 
@@ -62,8 +78,10 @@ class Song:
     has_cover: bool
     musicbrainz_id: str | None
     bpm: int | None
+    """The measured tempo (``track_descriptors``), None when the track has no steady beat."""
     moods: tuple[str, ...]
     annotation: Annotation = NO_ANNOTATION
+    replay_gain: ReplayGain | None = None
 
     @property
     def genre(self) -> str | None:

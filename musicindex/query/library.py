@@ -16,6 +16,7 @@ from musicindex.db.paths import fs_path
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
 from musicindex.query import textsearch
 from musicindex.query.base import Reader
+from musicindex.query.descriptors import descriptors_of
 from musicindex.query.options import TrackRef
 from musicindex.query.results import (
     ClusterResult,
@@ -128,6 +129,8 @@ class LibraryService(Reader):
                 cluster = cluster_in(snap, t)
             except ModelNotTrainedError as exc:
                 notes["cluster"] = str(exc)
+            described = descriptors_of(snap, [t.id]).get(t.id, {})
+        described.pop("mode", None)  # in ``key``
         return TrackDetails(
             id=int(r.id),
             path=r.path,
@@ -152,6 +155,7 @@ class LibraryService(Reader):
             tags=tags,
             tags_model_version=tags_version,
             notes=notes,
+            **described,
         )
 
     # ------------------------------------------------------------------ vocabulary on offer

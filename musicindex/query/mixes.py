@@ -40,7 +40,8 @@ class MixService(Reader):
         self, kind: str, item_id: int, options: SearchOptions | None = None, *, user_id: int | None = None
     ) -> list[Song]:
         """``options.k`` (default 50) songs that sound like a song, an album or an artist (its tracks' mean
-        direction), nearest first, keeping the mix rule; the seeds themselves left out."""
+        direction), nearest first, keeping the mix rule; the seeds themselves left out. Without a ``tempo``
+        option, the songs within the seeds' tempo range (+-8 %) come first (``engine.mix``)."""
         opts = _options(options, 50)
         with self.snapshot() as snap:
             if kind == TRACK:
@@ -53,7 +54,7 @@ class MixService(Reader):
                 seeds = _seed_tracks(snap, ARTIST, item_id)
             else:
                 raise InvalidArgumentError(f"an instant mix starts from a track, an album or an artist, not {kind!r}")
-            answer = engine.mix(snap, seeds, opts)
+            answer = engine.mix(snap, seeds, opts, keep_tempo=True)  # the seeds' tempo range first (issue #30)
             return rows.songs(snap, user_id, [h.id for h in answer.items])
 
     def sonic_similar(

@@ -29,6 +29,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from musicindex.errors import InvalidArgumentError
+from musicindex.query import descriptor_options as described
 from musicindex.query.validation import MAX_K, MAX_LIST, as_list, check_space, check_text
 
 TrackRef = int | str | os.PathLike[str]
@@ -167,7 +168,9 @@ class SearchOptions:
     ``album_spacing``: no two consecutive tracks of one album (None for either: the question's own rule:
     ``similar`` none, ``recommend`` and ``playlist`` 3 and on, instant mixes and sonic paths 1 and on);
     ``exact``: brute force instead of the HNSW index; ``ef_search``: the HNSW search width (default max(200, 4k));
-    ``explain``: give each hit its ``why``.
+    ``explain``: give each hit its ``why``; ``tempo`` (BPM) / ``energy``: a (min, max) range; ``key``: a Camelot
+    code (a key name is read as its code) or ``compatible`` (with the seeds' keys); ``moods``: every one of these
+    named moods. A track whose descriptor is unknown never passes that filter.
     """
 
     k: int = 10
@@ -185,6 +188,12 @@ class SearchOptions:
     exact: bool = False
     ef_search: int | None = None
     explain: bool = True
+    # descriptors (issue #30; ``query.descriptor_options``)
+    tempo: tuple[float, float] | None = None
+    key: str | None = None
+    moods: tuple[str, ...] = ()
+    energy: tuple[float, float] | None = None
+    harmonic: bool = False
 
     def __post_init__(self) -> None:
         for rule in RULES:
@@ -273,6 +282,10 @@ def _pairs(params: Any) -> Iterable[tuple[str, Any]]:
     return list(params)
 
 
+def _mood_names(value: Any, name: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(described.check_mood(x, name) for x in as_list(value, name, 6)))
+
+
 def _many(doc: str, check: Callable[[Any, str], Any], text: Callable[[str, str], Any] | None = None) -> dict[str, Any]:
     return {"check": check, "text": text, "doc": doc, "many": True}
 
@@ -308,6 +321,18 @@ RULES: tuple[Rule, ...] = (
     Rule("ef_search", ("ef_search",), _optional(_integer(1, MAX_K)), _int_text,
          "HNSW search width (default max(200, 4k))", schema={"type": "integer", "minimum": 1, "maximum": MAX_K}),
     Rule("explain", ("explain",), _flag, _bool_text, "give each hit its why", schema={"type": "boolean"}),
+    # descriptors: a track whose value is unknown (no steady beat, no key, not analysed) never matches
+    Rule("tempo", ("tempo",), described.check_tempo, None, "only tracks of this tempo: 'MIN-MAX' BPM ('118-128'), "
+         "or one BPM (within 4 %)", schema={"type": "string", "maxLength": 40}),
+    Rule("key", ("key",), described.check_key, None, "only tracks in this key ('A minor', 'Am', Camelot '8A'), or "
+         "'compatible': the seed's key, its relative and its neighbours on the Camelot wheel",
+         schema={"type": "string", "maxLength": 32}),
+    Rule("moods", ("mood", "moods"), **_many("only tracks with every one of these moods (calm, energetic, happy, "
+                                             "sad, aggressive, danceable; repeat)", _mood_names)),
+    Rule("energy", ("energy",), described.check_energy, None, "only tracks of this energy: 'MIN-MAX' in 0-1",
+         schema={"type": "string", "maxLength": 40}),
+    Rule("harmonic", ("harmonic",), _flag, _bool_text, "a harmonic mix (playlist, radio): each track key-compatible "
+         "with the one before and within 8 % of its tempo (or half / double)", schema={"type": "boolean"}),
 )  # fmt: skip
 """Every option's rule, in the order of the fields."""
 BY_FIELD: dict[str, Rule] = {r.field: r for r in RULES}
@@ -338,6 +363,12 @@ class SearchArgs(TypedDict, total=False):
     exact: bool
     ef_search: int | None
     explain: bool
+    tempo: str | tuple[float, float] | None
+    key: str | None
+    mood: str | Sequence[str] | None
+    moods: Sequence[str] | None
+    energy: str | tuple[float, float] | None
+    harmonic: bool
 
 
 def openapi_parameters(

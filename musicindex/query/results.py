@@ -268,6 +268,24 @@ class TrackDetails:
     tags: dict[str, float] | None = None
     tags_model_version: int | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    # descriptors (``track_descriptors``; None when unknown: no steady beat, no key, not analysed yet)
+    tempo: float | None = None
+    """BPM."""
+    tempo_confidence: float | None = None
+    key: str | None = None
+    """E.g. "A minor"."""
+    key_confidence: float | None = None
+    camelot: str | None = None
+    loudness: float | None = None
+    """EBU R128 integrated loudness, LUFS."""
+    loudness_range: float | None = None
+    true_peak: float | None = None
+    replay_gain: float | None = None
+    """ReplayGain 2.0 track gain, dB (-18 LUFS reference)."""
+    album_gain: float | None = None
+    energy: float | None = None
+    danceability: float | None = None
+    moods: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

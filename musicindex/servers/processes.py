@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from musicindex.errors import ServiceError
@@ -276,3 +276,5 @@ class ServiceStatus:
     data_dir: Path | None
     version: str | None = None
     embedded: bool = True
+    listen: list[str] = field(default_factory=list)
+    """The TCP URLs other hosts reach an embedded server at (password hidden); empty: unix socket only."""

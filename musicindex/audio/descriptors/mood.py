@@ -45,12 +45,10 @@ from typing import Final
 import numpy as np
 
 from ...errors import InvalidArgumentError
-from ...vocab import FEATURE_NAMES
+from ...vocab import FEATURE_NAMES, MOODS
 from .key import MAJOR, KeyEstimate, parse_key
 from .tempo import TempoEstimate
 
-MOODS: Final = ("calm", "energetic", "happy", "sad", "aggressive", "danceable")
-"""The named moods, in display order."""
 MOOD_THRESHOLD: float = 0.6
 """A mood is named when its score is at least this."""
 TAG_SCALE: float = 0.5

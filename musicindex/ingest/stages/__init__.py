@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from musicindex.ingest.stages import decode, embedding, features, spectrogram, tags
+from musicindex.ingest.stages import decode, descriptors, embedding, features, spectrogram, tags
 from musicindex.ingest.stages.base import Audio, AudioSource, Needs, Stage, StageFamily, TrackWork
 
 STAGES: tuple[Stage | StageFamily, ...] = (
@@ -25,6 +25,7 @@ STAGES: tuple[Stage | StageFamily, ...] = (
     features.STAGE,
     spectrogram.STAGE,
     embedding.MODELS,  # one stage per embedding model of the registry (musicnn by default)
+    descriptors.STAGE,  # after the embedding stages: its moods read the tags they write (issue #30)
 )
 """The stages in the order they run."""
 

@@ -23,6 +23,10 @@ from musicindex.vocab import FEATURE_NAMES
 WINDOW_22K = Audio(SAMPLE_RATE)
 POWER = "stft_power"
 """Scratch key of the window's STFT power spectrum (time-major), for the stages after this one."""
+SPECTRA = "spectra"
+"""Scratch key of the window's whole ``audio.features.Spectra`` (the descriptors read its envelope and chroma)."""
+SHARED = "features_shared"
+"""Scratch key of what the features computed that the descriptors reuse (``tuning``, ``onset_envelope``)."""
 
 
 class FeaturesStage(Stage):
@@ -34,7 +38,9 @@ class FeaturesStage(Stage):
     def analyse(self, work: TrackWork) -> np.ndarray:
         sp = audio.compute_spectra(work.audio.get(WINDOW_22K))
         work.scratch[POWER] = sp.power
-        features = np.asarray(audio.features_from_spectra(sp), dtype=np.float64)
+        work.scratch[SPECTRA] = sp
+        shared = work.scratch[SHARED] = {}
+        features = np.asarray(audio.features_from_spectra(sp, shared), dtype=np.float64)
         if not np.isfinite(features).all():
             bad = [n for n, v in zip(FEATURE_NAMES, features, strict=True) if not np.isfinite(v)]
             raise AudioError(f"non-finite feature values (NaN or infinity): {', '.join(bad[:5])}")

@@ -14,7 +14,7 @@ from musicindex.errors import TrackFileError
 from musicindex.media import file_response, open_track_file
 from musicindex.query.catalog import SONG_SORTS
 from musicindex.query.options import SearchOptions
-from musicindex.vocab import ALBUM, ARTIST
+from musicindex.vocab import ALBUM, ARTIST, MOODS
 from musicindex.web.deps import IndexDep, LimitsDep, SearchDep, UserIdDep, search_doc
 from musicindex.web.errors import ApiError
 from musicindex.web.presenters.songs import song_dict, song_dicts
@@ -114,6 +114,10 @@ def track_page(index: IndexDep, request: Request, track_id: TrackId) -> Response
         k=shown.k,
         genre=shown.genres[0] if shown.genres else "",
         exclude_same_artist=shown.exclude_same_artist,
+        tempo=request.query_params.get("tempo", "")[:40],  # what was typed, shown back (escaped by the template)
+        key=request.query_params.get("key", "")[:32],
+        mood=shown.moods[0] if shown.moods else "",
+        moods=MOODS,
     )
 
 

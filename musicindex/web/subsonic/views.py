@@ -47,6 +47,15 @@ def _seconds(x: float | None) -> int:
     return round(x) if x is not None else 0
 
 
+def _replay_gain(s: Song) -> dict[str, Any] | None:
+    """OpenSubsonic's ``replayGain`` (gains in dB, peaks linear), from the measured loudness; absent when unknown."""
+    rg = s.replay_gain
+    if rg is None:
+        return None
+    return Clean.of({"trackGain": rg.track_gain, "albumGain": rg.album_gain, "trackPeak": rg.track_peak,
+                     "albumPeak": rg.album_peak})  # fmt: skip
+
+
 def song(s: Song) -> dict[str, Any]:
     """A song as a ``Child`` (classic fields, then OpenSubsonic's)."""
     return Clean.of(
@@ -80,6 +89,7 @@ def song(s: Song) -> dict[str, Any]:
             "musicBrainzId": s.musicbrainz_id,
             "genres": [{"name": g} for g in s.genres],
             "moods": list(s.moods),
+            "replayGain": _replay_gain(s),  # after genres and moods: the XML sequence's order
         }
     )
 
