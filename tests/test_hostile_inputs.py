@@ -58,6 +58,7 @@ class Row:
 # In urls: {t} a track with a real file, {m} a track without one, {a} another track, {ann} the ann version id.
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JSONH = {**AUTH, "Content-Type": "application/json"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 G = "GET"
 P = "POST"
 
@@ -89,10 +90,10 @@ HTTP_ROWS = [
     http("/api/tracks/{t}/cluster?model=%00", 422, "bad_argument"),
     http("/api/similar-to-file?filename=%00.wav", 422, "bad_argument", P, body=b"x"),
     # "log out everywhere" (a page's form): the CSRF token is checked before anything else
-    http("/account/sessions", 403, "html", P, {"Content-Type": "application/x-www-form-urlencoded"}, b"csrf=forged"),
-    http("/account/sessions", 403, "html", P, {"Content-Type": "application/x-www-form-urlencoded"}, b"csrf=%00"),
-    http("/account/sessions", 403, "html", P, {"Content-Type": "application/x-www-form-urlencoded"}, b""),
-    http("/account/sessions", 422, "html", P, {"Content-Type": "application/x-www-form-urlencoded"}, b"csrf=" + b"x" * 300),
+    http("/account/sessions", 403, "html", P, FORM, b"csrf=forged"),
+    http("/account/sessions", 403, "html", P, FORM, b"csrf=%00"),
+    http("/account/sessions", 403, "html", P, FORM, b""),
+    http("/account/sessions", 422, "html", P, FORM, b"csrf=" + b"x" * 300),
     http("/api/models/%00/rollback", 422, "bad_argument", P, AUTH),
     http("/api/tracks?q=blue&%00=1", 422, "bad_argument", why="NUL in a parameter's name"),
     # numbers: huge, negative, beyond 2**62, not numbers
