@@ -39,7 +39,6 @@ def _tracks(session, names) -> dict[str, int]:
 
 def test_a_new_file_finds_its_recording_through_the_index(fresh_db, prints):
     with fresh_db.session() as s:
-        store.create_tables(s)
         ids = _tracks(s, prints)
         for name in ("song0", "song1", "song2", "song3", "song4"):
             assert store.store(s, ids[name], prints[name]) > 50
@@ -59,7 +58,6 @@ def test_a_new_file_finds_its_recording_through_the_index(fresh_db, prints):
 
 def test_keys_are_replaced_removed_and_deleted_with_the_track(fresh_db, prints):
     with fresh_db.session() as s:
-        store.create_tables(s)
         ids = _tracks(s, ["a", "b"])
         n = store.store(s, ids["a"], prints["song2"])
         assert store.store(s, ids["a"], prints["song2"]) == n  # storing again replaces, never doubles
@@ -76,7 +74,6 @@ def test_keys_are_replaced_removed_and_deleted_with_the_track(fresh_db, prints):
 
 def test_a_track_that_cannot_be_fingerprinted_keeps_its_reason(fresh_db, prints):
     with fresh_db.session() as s:
-        store.create_tables(s)
         ids = _tracks(s, ["jingle", "song"])
         reason = "too short to fingerprint: 6.0 s (at least 15 s)"
         assert store.store(s, ids["jingle"], None, reason) == 0

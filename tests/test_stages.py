@@ -245,5 +245,8 @@ def test_migration_0009_records_what_the_tables_hold(empty_db):
         2: {"decode": 1, "features": 1},  # no tags record: read again; no spectrogram: computed again
         3: {},
     }
-    # and this code agrees: track 1 is up to date, track 2 is outdated (tags, spectrogram)
-    assert not stages.outdated(stages.declared(), records[1]) and stages.outdated(stages.declared(), records[2])
+    # and this code agrees: track 1 is up to date, track 2 is outdated (tags, spectrogram); the fingerprint stage
+    # came later (0014): every track of an older index is fingerprinted once by the next ingest
+    then = [s for s in stages.declared() if s.name != "fingerprint"]
+    assert not stages.outdated(then, records[1]) and stages.outdated(then, records[2])
+    assert stages.outdated(stages.declared(), records[1])

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from musicindex.ingest.stages import decode, embedding, features, spectrogram, tags
+from musicindex.ingest.stages import fingerprint as fingerprint_stage
 from musicindex.ingest.stages.base import Audio, AudioSource, Needs, Stage, StageFamily, TrackWork
 
 STAGES: tuple[Stage | StageFamily, ...] = (
@@ -24,6 +25,7 @@ STAGES: tuple[Stage | StageFamily, ...] = (
     decode.STAGE,
     features.STAGE,
     spectrogram.STAGE,
+    fingerprint_stage.STAGE,  # duplicates (issue 31): after the window's stages, before the embedding batch
     embedding.MODELS,  # one stage per embedding model of the registry (musicnn by default)
 )
 """The stages in the order they run."""

@@ -1,0 +1,100 @@
+"""Duplicates wired into ingestion (issue 31 phase 2): the ``fingerprint`` stage runs in the one pass, a new copy
+joins its recording's group when it is ingested (re-encoded, gain-changed, trimmed), a version joins the song's
+group, a missing file leaves its groups and comes back, a tag change regroups, and a file that cannot be
+fingerprinted is indexed with its reason and stays ungrouped. Real PostgreSQL, real files (synthesized)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from mutagen.flac import FLAC
+from sqlalchemy import text
+
+from musicindex import ingest
+from musicindex.dupes import links
+from musicindex.vocab import SAME_RECORDING, SAME_SONG
+from tests.unit.test_fingerprint import SR, song
+
+SECONDS = 95.0
+
+
+@pytest.fixture(scope="module")
+def songs() -> dict[int, np.ndarray]:
+    return {k: song(40 + k, seconds=SECONDS) for k in range(3)}
+
+
+def write(path: Path, y: np.ndarray, *, title: str | None = None, artist: str | None = None, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, SR, **kw)
+    if title is not None:
+        tags = FLAC(path)
+        tags["title"], tags["artist"] = title, artist or ""
+        tags.save()
+    return path
+
+
+def run(db, root: Path) -> dict[str, str]:
+    """Register and analyse ``root``; the outcome per file name."""
+    reg = ingest.register(db, [root])
+    ingest.process_tracks(db, reg.queued_ids)
+    with db.engine.connect() as c:
+        return {Path(p).name: st for p, st in c.execute(text("SELECT path, status FROM tracks"))}
+
+
+def groups(db, kind=None) -> list[tuple[str, set[str]]]:
+    with db.session() as s:
+        names = {i: Path(p).name for i, p in s.execute(text("SELECT id, path FROM tracks"))}
+        return sorted((g.kind, {names[t] for t in g.track_ids}) for g in links.load_groups(s, kind))
+
+
+def test_copies_and_versions_join_their_groups_as_they_are_ingested(index, tmp_path, songs):
+    db, root = index.db, tmp_path / "lib"
+    write(root / "a.flac", songs[0], title="Blue Sky (Remastered 2011)", artist="The Band")
+    write(root / "b.flac", songs[1], title="Green Grass", artist="The Band")
+    write(root / "jingle.wav", songs[2][: 10 * SR])
+    assert set(run(db, root).values()) == {"indexed"}
+    assert groups(db) == []
+    with db.engine.connect() as c:
+        sql = "SELECT t.path, f.error FROM track_fingerprints f JOIN tracks t ON t.id = f.track_id"
+        reasons = {row.path: row.error for row in c.execute(text(sql))}
+        records = [r["fingerprint"] for (r,) in c.execute(text("SELECT stage_versions FROM tracks"))]
+    assert reasons[str(root / "jingle.wav")].startswith("too short to fingerprint")
+    assert reasons[str(root / "a.flac")] is None and records == [1, 1, 1]
+
+    # copies arrive: a lossy re-encode at another rate in mono, a trimmed and -6 dB copy; and a live version
+    write(root / "copies" / "a.mp3", songs[0], format="MP3")
+    write(root / "copies" / "a-trim.wav", 0.5 * songs[0][int(3.3 * SR) :])
+    write(root / "live.flac", songs[2], title="Blue Sky - Live", artist="The Band feat. Guest")
+    assert set(run(db, root).values()) == {"indexed"}
+    recording = {"a.flac", "a.mp3", "a-trim.wav"}
+    assert groups(db) == [(SAME_RECORDING, recording), (SAME_SONG, recording | {"live.flac"})]
+    assert groups(db, SAME_RECORDING) == [(SAME_RECORDING, recording)]
+
+    # a copy's file goes: it leaves its groups; it comes back: it is in them again (no new lookup needed)
+    moved = root / "copies" / "a.mp3"
+    kept = moved.read_bytes()
+    moved.unlink()
+    run(db, root)
+    assert groups(db, SAME_RECORDING) == [(SAME_RECORDING, {"a.flac", "a-trim.wav"})]
+    moved.write_bytes(kept)
+    run(db, root)
+    assert groups(db, SAME_RECORDING) == [(SAME_RECORDING, recording)]
+
+    # tags change: the other song of the band retitled as a version of Blue Sky joins the song group, and leaves
+    tags = FLAC(root / "b.flac")
+    tags["title"] = "Blue Sky (Radio Edit)"
+    tags.save()
+    run(db, root)
+    assert (SAME_SONG, recording | {"live.flac", "b.flac"}) in groups(db)
+    tags["title"] = "Green Grass"
+    tags.save()
+    run(db, root)
+    assert groups(db, SAME_SONG) == [(SAME_SONG, recording | {"live.flac"})]
+
+    # a deleted track's rows go with it
+    with db.session() as s:
+        s.execute(text("DELETE FROM tracks WHERE path = :p"), {"p": str(root / "a.flac")})
+    assert groups(db, SAME_RECORDING) == [(SAME_RECORDING, {"a.mp3", "a-trim.wav"})]
