@@ -5,6 +5,7 @@ fingerprinted is indexed with its reason and stays ungrouped. Real PostgreSQL, r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,7 @@ def test_copies_and_versions_join_their_groups_as_they_are_ingested(index, tmp_p
         records = [r["fingerprint"] for (r,) in c.execute(text("SELECT stage_versions FROM tracks"))]
     assert reasons[str(root / "jingle.wav")].startswith("too short to fingerprint")
     assert reasons[str(root / "a.flac")] is None and records == [1, 1, 1]
+    assert index.track_details(str(root / "jingle.wav")).notes["fingerprint"].startswith("not fingerprinted: too short")
 
     # copies arrive: a lossy re-encode at another rate in mono, a trimmed and -6 dB copy; and a live version
     write(root / "copies" / "a.mp3", songs[0], format="MP3")
@@ -98,3 +100,45 @@ def test_copies_and_versions_join_their_groups_as_they_are_ingested(index, tmp_p
     with db.session() as s:
         s.execute(text("DELETE FROM tracks WHERE path = :p"), {"p": str(root / "a.flac")})
     assert groups(db, SAME_RECORDING) == [(SAME_RECORDING, {"a.mp3", "a-trim.wav"})]
+
+
+def test_duplicates_through_the_api_the_cli_and_http(index, tmp_path, songs):
+    """``index.duplicates()`` lists each group with its files' quality facts and the preferred file (lossless, else
+    the higher bit rate); ``prefer_duplicate`` chooses another; the CLI, ``/api/duplicates`` and the page agree."""
+    from fastapi.testclient import TestClient
+
+    from musicindex.localworker import settings_env
+    from musicindex.web.server import create_app
+    from tests.conftest import run_cli
+
+    db, root = index.db, tmp_path / "lib"
+    write(root / "a.flac", songs[0], title="Blue Sky", artist="The Band")
+    write(root / "a.mp3", songs[0], format="MP3")
+    write(root / "b.wav", songs[1])
+    run(db, root)
+    (g,) = index.duplicates()
+    files = {Path(t.path).name: t for t in g.tracks}
+    assert g.kind == SAME_RECORDING and 0.5 <= g.confidence <= 1 and set(files) == {"a.flac", "a.mp3"}
+    assert files["a.flac"].preferred and g.preferred == files["a.flac"].id and "lossless" in g.reason
+    assert files["a.flac"].format == "FLAC" and files["a.mp3"].format == "MP3"
+    assert files["a.mp3"].bit_rate and files["a.flac"].sample_rate == SR and files["a.mp3"].duration
+    assert index.duplicates("song") == [] and index.duplicates("same recording")[0].track_ids == g.track_ids
+
+    (chosen,) = index.prefer_duplicate(str(root / "a.mp3"))
+    assert chosen.preferred == files["a.mp3"].id and chosen.reason == "chosen"
+    assert "fingerprint" not in index.track_details(str(root / "b.wav")).notes
+
+    env = settings_env(index.settings)
+    res = run_cli("duplicates", "--kind", "recording", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert [x["preferred"] for x in json.loads(res.stdout)] == [files["a.mp3"].id]
+    res = run_cli("prefer", str(files["a.flac"].id), env=env)
+    assert res.returncode == 0 and f"preferred: {files['a.flac'].id} (chosen)" in res.stdout, res.stderr
+
+    with TestClient(create_app(index), base_url="http://127.0.0.1") as client:
+        body = client.get("/api/duplicates").json()
+        assert [(x["kind"], x["preferred"]) for x in body] == [(SAME_RECORDING, files["a.flac"].id)]
+        assert {t["path"] for t in body[0]["tracks"]} == {str(root / "a.flac"), str(root / "a.mp3")}
+        assert client.get("/api/duplicates?kind=song").json() == []
+        html = client.get("/duplicates").text
+        assert f'data-id="{files["a.mp3"].id}"' in html and 'class="play"' in html

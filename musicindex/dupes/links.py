@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.orm import Session
 
@@ -129,8 +129,20 @@ def index_track(s: Session, track_id: int, tp: TrackPrint) -> list[Link]:
     return links
 
 
-def load_links(s: Session, track_ids: Iterable[int] | None = None) -> list[Link]:
-    """The links between indexed tracks (all of them, or those touching ``track_ids``)."""
+def choose(s: Session, track_id: int) -> None:
+    """Record that the listener prefers ``track_id`` in its groups (now: the latest choice wins)."""
+    s.execute(
+        text(
+            """INSERT INTO duplicate_choices (track_id) VALUES (:t)
+               ON CONFLICT (track_id) DO UPDATE SET chosen_at = clock_timestamp()"""
+        ),
+        {"t": int(track_id)},
+    )
+
+
+def load_links(s: Session | Connection, track_ids: Iterable[int] | None = None) -> list[Link]:
+    """The links between indexed tracks (all of them, or those touching ``track_ids``); ``s``: a session or a
+    connection (the query layer's read-only snapshot)."""
     where = ""
     params: dict = {}
     if track_ids is not None:
@@ -148,14 +160,14 @@ def load_links(s: Session, track_ids: Iterable[int] | None = None) -> list[Link]
     return [Link(int(a), int(b), kind, float(c), why) for a, b, kind, c, why in rows]
 
 
-def load_groups(s: Session, kind: str | None = None) -> list[Group]:
+def load_groups(s: Session | Connection, kind: str | None = None) -> list[Group]:
     """Every group of live (indexed) tracks, recordings first, each sorted by track id (``kind``: one kind only)."""
     links = load_links(s)
     groups = group([x for x in links if x.kind == SAME_RECORDING], [x for x in links if x.kind == SAME_SONG])
     return [g for g in groups if kind is None or g.kind == kind]
 
 
-def twins(s: Session, track_ids: Iterable[int]) -> dict[int, set[int]]:
+def twins(s: Session | Connection, track_ids: Iterable[int]) -> dict[int, set[int]]:
     """For each of ``track_ids`` that has any, the other live tracks of its groups (either kind), found by
     following links from it (a group is connected: a few hops at most)."""
     seeds = {int(i) for i in track_ids}
@@ -187,6 +199,7 @@ __all__ = [
     "MAX_SONG_CANDIDATES",
     "TrackPrint",
     "add_links",
+    "choose",
     "forget_links",
     "index_track",
     "load_groups",

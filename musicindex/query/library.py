@@ -128,6 +128,9 @@ class LibraryService(Reader):
                 cluster = cluster_in(snap, t)
             except ModelNotTrainedError as exc:
                 notes["cluster"] = str(exc)
+            unprinted = snap.one("SELECT error FROM track_fingerprints WHERE track_id = %(t)s", {"t": t.id})
+            if unprinted is not None and unprinted.error:  # why it is in no duplicate group (issue 31)
+                notes["fingerprint"] = f"not fingerprinted: {unprinted.error}"
         return TrackDetails(
             id=int(r.id),
             path=r.path,
