@@ -142,3 +142,42 @@ def test_duplicates_through_the_api_the_cli_and_http(index, tmp_path, songs):
         assert client.get("/api/duplicates?kind=song").json() == []
         html = client.get("/duplicates").text
         assert f'data-id="{files["a.mp3"].id}"' in html and 'class="play"' in html
+
+
+def test_mixes_never_play_a_copy_of_the_seed_or_two_files_of_one_group(index, tmp_path, songs):
+    """Similar, radio (recommend with a history), instant mixes and sonic paths: the seed's copies (re-encoded,
+    gain-changed and trimmed) no longer come first, an answer holds one file per group, and
+    ``allow_duplicates=True`` brings them back (the twin is then the nearest: the test can fail)."""
+    from musicindex.vocab import TRACK
+
+    db, root = index.db, tmp_path / "lib"
+    others = {k: song(60 + k, seconds=SECONDS) for k in range(6)}
+    write(root / "seed.flac", songs[0], title="Seed", artist="A")
+    write(root / "copy.mp3", songs[0], format="MP3")
+    write(root / "copy-trim.wav", 0.5 * songs[0][int(2.5 * SR) :])
+    write(root / "copy-end.wav", songs[0][: -3 * SR])  # lossless, its end cut: the nearest twin by the features
+    for k, y in others.items():
+        write(root / f"o{k}.flac", y, title=f"Other {k}", artist=f"B{k}")
+    run(db, root)
+    with db.engine.connect() as c:
+        ids = {Path(p).name: i for i, p in c.execute(text("SELECT id, path FROM tracks"))}
+    seed, copies = ids["seed.flac"], {ids["copy.mp3"], ids["copy-trim.wav"], ids["copy-end.wav"]}
+    group = {seed} | copies
+    assert [set(g.track_ids) for g in index.duplicates()] == [group]
+
+    with_twins = index.similar(seed, k=8, allow_duplicates=True, explain=False)
+    assert with_twins.items[0].id == ids["copy-end.wav"] and copies <= {h.id for h in with_twins.items}
+    assert not copies & {h.id for h in index.similar(seed, k=8, explain=False).items}
+
+    radio = index.recommend([seed], history=[ids["o0.flac"]], k=8, explain=False)
+    assert radio.items and not copies & {h.id for h in radio.items}
+    mix = index.mixes.instant_mix(TRACK, seed)
+    assert mix and not group & {s.id for s in mix}
+    path = index.playlist(seed, ids["o1.flac"], n=6, explain=False)
+    assert not copies & {h.id for h in path.items}
+
+    # seeded elsewhere: one file of the group at most
+    everything = index.similar(ids["o2.flac"], k=8, explain=False)
+    assert len(group & {h.id for h in everything.items}) == 1 and len(everything.items) == 6
+    assert len(group & {h.id for h in index.similar(ids["o2.flac"], k=9, allow_duplicates=True).items}) == 4
+    assert len(group & {s.id for s in index.mixes.instant_mix(TRACK, ids["o3.flac"])}) == 1

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from musicindex.dupes import links as dupes
 from musicindex.query.options import DEFAULT, SearchOptions
 from musicindex.query.snapshot import Snapshot
 from musicindex.query.tags import TagFilter, check_tag_filter, tag_condition
@@ -25,7 +26,9 @@ class Filters:
     ``exclude_ids``: tracks that never appear (the options' excluded tracks, the seeds, what an answer already
     holds); ``genres`` / ``exclude_genres``: checked against the known genres (UnknownGenreError otherwise);
     ``exclude_artists``: lower-cased, the options' and, with ``exclude_same_artist``, the seeds' artists;
-    ``exclude_albums``: with ``exclude_same_album``, the seeds' album ids; ``tags``: the checked tag filter.
+    ``exclude_albums``: with ``exclude_same_album``, the seeds' album ids; ``tags``: the checked tag filter;
+    ``duplicate_ids``: unless ``allow_duplicates``, the other files of the duplicate groups of the excluded tracks
+    (seeds, what the answer holds already: a radio's history).
     """
 
     options: SearchOptions = DEFAULT
@@ -35,6 +38,7 @@ class Filters:
     exclude_artists: tuple[str, ...] = ()
     exclude_albums: tuple[int, ...] = ()
     tags: TagFilter | None = None
+    duplicate_ids: tuple[int, ...] = ()
 
     @classmethod
     def resolve(
@@ -58,12 +62,19 @@ class Filters:
                 if options.exclude_same_album and row.album_id is not None:
                     albums.add(int(row.album_id))
         tags = check_tag_filter(snap, list(options.tags), options.min_tag_probability) if options.tags else None
+        twins = set() if options.allow_duplicates else {t for m in dupes.twins(snap.conn, ids).values() for t in m}
         return cls(options, tuple(sorted(ids)), genres, exclude_genres, tuple(sorted(artists)), tuple(sorted(albums)),
-                   tags)  # fmt: skip
+                   tags, tuple(sorted(twins - ids)))  # fmt: skip
 
-    def excluding(self, ids: Iterable[int]) -> Filters:
-        """These filters, also leaving out ``ids``."""
-        return replace(self, exclude_ids=tuple(sorted({*self.exclude_ids, *(int(i) for i in ids)})))
+    def excluding(self, ids: Iterable[int], snap: Snapshot | None = None) -> Filters:
+        """These filters, also leaving out ``ids`` (and, given ``snap`` and unless ``allow_duplicates``, the other
+        files of their duplicate groups)."""
+        new = {int(i) for i in ids} - set(self.exclude_ids)
+        twins: set[int] = set()
+        if snap is not None and new and not self.options.allow_duplicates:
+            twins = {t for m in dupes.twins(snap.conn, new).values() for t in m}
+        return replace(self, exclude_ids=tuple(sorted({*self.exclude_ids, *new})),
+                       duplicate_ids=tuple(sorted({*self.duplicate_ids, *twins})))  # fmt: skip
 
 
 @dataclass
@@ -85,6 +96,13 @@ def _exclude_ids(f: Filters, q: Sql) -> str | None:
         return None
     q.params["xids"] = list(f.exclude_ids)
     return f"{q.track_id} <> ALL(%(xids)s)"
+
+
+def _duplicates(f: Filters, q: Sql) -> str | None:
+    if not f.duplicate_ids:
+        return None
+    q.params["xdup"] = list(f.duplicate_ids)
+    return f"{q.track_id} <> ALL(%(xdup)s)"
 
 
 def _genres(f: Filters, q: Sql) -> str | None:
@@ -119,7 +137,8 @@ def _tags(f: Filters, q: Sql) -> str | None:
     return tag_condition(f.tags, q.track_id, q.params) if f.tags is not None else None
 
 
-PREDICATES: tuple[Predicate, ...] = (_exclude_ids, _genres, _exclude_genres, _exclude_artists, _exclude_albums, _tags)
+PREDICATES: tuple[Predicate, ...] = (_exclude_ids, _genres, _exclude_genres, _exclude_artists, _exclude_albums, _tags,
+                                     _duplicates)  # fmt: skip
 """One SQL condition per filter, in this order (a new filter adds its function here)."""
 
 

@@ -167,7 +167,9 @@ class SearchOptions:
     ``album_spacing``: no two consecutive tracks of one album (None for either: the question's own rule:
     ``similar`` none, ``recommend`` and ``playlist`` 3 and on, instant mixes and sonic paths 1 and on);
     ``exact``: brute force instead of the HNSW index; ``ef_search``: the HNSW search width (default max(200, 4k));
-    ``explain``: give each hit its ``why``.
+    ``explain``: give each hit its ``why``; ``allow_duplicates``: let other files of one recording or versions of
+    one song appear (default False: the seeds' duplicate groups are left out, and an answer holds one file per
+    group: ``dupes``, docs/duplicates.md).
     """
 
     k: int = 10
@@ -185,6 +187,8 @@ class SearchOptions:
     exact: bool = False
     ef_search: int | None = None
     explain: bool = True
+    # duplicates (issue 31)
+    allow_duplicates: bool = False
 
     def __post_init__(self) -> None:
         for rule in RULES:
@@ -308,6 +312,9 @@ RULES: tuple[Rule, ...] = (
     Rule("ef_search", ("ef_search",), _optional(_integer(1, MAX_K)), _int_text,
          "HNSW search width (default max(200, 4k))", schema={"type": "integer", "minimum": 1, "maximum": MAX_K}),
     Rule("explain", ("explain",), _flag, _bool_text, "give each hit its why", schema={"type": "boolean"}),
+    # duplicates (issue 31)
+    Rule("allow_duplicates", ("allow_duplicates",), _flag, _bool_text, "let copies of one recording and versions of "
+         "one song appear (default: one file per group, none of the seeds' groups)", schema={"type": "boolean"}),
 )  # fmt: skip
 """Every option's rule, in the order of the fields."""
 BY_FIELD: dict[str, Rule] = {r.field: r for r in RULES}
@@ -338,6 +345,7 @@ class SearchArgs(TypedDict, total=False):
     exact: bool
     ef_search: int | None
     explain: bool
+    allow_duplicates: bool
 
 
 def openapi_parameters(
