@@ -181,3 +181,12 @@ def test_mixes_never_play_a_copy_of_the_seed_or_two_files_of_one_group(index, tm
     assert len(group & {h.id for h in everything.items}) == 1 and len(everything.items) == 6
     assert len(group & {h.id for h in index.similar(ids["o2.flac"], k=9, allow_duplicates=True).items}) == 4
     assert len(group & {s.id for s in index.mixes.instant_mix(TRACK, ids["o3.flac"])}) == 1
+
+    # evaluation: a query's copies never count as its neighbours. The 4 files of the group are "rock", two others
+    # "jazz"; k=3: a rock query has only the 2 jazz tracks left (precision 0), a jazz one 1 jazz track at most
+    # (1/3): at most 1/9 in all, where the copies would count 1 for each rock query
+    truth = {str(root / n): ("rock" if ids[n] in group else "jazz") for n in ids if ids[n] in group or n < "o2"}
+    report = index.evaluate(k=3, labels=truth)
+    assert any("4 files in 1 same-recording groups" in n for n in report.notes), report.notes
+    (features,) = [s for s in report.spaces if s.space == "features"]
+    assert features.queries == 6 and features.precision_at_10 <= 1 / 9 + 1e-9
