@@ -27,12 +27,15 @@ def songs() -> dict[int, np.ndarray]:
     return {k: song(40 + k, seconds=SECONDS) for k in range(3)}
 
 
-def write(path: Path, y: np.ndarray, *, title: str | None = None, artist: str | None = None, **kw) -> Path:
+def write(path: Path, y: np.ndarray, *, title: str | None = None, artist: str | None = None, album: str = "",
+          **kw) -> Path:  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, y, SR, **kw)
     if title is not None:
         tags = FLAC(path)
         tags["title"], tags["artist"] = title, artist or ""
+        if album:
+            tags["album"] = album
         tags.save()
     return path
 
@@ -135,11 +138,22 @@ def test_duplicates_through_the_api_the_cli_and_http(index, tmp_path, songs):
     res = run_cli("prefer", str(files["a.flac"].id), env=env)
     assert res.returncode == 0 and f"preferred: {files['a.flac'].id} (chosen)" in res.stdout, res.stderr
 
+    # an album holding one recording twice lists it once, by its preferred file; the other stays reachable
+    write(root / "album" / "1.flac", songs[1], title="Green Grass", artist="The Band", album="Blue Album")
+    write(root / "album" / "1-quiet.flac", 0.5 * songs[1], title="Green Grass", artist="The Band", album="Blue Album")
+    run(db, root)
+    with db.engine.connect() as c:
+        album_id, quiet = c.execute(text("SELECT album_id, id FROM tracks WHERE path LIKE '%1-quiet.flac'")).one()
+    first = [s.id for s in index.catalog.album(album_id).songs]
+    assert len(first) == 1 and first != [quiet] and index.catalog.song(quiet).id == quiet
+    index.prefer_duplicate(quiet)
+    assert [s.id for s in index.catalog.album(album_id).songs] == [quiet]
+
     with TestClient(create_app(index), base_url="http://127.0.0.1") as client:
-        body = client.get("/api/duplicates").json()
-        assert [(x["kind"], x["preferred"]) for x in body] == [(SAME_RECORDING, files["a.flac"].id)]
+        body = client.get("/api/duplicates?kind=recording").json()
+        assert (body[0]["kind"], body[0]["preferred"]) == (SAME_RECORDING, files["a.flac"].id)
         assert {t["path"] for t in body[0]["tracks"]} == {str(root / "a.flac"), str(root / "a.mp3")}
-        assert client.get("/api/duplicates?kind=song").json() == []
+        assert client.get("/api/duplicates?kind=song").json() == [] and len(body) == 2
         html = client.get("/duplicates").text
         assert f'data-id="{files["a.mp3"].id}"' in html and 'class="play"' in html
 

@@ -140,13 +140,13 @@ def choose(s: Session, track_id: int) -> None:
     )
 
 
-def load_links(s: Session | Connection, track_ids: Iterable[int] | None = None) -> list[Link]:
-    """The links between indexed tracks (all of them, or those touching ``track_ids``); ``s``: a session or a
-    connection (the query layer's read-only snapshot)."""
-    where = ""
-    params: dict = {}
+def load_links(s: Session | Connection, track_ids: Iterable[int] | None = None, kind: str | None = None) -> list[Link]:
+    """The links between indexed tracks (all of them, or those touching ``track_ids``; ``kind``: of one kind only);
+    ``s``: a session or a connection (the query layer's read-only snapshot)."""
+    where = "AND l.kind = :kind" if kind is not None else ""
+    params: dict = {"kind": kind} if kind is not None else {}
     if track_ids is not None:
-        where = "AND (l.a = ANY(:ids) OR l.b = ANY(:ids))"
+        where += " AND (l.a = ANY(:ids) OR l.b = ANY(:ids))"
         params["ids"] = [int(i) for i in track_ids]
     stmt = text(
         f"""SELECT l.a, l.b, l.kind, l.confidence, l.why FROM {LINKS} l
@@ -167,9 +167,9 @@ def load_groups(s: Session | Connection, kind: str | None = None) -> list[Group]
     return [g for g in groups if kind is None or g.kind == kind]
 
 
-def twins(s: Session | Connection, track_ids: Iterable[int]) -> dict[int, set[int]]:
-    """For each of ``track_ids`` that has any, the other live tracks of its groups (either kind), found by
-    following links from it (a group is connected: a few hops at most)."""
+def twins(s: Session | Connection, track_ids: Iterable[int], kind: str | None = None) -> dict[int, set[int]]:
+    """For each of ``track_ids`` that has any, the other live tracks of its groups (either kind, or ``kind``),
+    found by following links from it (a group is connected: a few hops at most)."""
     seeds = {int(i) for i in track_ids}
     if not seeds:
         return {}
@@ -178,7 +178,7 @@ def twins(s: Session | Connection, track_ids: Iterable[int]) -> dict[int, set[in
     visited: set[int] = set()
     frontier = set(seeds)
     while frontier:
-        for link in load_links(s, frontier):
+        for link in load_links(s, frontier, kind):
             adjacency.setdefault(link.a, set()).add(link.b)
             adjacency.setdefault(link.b, set()).add(link.a)
         visited |= frontier

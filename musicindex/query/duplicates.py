@@ -10,6 +10,7 @@ never deleted or hidden by this: browse lists and mixes decide what to show (mix
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from musicindex.dupes import links
 from musicindex.dupes.prefer import FileQuality, preferred, why_preferred
 from musicindex.errors import InvalidArgumentError
 from musicindex.query.base import Reader
+from musicindex.query.snapshot import Snapshot
 from musicindex.vocab import DUPLICATE_KINDS, SAME_RECORDING, SAME_SONG
 
 MAX_GROUPS = 1000
@@ -121,6 +123,28 @@ class DuplicateService(Reader):
         return out
 
 
+def hidden_copies(snap: Snapshot, track_ids: Sequence[int]) -> set[int]:
+    """Those of ``track_ids`` that are another file of a recording also among them, not its preferred file (what a
+    browse list shows once: an album holding a FLAC and an MP3 of one song lists the preferred one)."""
+    twins = links.twins(snap.conn, track_ids, SAME_RECORDING)
+    inside = set(track_ids)
+    clusters = {frozenset({t, *(m & inside)}) for t, m in twins.items() if m & inside}
+    if not clusters:
+        return set()
+    ids = sorted({t for c in clusters for t in c})
+    rows = snap.all(
+        "SELECT t.id, t.format, t.bit_rate, t.sample_rate, t.channels, t.duration, c.chosen_at FROM tracks t "
+        "LEFT JOIN duplicate_choices c ON c.track_id = t.id WHERE t.id = ANY(%(ids)s)",
+        {"ids": ids},
+    )
+    quality = {int(r.id): _quality(r) for r in rows}
+    hidden: set[int] = set()
+    for c in clusters:
+        keep = preferred([quality[t] for t in c if t in quality]).track_id
+        hidden |= c - {keep}
+    return hidden
+
+
 def _quality(r: Any) -> FileQuality:
     return FileQuality(int(r.id), r.format, r.bit_rate, r.sample_rate, r.channels, r.duration, r.chosen_at)
 
@@ -131,4 +155,4 @@ def _file(r: Any, best: bool) -> DuplicateFile:
                          r.sample_rate, r.channels, best)  # fmt: skip
 
 
-__all__ = ["MAX_GROUPS", "DuplicateFile", "DuplicateGroup", "DuplicateService", "check_kind"]
+__all__ = ["MAX_GROUPS", "DuplicateFile", "DuplicateGroup", "DuplicateService", "check_kind", "hidden_copies"]
