@@ -246,6 +246,8 @@ HTTP_ROWS = [
     http("/api/tracks/{m}/audio", 404, "file_missing"),
     http(f"/api/tracks/{2**62}/audio", 404, "unknown_track"),
     # duplicates (issue 31): a read under the login rule; its kind, limit and offset checked
+    http("/api/tracks/{t}/similar?allow_duplicates=maybe", 422, "bad_argument"),
+    http("/api/tracks/{t}/similar?allow_duplicates=true", 200, None, why="the seed's copies allowed back"),
     http("/api/duplicates?kind=%00", 422, "bad_argument"),
     http("/api/duplicates?kind=bogus", 422, "bad_argument"),
     http("/api/duplicates?kind=" + "r" * 33, 422, "bad_argument"),
