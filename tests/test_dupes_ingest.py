@@ -190,6 +190,18 @@ def test_mixes_never_play_a_copy_of_the_seed_or_two_files_of_one_group(index, tm
     path = index.playlist(seed, ids["o1.flac"], n=6, explain=False)
     assert not copies & {h.id for h in path.items}
 
+    # Subsonic's instant mix (getSimilarSongs): the same engine, over the protocol
+    from fastapi.testclient import TestClient
+
+    from musicindex.web.server import create_app
+
+    index.users.add_user("alice", "alice-Secret-1")
+    auth = {"u": "alice", "p": "alice-Secret-1", "v": "1.16.1", "c": "test", "f": "json"}
+    with TestClient(create_app(index), base_url="http://127.0.0.1") as client:
+        body = client.get("/rest/getSimilarSongs", params={**auth, "id": f"tr-{seed}", "count": 8}).json()
+    played = {int(x["id"].removeprefix("tr-")) for x in body["subsonic-response"]["similarSongs"]["song"]}
+    assert played and not group & played, body
+
     # seeded elsewhere: one file of the group at most
     everything = index.similar(ids["o2.flac"], k=8, explain=False)
     assert len(group & {h.id for h in everything.items}) == 1 and len(everything.items) == 6
