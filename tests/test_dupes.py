@@ -83,3 +83,34 @@ def test_a_track_that_cannot_be_fingerprinted_keeps_its_reason(fresh_db, prints)
         assert set(store.load(s, [ids["jingle"], ids["song"]])) == {ids["song"]}
         with pytest.raises(ValueError, match="a fingerprint or an error"):
             store.store(s, ids["song"], prints["song4"], "both")
+
+
+def test_two_copies_written_at_once_by_two_workers_still_find_each_other(fresh_db, prints):
+    """The fingerprint stage's write holds the index's advisory lock until its batch commits: a second batch
+    (another worker) waits for it, then its lookup sees the first copy. Without the lock the second lookup would
+    run at once and find nothing (the first copy is not committed yet)."""
+    import threading
+    import time
+
+    from musicindex.dupes import links
+
+    with fresh_db.session() as s:
+        ids = _tracks(s, ["song0", "song0-cut"])
+    first = fresh_db.sessions()  # a batch transaction left open
+    links.lock(first)
+    links.index_track(first, ids["song0"], links.TrackPrint(prints["song0"], None, None, None, 95.0))
+    found: list = []
+
+    def second_worker() -> None:
+        with fresh_db.session() as s:
+            links.lock(s)
+            found.extend(links.index_track(s, ids["song0-cut"], links.TrackPrint(prints["song0-cut"], None, None,
+                                                                                    None, 90.6)))  # fmt: skip
+
+    t = threading.Thread(target=second_worker)
+    t.start()
+    time.sleep(1.0)  # the second batch is waiting for the lock (or, without it, done already)
+    first.commit()
+    first.close()
+    t.join(60)
+    assert [(x.kind, {x.a, x.b}) for x in found] == [("same recording", set(ids.values()))]
