@@ -114,3 +114,28 @@ def test_two_copies_written_at_once_by_two_workers_still_find_each_other(fresh_d
     first.close()
     t.join(60)
     assert [(x.kind, {x.a, x.b}) for x in found] == [("same recording", set(ids.values()))]
+
+
+def test_the_same_song_check_reads_the_musicnn_embeddings_when_both_have_one(fresh_db, prints):
+    """Same title and artist, close durations: a version of one song, unless their musicnn embeddings (the active
+    version's) say the audio is another song (cosine under 0.6)."""
+    from musicindex.dupes import links
+
+    with fresh_db.session() as s:
+        ids = _tracks(s, ["album", "live", "other"])
+        for name, title in (("album", "Blue Sky"), ("live", "Blue Sky (Live)"), ("other", "Blue Sky")):
+            s.execute(
+                text("UPDATE tracks SET title = :x, artist = 'The Band' WHERE id = :t"), {"x": title, "t": ids[name]}
+            )
+        s.execute(text("INSERT INTO model_versions (id, kind, state, params) VALUES (7, 'musicnn', 'active', '{}')"))
+        for name, vec in (("album", "[1, 0.2, 0]"), ("live", "[0.9, 0.3, 0.1]"), ("other", "[0, 0.1, 1]")):
+            s.execute(text("INSERT INTO embeddings VALUES (7, :t, 'musicnn', CAST(:v AS vector))"),
+                      {"t": ids[name], "v": vec})  # fmt: skip
+        links.lock(s)
+        links.index_track(s, ids["album"], links.TrackPrint(None, "too short", "Blue Sky", "The Band", 200.0))
+        made = links.index_track(s, ids["live"], links.TrackPrint(None, "too short", "Blue Sky (Live)", "The Band",
+                                                                   230.0))  # fmt: skip
+        assert [(x.kind, {x.a, x.b}) for x in made] == [("same song", {ids["album"], ids["live"]})]
+        assert "sound" in made[0].why
+        other = links.index_track(s, ids["other"], links.TrackPrint(None, "too short", "Blue Sky", "The Band", 210.0))
+        assert other == []  # the title says one song, the audio another

@@ -8,8 +8,9 @@ versions of its song, written when the file is indexed; groups read from the lin
    recording is linked (``same recording``);
 3. its fingerprint, keys and song key are stored (so the next file finds it);
 4. the stored tracks with the same song key (the title's base, ``titles.song_title``) are checked by the
-   same-song rule (``groups.song_evidence``: title and artist, durations, a shared stretch of audio); a track
-   already linked as the same recording is not linked again as the same song.
+   same-song rule (``groups.song_evidence``: title and artist, durations, the musicnn embeddings when both have
+   one, a shared stretch of audio); a track already linked as the same recording is not linked again as the same
+   song.
 
 Nothing is computed over the whole library. A file that goes missing keeps its links but leaves its groups: groups
 are made from the links between *indexed* tracks only (``load_groups``), so it comes back into them when it is
@@ -20,15 +21,17 @@ moment by two workers still find each other (the second waits for the first to c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.orm import Session
 
 from ..audio.fingerprint import Fingerprint
-from ..vocab import INDEXED, SAME_RECORDING, SAME_SONG
+from ..vocab import ACTIVE, INDEXED, MUSICNN, SAME_RECORDING, SAME_SONG
 from . import store
 from .groups import Group, Link, SongFacts, group, recording_link, song_evidence
 from .recording import MIN_MATCHES, compare
@@ -86,6 +89,20 @@ def add_links(s: Session, links: Sequence[Link]) -> None:
         )
 
 
+def _embeddings(s: Session, track_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """The musicnn embeddings of ``track_ids`` under its active version (the same-song rule's audio check; a track
+    embedded in this batch is there: the embedding stages write before this one)."""
+    rows = s.execute(
+        text(
+            """SELECT e.track_id, e.embedding::text FROM embeddings e
+               JOIN model_versions v ON v.id = e.model_version_id AND v.kind = :kind AND v.state = :active
+               WHERE e.track_id = ANY(:ids)"""
+        ).bindparams(bindparam("ids", type_=ARRAY(BIGINT))),
+        {"kind": MUSICNN, "active": ACTIVE, "ids": [int(t) for t in track_ids]},
+    )
+    return {int(t): np.asarray(json.loads(v), dtype=np.float64) for t, v in rows}
+
+
 def _song_links(s: Session, track_id: int, tp: TrackPrint, song: str, recorded: set[int]) -> list[Link]:
     rows = s.execute(
         text(
@@ -95,7 +112,8 @@ def _song_links(s: Session, track_id: int, tp: TrackPrint, song: str, recorded: 
         ),
         {"song": song, "t": track_id, "n": MAX_SONG_CANDIDATES},
     ).all()
-    me = SongFacts(track_id, tp.title, tp.artist, tp.duration)
+    vectors = _embeddings(s, [track_id, *(int(r[0]) for r in rows)]) if rows else {}
+    me = SongFacts(track_id, tp.title, tp.artist, tp.duration, vectors.get(track_id))
     out = []
     for tid, title, artist, duration, data in rows:
         if int(tid) in recorded:
@@ -104,7 +122,8 @@ def _song_links(s: Session, track_id: int, tp: TrackPrint, song: str, recorded: 
         if tp.fingerprint is not None and data is not None:
             other = Fingerprint.from_bytes(bytes(data))
             shared = other.version == tp.fingerprint.version and compare(tp.fingerprint, other).matches >= MIN_MATCHES
-        link = song_evidence(me, SongFacts(int(tid), title, artist, duration), shared_audio=shared)
+        other_facts = SongFacts(int(tid), title, artist, duration, vectors.get(int(tid)))
+        link = song_evidence(me, other_facts, shared_audio=shared)
         if link is not None:
             out.append(link)
     return out

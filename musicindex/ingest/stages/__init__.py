@@ -25,8 +25,8 @@ STAGES: tuple[Stage | StageFamily, ...] = (
     decode.STAGE,
     features.STAGE,
     spectrogram.STAGE,
-    fingerprint_stage.STAGE,  # duplicates (issue 31): after the window's stages, before the embedding batch
     embedding.MODELS,  # one stage per embedding model of the registry (musicnn by default)
+    fingerprint_stage.STAGE,  # duplicates (issue 31): last, so its write reads the track's musicnn embedding
 )
 """The stages in the order they run."""
 
