@@ -293,7 +293,6 @@ def evaluate(db, items: list[Item], prints: dict[str, object], seed: int) -> dic
     links: list[G.Link] = []
     lookups: list[float] = []
     with db.session() as s:
-        store.create_tables(s)
         for it in items:
             ids[it.name] = s.execute(
                 text("INSERT INTO tracks (path, status) VALUES (:p, 'indexed') RETURNING id"),
@@ -402,8 +401,8 @@ def grow(db, total: int, seed: int) -> float:
             text("SELECT conname FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) AND contype = 'f'"), {"t": k}
         ).scalar_one()
         s.execute(text(f"ALTER TABLE {k} DROP CONSTRAINT {fk}"))
-        s.execute(text(f"DROP INDEX {k}_key"))
-        s.execute(text(f"DROP INDEX {k}_track"))
+        s.execute(text(f"DROP INDEX ix_{k}_key"))
+        s.execute(text(f"DROP INDEX ix_{k}_track"))
         s.execute(
             text(
                 f"""INSERT INTO {k} (key, track_id, t)
@@ -414,7 +413,7 @@ def grow(db, total: int, seed: int) -> float:
             ),
             {"k": round(float(per_track))},
         )
-        for statement in store.DDL[2:]:
+        for statement in store.INDEXES:
             s.execute(text(statement))
         s.execute(
             text(f"ALTER TABLE {k} ADD FOREIGN KEY (track_id) REFERENCES tracks (id) ON DELETE CASCADE NOT VALID")

@@ -51,6 +51,7 @@ STAGES = (
     "tags",
     "features",
     "spectrogram",
+    "fingerprint",
     "embedding.musicnn",
     "embedding.musicnn:batch",
     "descriptors",

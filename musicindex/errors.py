@@ -64,6 +64,11 @@ class InvalidAudioError(AudioError):
     """The audio decodes but is unusable: too short, silent, non-finite samples, absurd header."""
 
 
+class NotFingerprintableError(InvalidAudioError):
+    """The audio decodes but gives no trustworthy fingerprint (too short, near-silent, too little structure);
+    the message is the reason shown for a track that stays ungrouped (``musicindex.audio.fingerprint``)."""
+
+
 # --- API arguments ---------------------------------------------------------------
 class InvalidArgumentError(MusicIndexError, ValueError):
     """An API argument is out of range or of the wrong kind."""

@@ -15,6 +15,8 @@
   "for you")
 * ``index.users``     -- :class:`~musicindex.users.UserService` (accounts, API keys, stars, ratings, plays, queues,
   playlists: the write side)
+* ``index.dupes``     -- :class:`~musicindex.query.duplicates.DuplicateService` (groups of files that hold one
+  recording or one song; ``prefer_duplicate`` is composed here: it writes)
 
 The questions a program asks most are methods of ``MusicIndex`` itself, each delegating in one line to its
 service (``FACADE_METHODS`` lists them; a test checks each against its service's signature). The similarity
@@ -44,6 +46,7 @@ from musicindex.errors import ModelNotTrainedError, MusicIndexError
 from musicindex.ingest.service import IngestService, IngestSummary, StatusReport
 from musicindex.ml.service import TrainingService
 from musicindex.query.catalog import CatalogService
+from musicindex.query.duplicates import DuplicateGroup, DuplicateService
 from musicindex.query.library import LibraryService
 from musicindex.query.listener import ListenerService
 from musicindex.query.mixes import MixService
@@ -89,6 +92,7 @@ FACADE_METHODS: dict[str, tuple[str, ...]] = {
     ),
     "queries": ("similar", "recommend", "playlist", "by_genre", "genre_of", "cluster_of", "tags_of", "search_by_tags"),
     "library": ("search_tracks", "track_details", "track_summaries", "track_files", "spaces"),
+    "dupes": ("duplicates",),
 }
 """The methods of ``MusicIndex`` that delegate to a service, by service (``index.ingestion.ingest`` ...)."""
 
@@ -159,6 +163,7 @@ class MusicIndex:
         self.listener = ListenerService(db, settings)
         self.mixes = MixService(db, settings)
         self.users = UserService(db, settings)
+        self.dupes = DuplicateService(db, settings)
 
     @property
     def settings(self) -> Settings:
@@ -169,7 +174,7 @@ class MusicIndex:
         """New settings apply to every service of this index (and its dispatcher)."""
         self._settings = settings
         for part in (self.dispatcher, self.ingestion, self.training, self.queries, self.library, self.catalog,
-                     self.listener, self.mixes, self.users):  # fmt: skip
+                     self.listener, self.mixes, self.users, self.dupes):  # fmt: skip
             part.settings = settings
 
     @classmethod
@@ -406,7 +411,27 @@ class MusicIndex:
         """The similarity spaces: which can answer, which is the default (``LibraryService.spaces``)."""
         return self.library.spaces()
 
+    def duplicates(self, kind: str | None = None, *, limit: int = 1000, offset: int = 0) -> list[DuplicateGroup]:
+        """Groups of files that hold one recording or versions of one song, each with its preferred file
+        (``DuplicateService.duplicates``)."""
+        return self.dupes.duplicates(kind, limit=limit, offset=offset)
+
     # ------------------------------------------------------------------ composed here
+    def prefer_duplicate(self, track: TrackRef) -> list[DuplicateGroup]:
+        """Make ``track`` (id or path) the preferred file of its groups (the latest choice in a group wins over
+        the quality rule); returns its groups. InvalidArgumentError when the track is in no group."""
+        from musicindex.dupes import links
+        from musicindex.errors import InvalidArgumentError
+
+        track_id = self.library.track_summaries([track])[0].id
+        with self.db.session() as s:
+            if not links.load_links(s, [track_id]):
+                raise InvalidArgumentError(
+                    f"track {track_id} is in no duplicate group: `musicindex duplicates` lists the groups"
+                )
+            links.choose(s, track_id)
+        return [g for g in self.duplicates() if track_id in g.track_ids]
+
     def similar_to_file(
         self, path: str | os.PathLike[str], options: SearchOptions | None = None, **args: Unpack[SearchArgs]
     ) -> QueryResult:

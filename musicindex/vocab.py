@@ -29,6 +29,14 @@ when its file is gone (seen again: ``pending``). ``musicindex.ingest.lifecycle``
 LABEL_SOURCES: Final = ("tag", "folder", "csv")
 """Where a track's training label came from."""
 
+# --------------------------------------------------------------------------- duplicates (issue 31)
+SAME_RECORDING: Final = "same recording"
+"""Files holding one recording (the audio fingerprint agrees): a re-encode, a trimmed or gain-changed copy."""
+SAME_SONG: Final = "same song"
+"""Versions of one song (title and artist, checked by the audio): never merged with a recording group."""
+DUPLICATE_KINDS: Final = (SAME_RECORDING, SAME_SONG)
+"""Kinds of duplicate groups (``musicindex.dupes``); files are never deleted, only grouped."""
+
 # --------------------------------------------------------------------------- features
 _FEATURE_PAIRS = (
     "chroma_stft",

@@ -19,6 +19,7 @@ from sqlalchemy import inspect, text
 from musicindex import servers
 from musicindex.config import Settings
 from musicindex.db.orm import Base
+from musicindex.db.orm_dupes import TrackFingerprint
 from musicindex.errors import ConfigError, SchemaOutdatedError
 from tests.conftest import REPO, run_cli
 
@@ -46,6 +47,7 @@ def test_migrations_upgrade_and_downgrade_on_empty_database(empty_db):
     assert "mfcc13_var" in cols and "tempo" in cols and str(cols["vec"]["type"]) == "VECTOR(43)"
     # the ORM and the migrated schema agree
     with empty_db.engine.connect() as conn:
+        assert TrackFingerprint.metadata is Base.metadata  # db/orm_dupes.py joins the one metadata
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     empty_db.downgrade("base")
     assert empty_db.schema_info().current is None

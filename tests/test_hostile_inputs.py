@@ -269,6 +269,18 @@ HTTP_ROWS = [
     http("/api/tracks/{t}/audio", 200, None, headers={"If-Modified-Since": "Mon, 99 Foo 99999 99:99:99 GMT"}),
     http("/api/tracks/{m}/audio", 404, "file_missing"),
     http(f"/api/tracks/{2**62}/audio", 404, "unknown_track"),
+    # duplicates (issue 31): a read under the login rule; its kind, limit and offset checked
+    http("/api/tracks/{t}/similar?allow_duplicates=maybe", 422, "bad_argument"),
+    http("/api/tracks/{t}/similar?allow_duplicates=true", 200, None, why="the seed's copies allowed back"),
+    http("/api/duplicates?kind=%00", 422, "bad_argument"),
+    http("/api/duplicates?kind=bogus", 422, "bad_argument"),
+    http("/api/duplicates?kind=" + "r" * 33, 422, "bad_argument"),
+    http("/api/duplicates?kind=' OR 1=1 --", 422, "bad_argument", why="no SQL: the kind is checked against a list"),
+    http("/api/duplicates?limit=0", 422, "bad_argument"),
+    http("/api/duplicates?limit=1001", 422, "bad_argument"),
+    http("/api/duplicates?offset=-1", 422, "bad_argument"),
+    http("/api/duplicates?offset=" + "9" * 30, 422, "bad_argument"),
+    http("/api/duplicates?kind=RECORDING&offset=10000000", 200, None, why="an alias; past the end: an empty list"),
 ]
 # fmt: on
 
@@ -300,6 +312,10 @@ PAGE_ROWS = [
     Row("page", "/recommend?liked=abc", (422, "html")),
     Row("page", "/recommend?liked=999999999", (404, "html")),
     Row("page", "/map?color_by=x", (422, "html")),
+    Row("page", "/duplicates?kind=%00", (422, "html")),
+    Row("page", "/duplicates?kind=bogus", (422, "html")),
+    Row("page", "/duplicates?limit=0", (422, "html")),
+    Row("page", "/duplicates?kind=song", (200, None)),
     Row("page", "/nothing-here", (404, "html")),
     Row("page", "/?q=%3Cscript%3Ealert(1)%3C/script%3E", (200, None), "escaped"),
 ]
@@ -307,6 +323,10 @@ PAGE_ROWS = [
 # --------------------------------------------------------------------------- CLI
 # input: argv (no shell; argv cannot hold NUL, so control characters stand in); expect: exit code
 CLI_ROWS = [
+    Row("cli", ("duplicates", "--kind", "bogus"), 2),
+    Row("cli", ("duplicates", "--limit", "0"), 2),
+    Row("cli", ("prefer", "999999999"), 6),
+    Row("cli", ("prefer", "{t}"), 2, "a track in no group: says so"),
     Row("cli", ("similar", "999999999"), 6),
     Row("cli", ("similar", "/no/such/file.flac"), 6),
     Row("cli", ("similar", "-5"), 2, "an option-like track: click refuses it"),
@@ -366,6 +386,12 @@ class _Opaque:
 
 
 PYTHON_ROWS = [
+    Row(PY, ("duplicates", ("bogus",), {}), E.InvalidArgumentError),
+    Row(PY, ("duplicates", (3,), {}), E.InvalidArgumentError),
+    Row(PY, ("duplicates", (), {"limit": "10"}), E.InvalidArgumentError),
+    Row(PY, ("duplicates", (), {"offset": -1}), E.InvalidArgumentError),
+    Row(PY, ("prefer_duplicate", (2**63,), {}), E.TrackNotFoundError),
+    Row(PY, ("prefer_duplicate", ("<t>",), {}), E.InvalidArgumentError),
     Row(PY, ("similar", (None,), {}), E.InvalidArgumentError),
     Row(PY, ("similar", (True,), {}), E.InvalidArgumentError),
     Row(PY, ("similar", (1.5,), {}), E.InvalidArgumentError),

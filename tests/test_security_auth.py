@@ -225,10 +225,11 @@ def _unb64(s: str) -> bytes:
 # --------------------------------------------------------------------------- item 7: the library needs a login
 def test_every_library_read_needs_a_login_once_accounts_exist(lib):
     track = _a_track(lib)
-    pages = ["/", "/albums", "/songs", f"/tracks/{track}", "/status"]
+    pages = ["/", "/albums", "/songs", f"/tracks/{track}", "/status", "/duplicates"]
     api = [
         "/api/tracks", f"/api/tracks/{track}", f"/api/tracks/{track}/audio", "/api/status", "/api/library/albums",
         "/api/library/covers/album/1", "/api/openapi.json", "/api/docs", f"/api/tracks/{track}/similar",
+        "/api/duplicates",
     ]  # fmt: skip
     with served(fresh(lib, api_token=TOKEN)) as url, browser(url) as c:
         for path in pages:

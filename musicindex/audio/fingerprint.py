@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidAudioError
+from ..errors import InvalidAudioError, NotFingerprintableError
 from .window import SAMPLE_RATE, AnalysisWindow
 
 FINGERPRINT_VERSION = 1
@@ -83,11 +83,6 @@ MIN_DISTINCT = 0.3
 """Smallest share of distinct hashes among the landmarks (lower: a steady tone or drone, not fingerprinted)."""
 
 _HEADER = struct.Struct("<HHIf")  # version, regions, landmarks, duration
-
-
-class NotFingerprintableError(InvalidAudioError):
-    """The audio decodes but gives no trustworthy fingerprint (too short, near-silent, too little structure);
-    the message is the reason shown for a track that stays ungrouped."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,15 +247,27 @@ def fingerprint(segments: Sequence[tuple[float, np.ndarray]], duration: float) -
 
 
 def read_regions(
-    path, window: AnalysisWindow | None = None, *, tail: bool = True, source=None
+    path,
+    window: AnalysisWindow | None = None,
+    *,
+    tail: bool = True,
+    source=None,
+    duration: float | None = None,
+    decoded: tuple[float, float, np.ndarray] | None = None,
 ) -> tuple[list[tuple[float, np.ndarray]], float]:
     """Decode the ``regions`` of ``path``: ``([(start_s, mono at SAMPLE_RATE)], duration)``. A tail that is digital
-    silence is left out (its copies leave it out too); any other decoding failure raises AudioError."""
+    silence is left out (its copies leave it out too); any other decoding failure raises AudioError. ``duration``:
+    the track's, when known (else probed); ``decoded``: ``(start_s, length_s, signal)`` of a region the caller has
+    decoded already (the analysis window of the one pass), used instead of decoding it again."""
     from .decode import probe, read_window
 
-    info = probe(Path(path), source=source)
+    if duration is None:
+        duration = probe(Path(path), source=source).duration
     segments = []
-    for k, (start, length) in enumerate(regions(info.duration, window, tail=tail)):
+    for k, (start, length) in enumerate(regions(duration, window, tail=tail)):
+        if decoded is not None and math.isclose(decoded[0], start) and math.isclose(decoded[1], length):
+            segments.append((start, decoded[2]))
+            continue
         try:
             y, _ = read_window(path, AnalysisWindow(offset=start, duration=length), source=source)
         except InvalidAudioError as e:
@@ -268,7 +275,7 @@ def read_regions(
                 raise
             continue
         segments.append((start, y))
-    return segments, info.duration
+    return segments, duration
 
 
 def fingerprint_file(path, window: AnalysisWindow | None = None, *, tail: bool = True, source=None) -> Fingerprint:

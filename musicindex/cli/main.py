@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from musicindex.cli import admin, demo, ingest, query, train, user, web
+from musicindex.cli import admin, demo, dupes, ingest, query, train, user, web
 from musicindex.cli.render import err_console, safe
 from musicindex.config import get_settings
 from musicindex.errors import MusicIndexError
@@ -17,7 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Index a music folder and answer genre and 'sounds like' questions.",
 )
-for _group in (admin, ingest, train, query, web, user, demo):
+for _group in (admin, ingest, train, query, dupes, web, user, demo):
     app.registered_commands.extend(_group.cli.registered_commands)
     app.registered_groups.extend(_group.cli.registered_groups)
 

@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..vocab import DUPLICATE_KINDS as KINDS
+from ..vocab import SAME_RECORDING, SAME_SONG
 from .titles import SongKey, song_key
-
-SAME_RECORDING = "same recording"
-SAME_SONG = "same song"
-KINDS = (SAME_RECORDING, SAME_SONG)
 
 MAX_DURATION_RATIO = 2.0
 MIN_EMBEDDING_SIMILARITY = 0.6

@@ -1,7 +1,7 @@
 """The fingerprint index in PostgreSQL: store a track's fingerprint, find the tracks that are the same recording as
 a new file (an index lookup and a few verifications, never all pairs).
 
-Two tables (``DDL``; the migration phase 2 adds with the fingerprint stage is in docs/duplicates.md):
+Two tables (migration 0014; ORM in ``db.orm_dupes``):
 
 * ``track_fingerprints``: one row per track: the extractor version, the fingerprint (``Fingerprint.to_bytes``)
   or, for a track that cannot be fingerprinted, NULL and the reason;
@@ -31,25 +31,11 @@ from .recording import RecordingMatch, Verdict, compare, decide
 FINGERPRINTS = "track_fingerprints"
 KEYS = "fingerprint_keys"
 
-DDL = (
-    f"""CREATE TABLE {FINGERPRINTS} (
-        track_id bigint PRIMARY KEY REFERENCES tracks (id) ON DELETE CASCADE,
-        version smallint NOT NULL,
-        duration real,
-        data bytea,
-        error text,
-        computed_at timestamptz NOT NULL DEFAULT now(),
-        CHECK ((data IS NULL) <> (error IS NULL))
-    )""",
-    f"""CREATE TABLE {KEYS} (
-        key integer NOT NULL,
-        track_id bigint NOT NULL REFERENCES tracks (id) ON DELETE CASCADE,
-        t integer NOT NULL
-    )""",
-    f"CREATE INDEX {KEYS}_key ON {KEYS} (key, track_id, t)",
-    f"CREATE INDEX {KEYS}_track ON {KEYS} (track_id)",
+INDEXES = (
+    f"CREATE INDEX ix_{KEYS}_key ON {KEYS} (key, track_id, t)",
+    f"CREATE INDEX ix_{KEYS}_track ON {KEYS} (track_id)",
 )
-"""The proposed schema, verbatim (what tests and the benchmark create; phase 2 adds it as a migration)."""
+"""The index's B-trees as migration 0014 creates them (a bulk load drops and rebuilds them: the benchmark)."""
 
 MIN_VOTES = 4
 """Fewest index hits at one time shift (within a frame) for a track to be verified."""
@@ -71,24 +57,21 @@ class RecordingCandidate:
         return self.verdict.same
 
 
-def create_tables(session: Session) -> None:
-    """Create the two tables (tests and benchmarks: the schema is a migration's business in the product)."""
-    for statement in DDL:
-        session.execute(text(statement))
-
-
-def store(session: Session, track_id: int, fp: Fingerprint | None, error: str | None = None) -> int:
+def store(
+    session: Session, track_id: int, fp: Fingerprint | None, error: str | None = None, *, song: str | None = None
+) -> int:
     """Store (or replace) the fingerprint of ``track_id`` and its index keys, or the reason it has none
-    (``fp=None, error=...``). Returns the number of index keys written."""
+    (``fp=None, error=...``), with its same-song key (``links.song_of``). Returns the number of index keys
+    written."""
     if (fp is None) == (error is None):
         raise ValueError("store() needs a fingerprint or an error, not both")
     session.execute(text(f"DELETE FROM {KEYS} WHERE track_id = :t"), {"t": track_id})
     session.execute(
         text(
-            f"""INSERT INTO {FINGERPRINTS} (track_id, version, duration, data, error)
-                VALUES (:t, :v, :d, :data, :error)
+            f"""INSERT INTO {FINGERPRINTS} (track_id, version, duration, data, error, song)
+                VALUES (:t, :v, :d, :data, :error, :song)
                 ON CONFLICT (track_id) DO UPDATE SET version = EXCLUDED.version, duration = EXCLUDED.duration,
-                    data = EXCLUDED.data, error = EXCLUDED.error, computed_at = now()"""
+                    data = EXCLUDED.data, error = EXCLUDED.error, song = EXCLUDED.song, computed_at = now()"""
         ),
         {
             "t": track_id,
@@ -96,6 +79,7 @@ def store(session: Session, track_id: int, fp: Fingerprint | None, error: str | 
             "d": fp.duration if fp is not None else None,
             "data": fp.to_bytes() if fp is not None else None,
             "error": error,
+            "song": song,
         },
     )
     if fp is None:
@@ -194,14 +178,13 @@ def key_stats(session: Session) -> dict[str, float]:
 
 
 __all__ = [
-    "DDL",
     "FINGERPRINTS",
+    "INDEXES",
     "KEYS",
     "MAX_VERIFIED",
     "MIN_VOTES",
     "RecordingCandidate",
     "candidates",
-    "create_tables",
     "find_recordings",
     "key_stats",
     "load",

@@ -20,6 +20,10 @@ Nothing is ever scored on tracks it was trained on:
   queries are its tracks that carry *no training label* (so no model saw their genre), for every space and
   every active classifier.
 
+Duplicates never inflate a figure: a query's other files of one recording (``dupes``: the same-recording groups
+found at ingest) never count as its neighbours, in every precision@k and vote above (a copy is trivially the
+nearest track of its own genre).
+
 Each result carries its protocol in words, printed next to the numbers; ``EvaluationReport.comparison()`` is the
 one table of every model and space. Reads through the query engine's snapshot (one consistent set of active
 versions).
@@ -168,18 +172,42 @@ def _num(m: Mapping[str, Any], key: str) -> float | None:
 
 
 def _precision_and_hubness(
-    ids: np.ndarray, mat: np.ndarray, genre: Mapping[int, str], queries: set[int], k: int
+    ids: np.ndarray,
+    mat: np.ndarray,
+    genre: Mapping[int, str],
+    queries: set[int],
+    k: int,
+    recording: Mapping[int, int] | None = None,
 ) -> tuple[float, float, float, int]:
-    """(precision@k of the queries, hubness skewness, share never in a top k, number of queries scored)."""
+    """(precision@k of the queries, hubness skewness, share never in a top k, number of queries scored); a query's
+    copies of its recording (``recording``: a key per track) never count as its neighbours."""
     nn = knn_exact(mat, k)
     lab = np.array([genre[int(i)] for i in ids], dtype=object)
     is_query = np.array([int(i) in queries for i in ids], dtype=bool)
-    hits = lab[nn] == lab[:, None]
-    prec = float(hits[is_query].mean()) if is_query.any() else float("nan")
+    rows = np.flatnonzero(is_query)
+    rec = _recording_keys(ids, recording)
+    near = retrieval.neighbours(retrieval.unit_rows(mat), rows, k, recordings=rec)
+    prec = retrieval.precision_at_k(lab, rows, near) if len(rows) else float("nan")
     occ = np.bincount(nn.ravel(), minlength=len(ids)).astype(np.float64)
     sd = occ.std()
     skew = float(np.mean((occ - occ.mean()) ** 3) / sd**3) if sd > 0 else 0.0
     return prec, skew, float(np.mean(occ == 0)), int(is_query.sum())
+
+
+def _recording_keys(ids: np.ndarray, recording: Mapping[int, int] | None) -> np.ndarray | None:
+    """A key per row: equal for the files of one recording (its group's), else the track's own id."""
+    if not recording:
+        return None
+    return np.array([recording.get(int(t), int(t)) for t in ids], dtype=np.int64)
+
+
+def same_recordings(snap: Snapshot) -> dict[int, int]:
+    """Track id -> a key shared by the files of its same-recording group (``dupes``; tracks in none are left out).
+    The keys are negative, so they never equal a track id."""
+    from musicindex.dupes import links
+    from musicindex.vocab import SAME_RECORDING
+
+    return {t: -(n + 1) for n, g in enumerate(links.load_groups(snap.conn, SAME_RECORDING)) for t in g.track_ids}
 
 
 def _heldout(snap: Snapshot, version_id: int) -> set[int]:
@@ -197,6 +225,7 @@ def _classifier_figures(
     known: set[int],
     pool: list[int],
     k: int,
+    recording: Mapping[int, int] | None = None,
 ) -> dict[str, Any]:
     """A classifier's figures from its stored predictions: accuracy / macro-F1 on ``queries``, accuracy on those
     whose artist is not among the ``known`` (labelled training) tracks, and precision@k / other-artist precision@k
@@ -232,6 +261,7 @@ def _classifier_figures(
         np.flatnonzero(np.isin(ids, asked)),
         np.array([group[int(t)] for t in ids], dtype=object),
         k,
+        _recording_keys(ids, recording),
     )
     out["precision_at_10"] = rec.precision_at_10
     out["other_artist_precision_at_10"] = rec.other_artist_precision_at_10
@@ -296,6 +326,10 @@ def evaluate(
             pool = sorted(keep | {rest[i] for i in pick})
             notes.append(f"{len(genre)} tracks with a known genre; a random sample of {len(pool)} took part")
         pool_set = set(pool)
+        recording = same_recordings(snap)  # a copy of the query is no answer: it never counts as a neighbour
+        if recording:
+            notes.append(f"{len(recording)} files in {len(set(recording.values()))} same-recording groups: a query's "
+                         "copies never count as its neighbours")  # fmt: skip
         gm = snap.genre_model()
         classifier_heldout: set[int] = set()
         for kind in CLASSIFIER_KINDS:
@@ -332,13 +366,14 @@ def evaluate(
             ids, mat = load_space_matrix(snap, sp, pool)
             if len(ids) < 2 or not queries:
                 continue
-            prec, skew, never, nq = _precision_and_hubness(ids, mat, genre, queries, k)
+            prec, skew, never, nq = _precision_and_hubness(ids, mat, genre, queries, k, recording)
             rec = retrieval.score_space(
                 mat,
                 np.array([genre[int(t)] for t in ids], dtype=object),
                 np.flatnonzero(np.isin(ids, list(queries))),
                 np.array([group[int(t)] for t in ids], dtype=object),
                 k,
+                _recording_keys(ids, recording),
             )
             spaces.append(
                 SpaceEvaluation(
@@ -368,7 +403,7 @@ def evaluate(
             else:
                 queries = _heldout(snap, v.id) & pool_set
                 known = set(train_label) - queries
-            figures = _classifier_figures(snap, v, genre, group, queries, known, pool, k)
+            figures = _classifier_figures(snap, v, genre, group, queries, known, pool, k, recording)
             classifiers.append(
                 ClassifierEvaluation(
                     kind=kind,

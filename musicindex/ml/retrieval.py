@@ -30,22 +30,27 @@ def neighbours(
     k: int,
     groups: np.ndarray | None = None,
     *,
+    recordings: np.ndarray | None = None,
     chunk: int = 512,
 ) -> np.ndarray:
     """(len(queries), k) row indices of the k nearest rows (cosine; rows must be unit vectors) of each query row,
-    nearest first, the query itself excluded; with ``groups``, rows of the query's own group excluded too. Slots
-    without a candidate are ``PAD``."""
+    nearest first, the query itself excluded; with ``groups``, rows of the query's own group excluded too; with
+    ``recordings`` (a key per row: equal for files of one recording), the query's other copies excluded too (a
+    duplicate is no answer). Slots without a candidate are ``PAD``."""
     mat = np.asarray(mat, dtype=np.float64)
     queries = np.asarray(queries, dtype=np.int64)
     n = len(mat)
     out = np.full((len(queries), k), PAD, dtype=np.int64)
     g = None if groups is None else np.asarray(groups, dtype=object)
+    r = None if recordings is None else np.asarray(recordings)
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk]
         sims = mat[q] @ mat.T
         sims[np.arange(len(q)), q] = -np.inf
         if g is not None:
             sims[g[q][:, None] == g[None, :]] = -np.inf
+        if r is not None:
+            sims[r[q][:, None] == r[None, :]] = -np.inf
         kk = min(k, n)
         top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (len(q), 1))
         order = np.take_along_axis(sims, top, axis=1)
@@ -97,16 +102,22 @@ class Recommendations:
 
 
 def score_space(
-    mat: np.ndarray, labels: np.ndarray, queries: np.ndarray, groups: np.ndarray | None, k: int = 10
+    mat: np.ndarray,
+    labels: np.ndarray,
+    queries: np.ndarray,
+    groups: np.ndarray | None,
+    k: int = 10,
+    recordings: np.ndarray | None = None,
 ) -> Recommendations:
     """Plain and other-artist precision@k of ``queries`` (row indices) among every row, and the accuracy and
-    macro-F1 of the genre their k nearest other-artist neighbours vote for (plain neighbours without groups)."""
+    macro-F1 of the genre their k nearest other-artist neighbours vote for (plain neighbours without groups);
+    ``recordings``: a key per row, a query's other copies of its recording never count (``neighbours``)."""
     from musicindex.ml.metrics import classification_metrics
 
     mat = unit_rows(mat)
     queries = np.asarray(queries, dtype=np.int64)
-    plain = neighbours(mat, queries, k)
-    other = neighbours(mat, queries, k, groups) if groups is not None else None
+    plain = neighbours(mat, queries, k, recordings=recordings)
+    other = neighbours(mat, queries, k, groups, recordings=recordings) if groups is not None else None
     voted = vote(labels, other if other is not None else plain)
     pairs = [(str(labels[q]), v) for q, v in zip(queries, voted, strict=True) if v is not None]
     acc = f1 = None

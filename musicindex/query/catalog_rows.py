@@ -19,6 +19,7 @@ from typing import Any
 from musicindex.errors import ItemNotFoundError
 from musicindex.mediatypes import media_type_of
 from musicindex.query.descriptors import SONG_SQL
+from musicindex.query.duplicates import hidden_copies
 from musicindex.query.items import Album, Annotation, Artist, ReplayGain, Song, iso
 from musicindex.query.snapshot import Snapshot
 from musicindex.query.tags import tag_version
@@ -230,13 +231,15 @@ def one_album(snap: Snapshot, user_id: int | None, album_id: int) -> Album:
 
 
 def album_songs(snap: Snapshot, user_id: int | None, album_id: int) -> list[Song]:
-    """An album's songs in disc and track order."""
+    """An album's songs in disc and track order; a recording the album holds in several files is listed once, by
+    its preferred file (``query.duplicates.hidden_copies``; the others stay reachable by id and on /duplicates)."""
     found = snap.ids(
         f"SELECT id FROM tracks WHERE album_id = %(a)s AND status = '{INDEXED}' "
         "ORDER BY disc_no NULLS FIRST, track_no NULLS FIRST, id",
         {"a": album_id},
     )
-    return songs(snap, user_id, found)
+    hidden = hidden_copies(snap, found)
+    return songs(snap, user_id, [t for t in found if t not in hidden])
 
 
 MAX_PAGE = 500

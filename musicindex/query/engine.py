@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from musicindex.dupes import links as dupes
 from musicindex.errors import InvalidArgumentError, ModelNotTrainedError
 from musicindex.query import harmonic
 from musicindex.query.explain import explain as explain_hits
@@ -88,15 +89,32 @@ def nearest(
     fit or none are left (``first_fetch`` first; default 4k + 20)."""
     artist, album = filters.options.spacing(*rule)
     ef = filters.options.ef_search
-    if not artist and not album:
+    dedupe = not filters.options.allow_duplicates
+    if not artist and not album and not dedupe:
         return search(snap, sp, q, k, filters, ef_search=ef)
-    fetch = min(MAX_CANDIDATES, first_fetch or 4 * k + 20)
+    fetch = min(MAX_CANDIDATES, first_fetch or (4 * k + 20 if artist or album else k))
     while True:
         cands = search(snap, sp, q, fetch, filters, ef_search=ef)
-        items = diversify(cands, k, artist, album, history=history)
+        kept = one_per_group(snap, cands) if dedupe else cands
+        items = diversify(kept, k, artist, album, history=history) if artist or album else kept[:k]
         if len(items) >= k or len(cands) < fetch or fetch >= MAX_CANDIDATES:
             return items
         fetch = min(MAX_CANDIDATES, fetch * 4)
+
+
+def one_per_group(snap: Snapshot, hits: Sequence[TrackHit]) -> list[TrackHit]:
+    """``hits`` without the later files of a duplicate group one of them is in (the nearest file stays)."""
+    twins = dupes.twins(snap.conn, [h.id for h in hits])
+    if not twins:
+        return list(hits)
+    kept: list[TrackHit] = []
+    taken: set[int] = set()
+    for h in hits:
+        if h.id in taken:
+            continue
+        kept.append(h)
+        taken |= twins.get(h.id, set())
+    return kept
 
 
 def _recorded(options: SearchOptions, rule: Rule, **params: Any) -> dict[str, Any]:
@@ -159,21 +177,20 @@ def path(snap: Snapshot, a: TrackRow, b: TrackRow, options: SearchOptions, rule:
     va, vb = unit(vecs[a.id]), unit(vecs[b.id])
     hit_a, hit_b = seed_hits(snap, sp, [a.id, b.id])
     picks = [hit_a]
-    used: set[int] = set()
     skipped = 0
     ends = harmonic.beats(snap, [a.id, b.id]) if options.harmonic else {}
     prev = harmonic.known(ends.get(a.id), f"the start track {a.id}") if options.harmonic else None
     reasons: list[str | None] = [None]
     for i in range(1, n - 1):
         w = slerp(va, vb, i / (n - 1))
-        chosen = _waypoint(snap, sp, w, filters.excluding(used), picks, hit_b, (n - 1) - i, artist, album, prev)
+        chosen = _waypoint(snap, sp, w, filters, picks, hit_b, (n - 1) - i, artist, album, prev)
         if chosen is None:
             skipped += 1
             continue
         hit, prev, reason = chosen
         picks.append(hit)
         reasons.append(reason)
-        used.add(hit.id)
+        filters = filters.excluding([hit.id], snap)  # and the other files of its duplicate groups
     picks.append(hit_b)
     extra: dict[str, Any] = {}
     if prev is not None:  # harmonic: the end track is fixed, its transition is reported as it is
@@ -201,7 +218,7 @@ def mix(
         kept = replace(filters, options=replace(filters.options, tempo=span))
         items = nearest(snap, sp, q, options.k, kept, rule, first_fetch=2 * options.k + 10)
     if len(items) < options.k:
-        rest = filters.excluding(h.id for h in items)
+        rest = filters.excluding([h.id for h in items], snap)  # and the other files of their duplicate groups
         items += nearest(snap, sp, q, options.k - len(items), rest, rule, history=items,
                          first_fetch=2 * options.k + 10)  # fmt: skip
     return Answer(sp, items, _recorded(options, rule, tempo_range=span))

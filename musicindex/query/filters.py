@@ -15,6 +15,7 @@ from typing import Any
 
 from musicindex.errors import InvalidArgumentError
 from musicindex.query.descriptor_options import COMPATIBLE, compatible
+from musicindex.dupes import links as dupes
 from musicindex.query.options import DEFAULT, SearchOptions
 from musicindex.query.snapshot import Snapshot
 from musicindex.query.tags import TagFilter, check_tag_filter, tag_condition
@@ -27,7 +28,9 @@ class Filters:
     ``exclude_ids``: tracks that never appear (the options' excluded tracks, the seeds, what an answer already
     holds); ``genres`` / ``exclude_genres``: checked against the known genres (UnknownGenreError otherwise);
     ``exclude_artists``: lower-cased, the options' and, with ``exclude_same_artist``, the seeds' artists;
-    ``exclude_albums``: with ``exclude_same_album``, the seeds' album ids; ``tags``: the checked tag filter.
+    ``exclude_albums``: with ``exclude_same_album``, the seeds' album ids; ``tags``: the checked tag filter;
+    ``duplicate_ids``: unless ``allow_duplicates``, the other files of the duplicate groups of the excluded tracks
+    (seeds, what the answer holds already: a radio's history).
     """
 
     options: SearchOptions = DEFAULT
@@ -39,6 +42,7 @@ class Filters:
     tags: TagFilter | None = None
     keys: tuple[str, ...] = ()
     """Camelot codes a track's key must be one of (``key``; with ``compatible``, those of the seeds' keys)."""
+    duplicate_ids: tuple[int, ...] = ()
 
     @classmethod
     def resolve(
@@ -63,12 +67,19 @@ class Filters:
                     albums.add(int(row.album_id))
         tags = check_tag_filter(snap, list(options.tags), options.min_tag_probability) if options.tags else None
         keys = seed_keys(snap, seeds) if options.key == COMPATIBLE else (options.key,) if options.key else ()
+        twins = set() if options.allow_duplicates else {t for m in dupes.twins(snap.conn, ids).values() for t in m}
         return cls(options, tuple(sorted(ids)), genres, exclude_genres, tuple(sorted(artists)), tuple(sorted(albums)),
-                   tags, keys)  # fmt: skip
+                   tags, keys, tuple(sorted(twins - ids)))  # fmt: skip
 
-    def excluding(self, ids: Iterable[int]) -> Filters:
-        """These filters, also leaving out ``ids``."""
-        return replace(self, exclude_ids=tuple(sorted({*self.exclude_ids, *(int(i) for i in ids)})))
+    def excluding(self, ids: Iterable[int], snap: Snapshot | None = None) -> Filters:
+        """These filters, also leaving out ``ids`` (and, given ``snap`` and unless ``allow_duplicates``, the other
+        files of their duplicate groups)."""
+        new = {int(i) for i in ids} - set(self.exclude_ids)
+        twins: set[int] = set()
+        if snap is not None and new and not self.options.allow_duplicates:
+            twins = {t for m in dupes.twins(snap.conn, new).values() for t in m}
+        return replace(self, exclude_ids=tuple(sorted({*self.exclude_ids, *new})),
+                       duplicate_ids=tuple(sorted({*self.duplicate_ids, *twins})))  # fmt: skip
 
 
 @dataclass
@@ -90,6 +101,13 @@ def _exclude_ids(f: Filters, q: Sql) -> str | None:
         return None
     q.params["xids"] = list(f.exclude_ids)
     return f"{q.track_id} <> ALL(%(xids)s)"
+
+
+def _duplicates(f: Filters, q: Sql) -> str | None:
+    if not f.duplicate_ids:
+        return None
+    q.params["xdup"] = list(f.duplicate_ids)
+    return f"{q.track_id} <> ALL(%(xdup)s)"
 
 
 def _genres(f: Filters, q: Sql) -> str | None:
@@ -178,7 +196,7 @@ def _energy(f: Filters, q: Sql) -> str | None:
 
 
 PREDICATES: tuple[Predicate, ...] = (_exclude_ids, _genres, _exclude_genres, _exclude_artists, _exclude_albums, _tags,
-                                     _tempo, _key, _moods, _energy)  # fmt: skip
+                                     _tempo, _key, _moods, _energy, _duplicates)  # fmt: skip
 """One SQL condition per filter, in this order (a new filter adds its function here)."""
 
 

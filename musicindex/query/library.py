@@ -130,6 +130,9 @@ class LibraryService(Reader):
             except ModelNotTrainedError as exc:
                 notes["cluster"] = str(exc)
             described = descriptors_of(snap, [t.id]).get(t.id, {})
+            unprinted = snap.one("SELECT error FROM track_fingerprints WHERE track_id = %(t)s", {"t": t.id})
+            if unprinted is not None and unprinted.error:  # why it is in no duplicate group (issue 31)
+                notes["fingerprint"] = f"not fingerprinted: {unprinted.error}"
         described.pop("mode", None)  # in ``key``
         return TrackDetails(
             id=int(r.id),

@@ -170,7 +170,9 @@ class SearchOptions:
     ``exact``: brute force instead of the HNSW index; ``ef_search``: the HNSW search width (default max(200, 4k));
     ``explain``: give each hit its ``why``; ``tempo`` (BPM) / ``energy``: a (min, max) range; ``key``: a Camelot
     code (a key name is read as its code) or ``compatible`` (with the seeds' keys); ``moods``: every one of these
-    named moods. A track whose descriptor is unknown never passes that filter.
+    named moods. A track whose descriptor is unknown never passes that filter. ``allow_duplicates``: let other
+    files of one recording or versions of one song appear (default False: the seeds' duplicate groups are left out,
+    and an answer holds one file per group: ``dupes``, docs/duplicates.md).
     """
 
     k: int = 10
@@ -194,6 +196,8 @@ class SearchOptions:
     moods: tuple[str, ...] = ()
     energy: tuple[float, float] | None = None
     harmonic: bool = False
+    # duplicates (issue 31)
+    allow_duplicates: bool = False
 
     def __post_init__(self) -> None:
         for rule in RULES:
@@ -333,6 +337,9 @@ RULES: tuple[Rule, ...] = (
          schema={"type": "string", "maxLength": 40}),
     Rule("harmonic", ("harmonic",), _flag, _bool_text, "a harmonic mix (playlist, radio): each track key-compatible "
          "with the one before and within 8 % of its tempo (or half / double)", schema={"type": "boolean"}),
+    # duplicates (issue 31)
+    Rule("allow_duplicates", ("allow_duplicates",), _flag, _bool_text, "let copies of one recording and versions of "
+         "one song appear (default: one file per group, none of the seeds' groups)", schema={"type": "boolean"}),
 )  # fmt: skip
 """Every option's rule, in the order of the fields."""
 BY_FIELD: dict[str, Rule] = {r.field: r for r in RULES}
@@ -369,6 +376,7 @@ class SearchArgs(TypedDict, total=False):
     moods: Sequence[str] | None
     energy: str | tuple[float, float] | None
     harmonic: bool
+    allow_duplicates: bool
 
 
 def openapi_parameters(

@@ -151,3 +151,17 @@ def test_every_grid_is_valid_for_its_pipeline_and_as_documented(kind, full):
             assert "clf__" not in "".join(described)
     with pytest.raises(ValueError, match="ensemble"):
         estimators.grid_for("ensemble", quick=False)
+
+
+def test_copies_of_the_query_never_count_as_its_neighbours():
+    """Issue 31: a query's same-recording copies are no neighbours (they would inflate precision@k)."""
+    from musicindex.ml import retrieval
+
+    mat = retrieval.unit_rows(np.array([[1.0, 0.0], [1.0, 0.01], [0.9, 0.4], [0.0, 1.0]]))
+    labels = np.array(["a", "a", "b", "b"], dtype=object)
+    assert retrieval.neighbours(mat, np.array([0]), 1)[0, 0] == 1  # the copy is the nearest
+    rec = np.array([-1, -1, 2, 3])  # rows 0 and 1: one recording
+    assert retrieval.neighbours(mat, np.array([0]), 1, recordings=rec)[0, 0] == 2
+    plain = retrieval.score_space(mat, labels, np.array([0]), None, k=1)
+    honest = retrieval.score_space(mat, labels, np.array([0]), None, k=1, recordings=rec)
+    assert (plain.precision_at_10, honest.precision_at_10) == (1.0, 0.0)

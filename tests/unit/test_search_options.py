@@ -103,7 +103,7 @@ def test_each_filter_is_one_sql_predicate_with_its_values_as_parameters():
     sql = F.Sql("e.track_id", "COALESCE(t.label, p.genre)")
     assert F.where(F.Filters(), sql) == [] and sql.params == {}
     f = F.Filters(SearchOptions(), exclude_ids=(1, 2), genres=("jazz",), exclude_genres=("metal",),
-                  exclude_artists=("abba",), exclude_albums=(9,))  # fmt: skip
+                  exclude_artists=("abba",), exclude_albums=(9,), duplicate_ids=(7,))  # fmt: skip
     conds = F.where(f, sql)
     assert conds == [
         "e.track_id <> ALL(%(xids)s)",
@@ -111,7 +111,9 @@ def test_each_filter_is_one_sql_predicate_with_its_values_as_parameters():
         "(COALESCE(t.label, p.genre) IS NULL OR COALESCE(t.label, p.genre) <> ALL(%(xgen)s))",
         "(t.artist IS NULL OR lower(t.artist) <> ALL(%(xart)s))",
         "(t.album_id IS NULL OR t.album_id <> ALL(%(xalb)s))",
+        "e.track_id <> ALL(%(xdup)s)",
     ]
-    assert sql.params == {"xids": [1, 2], "genres": ["jazz"], "xgen": ["metal"], "xart": ["abba"], "xalb": [9]}
+    assert sql.params == {"xids": [1, 2], "genres": ["jazz"], "xgen": ["metal"], "xart": ["abba"], "xalb": [9],
+                          "xdup": [7]}  # fmt: skip
     assert len(F.PREDICATES) == len(conds) + 5  # the tag filter and the 4 descriptor filters, unset here
     assert f.excluding([5, 1]).exclude_ids == (1, 2, 5)

@@ -6,9 +6,11 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from musicindex.db.orm import Base
+from musicindex.db.orm_dupes import TrackFingerprint
 
 config = context.config
 target_metadata = Base.metadata
+assert TrackFingerprint.metadata is target_metadata  # the duplicates' models (db/orm_dupes.py) too
 
 
 def _url() -> str:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from musicindex.ingest.stages import decode, descriptors, embedding, features, spectrogram, tags
+from musicindex.ingest.stages import fingerprint as fingerprint_stage
 from musicindex.ingest.stages.base import Audio, AudioSource, Needs, Stage, StageFamily, TrackWork
 
 STAGES: tuple[Stage | StageFamily, ...] = (
@@ -26,6 +27,7 @@ STAGES: tuple[Stage | StageFamily, ...] = (
     spectrogram.STAGE,
     embedding.MODELS,  # one stage per embedding model of the registry (musicnn by default)
     descriptors.STAGE,  # after the embedding stages: its moods read the tags they write (issue #30)
+    fingerprint_stage.STAGE,  # duplicates (issue 31): last, so its write reads the track's musicnn embedding
 )
 """The stages in the order they run."""
 

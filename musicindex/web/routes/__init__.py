@@ -11,6 +11,7 @@ from musicindex.web.routes import (
     account,
     albums,
     artists,
+    duplicates,
     genres,
     library,
     mixes,
@@ -25,5 +26,20 @@ from musicindex.web.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
     m.router
-    for m in (library, search, tracks, albums, artists, genres, playlists, queue, stars, mixes, models, status, account)
+    for m in (
+        library,
+        search,
+        tracks,
+        albums,
+        artists,
+        genres,
+        playlists,
+        queue,
+        stars,
+        mixes,
+        models,
+        status,
+        account,
+        duplicates,
+    )
 )
