@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from musicindex.dupes import links as dupes
 from musicindex.errors import InvalidArgumentError
 from musicindex.query.descriptor_options import COMPATIBLE, compatible
-from musicindex.dupes import links as dupes
 from musicindex.query.options import DEFAULT, SearchOptions
 from musicindex.query.snapshot import Snapshot
 from musicindex.query.tags import TagFilter, check_tag_filter, tag_condition

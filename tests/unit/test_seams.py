@@ -90,8 +90,17 @@ def test_the_declared_stages_are_the_list_with_one_per_embedding_model(settings)
     set_settings(Settings.from_env({"MUSICINDEX_EMBEDDING_MODELS": "musicnn"}))
     registry.register(Tiny())
     names = [s.name for s in stages.declared()]
-    assert names == ["tags", "decode", "features", "spectrogram", "embedding.musicnn", "embedding.tiny", "descriptors",
-                     "fingerprint"]
-    assert [s.name for s in stages.pipeline()] == [*names[:4], "descriptors", "fingerprint"]  # a worker binds the models it can run
+    assert names == [
+        "tags",
+        "decode",
+        "features",
+        "spectrogram",
+        "embedding.musicnn",
+        "embedding.tiny",
+        "descriptors",
+        "fingerprint",
+    ]
+    # a worker binds the models it can run
+    assert [s.name for s in stages.pipeline()] == [*names[:4], "descriptors", "fingerprint"]
     sql, params = stages.recorded_outdated_sql("t")
     assert sql.count("t.stage_versions ->>") == len(names) and params["stage_5"] == "embedding.tiny"
