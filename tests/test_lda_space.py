@@ -60,9 +60,10 @@ def test_lda_trains_embeds_every_track_and_records_its_figures(lda_index):
         v = registry.active_version(s, "lda")
         assert v is not None and len(v.artifact_sha256) == 64
         assert v.embedding_dim == len(GENRES) - 1 and sorted(v.classes) == sorted(GENRES)
-        assert v.params["input"] == vocab.MUSICNN and v.params["input_version"] == registry.active_version(
-            s, vocab.MUSICNN
-        ).id
+        assert (
+            v.params["input"] == vocab.MUSICNN
+            and v.params["input_version"] == registry.active_version(s, vocab.MUSICNN).id
+        )
         n = s.execute(select(func.count()).select_from(Track).where(Track.status == "indexed")).scalar()
         rows = s.execute(select(Embedding).where(Embedding.model_version_id == v.id)).scalars().all()
         assert len(rows) == n == 24 and {r.space for r in rows} == {"lda"}
