@@ -10,7 +10,8 @@ Protocol (everything through the public API, as a user would):
 2. embed every track in the pretrained musicnn space (the ``embed`` queue);
 3. train every classifier kind (knn, logreg, svm, forest, tree, gbm, ensemble, ann) twice, once on the 43
    features and once on the musicnn embedding (``inputs=``), the CNN on the spectrograms and the ``lda`` space
-   (a projection of the musicnn embedding learned from the labels), on the train part only (default budgets; model choice by artist-grouped folds);
+   (a projection of the musicnn embedding learned from the labels), on the train part only (default budgets;
+   model choice by artist-grouped folds);
 4. ``evaluate(labels="csv:heldout.csv")``: the held-out tracks are the queries; each classifier's accuracy and
    macro-F1 on them, its accuracy on the held-out tracks whose artist (artist tag, else album, else folder) has no
    training track, precision@10 and other-artist precision@10 of its recommendations; each space's precision@10

@@ -15,8 +15,9 @@ tracks all come from one group (world: 0 A.D.) is split track by track (``folds.
 * **spaces**: precision@10 and other-group precision@10 (the query's group left out of the candidates) of each
   outer held-out fold's tracks among all tracks: ``features`` (standardised), ``musicnn``, ``concat``, and the
   metric-learning attempts fitted on the outer training part only: ``lda`` (linear discriminant projection of the
-  musicnn embedding, classes - 1 dimensions; the ``lda`` space of ``musicindex train --models lda``) and ``nca`` (neighbourhood components analysis, 32 dimensions).
-  Mean ± sd over folds x seeds.
+  musicnn embedding, classes - 1 dimensions; the ``lda`` space of ``musicindex train --models lda``) and ``nca``
+  (neighbourhood components analysis, 32 dimensions). Mean ± sd over folds x seeds. Then the ``lda`` space on
+  quality.py's own held-out split (vectors only, no ingest: a narrower figure).
 """
 
 from __future__ import annotations
@@ -179,7 +180,8 @@ def main() -> None:
     held = heldout_scores(data, y, groups, z["split"][keep].astype(str))
     n_held = int((z["split"][keep] != "train").sum())
     print(
-        f"\n| space (quality.py's held-out split, {n_held} queries; vectors only) | precision@10 | other-{args.group} p@10 |"
+        f"\n| space (quality.py's held-out split, {n_held} queries; vectors only) | precision@10 "
+        f"| other-{args.group} p@10 |"
     )
     print("| --- | --- | --- |")
     for name, r in held.items():

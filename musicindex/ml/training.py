@@ -281,7 +281,11 @@ def _headline(kind: str, m: dict[str, Any]) -> str:
     if kind in CLUSTER_KINDS:
         return f"k={m['n_clusters']}, silhouette {m['silhouette']:.3f}, Davies-Bouldin {m['davies_bouldin']:.3f}"
     if SPACE_MODEL_METRIC in m or "precision_at_10" in m:
-        cv = m.get(SPACE_MODEL_METRIC)
-        other = f", other-artist {cv:.3f}±{m['cv_other_precision_at_10_std']:.3f} ({m['cv_protocol']})" if cv else ""
+        score = m.get(SPACE_MODEL_METRIC)
+        other = (
+            f", other-artist {score:.3f}±{m['cv_other_precision_at_10_std']:.3f} ({m['cv_protocol']})"
+            if score is not None
+            else ""
+        )
         return f"{m['dimensions']} dimensions, held-out precision@10 {m['precision_at_10']:.3f}{other}"
     return "fitted"
