@@ -124,6 +124,24 @@ def test_lda_promotes_by_its_space_score_and_rolls_back(lda_index):
     assert not d.promote and "worse" in d.reason
 
 
+def test_a_new_track_gets_its_lda_vector_and_a_file_is_searched_in_the_lda_space(lda_index, tmp_path):
+    """Tracks ingested after training are projected once embedded (the embed queue applies the active versions);
+    an outside file is analysed, embedded and projected for a query by example."""
+    index, _ = lda_index
+    extra = generate_library(tmp_path / "more", per_genre=1, genres=["metal", "ambient"], duration=4.0, seed=77)
+    reg = ingest.register(index.db, [extra[0].path], label_from="folder")
+    ingest.process_tracks(index.db, reg.queued_ids)
+    index.embed(local=True)
+    with index.db.session() as s:
+        v = registry.active_version(s, "lda")
+        got = s.execute(
+            select(Embedding).where(Embedding.model_version_id == v.id, Embedding.track_id == reg.queued_ids[0])
+        ).scalar_one()
+        assert got.space == "lda" and len(np.asarray(got.embedding)) == v.embedding_dim
+    by_file = index.similar_to_file(extra[1].path, k=4, space="lda")
+    assert len(by_file) == 4 and all(h.space == "lda" and h.model_version == v.id for h in by_file)
+
+
 def test_lda_refuses_two_genres_and_untrained_space_says_how(lda_index):
     index, _ = lda_index
     db = index.db
