@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from musicindex import ingest, vocab
 from musicindex.db.orm import Embedding, ModelVersion, Track, TrainingRun
@@ -167,6 +168,8 @@ def test_lda_without_musicnn_fails_alone_with_a_clear_error(index, tmp_path):
     ingest.process_tracks(index.db, reg.queued_ids)
     with pytest.raises(ModelNotTrainedError, match="train --models lda"):
         index.similar(reg.queued_ids[0], k=3, space="lda")
+    with pytest.raises(DBAPIError, match="train --models lda"), index.db.session() as s:  # SQL says the same
+        s.execute(text("SELECT * FROM musicindex_similar(:t, 3, 'lda')"), {"t": reg.queued_ids[0]})
     res = training.train(index.db, "logreg,lda", **QUICK)
     states = {v["kind"]: v for v in res.versions}
     assert res.status == "succeeded" and states["logreg"]["state"] == "active"
