@@ -7,21 +7,17 @@ process; the lda is trained on it once.
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from musicindex import ingest, vocab
 from musicindex.db.orm import Embedding, ModelVersion, Track, TrainingRun
-from musicindex.db.session import Database
+from musicindex.db.scratch import scratch_database
 from musicindex.errors import ModelNotTrainedError, NotEnoughDataError
 from musicindex.ml import folds, inference, registry, training
 from musicindex.sample.library import generate_library
-from tests.conftest import url_str
 
 GENRES = ["ambient", "techno", "classical", "metal"]
 QUICK = {"quick": True, "seed": 0, "cv_folds": 3, "net_cv_folds": 0, "inputs": "features"}
@@ -30,28 +26,21 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::U
 
 
 @pytest.fixture(scope="module")
-def lda_index(base_settings, admin_engine, tmp_path_factory):
+def lda_index(base_settings, tmp_path_factory):
     """(MusicIndex, TrainResult): 24 clips of 4 styles, embedded by musicnn, the lda space trained once."""
     from musicindex.index import MusicIndex
 
-    name = f"mi_test_lda_{uuid.uuid4().hex[:10]}"
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db = Database(url_str(make_url(base_settings.database_url).set(database=name)), pool_size=3)
-    try:
-        db.upgrade()
+    with scratch_database(base_settings.database_url, prefix="mi_test_lda") as db:
         root = tmp_path_factory.mktemp("lda") / "lib"
         generate_library(root, per_genre=6, genres=GENRES, duration=4.0, formats=("wav",), seed=31)
         reg = ingest.register(db, [root], label_from="folder")
         ingest.process_tracks(db, reg.queued_ids)
         index = MusicIndex(db, base_settings.with_(database_url=db.url))
         index.embed(local=True)
-        yield index, training.train(db, "lda,kmeans", **QUICK)
-    finally:
-        inference.clear_cache()
-        db.dispose()
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        try:
+            yield index, training.train(db, "lda,kmeans", **QUICK)
+        finally:
+            inference.clear_cache()
 
 
 def test_lda_trains_embeds_every_track_and_records_its_figures(lda_index):
