@@ -87,6 +87,9 @@ def test_lda_space_answers_queries_in_python_and_sql(lda_index):
     assert len(res) == 5 and all(h.space == "lda" and h.model_version == v.id for h in res)
     assert seed not in res.ids
     assert [r[0] for r in sql_rows] == res.ids and {r[1] for r in sql_rows} == {v.id}
+    listed = {sp["space"]: sp for sp in index.spaces()}
+    assert listed["lda"]["available"] and listed["lda"]["dimension"] == 3 and listed["lda"]["model_version_id"] == v.id
+    assert not listed["lda"]["default"]  # musicnn stays the default space
 
 
 def test_lda_promotes_by_its_space_score_and_rolls_back(lda_index):
@@ -157,6 +160,8 @@ def test_lda_without_musicnn_fails_alone_with_a_clear_error(index, tmp_path):
     ingest.process_tracks(index.db, reg.queued_ids)
     with pytest.raises(ModelNotTrainedError, match="train --models lda"):
         index.similar(reg.queued_ids[0], k=3, space="lda")
+    lda = next(sp for sp in index.spaces() if sp["space"] == "lda")
+    assert not lda["available"] and "train --models lda" in lda["hint"]
     with pytest.raises(DBAPIError, match="train --models lda"), index.db.session() as s:  # SQL says the same
         s.execute(text("SELECT * FROM musicindex_similar(:t, 3, 'lda')"), {"t": reg.queued_ids[0]})
     res = training.train(index.db, "logreg,lda", **QUICK)
