@@ -9,8 +9,9 @@ Protocol (everything through the public API, as a user would):
    csv:labels.csv``, the held-out part with no label at all;
 2. embed every track in the pretrained musicnn space (the ``embed`` queue);
 3. train every classifier kind (knn, logreg, svm, forest, tree, gbm, ensemble, ann) twice, once on the 43
-   features and once on the musicnn embedding (``inputs=``), and the CNN on the spectrograms, on the train part
-   only (default budgets; model choice by artist-grouped folds);
+   features and once on the musicnn embedding (``inputs=``), the CNN on the spectrograms and the ``lda`` space
+   (a projection of the musicnn embedding learned from the labels), on the train part only (default budgets;
+   model choice by artist-grouped folds);
 4. ``evaluate(labels="csv:heldout.csv")``: the held-out tracks are the queries; each classifier's accuracy and
    macro-F1 on them, its accuracy on the held-out tracks whose artist (artist tag, else album, else folder) has no
    training track, precision@10 and other-artist precision@10 of its recommendations; each space's precision@10
@@ -129,6 +130,7 @@ def main() -> None:
         for inputs in ("features", MUSICNN):
             t = time.monotonic()
             kinds = [k for k in CLASSIFIER_KINDS if k != "cnn" or inputs == "features"]
+            kinds += ["lda"] if inputs == MUSICNN else []  # the lda space reads the musicnn embedding
             res = training.train(db, kinds, inputs=inputs, **opts)
             t_train = time.monotonic() - t
             seconds = {v["kind"]: v["training_seconds"] for v in res.versions}

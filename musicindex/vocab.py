@@ -70,13 +70,17 @@ CLASSIFIER_KINDS: Final = ("knn", "logreg", "svm", "forest", "tree", "gbm", ENSE
 CLUSTER_KINDS: Final = ("kmeans", "birch", "gmm", "agglomerative")
 """Clusterers (trained without labels; each writes cluster assignments). ``agglomerative`` (Ward or average
 linkage) has no predict of its own: a new track joins the cluster with the nearest centroid."""
+METRIC_KINDS: Final = ("lda",)
+"""Similarity spaces learned from the labels (trained on labels; each writes embeddings, no predictions): ``lda``, the
+linear discriminant projection of the musicnn embedding (classes - 1 dimensions), which puts tracks of one genre
+closer together than the embedding does (benchmarks/quality_grouped.py)."""
 SCALER: Final = "scaler"
 """The standardisation of the 43 features: the model behind the ``features`` space."""
 MUSICNN: Final = "musicnn"
 """The built-in embedding model (musicnn trained on the Million Song Dataset, no training here): one version per
 extractor version, the model behind the ``musicnn`` space and the per-track tag probabilities. Every embedding
 model of the registry (``musicindex.pretrained.registry``) is such a kind, named by the model."""
-TRAINABLE_KINDS: Final = (*CLASSIFIER_KINDS, *CLUSTER_KINDS)
+TRAINABLE_KINDS: Final = (*CLASSIFIER_KINDS, *CLUSTER_KINDS, *METRIC_KINDS)
 """What `musicindex train --models` accepts (the scaler is trained with every run)."""
 TRAINED_KINDS: Final = (*TRAINABLE_KINDS, SCALER)
 """Kinds with a trained artifact (loaded through the registry); musicnn ships its weights instead."""
@@ -97,6 +101,10 @@ GENRE_MODEL_PREFERENCES: Final = ("auto", *CLASSIFIER_KINDS)
 GENRE_MODEL_METRIC: Final = "cv_macro_f1_mean"
 """The score by which ``auto`` picks the genre model: the cross-validated macro-F1 (mean over the folds), which
 is steadier than one held-out split of a small library."""
+
+SPACE_MODEL_METRIC: Final = "cv_other_precision_at_10_mean"
+"""The score of a space learned from labels (``METRIC_KINDS``), by which promotion compares its versions: genre
+precision@10 of held-out queries among other artists' tracks, mean over artist-grouped folds."""
 
 MAP_METHODS: Final = ("pca", "tsne", "umap")
 """How a similarity space is drawn in two dimensions (``ml.maps``): principal components, t-SNE, UMAP; each cached
@@ -120,11 +128,19 @@ CLASSIFIER_INPUTS: Final = ("features", MUSICNN)
 """What a classifier (every kind but the cnn) can be trained on: the 43 features or the musicnn embedding."""
 
 # --------------------------------------------------------------------------- spaces
-SPACE_KIND: Final[Mapping[str, str]] = {"features": SCALER, "ann": "ann", "cnn": "cnn", MUSICNN: MUSICNN}
+SPACE_KIND: Final[Mapping[str, str]] = {
+    "features": SCALER,
+    "ann": "ann",
+    "cnn": "cnn",
+    MUSICNN: MUSICNN,
+    "lda": "lda",
+}
 """Built-in similarity space -> the model kind whose vectors it searches. An embedding model's space is its own
 kind (``query.spaces.space_kind``)."""
-TRAINED_SPACES: Final = ("features", "ann", "cnn")
+TRAINED_SPACES: Final = ("features", "ann", "cnn", "lda")
 """The spaces of trained models (the scaler behind ``features``): every other space is an embedding model's."""
+LABELLED_SPACES: Final = ("ann", "cnn", "lda")
+"""Trained spaces learned from the genre labels: scored only on the tracks held out from their training."""
 SPACES: Final = tuple(SPACE_KIND)
 """The built-in spaces; the embedding models of the registry add theirs (``pretrained.registry.space_names``)."""
 KIND_SPACE: Final[Mapping[str, str]] = {kind: space for space, kind in SPACE_KIND.items()}

@@ -39,7 +39,7 @@ def fake_only(base_settings, settings_for, fresh_db, monkeypatch):
 
 def test_a_model_in_one_file_is_a_working_space(fake_only, workers, tmp_path):
     index = fake_only
-    assert registry.names() == ("fake",) and registry.space_names() == ("features", "ann", "cnn", "fake")
+    assert registry.names() == ("fake",) and registry.space_names() == ("features", "ann", "cnn", "lda", "fake")
     root = tmp_path / "lib"
     generate_library(root, per_genre=2, genres=["rock", "classical"], duration=5.0, formats=("wav", "ogg"), seed=3)
     workers(index.settings, queues="ingest,embed", concurrency=1)

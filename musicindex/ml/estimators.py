@@ -58,7 +58,8 @@ FINAL_PARAMS: dict[str, dict[str, Any]] = {"svm": {"clf__probability": True}}
 are libsvm's Platt scaling (``probability=True``, an internal 5-fold fit that copes with tiny classes);
 scikit-learn 1.9 deprecates it for 1.11 in favour of ``CalibratedClassifierCV(SVC(), ensemble=False)``, whose
 stratified folds refuse a class smaller than the folds: revisit when 1.11 is out (the warning is filtered in
-``classical.quiet``)."""
+``classical.quiet``; pyproject.toml keeps scikit-learn below 1.11 until then, so a fresh install cannot lose the
+svm kind)."""
 
 
 def grid_for(kind: str, quick: bool) -> Grid:

@@ -46,7 +46,7 @@ from musicindex.query.snapshot import Snapshot, snapshot
 from musicindex.query.spaces import load_space_matrix, open_space
 from musicindex.query.validation import check_k
 from musicindex.query.vectors import knn_exact
-from musicindex.vocab import CLASSIFIER_KINDS, SPACES
+from musicindex.vocab import CLASSIFIER_KINDS, LABELLED_SPACES, SPACES
 
 MAX_EVAL_TRACKS = 50_000
 """The exact neighbour search is quadratic: at most this many tracks take part (a random sample above)."""
@@ -345,7 +345,7 @@ def evaluate(
                 sp = open_space(snap, name, exact=True, bound_exact=False)
             except ModelNotTrainedError:
                 continue
-            supervised = name in ("ann", "cnn")
+            supervised = name in LABELLED_SPACES
             if label_map:
                 queries = file_queries
                 protocol = "queries: the labels file's tracks without a training label"

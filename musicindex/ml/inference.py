@@ -18,7 +18,7 @@ from musicindex.db.orm import ModelVersion
 from musicindex.errors import InvalidArgumentError
 from musicindex.ml import artifacts
 from musicindex.ml.registry import get_version, load_artifact
-from musicindex.vocab import CLASSIFIER_KINDS, CLUSTER_KINDS, MUSICNN, N_FEATURES, NET_KINDS
+from musicindex.vocab import CLASSIFIER_KINDS, CLUSTER_KINDS, METRIC_KINDS, MUSICNN, N_FEATURES, NET_KINDS, SCALER
 
 
 @dataclass
@@ -108,7 +108,7 @@ def apply_batch(loaded: LoadedModel, X: np.ndarray | None, specs: Sequence[np.nd
 
         emb, proba = ann_outputs(loaded.model, X)
         return {"embedding": emb.astype(np.float32), "proba": proba, "classes": loaded.classes}
-    if kind == "scaler":
+    if kind == SCALER or kind in METRIC_KINDS:  # a projection: the standardisation, the lda
         return {"embedding": loaded.model.transform(X).astype(np.float32)}
     if kind in CLASSIFIER_KINDS:
         return {"proba": loaded.model.predict_proba(X), "classes": [str(c) for c in loaded.model.classes_]}
@@ -138,7 +138,7 @@ def transform_one(
 
     ``features``: the 43 features (FEATURE_NAMES order); ``logmel``: the (96, n_frames) dB
     spectrogram (``audio.analyse_file(path).logmel``); ``musicnn``: the 200-d musicnn embedding
-    (for models trained on it). Returns ``{"embedding": ndarray}`` for ann / cnn / scaler,
+    (for models trained on it). Returns ``{"embedding": ndarray}`` for ann / cnn / scaler / lda,
     ``{"genre", "confidence", "probabilities"}`` for classifiers (ann and cnn give both),
     ``{"cluster": int}`` for clusterers.
     """

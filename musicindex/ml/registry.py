@@ -31,9 +31,11 @@ from musicindex.vocab import (
     FAILED,
     GENRE_MODEL_METRIC,
     HNSW_INDEX_PATTERN,
+    METRIC_KINDS,
     MODEL_KINDS,
     MODEL_STATES,
     RETIRED,
+    SPACE_MODEL_METRIC,
     TRAINING,
     GenreCandidate,
     pick_genre_model,
@@ -229,9 +231,11 @@ def load_artifact(session: Session, version_id: int) -> bytes:
 QUALITY_METRIC = {
     **dict.fromkeys(CLASSIFIER_KINDS, GENRE_MODEL_METRIC),
     **dict.fromkeys(CLUSTER_KINDS, "silhouette"),
+    **dict.fromkeys(METRIC_KINDS, SPACE_MODEL_METRIC),
 }
 """The score a challenger must not lose against the champion, per kind: cross-validated macro-F1 for
-classifiers (the genre-model rule's score), silhouette for clusterers."""
+classifiers (the genre-model rule's score), silhouette for clusterers, cross-validated other-artist precision@10
+for the spaces learned from labels (``ml.metric``)."""
 
 
 PROTOCOL_KEY = "cv_protocol"
@@ -265,7 +269,7 @@ def decide(
         return Decision(True, "no quality metric: follows the data", metric, new, old)
     if not isinstance(new, (int, float)) or not isinstance(old, (int, float)):
         return Decision(True, f"{metric} missing on one side", metric, new, old)
-    if kind in CLASSIFIER_KINDS:
+    if kind in CLASSIFIER_KINDS or kind in METRIC_KINDS:
         ours, theirs = (candidate_metrics or {}).get(PROTOCOL_KEY), (active_metrics or {}).get(PROTOCOL_KEY)
         if ours != theirs:
             return Decision(

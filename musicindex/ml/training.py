@@ -5,7 +5,7 @@
    skip the run when the labelled data has not changed since the active versions were trained (unless forced);
 2. :func:`_open`: a ``training_runs`` row and one ``model_versions`` row per model (state ``training``), plus a
    ``scaler`` version (standardisation of the 43 features, the ``features`` similarity space);
-3. :func:`_train_models`: each kind's trainer (``TRAINERS``: classical, nets, clustering) -> params, snapshot,
+3. :func:`_train_models`: each kind's trainer (``TRAINERS``: classical, nets, clustering, metric) -> params, snapshot,
    metrics, signed artifact + sha256 (state ``candidate``);
 4. :func:`_backfill`: predictions / clusters / embeddings of every indexed track, the HNSW index of each
    embedding version;
@@ -27,9 +27,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from musicindex.db.orm import ModelVersion
+from musicindex.db.orm import ModelVersion, TrainingRun
 from musicindex.db.session import Database
-from musicindex.ml import artifacts, backfill, classical, clustering, nets, registry, runs
+from musicindex.ml import artifacts, backfill, classical, clustering, metric, nets, registry, runs
 from musicindex.ml.metrics import jsonable
 from musicindex.ml.options import TrainOptions, parse_models
 from musicindex.ml.runs import STALE_AFTER_SECONDS, cleanup_stale_runs, live_runs
@@ -40,8 +40,10 @@ from musicindex.vocab import (
     CLASSIFIER_KINDS,
     CLUSTER_KINDS,
     ENSEMBLE,
+    FAILED,
     SCALER,
     SKLEARN_CLASSIFIER_KINDS,
+    SPACE_MODEL_METRIC,
     TRAINABLE_KINDS,
 )
 
@@ -55,9 +57,10 @@ TRAINERS: dict[str, Trainer] = {
     "ann": nets.train_ann_kind,
     "cnn": nets.train_cnn_kind,
     **dict.fromkeys(CLUSTER_KINDS, clustering.train_kind),
+    "lda": metric.train_lda_kind,
 }
 """Model kind -> the trainer of its family (each lives with its kind's code)."""
-EMBEDDING_KINDS = ("ann", "cnn", SCALER)
+EMBEDDING_KINDS = ("ann", "cnn", "lda", SCALER)
 """Kinds whose versions write embeddings (an HNSW index each)."""
 
 __all__ = [
@@ -156,6 +159,8 @@ def _train_models(db: Database, run: _Run, ts: TrainingSet, opts: TrainOptions, 
     for kind, vid in run.versions.items():
         say(f"  training {kind} (version {vid}) ...")
         try:
+            if kind in CLASSIFIER_KINDS and ts.label_error is not None:
+                raise ts.label_error  # e.g. a single-genre library: the clusterers still train
             res = TRAINERS[kind](ts, opts, kind)
         except Exception as exc:
             if kind == SCALER or not _kind_error(exc):
@@ -237,13 +242,24 @@ def _catch_up(db: Database, run: _Run, chosen: list[int]) -> None:
 
 # --------------------------------------------------------------------------- helpers
 def _unchanged_since_active(db: Database, kinds: Iterable[str], fingerprint: str) -> bool:
-    """Whether every requested kind's active version was trained on exactly this data."""
+    """Whether every requested kind's active version was trained on exactly this data, or the kind's latest
+    attempt failed on exactly this data in a run that succeeded (its own error, e.g. the classifiers of a
+    single-genre library: it would fail again, and must not make every nightly run retrain the others)."""
     with db.session() as s:
         for kind in kinds:
             v = s.execute(
                 select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.state == ACTIVE)
             ).scalar_one_or_none()
-            if v is None or (v.snapshot or {}).get("data_fingerprint") != fingerprint:
+            if v is not None and (v.snapshot or {}).get("data_fingerprint") == fingerprint:
+                continue
+            last = s.execute(
+                select(ModelVersion)
+                .join(TrainingRun, TrainingRun.id == ModelVersion.run_id)
+                .where(ModelVersion.kind == kind, TrainingRun.status == runs.SUCCEEDED)
+                .order_by(ModelVersion.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if last is None or last.state != FAILED or (last.snapshot or {}).get("data_fingerprint") != fingerprint:
                 return False
     return True
 
@@ -264,4 +280,12 @@ def _headline(kind: str, m: dict[str, Any]) -> str:
         return f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}{cv}"
     if kind in CLUSTER_KINDS:
         return f"k={m['n_clusters']}, silhouette {m['silhouette']:.3f}, Davies-Bouldin {m['davies_bouldin']:.3f}"
+    if SPACE_MODEL_METRIC in m or "precision_at_10" in m:
+        score = m.get(SPACE_MODEL_METRIC)
+        other = (
+            f", other-artist {score:.3f}±{m['cv_other_precision_at_10_std']:.3f} ({m['cv_protocol']})"
+            if score is not None
+            else ""
+        )
+        return f"{m['dimensions']} dimensions, held-out precision@10 {m['precision_at_10']:.3f}{other}"
     return "fitted"

@@ -37,6 +37,7 @@ from musicindex.vocab import (
     CLUSTER_KINDS,
     FEATURE_NAMES,
     GENRE_MODEL_METRIC,
+    METRIC_KINDS,
     MUSICNN,
 )
 
@@ -77,10 +78,16 @@ class TrainingSet:
     inputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     """Classifier input name -> (X, y, track ids) of the labelled tracks that have it."""
     musicnn_version: int | None = None
+    embedded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """(musicnn embedding, labels, track ids) of the labelled tracks embedded in the active musicnn version, when
+    a kind of the run reads it (the classifiers' ``musicnn`` input, the ``lda`` space)."""
     specs: dict[int, np.ndarray] = field(default_factory=dict)
     """Track id -> log-mel spectrogram (cnn runs)."""
     dropped: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""
+    label_error: NotEnoughDataError | None = None
+    """Why the classifiers cannot train on these labels (a single genre, too few tracks per genre), when the run
+    also has kinds that need no labels: each classifier fails with it, the others go on."""
     tuned: dict[tuple[str, str], Any] = field(default_factory=dict)
     """(kind, input) -> the kind's chosen scikit-learn parameters and score in this run (the ensemble reuses them)."""
 
@@ -116,6 +123,8 @@ class TrainingSet:
             snap["n_tracks"] = int(self.n)
         elif kind == "cnn":
             snap["n_tracks"] = int(sum(int(t) in self.specs for t in self.ids))
+        elif kind in METRIC_KINDS:
+            snap["n_tracks"] = 0 if self.embedded is None else len(self.embedded[1])
         else:
             snap["n_tracks"] = len(self.y)
         if trained.heldout_ids is not None:
@@ -130,6 +139,48 @@ def load_training_set(db: Database, opts: TrainOptions) -> TrainingSet:
         ds = load_dataset(s)
     lab = ds.labelled
     y, X, ids = ds.labels[lab].astype(str), ds.X[lab], ds.track_ids[lab]
+    dropped: dict[str, int] = {}
+    label_error: NotEnoughDataError | None = None
+    try:
+        y, X, ids, dropped = _check_classifier_labels(kinds, opts, y, X, ids)
+    except NotEnoughDataError as exc:
+        if all(k in (*CLASSIFIER_KINDS, *METRIC_KINDS) for k in kinds):
+            raise  # nothing of the run could train: refused before anything is written
+        label_error = exc  # the classifiers fail with it, the clusterers and the scaler go on (the nightly run)
+        log.warning("the classifiers of this run cannot train: %s", exc)
+    need_n = MIN_TRACKS_CLUSTERING if set(kinds) & set(CLUSTER_KINDS) else 2
+    if len(ds.track_ids) < need_n:
+        raise NotEnoughDataError(
+            f"training {'the clusterers ' if need_n > 2 else ''}needs at least {need_n} indexed tracks; the index "
+            f"has {len(ds.track_ids)}. Ingest music first (`musicindex ingest PATH --wait`)."
+        )
+    ts = TrainingSet(ds=ds, y=y, ids=ids, X=X, dropped=dropped, fingerprint=ds.fingerprint, label_error=label_error)
+    if "cnn" in kinds and label_error is None:
+        with db.session() as s:
+            ts.specs = load_spectrograms(s, ids)
+        has = np.array([int(t) in ts.specs for t in ids], dtype=bool)
+        if not has.all():
+            check_labels(
+                y[has].tolist(),
+                min_per_label=opts.min_per_label,
+                folds=max(opts.cv_folds, opts.net_cv_folds),
+                what="the CNN (tracks with a stored spectrogram)",
+            )
+    _classifier_inputs(db, ts, opts)
+    if ts.musicnn_version is not None:
+        assert ts.embedded is not None
+        m_ids = ts.embedded[2]
+        ts.fingerprint = hashlib.sha256(
+            f"{ds.fingerprint}|musicnn:{ts.musicnn_version}:{','.join(map(str, m_ids))}".encode()
+        ).hexdigest()
+    return ts
+
+
+def _check_classifier_labels(
+    kinds: list[str], opts: TrainOptions, y: np.ndarray, X: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """The labelled rows the classifiers learn from (rare genres dropped when asked) and the genres dropped;
+    NotEnoughDataError (saying what to label or ingest) when they are too few."""
     dropped: dict[str, int] = {}
     if set(kinds) & set(CLASSIFIER_KINDS):
         if opts.drop_rare_labels:
@@ -146,54 +197,40 @@ def load_training_set(db: Database, opts: TrainOptions) -> TrainingSet:
                 f"{len(class_counts)} genres, i.e. at least {min_test} labelled tracks; there are {len(y)}. "
                 "Ingest more labelled music or raise the test size."
             )
-    need_n = MIN_TRACKS_CLUSTERING if set(kinds) & set(CLUSTER_KINDS) else 2
-    if len(ds.track_ids) < need_n:
-        raise NotEnoughDataError(
-            f"training {'the clusterers ' if need_n > 2 else ''}needs at least {need_n} indexed tracks; the index "
-            f"has {len(ds.track_ids)}. Ingest music first (`musicindex ingest PATH --wait`)."
-        )
-    ts = TrainingSet(ds=ds, y=y, ids=ids, X=X, dropped=dropped, fingerprint=ds.fingerprint)
-    if "cnn" in kinds:
-        with db.session() as s:
-            ts.specs = load_spectrograms(s, ids)
-        has = np.array([int(t) in ts.specs for t in ids], dtype=bool)
-        if not has.all():
-            check_labels(
-                y[has].tolist(),
-                min_per_label=opts.min_per_label,
-                folds=max(opts.cv_folds, opts.net_cv_folds),
-                what="the CNN (tracks with a stored spectrogram)",
-            )
-    _classifier_inputs(db, ts, opts)
-    if ts.musicnn_version is not None:
-        m_ids = ts.inputs[MUSICNN][2]
-        ts.fingerprint = hashlib.sha256(
-            f"{ds.fingerprint}|musicnn:{ts.musicnn_version}:{','.join(map(str, m_ids))}".encode()
-        ).hexdigest()
-    return ts
+    return y, X, ids, dropped
 
 
 def _classifier_inputs(db: Database, ts: TrainingSet, opts: TrainOptions) -> None:
-    """The inputs the classifiers train on: the 43 features and/or the musicnn embedding of the labelled tracks."""
+    """The inputs the classifiers train on: the 43 features and/or the musicnn embedding of the labelled tracks;
+    and the embedding the ``lda`` space projects (``ts.embedded``)."""
     features = (ts.X, ts.y, ts.ids)
-    if opts.inputs != MUSICNN or not set(INPUT_KINDS) & set(opts.models):
+    classifiers = bool(set(INPUT_KINDS) & set(opts.models))
+    projection = bool(set(METRIC_KINDS) & set(opts.models))
+    if opts.inputs != MUSICNN or not classifiers:
         ts.inputs["features"] = features
-    if opts.inputs == "features" or not set(INPUT_KINDS) & set(opts.models):
+    use_for_classifiers = classifiers and opts.inputs != "features" and ts.label_error is None
+    if not use_for_classifiers and not projection:
         return
     with db.session() as s:
         active = registry.active_version(s, MUSICNN)
         if active is None:
-            if opts.inputs == MUSICNN:
+            if opts.inputs == MUSICNN and classifiers:
                 raise NotEnoughDataError("no track is embedded in the musicnn space yet: run `musicindex embed` first")
             return
         active_id = int(active.id)
         eids, emb = load_embeddings(s, active_id, ts.ids)
     keep = np.isin(ts.ids, eids)
+    y_m, ids_m = ts.y[keep], ts.ids[keep]
+    order = {int(t): i for i, t in enumerate(eids)}
+    embedded = (emb[[order[int(t)] for t in ids_m]], y_m, ids_m)
+    if projection and len(ids_m):
+        ts.embedded, ts.musicnn_version = embedded, active_id
+    if not use_for_classifiers:
+        return
     coverage = float(keep.mean()) if len(keep) else 0.0
     if opts.inputs == "auto" and coverage < MUSICNN_MIN_COVERAGE:
         log.info("musicnn input skipped: %.0f%% of the labelled tracks are embedded", 100 * coverage)
         return
-    y_m, ids_m = ts.y[keep], ts.ids[keep]
     try:
         check_labels(
             y_m.tolist(),
@@ -205,9 +242,8 @@ def _classifier_inputs(db: Database, ts: TrainingSet, opts: TrainOptions) -> Non
         if opts.inputs == MUSICNN:
             raise
         return
-    order = {int(t): i for i, t in enumerate(eids)}
-    ts.inputs[MUSICNN] = (emb[[order[int(t)] for t in ids_m]], y_m, ids_m)
-    ts.musicnn_version = active_id
+    ts.inputs[MUSICNN] = embedded
+    ts.embedded, ts.musicnn_version = embedded, active_id
 
 
 def train_on_best_input(

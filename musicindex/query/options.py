@@ -298,8 +298,8 @@ RULES: tuple[Rule, ...] = (
     Rule("k", ("k", "n", "count"), _integer(1, MAX_K), _int_text,
          f"how many tracks (1-{MAX_K}; a playlist's length)", schema={"type": "integer", "minimum": 1,
                                                                       "maximum": MAX_K}),
-    Rule("space", ("space",), _space, None, "similarity space (features, ann, cnn, musicnn, ...); omitted: the best "
-         "available one", schema={"type": "string", "maxLength": 32}),
+    Rule("space", ("space",), _space, None, "similarity space (features, ann, cnn, lda, musicnn, ...); omitted: the "
+         "best available one", schema={"type": "string", "maxLength": 32}),
     Rule("genres", ("genre", "genres"), **_many("only tracks of these genres (repeat)", _names(50))),
     Rule("tags", ("tag", "tags"), **_many(f"only tracks with every one of these musicnn tags (repeat, at most "
                                           f"{MAX_TAGS})", _names(MAX_TAGS))),

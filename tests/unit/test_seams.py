@@ -43,7 +43,7 @@ def test_the_setting_lists_models_by_name_or_module(settings):
 
 def test_the_registry_follows_the_setting_and_run_time_registrations(settings):
     set_settings(Settings.from_env({"MUSICINDEX_EMBEDDING_MODELS": "musicnn"}))
-    assert registry.names() == ("musicnn",) and registry.space_names() == ("features", "ann", "cnn", "musicnn")
+    assert registry.names() == ("musicnn",) and registry.space_names() == ("features", "ann", "cnn", "lda", "musicnn")
     registry.register(Tiny())
     assert registry.names() == ("musicnn", "tiny")
     registry.register(Tiny(), first=True)

@@ -39,7 +39,7 @@ def test_one_parser_reads_query_strings_forms_and_cli_values_alike():
         ({"k": "1e3"}, "k must be an integer, got '1e3'"),
         ({"k": "9" * 5000}, "k must be an integer"),
         ({"n": "abc"}, "n must be an integer, got 'abc'"),
-        ({"space": "mfcc"}, "unknown space 'mfcc'; choose one of: features, ann, cnn, musicnn"),
+        ({"space": "mfcc"}, "unknown space 'mfcc'; choose one of: features, ann, cnn, lda, musicnn"),
         ({"exclude_same_artist": "maybe"}, "true or false (true/1/yes/on or false/0/no/off)"),
         ({"min_tag_probability": "1"}, "min_tag_probability must be in [0, 1)"),
         ({"min_probability": "NaN"}, "min_probability must be a finite number"),
