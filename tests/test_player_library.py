@@ -389,8 +389,9 @@ def test_playlist_built_and_reordered_with_the_keyboard_only(served, browser):
         pg.keyboard.press("Enter")
         pg.wait_for_url("**/playlists")
         assert pid not in [sid(p["id"]) for p in served.call("getPlaylists")["playlists"].get("playlist", [])]
-        outline = pg.evaluate("() => getComputedStyle(document.querySelector('#new-playlist-name')).outlineStyle")
-        assert outline is not None
+        pg.focus("#new-playlist-name")  # a focused field shows it (keyboard users see where they are)
+        outline = pg.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+        assert pg.evaluate("() => document.activeElement.id") == "new-playlist-name" and outline != "none", outline
         assert not pg.problems, pg.problems
     finally:
         pg.context.close()
