@@ -88,8 +88,7 @@ class CatalogService(Reader):
         with self.snapshot() as snap:
             artist = one_artist(snap, user_id, artist_id)
             ids = snap.ids(
-                f"SELECT al.id FROM albums al WHERE {_INDEXED_ALBUM} AND (al.artist_id = %(a)s OR al.id IN "
-                f"(SELECT album_id FROM tracks WHERE artist_id = %(a)s AND status = '{INDEXED}')) "
+                f"SELECT al.id FROM albums al WHERE {rows.artist_albums('%(a)s')} "
                 "ORDER BY al.artist_id <> %(a)s, al.year NULLS LAST, al.sort_key, al.id",
                 {"a": artist_id},
             )
@@ -286,13 +285,16 @@ class CatalogService(Reader):
         return [Genre(str(r.name), int(r.songs), int(r.albums)) for r in found]
 
     def top_songs(self, artist: str, count: int = 50, *, user_id: int | None = None) -> list[Song]:
-        """The most played songs (every listener's plays) of the artist called ``artist`` (any case or accent)."""
+        """The most played songs (every listener's plays) of the artist called ``artist`` (any case or accent):
+        its own songs and those of the albums it is the album artist of (a soundtrack's composer)."""
         count, _ = page(count)
         key = textnorm.fold(check_text(artist, "artist", max_length=1000))
+        named = "(SELECT id FROM artists WHERE name_key = %(k)s)"
         with self.snapshot() as snap:
             ids = snap.ids(
-                "SELECT t.id FROM tracks t JOIN artists ar ON ar.id = t.artist_id LEFT JOIN annotations a "
-                f"ON a.item_type = '{TRACK}' AND a.item_id = t.id WHERE ar.name_key = %(k)s AND t.status = '{INDEXED}' "
+                f"SELECT t.id FROM tracks t LEFT JOIN annotations a ON a.item_type = '{TRACK}' AND a.item_id = t.id "
+                f"WHERE (t.artist_id IN {named} OR t.album_id IN (SELECT id FROM albums WHERE artist_id IN {named})) "
+                f"AND t.status = '{INDEXED}' "
                 f"GROUP BY t.id ORDER BY coalesce(sum(a.play_count), 0) DESC, t.id LIMIT {count}",
                 {"k": key},
             )

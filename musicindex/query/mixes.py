@@ -110,8 +110,14 @@ class MixService(Reader):
 
 
 def _seed_tracks(snap: Snapshot, kind: str, item_id: int) -> list[int]:
-    column = "album_id" if kind == ALBUM else "artist_id"
+    """At most ``SEED_TRACKS`` indexed tracks of an album, or of an artist: its own songs first, then the songs of
+    the albums it is the album artist of (a soundtrack's composer, a compilation's "Various Artists")."""
+    if kind == ALBUM:
+        where, order = "album_id = %(i)s", "id"
+    else:
+        where = "(artist_id = %(i)s OR album_id IN (SELECT id FROM albums WHERE artist_id = %(i)s))"
+        order = "artist_id IS DISTINCT FROM %(i)s, id"
     return snap.ids(
-        f"SELECT id FROM tracks WHERE {column} = %(i)s AND status = '{INDEXED}' ORDER BY id LIMIT {SEED_TRACKS}",
+        f"SELECT id FROM tracks WHERE {where} AND status = '{INDEXED}' ORDER BY {order} LIMIT {SEED_TRACKS}",
         {"i": int(item_id)},
     )

@@ -1,0 +1,86 @@
+"""Subsonic answers about artists that exist only as album artists (a soundtrack's composer, a compilation's
+"Various Artists"), track numbers of untagged songs, and mixes that leave out what a listener keeps skipping:
+against the real app on a loopback port and the real PostgreSQL (issue #29, item 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from musicindex import ingest
+from musicindex.db.scratch import scratch_database
+from musicindex.index import MusicIndex
+from musicindex.sample.library import generate_library, write_tags
+from musicindex.web import create_app
+from tests.subsonic_support import PASSWORDS, GENRES, Served, ServerThread, add_musicnn
+
+COMPOSER = "Composer Zed"
+SINGERS = ("Singer Ann", "Singer Bo", "Singer Ann")
+
+
+@pytest.fixture(scope="module")
+def served(base_settings, tmp_path_factory) -> Iterator[Served]:
+    """3 genres x 3 songs; the rock ones are a soundtrack: album artist ``COMPOSER``, songs by ``SINGERS``, no
+    track-number tags (so their numbers come from the file names)."""
+    tmp = tmp_path_factory.mktemp("mixes")
+    root = tmp / "music"
+    generate_library(root, per_genre=3, genres=GENRES, duration=3.0, formats=("flac",))
+    for i, singer in enumerate(SINGERS):
+        write_tags(root / "rock" / f"rock.{i:05d}.flac", title=f"Cue {i}", artist=singer, album="Field Score",
+                   year=2001, genre="rock", albumartist=COMPOSER)  # fmt: skip
+    with scratch_database(base_settings.database_url, prefix="mi_mixes") as db:
+        index = MusicIndex(db, base_settings.with_(database_url=db.url, home=tmp / "home"))
+        reg = ingest.register(index.db, [root])
+        ingest.process_tracks(index.db, reg.queued_ids)
+        add_musicnn(index.db)
+        index.users.add_user("alice", PASSWORDS["alice"], admin=True)
+        try:
+            with ServerThread(create_app(index)) as server:
+                yield Served(index, server.url, server.port, root, index.users.new_api_key("alice"))
+        finally:
+            index.close()
+
+
+def _artist_id(served: Served, name: str) -> str:
+    found = served.ok("search3", query=name, artistCount=5, albumCount=0, songCount=5)["searchResult3"]
+    ids = {a["name"]: a["id"] for a in found.get("artist", [])}
+    ids |= {s["artist"]: s["artistId"] for s in found.get("song", [])}
+    return ids[name]
+
+
+def _score(served: Served) -> dict[str, Any]:
+    albums = served.ok("getAlbumList2", type="alphabeticalByName", size=50)["albumList2"]["album"]
+    album = next(a for a in albums if a["name"] == "Field Score")
+    return served.ok("getAlbum", id=album["id"])["album"]
+
+
+def test_an_album_artist_without_songs_of_its_own_has_mixes_similar_artists_and_top_songs(served):
+    composer = _artist_id(served, COMPOSER)
+    score = {s["id"] for s in _score(served)["song"]}
+    for name, element in (("getSimilarSongs", "similarSongs"), ("getSimilarSongs2", "similarSongs2")):
+        songs = served.ok(name, id=composer, count=5)[element]["song"]
+        assert songs, name  # was [] (the seeds were only the tracks with the composer as their artist)
+        assert not {s["id"] for s in songs} & score  # the seeds themselves left out
+    similar = served.ok("getArtistInfo2", id=composer, count=5)["artistInfo2"].get("similarArtist", [])
+    assert similar and COMPOSER not in {a["name"] for a in similar}
+    top = served.ok("getTopSongs", artist=COMPOSER.upper(), count=10)["topSongs"]["song"]
+    assert {s["id"] for s in top} == score
+
+
+def test_a_track_only_artists_album_count_is_its_album_list(served):
+    singer = served.ok("getArtist", id=_artist_id(served, SINGERS[0]))["artist"]
+    assert singer["album"] and singer["albumCount"] == len(singer["album"]) == 1
+    listed = served.ok("getArtists")["artists"]["index"]
+    for artist in (a for group in listed for a in group["artist"]):
+        detail = served.ok("getArtist", id=artist["id"])["artist"]
+        assert artist["albumCount"] == detail["albumCount"] == len(detail["album"]), artist["name"]
+
+
+def test_songs_without_a_track_tag_are_numbered_in_file_name_order(served):
+    songs = _score(served)["song"]
+    assert [s["track"] for s in songs] == [1, 2, 3]
+    assert [s["path"].rsplit("/", 1)[-1] for s in songs] == [f"rock.{i:05d}.flac" for i in range(3)]
+    for s in songs:  # one number per song wherever it is answered
+        assert served.ok("getSong", id=s["id"])["song"]["track"] == s["track"]
