@@ -14,7 +14,7 @@ from musicindex.db.scratch import scratch_database
 from musicindex.index import MusicIndex
 from musicindex.sample.library import generate_library, write_tags
 from musicindex.web import create_app
-from tests.subsonic_support import PASSWORDS, GENRES, Served, ServerThread, add_musicnn
+from tests.subsonic_support import GENRES, PASSWORDS, Served, ServerThread, add_musicnn
 
 COMPOSER = "Composer Zed"
 SINGERS = ("Singer Ann", "Singer Bo", "Singer Ann")

@@ -144,9 +144,10 @@ def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequen
         snap,
         "SELECT t.id, t.title, t.path, t.album_id, al.name AS album, t.artist_id, "
         "coalesce((SELECT ar.name FROM artists ar WHERE ar.id = t.artist_id), t.artist) AS artist, "
-        f"al.artist_id AS album_artist_id, {TRACK_NO_SQL} AS track_no, t.disc_no, t.year, CASE WHEN cardinality(t.genres) > 0 "
-        f"THEN t.genres ELSE array_remove(ARRAY[(SELECT {gexpr} FROM tracks g {gjoin}WHERE g.id = t.id)]::text[], "
-        "NULL) END AS genres, t.size, t.duration, t.bit_rate, t.created_at, al.cover_kind IS NOT NULL AS has_cover, "
+        f"al.artist_id AS album_artist_id, {TRACK_NO_SQL} AS track_no, t.disc_no, t.year, "
+        "CASE WHEN cardinality(t.genres) > 0 THEN t.genres ELSE array_remove(ARRAY[(SELECT "
+        f"{gexpr} FROM tracks g {gjoin}WHERE g.id = t.id)]::text[], NULL) END AS genres, "
+        "t.size, t.duration, t.bit_rate, t.created_at, al.cover_kind IS NOT NULL AS has_cover, "
         "t.musicbrainz_id, dsc.bpm, dsc.track_gain, dsc.track_peak, dag.album_gain, dag.album_peak, "
         f"{moods} AS moods, {ANNOTATION_COLUMNS.format(a='a')}, {'NULL' if roots is not None else ROOTS_SQL} AS roots "
         "FROM tracks t "
