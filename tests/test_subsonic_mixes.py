@@ -4,6 +4,7 @@ against the real app on a loopback port and the real PostgreSQL (issue #29, item
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from musicindex import ingest
 from musicindex.db.scratch import scratch_database
 from musicindex.index import MusicIndex
 from musicindex.sample.library import generate_library, write_tags
+from musicindex.users import playback
 from musicindex.web import create_app
 from tests.subsonic_support import GENRES, PASSWORDS, Served, ServerThread, add_musicnn
 
@@ -36,6 +38,7 @@ def served(base_settings, tmp_path_factory) -> Iterator[Served]:
         ingest.process_tracks(index.db, reg.queued_ids)
         add_musicnn(index.db)
         index.users.add_user("alice", PASSWORDS["alice"], admin=True)
+        index.users.add_user("bob", PASSWORDS["bob"])
         try:
             with ServerThread(create_app(index)) as server:
                 yield Served(index, server.url, server.port, root, index.users.new_api_key("alice"))
@@ -84,3 +87,36 @@ def test_songs_without_a_track_tag_are_numbered_in_file_name_order(served):
     assert [s["path"].rsplit("/", 1)[-1] for s in songs] == [f"rock.{i:05d}.flac" for i in range(3)]
     for s in songs:  # one number per song wherever it is answered
         assert served.ok("getSong", id=s["id"])["song"]["track"] == s["track"]
+
+
+def _mix(served: Served, seed: str, user: str) -> list[str]:
+    return [s["id"] for s in served.call("getSimilarSongs2", user=user, id=seed, count=8)["similarSongs2"]["song"]]
+
+
+def test_mixes_stop_offering_what_the_listener_keeps_skipping(served):
+    index = served.index
+    alice = index.users.user("alice").id
+    jazz = [s["id"] for s in served.ok("getSongsByGenre", genre="jazz", count=10)["songsByGenre"]["song"]]
+    seed = jazz[0]
+    before = _mix(served, seed, "alice")
+    skipped = before[0]
+    track = int(skipped.removeprefix("tr-"))
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    for k in range(2):  # started, heard for 0.3 s of 3 s, stopped: a skip, twice
+        at = start + dt.timedelta(minutes=k)
+        playback.report(index.db, alice, track, "starting", 0, client="car", now=at)
+        playback.report(index.db, alice, track, "playing", 0, client="car", now=at)
+        end = playback.report(
+            index.db, alice, track, "stopped", 300, client="car", now=at + dt.timedelta(milliseconds=300)
+        )
+        assert end.skipped
+    assert index.users.skipped_track_ids(alice) == [track]
+    after = _mix(served, seed, "alice")
+    assert skipped not in after and after  # the rest of the mix is still offered
+    assert skipped in _mix(served, seed, "bob")  # another listener's skips are not alice's
+    served.call("star", user="alice", id=seed)
+    try:  # "for you" from the same listener's star leaves the skipped song out too
+        found = [h.id for h in index.mixes.for_you(alice).result]
+        assert found and track not in found
+    finally:
+        served.call("unstar", user="alice", id=seed)
