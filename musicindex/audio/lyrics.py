@@ -109,3 +109,36 @@ def unsynced(text: str, lang: str | None = None) -> Lyrics:
 def from_lrc_bytes(data: bytes) -> Lyrics:
     """:func:`parse_lrc` of :func:`decode` of an ``.lrc`` file's bytes."""
     return parse_lrc(decode(data))
+
+
+def read_tag_lyrics(source: str) -> Lyrics | None:
+    """The unsynced lyrics a file's tags hold (ID3 ``USLT``, Vorbis ``LYRICS`` / ``UNSYNCEDLYRICS``, MP4 ``©lyr``),
+    read with mutagen from ``source`` (a path naming the open descriptor); None when there are none or the tags
+    cannot be read (never raises on bad tags). LyricsError when the text is larger than ``MAX_LYRICS_BYTES``."""
+    import mutagen
+
+    try:
+        tags = getattr(mutagen.File(source), "tags", None)
+    except Exception:  # noqa: BLE001 - unreadable tags are no lyrics (the tags stage reports the file's problems)
+        return None
+    if tags is None:
+        return None
+    text, lang = None, None
+    if hasattr(tags, "getall"):  # ID3
+        frames = tags.getall("USLT")
+        if frames:
+            text, lang = str(frames[0].text), (str(frames[0].lang or "").strip() or None)
+    else:
+        for key in ("lyrics", "unsyncedlyrics", "\xa9lyr"):
+            try:
+                value = tags.get(key) if hasattr(tags, "get") else None
+            except (KeyError, ValueError):  # a key the container's tags cannot hold (Vorbis: ASCII only)
+                continue
+            if value:
+                text = str(value[0] if isinstance(value, list) else value)
+                break
+    if not text or not text.strip():
+        return None
+    if len(text.encode("utf-8", errors="replace")) > MAX_LYRICS_BYTES:
+        raise LyricsError(f"lyrics are at most {MAX_LYRICS_BYTES} bytes")
+    return unsynced(text, lang if lang and lang != "XXX" else None)

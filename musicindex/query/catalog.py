@@ -300,6 +300,19 @@ class CatalogService(Reader):
             )
             return rows.songs(snap, user_id, ids)
 
+    def find_song(self, title: str, artist: str | None = None, *, user_id: int | None = None) -> Song | None:
+        """The first song (lowest id) titled ``title`` (any case), by the artist called ``artist`` (any case or
+        accent) when given; None when there is none (``getLyrics``)."""
+        title = check_text(title, "title", max_length=1000)
+        where, params = [f"lower(t.title) = lower(%(t)s) AND t.status = '{INDEXED}'"], {"t": title, "k": ""}
+        if artist:
+            params["k"] = textnorm.fold(check_text(artist, "artist", max_length=1000))
+            where.append("t.artist_id IN (SELECT id FROM artists WHERE name_key = %(k)s)")
+        with self.snapshot() as snap:
+            ids = snap.ids(f"SELECT t.id FROM tracks t WHERE {' AND '.join(where)} ORDER BY t.id LIMIT 1", params)
+            found = rows.songs(snap, user_id, ids)
+        return found[0] if found else None
+
     # ------------------------------------------------------------------ search
     def search(
         self,
