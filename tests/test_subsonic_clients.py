@@ -95,7 +95,7 @@ def test_bookmarks_and_playback_reports(seen):
 def test_lyrics_calls_parse(seen):
     assert seen["extensions"]["songLyrics"] == [1]
     assert seen["lyricsBySongId"] == {"status": "ok", "lyrics": []}  # the shared library has no lyrics
-    assert seen["lyrics"] == {"status": "ok", "lyrics": {}}
+    assert seen["lyrics"] == {"status": "ok", "lyrics": {"value": ""}}
 
 
 def test_every_endpoint_not_offered_is_the_protocols_error(seen):

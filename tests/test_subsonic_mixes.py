@@ -183,8 +183,8 @@ def test_legacy_get_lyrics_by_artist_and_title(served):
     found = served.ok("getLyrics", artist="singer ann", title="cue 0")["lyrics"]
     assert found == {"artist": "Singer Ann", "title": "Cue 0", "value": "Grüße aus dem Feld\nRefrain\nRefrain"}
     assert served.ok("getLyrics", title="Cue 1")["lyrics"]["value"] == "Unsynced one\nline two"
-    assert served.ok("getLyrics", artist="Singer Bo", title="Cue 0")["lyrics"] == {}  # not that artist's song
-    assert served.ok("getLyrics", artist="nobody", title="nothing")["lyrics"] == {}
+    assert served.ok("getLyrics", artist="Singer Bo", title="Cue 0")["lyrics"] == {"value": ""}  # not that artist's
+    assert served.ok("getLyrics", artist="nobody", title="nothing")["lyrics"] == {"value": ""}
     opensubsonic_schema().assertValid(etree.fromstring(served.call("getLyrics", fmt="xml", title="Cue 0")["xml"]))
 
 
@@ -194,3 +194,20 @@ def test_hostile_lrc_files_are_refused_and_the_song_still_answers(served):
     assert _lyrics(served, ids["jazz.00001.flac"]) == []  # binary
     assert _lyrics(served, ids["techno.00000.flac"]) == []  # larger than MAX_LYRICS_BYTES
     assert served.ok("getSong", id=ids["jazz.00000.flac"])["song"]["id"] == ids["jazz.00000.flac"]
+
+
+def test_py_opensonic_reads_the_lyrics(served):
+    from libopensonic import Connection
+
+    ids = _ids(served)
+    conn = Connection("http://127.0.0.1", "alice", PASSWORDS["alice"], port=served.port, app_name="tests")
+    try:
+        (synced,) = conn.get_lyrics_by_song_id(ids["rock.00000.flac"])
+        assert synced.synced and synced.lang == "de" and synced.display_title == "Cue 0"
+        assert [(x.start, x.value) for x in synced.line] == [(750, "Grüße aus dem Feld"), (2000, "Refrain"),
+                                                               (2750, "Refrain")]  # fmt: skip
+        assert conn.get_lyrics_by_song_id(ids["jazz.00001.flac"]) == []
+        assert conn.get_lyrics(artist="Singer Bo", title="Cue 1").value == "Unsynced one\nline two"
+        assert conn.get_lyrics(artist="nobody", title="nothing").value == ""
+    finally:
+        conn.cleanup()

@@ -1,6 +1,7 @@
 """Lyrics: the OpenSubsonic ``songLyrics`` extension (``getLyricsBySongId``: structured, synced from an ``.lrc``
 beside the file, unsynced from the tags) and Subsonic's ``getLyrics?artist=&title=`` (plain text of the first song
-with that title, and that artist when given). Read by ``musicindex.media.lyrics``."""
+with that title, and that artist when given; an empty ``value`` when there are none). Read by
+``musicindex.media.lyrics``."""
 
 from __future__ import annotations
 
@@ -40,11 +41,12 @@ def get_lyrics_by_song_id(call: Call) -> dict[str, Any]:
 @endpoint(router, "getLyrics")
 def get_lyrics(call: Call) -> dict[str, Any]:
     title = call.params.get("title")
+    none = {"lyrics": {"value": Body("")}}  # ``value`` is required: empty when there are none
     if not title:
-        return {"lyrics": {}}
+        return none
     song = call.index.catalog.find_song(title, call.params.get("artist"), user_id=call.user_id)
     found = track_lyrics(call.index, song.id) if song is not None else []
     if song is None or not found:
-        return {"lyrics": {}}
+        return none
     text = "\n".join(ln.text for ln in found[0].lines)
     return {"lyrics": {"artist": song.artist, "title": song.title, "value": Body(text)}}
