@@ -14,6 +14,7 @@ these same methods; the write side of a listener's state is ``musicindex.users``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from musicindex import textnorm
@@ -92,7 +93,8 @@ class CatalogService(Reader):
                 "ORDER BY al.artist_id <> %(a)s, al.year NULLS LAST, al.sort_key, al.id",
                 {"a": artist_id},
             )
-            return ArtistDetail(artist, rows.albums(snap, user_id, ids))
+            albums = rows.albums(snap, user_id, ids)
+        return ArtistDetail(replace(artist, album_count=len(albums)), albums)  # the count of the list it answers
 
     def album(self, album_id: int, user_id: int | None = None) -> AlbumDetail:
         """An album and its songs in disc and track order."""

@@ -44,7 +44,7 @@ def annotation_join(alias: str, item_type: str, item: str, *, inner: bool = Fals
 
 def artist_albums(artist: str) -> str:
     """SQL condition on ``al``: an album of the artist ``artist`` (an SQL id expression) with indexed songs, as
-    its album artist or holding songs of its (one rule for ``getArtist``'s album list and every ``albumCount``)."""
+    its album artist or holding songs of its (``getArtist``'s album list and its ``albumCount``)."""
     return (
         f"al.song_count > 0 AND (al.artist_id = {artist} OR al.id IN "
         f"(SELECT album_id FROM tracks WHERE artist_id = {artist} AND status = '{INDEXED}'))"
@@ -214,11 +214,12 @@ def albums(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Albu
 
 
 def artists(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Artist]:
-    """The artists of ``ids`` in that order (``album_count``: their albums, ``artist_albums``)."""
+    """The artists of ``ids`` in that order (``album_count``: the albums with indexed songs they are the album
+    artist of: one index probe each; ``CatalogService.artist`` counts its whole ``artist_albums`` list)."""
     return _by_ids(
         snap,
         "SELECT ar.id, ar.name, ar.sort_key, ar.musicbrainz_id, "
-        f"(SELECT count(*) FROM albums al WHERE {artist_albums('ar.id')}) AS album_count, "
+        "(SELECT count(*) FROM albums al WHERE al.artist_id = ar.id AND al.song_count > 0) AS album_count, "
         "EXISTS (SELECT 1 FROM albums al WHERE al.artist_id = ar.id AND al.cover_kind IS NOT NULL) AS has_cover, "
         f"{ANNOTATION_COLUMNS.format(a='a')} FROM artists ar {annotation_join('a', 'artist', 'ar.id')}"
         "WHERE ar.id = ANY(%(ids)s)",

@@ -114,13 +114,15 @@ class MixService(Reader):
 
 def _seed_tracks(snap: Snapshot, kind: str, item_id: int) -> list[int]:
     """At most ``SEED_TRACKS`` indexed tracks of an album, or of an artist: its own songs first, then the songs of
-    the albums it is the album artist of (a soundtrack's composer, a compilation's "Various Artists")."""
+    the albums it is the album artist of (a soundtrack's composer, a compilation's "Various Artists"). Each part
+    is an index probe (an ``OR`` of the two would read the whole table)."""
     if kind == ALBUM:
-        where, order = "album_id = %(i)s", "id"
+        sql = f"SELECT id FROM tracks WHERE album_id = %(i)s AND status = '{INDEXED}' ORDER BY id LIMIT {SEED_TRACKS}"
     else:
-        where = "(artist_id = %(i)s OR album_id IN (SELECT id FROM albums WHERE artist_id = %(i)s))"
-        order = "artist_id IS DISTINCT FROM %(i)s, id"
-    return snap.ids(
-        f"SELECT id FROM tracks WHERE {where} AND status = '{INDEXED}' ORDER BY {order} LIMIT {SEED_TRACKS}",
-        {"i": int(item_id)},
-    )
+        sql = (
+            f"(SELECT id, 0 AS o FROM tracks WHERE artist_id = %(i)s AND status = '{INDEXED}' ORDER BY id "
+            f"LIMIT {SEED_TRACKS}) UNION ALL (SELECT t.id, 1 FROM albums al JOIN tracks t ON t.album_id = al.id "
+            f"WHERE al.artist_id = %(i)s AND t.status = '{INDEXED}' AND t.artist_id IS DISTINCT FROM %(i)s "
+            f"ORDER BY t.id LIMIT {SEED_TRACKS}) ORDER BY o, id LIMIT {SEED_TRACKS}"
+        )
+    return snap.ids(sql, {"i": int(item_id)})
