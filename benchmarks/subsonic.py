@@ -221,6 +221,14 @@ def requests_for(kind: str, info: dict, count: int, rnd: random.Random) -> tuple
             return f"/rest/search3?query=&artistCount=0&albumCount=0&songCount=500&songOffset={off}&{q}", {}
         if kind == "getSimilarSongs2":
             return f"/rest/getSimilarSongs2?id=tr-{rnd.randrange(1, n + 1)}&count=50&{q}", {}
+        if kind == "getArtists":
+            return f"/rest/getArtists?{q}", {}
+        if kind == "getArtist":
+            return f"/rest/getArtist?id=ar-{rnd.randrange(1, ARTISTS + 1)}&{q}", {}
+        if kind == "getSimilarSongs2 (artist)":
+            return f"/rest/getSimilarSongs2?id=ar-{rnd.randrange(1, ARTISTS + 1)}&count=50&{q}", {}
+        if kind == "getLyricsBySongId":
+            return f"/rest/getLyricsBySongId?id=tr-{rnd.choice(info['real'])}&{q}", {}
         if kind == "getCoverArt (cached)":
             return f"/rest/getCoverArt?id=al-{rnd.randrange(1, COVERS + 1)}&size=300&{q}", {}
         return f"/rest/stream?id=tr-{rnd.choice(info['real'])}&{q}", {"Range": "bytes=0-65535"}
@@ -229,8 +237,9 @@ def requests_for(kind: str, info: dict, count: int, rnd: random.Random) -> tuple
 
 
 KINDS = ("getAlbumList2 random", "getAlbumList2 alphabeticalByName", "getAlbum", "search3 word",
-         "search3 empty, 500 a page", "getSimilarSongs2", "getCoverArt (cached)", "stream (first byte)")  # fmt: skip
-GOALS = {"getSimilarSongs2": 60.0}
+         "search3 empty, 500 a page", "getSimilarSongs2", "getCoverArt (cached)", "stream (first byte)",
+         "getArtists", "getArtist", "getSimilarSongs2 (artist)", "getLyricsBySongId")  # fmt: skip
+GOALS = {"getSimilarSongs2": 60.0, "getSimilarSongs2 (artist)": 60.0}
 
 
 def main() -> None:

@@ -177,6 +177,10 @@ class TranscodeError(AudioError):
     """A song cannot be transcoded (a file FFmpeg cannot read, no audio in it); the message has no path."""
 
 
+class LyricsError(AudioError):
+    """Data that is not lyrics (an ``.lrc`` file or a tag too large, or binary): refused with the reason."""
+
+
 class TranscodeBusyError(MusicIndexError):
     """Every transcoding slot is taken (``MUSICINDEX_TRANSCODE_MAX_STREAMS``); retry after ``retry_after`` s."""
 

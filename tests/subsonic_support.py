@@ -53,7 +53,7 @@ XSD_ADDITIONS: dict[str, Any] = {
     },
     "responses": [  # new children of subsonic-response
         ("openSubsonicExtensions", "sub:OpenSubsonicExtension"), ("sonicMatch", "sub:SonicMatch"),
-        ("tokenInfo", "sub:TokenInfo"), ("playQueueByIndex", "sub:PlayQueueByIndex"),
+        ("tokenInfo", "sub:TokenInfo"), ("playQueueByIndex", "sub:PlayQueueByIndex"), ("lyricsList", "sub:LyricsList"),
     ],
     "retyped": {("PlayQueue", "current"): "xs:string"},  # OpenSubsonic ids are strings
     "types": """
@@ -79,6 +79,24 @@ XSD_ADDITIONS: dict[str, Any] = {
             <xs:attribute name="username" type="xs:string" use="required"/>
             <xs:attribute name="changed" type="xs:dateTime" use="required"/>
             <xs:attribute name="changedBy" type="xs:string" use="required"/>
+        </xs:complexType>
+        <xs:complexType name="LyricsList">
+            <xs:sequence><xs:element name="structuredLyrics" type="sub:StructuredLyrics" minOccurs="0"
+                maxOccurs="unbounded"/></xs:sequence>
+        </xs:complexType>
+        <xs:complexType name="StructuredLyrics">
+            <xs:sequence><xs:element name="line" type="sub:LyricsLine" minOccurs="0" maxOccurs="unbounded"/>
+            </xs:sequence>
+            <xs:attribute name="displayArtist" type="xs:string" use="optional"/>
+            <xs:attribute name="displayTitle" type="xs:string" use="optional"/>
+            <xs:attribute name="lang" type="xs:string" use="required"/>
+            <xs:attribute name="offset" type="xs:long" use="optional"/>
+            <xs:attribute name="synced" type="xs:boolean" use="required"/>
+        </xs:complexType>
+        <xs:complexType name="LyricsLine">
+            <xs:simpleContent><xs:extension base="xs:string">
+                <xs:attribute name="start" type="xs:long" use="optional"/>
+            </xs:extension></xs:simpleContent>
         </xs:complexType>
         <xs:complexType name="TokenInfo">
             <xs:attribute name="username" type="xs:string" use="required"/>

@@ -73,7 +73,7 @@ def test_extensions_are_answered_without_auth_and_name_sonic_similarity(served):
     r = served.raw("getOpenSubsonicExtensions", {"f": "json"}).json()
     names = {e["name"]: e["versions"] for e in r["openSubsonicExtensions"]}
     assert names == {"formPost": [1], "apiKeyAuthentication": [1], "sonicSimilarity": [1], "transcodeOffset": [1],
-                     "playbackReport": [1], "indexBasedQueue": [1]}  # fmt: skip
+                     "playbackReport": [1], "indexBasedQueue": [1], "songLyrics": [1]}  # fmt: skip
     assert "transcoding" not in names  # the newer transcoding extension is not offered (docs/subsonic.md)
     assert r["openSubsonic"] is True and r["type"] == "musicindex" and r["version"] == "1.16.1"
     assert r["serverVersion"]

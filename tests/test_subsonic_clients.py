@@ -92,6 +92,12 @@ def test_bookmarks_and_playback_reports(seen):
     assert seen["_song"]["id"] in seen["nowPlaying"]
 
 
+def test_lyrics_calls_parse(seen):
+    assert seen["extensions"]["songLyrics"] == [1]
+    assert seen["lyricsBySongId"] == {"status": "ok", "lyrics": []}  # the shared library has no lyrics
+    assert seen["lyrics"] == {"status": "ok", "lyrics": {"value": ""}}
+
+
 def test_every_endpoint_not_offered_is_the_protocols_error(seen):
     for name, answer in seen["notOffered"].items():
         assert "thrown" not in answer, (name, answer)  # an HTML page made the client throw before

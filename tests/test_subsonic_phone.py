@@ -375,7 +375,7 @@ def test_index_based_play_queue(phone):
 
 
 # --------------------------------------------------------------------------- the protocol everywhere
-NOT_OFFERED = ("getLyrics", "getLyricsBySongId", "getPodcasts", "getShares", "getInternetRadioStations", "getUsers",
+NOT_OFFERED = ("getPodcasts", "getShares", "getInternetRadioStations", "getUsers",
                "createUser", "getAvatar", "jukeboxControl", "hls", "getVideos", "getChatMessages",
                "getTranscodeDecision", "deleteEverything", "nonsense/with/slashes", "x" * 300)  # fmt: skip
 

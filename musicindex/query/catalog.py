@@ -14,6 +14,7 @@ these same methods; the write side of a listener's state is ``musicindex.users``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from musicindex import textnorm
@@ -88,12 +89,12 @@ class CatalogService(Reader):
         with self.snapshot() as snap:
             artist = one_artist(snap, user_id, artist_id)
             ids = snap.ids(
-                f"SELECT al.id FROM albums al WHERE {_INDEXED_ALBUM} AND (al.artist_id = %(a)s OR al.id IN "
-                f"(SELECT album_id FROM tracks WHERE artist_id = %(a)s AND status = '{INDEXED}')) "
+                f"SELECT al.id FROM albums al WHERE {rows.artist_albums('%(a)s')} "
                 "ORDER BY al.artist_id <> %(a)s, al.year NULLS LAST, al.sort_key, al.id",
                 {"a": artist_id},
             )
-            return ArtistDetail(artist, rows.albums(snap, user_id, ids))
+            albums = rows.albums(snap, user_id, ids)
+        return ArtistDetail(replace(artist, album_count=len(albums)), albums)  # the count of the list it answers
 
     def album(self, album_id: int, user_id: int | None = None) -> AlbumDetail:
         """An album and its songs in disc and track order."""
@@ -286,17 +287,33 @@ class CatalogService(Reader):
         return [Genre(str(r.name), int(r.songs), int(r.albums)) for r in found]
 
     def top_songs(self, artist: str, count: int = 50, *, user_id: int | None = None) -> list[Song]:
-        """The most played songs (every listener's plays) of the artist called ``artist`` (any case or accent)."""
+        """The most played songs (every listener's plays) of the artist called ``artist`` (any case or accent):
+        its own songs and those of the albums it is the album artist of (a soundtrack's composer)."""
         count, _ = page(count)
         key = textnorm.fold(check_text(artist, "artist", max_length=1000))
+        named = "(SELECT id FROM artists WHERE name_key = %(k)s)"
         with self.snapshot() as snap:
             ids = snap.ids(
-                "SELECT t.id FROM tracks t JOIN artists ar ON ar.id = t.artist_id LEFT JOIN annotations a "
-                f"ON a.item_type = '{TRACK}' AND a.item_id = t.id WHERE ar.name_key = %(k)s AND t.status = '{INDEXED}' "
+                f"SELECT t.id FROM tracks t LEFT JOIN annotations a ON a.item_type = '{TRACK}' AND a.item_id = t.id "
+                f"WHERE (t.artist_id IN {named} OR t.album_id IN (SELECT id FROM albums WHERE artist_id IN {named})) "
+                f"AND t.status = '{INDEXED}' "
                 f"GROUP BY t.id ORDER BY coalesce(sum(a.play_count), 0) DESC, t.id LIMIT {count}",
                 {"k": key},
             )
             return rows.songs(snap, user_id, ids)
+
+    def find_song(self, title: str, artist: str | None = None, *, user_id: int | None = None) -> Song | None:
+        """The first song (lowest id) titled ``title`` (any case), by the artist called ``artist`` (any case or
+        accent) when given; None when there is none (``getLyrics``)."""
+        title = check_text(title, "title", max_length=1000)
+        where, params = [f"lower(t.title) = lower(%(t)s) AND t.status = '{INDEXED}'"], {"t": title, "k": ""}
+        if artist:
+            params["k"] = textnorm.fold(check_text(artist, "artist", max_length=1000))
+            where.append("t.artist_id IN (SELECT id FROM artists WHERE name_key = %(k)s)")
+        with self.snapshot() as snap:
+            ids = snap.ids(f"SELECT t.id FROM tracks t WHERE {' AND '.join(where)} ORDER BY t.id LIMIT 1", params)
+            found = rows.songs(snap, user_id, ids)
+        return found[0] if found else None
 
     # ------------------------------------------------------------------ search
     def search(

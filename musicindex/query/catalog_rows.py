@@ -43,6 +43,23 @@ def annotation_join(alias: str, item_type: str, item: str, *, inner: bool = Fals
     )
 
 
+def artist_albums(artist: str) -> str:
+    """SQL condition on ``al``: an album of the artist ``artist`` (an SQL id expression) with indexed songs, as
+    its album artist or holding songs of its (``getArtist``'s album list and its ``albumCount``)."""
+    return (
+        f"al.song_count > 0 AND (al.artist_id = {artist} OR al.id IN "
+        f"(SELECT album_id FROM tracks WHERE artist_id = {artist} AND status = '{INDEXED}'))"
+    )
+
+
+TRACK_NO_SQL = (
+    "coalesce(t.track_no, CASE WHEN t.album_id IS NOT NULL THEN (SELECT count(*) FROM tracks o "
+    f"WHERE o.album_id = t.album_id AND o.status = '{INDEXED}' AND o.track_no IS NULL "
+    "AND o.disc_no IS NOT DISTINCT FROM t.disc_no AND (o.path, o.id) <= (t.path, t.id)) END)"
+)
+"""A song's track number: its tag's, else its place in file-name order among the untagged songs of its album's
+disc (an app sorts an album by it; tagged and untagged songs of one album each keep their own sequence)."""
+
 ANNOTATION_COLUMNS = "{a}.starred_at, {a}.rating, coalesce({a}.play_count, 0) AS play_count, {a}.last_played"
 
 
@@ -128,9 +145,10 @@ def songs(snap: Snapshot, user_id: int | None, ids: Sequence[int], roots: Sequen
         snap,
         "SELECT t.id, t.title, t.path, t.album_id, al.name AS album, t.artist_id, "
         "coalesce((SELECT ar.name FROM artists ar WHERE ar.id = t.artist_id), t.artist) AS artist, "
-        "al.artist_id AS album_artist_id, t.track_no, t.disc_no, t.year, CASE WHEN cardinality(t.genres) > 0 "
-        f"THEN t.genres ELSE array_remove(ARRAY[(SELECT {gexpr} FROM tracks g {gjoin}WHERE g.id = t.id)]::text[], "
-        "NULL) END AS genres, t.size, t.duration, t.bit_rate, t.created_at, al.cover_kind IS NOT NULL AS has_cover, "
+        f"al.artist_id AS album_artist_id, {TRACK_NO_SQL} AS track_no, t.disc_no, t.year, "
+        "CASE WHEN cardinality(t.genres) > 0 THEN t.genres ELSE array_remove(ARRAY[(SELECT "
+        f"{gexpr} FROM tracks g {gjoin}WHERE g.id = t.id)]::text[], NULL) END AS genres, "
+        "t.size, t.duration, t.bit_rate, t.created_at, al.cover_kind IS NOT NULL AS has_cover, "
         "t.musicbrainz_id, dsc.bpm, dsc.track_gain, dsc.track_peak, dag.album_gain, dag.album_peak, "
         f"{moods} AS moods, {ANNOTATION_COLUMNS.format(a='a')}, {'NULL' if roots is not None else ROOTS_SQL} AS roots "
         "FROM tracks t "
@@ -197,7 +215,8 @@ def albums(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Albu
 
 
 def artists(snap: Snapshot, user_id: int | None, ids: Sequence[int]) -> list[Artist]:
-    """The artists of ``ids`` in that order (``album_count``: their albums with indexed songs)."""
+    """The artists of ``ids`` in that order (``album_count``: the albums with indexed songs they are the album
+    artist of: one index probe each; ``CatalogService.artist`` counts its whole ``artist_albums`` list)."""
     return _by_ids(
         snap,
         "SELECT ar.id, ar.name, ar.sort_key, ar.musicbrainz_id, "
@@ -231,11 +250,12 @@ def one_album(snap: Snapshot, user_id: int | None, album_id: int) -> Album:
 
 
 def album_songs(snap: Snapshot, user_id: int | None, album_id: int) -> list[Song]:
-    """An album's songs in disc and track order; a recording the album holds in several files is listed once, by
-    its preferred file (``query.duplicates.hidden_copies``; the others stay reachable by id and on /duplicates)."""
+    """An album's songs in disc and track order (untagged ones in file-name order: ``TRACK_NO_SQL``); a recording the
+    album holds in several files is listed once, by its preferred file (``query.duplicates.hidden_copies``; the
+    others stay reachable by id and on /duplicates)."""
     found = snap.ids(
         f"SELECT id FROM tracks WHERE album_id = %(a)s AND status = '{INDEXED}' "
-        "ORDER BY disc_no NULLS FIRST, track_no NULLS FIRST, id",
+        "ORDER BY disc_no NULLS FIRST, track_no NULLS FIRST, path, id",
         {"a": album_id},
     )
     hidden = hidden_copies(snap, found)

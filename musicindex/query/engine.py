@@ -135,15 +135,17 @@ def similar(snap: Snapshot, seed: TrackRow, options: SearchOptions) -> Answer:
 
 
 def recommend(
-    snap: Snapshot, liked: Sequence[int], disliked: Sequence[int], options: SearchOptions, history: Sequence[int] = ()
-) -> Answer:
+    snap: Snapshot, liked: Sequence[int], disliked: Sequence[int], options: SearchOptions, history: Sequence[int] = (),
+    *, exclude_ids: Sequence[int] = (),
+) -> Answer:  # fmt: skip
     """For someone who likes ``liked`` and dislikes ``disliked`` (ids): the mean direction of the liked tracks
     minus half the mean direction of the disliked ones (Rocchio). ``history``: the tracks just before the answer,
-    oldest first (a radio's queue): they never appear, and the diversity rule continues from them."""
+    oldest first (a radio's queue): they never appear, and the diversity rule continues from them; ``exclude_ids``
+    never appear either (what the listener keeps skipping)."""
     seeds = [*liked, *disliked]
     sp = open_for(snap, options, seeds)
     before = seed_hits(snap, sp, history)
-    filters = Filters.resolve(snap, options, seeds=seeds, exclude_ids=history)
+    filters = Filters.resolve(snap, options, seeds=seeds, exclude_ids=[*history, *exclude_ids])
     vecs = vectors(snap, sp, seeds)
     q = unit(np.mean([unit(vecs[i]) for i in liked], axis=0))
     if disliked:
@@ -203,15 +205,17 @@ def path(snap: Snapshot, a: TrackRow, b: TrackRow, options: SearchOptions, rule:
 
 
 def mix(
-    snap: Snapshot, seeds: Sequence[int], options: SearchOptions, rule: Rule = MIX, keep_tempo: bool = False
-) -> Answer:
-    """Tracks that sound like ``seeds`` together (their mean direction), nearest first, seeds left out; no hits
-    when none of the seeds has a vector. ``keep_tempo`` (an instant mix) with no ``tempo`` option: the tracks
-    within the seeds' tempo range (+-8 %) come first, the nearest others fill the rest (``params['tempo_range']``)."""
+    snap: Snapshot, seeds: Sequence[int], options: SearchOptions, rule: Rule = MIX, keep_tempo: bool = False,
+    exclude_ids: Sequence[int] = (),
+) -> Answer:  # fmt: skip
+    """Tracks that sound like ``seeds`` together (their mean direction), nearest first, seeds and ``exclude_ids``
+    left out; no hits when none of the seeds has a vector. ``keep_tempo`` (an instant mix) with no ``tempo``
+    option: the tracks within the seeds' tempo range (+-8 %) come first, the nearest others fill the rest
+    (``params['tempo_range']``)."""
     sp, q = seed_direction(snap, seeds, options)
     if q is None:
         return Answer(sp, [])
-    filters = Filters.resolve(snap, options, seeds=seeds)
+    filters = Filters.resolve(snap, options, seeds=seeds, exclude_ids=exclude_ids)
     span = _seed_tempo(snap, seeds) if keep_tempo and options.tempo is None else None
     items: list[TrackHit] = []
     if span is not None:

@@ -18,6 +18,16 @@ from musicindex.query.snapshot import Snapshot
 from musicindex.vocab import ALBUM, ARTIST, INDEXED, TRACK
 
 NOW_PLAYING_GRACE = "interval '10 minutes'"
+SKIPPED_SQL = (
+    "SELECT track_id FROM play_events WHERE user_id = %(u)s AND started_at > now() - make_interval(days => %(d)s) "
+    "AND ended_at IS NOT NULL GROUP BY track_id HAVING count(*) FILTER (WHERE skipped) >= %(k)s "
+    "AND count(*) FILTER (WHERE skipped) > count(*) FILTER (WHERE counted) "
+    "ORDER BY count(*) FILTER (WHERE skipped) DESC, track_id"
+)
+"""The songs a listener (``u``) skipped at least ``k`` times in the last ``d`` days, more often than they played
+them through then, most skipped first: what the mixes stop offering them (``users.playback.skipped_track_ids``)."""
+SKIP_RULE = {"k": 2, "d": 90}
+"""The rule of the mixes: skipped twice or more in 90 days (and more often than played through)."""
 """A song stays "now playing" for its duration and this long after it started."""
 
 
@@ -132,3 +142,8 @@ def listener_seeds(snap: Snapshot, user_id: int, likes: int = 50, plays: int = 3
         {"uid": user_id},
     )
     return starred, played
+
+
+def skipped_ids(snap: Snapshot, user_id: int | None) -> list[int]:
+    """The songs the listener keeps skipping (``SKIPPED_SQL`` with ``SKIP_RULE``); none without a listener."""
+    return snap.ids(SKIPPED_SQL, {"u": int(user_id), **SKIP_RULE}) if user_id else []

@@ -15,7 +15,7 @@ from musicindex.query import engine
 from musicindex.query.base import Reader
 from musicindex.query.catalog_rows import MAX_PAGE, one_album, one_artist
 from musicindex.query.items import Artist, ForYou, Song, SongMatch
-from musicindex.query.listener import listener_seeds
+from musicindex.query.listener import listener_seeds, skipped_ids
 from musicindex.query.options import SearchOptions
 from musicindex.query.snapshot import Snapshot
 from musicindex.vocab import ALBUM, ARTIST, INDEXED, TRACK
@@ -40,7 +40,8 @@ class MixService(Reader):
         self, kind: str, item_id: int, options: SearchOptions | None = None, *, user_id: int | None = None
     ) -> list[Song]:
         """``options.k`` (default 50) songs that sound like a song, an album or an artist (its tracks' mean
-        direction), nearest first, keeping the mix rule; the seeds themselves left out. Without a ``tempo``
+        direction), nearest first, keeping the mix rule; the seeds themselves and the songs the listener keeps
+        skipping (``listener.SKIPPED_SQL``) left out. Without a ``tempo``
         option, the songs within the seeds' tempo range (+-8 %) come first (``engine.mix``)."""
         opts = _options(options, 50)
         with self.snapshot() as snap:
@@ -54,7 +55,8 @@ class MixService(Reader):
                 seeds = _seed_tracks(snap, ARTIST, item_id)
             else:
                 raise InvalidArgumentError(f"an instant mix starts from a track, an album or an artist, not {kind!r}")
-            answer = engine.mix(snap, seeds, opts, keep_tempo=True)  # the seeds' tempo range first (issue #30)
+            skipped = skipped_ids(snap, user_id)  # what the listener keeps skipping is not offered (issue #29)
+            answer = engine.mix(snap, seeds, opts, keep_tempo=True, exclude_ids=skipped)  # seeds' tempo first (#30)
             return rows.songs(snap, user_id, [h.id for h in answer.items])
 
     def sonic_similar(
@@ -98,20 +100,29 @@ class MixService(Reader):
 
     def for_you(self, user_id: int, options: SearchOptions | None = None) -> ForYou:
         """Recommendations from the listener's latest stars and most played songs (``engine.recommend`` of them:
-        the recommend rule, no explanations); no answer before the listener starred or played anything."""
+        the recommend rule, no explanations, what they keep skipping left out); no answer before the listener
+        starred or played anything."""
         opts = SearchOptions.of(options or SearchOptions(k=20), explain=False)
         with self.snapshot() as snap:
             liked, played = listener_seeds(snap, user_id)
             seeds = list(dict.fromkeys([*liked, *played]))[:FOR_YOU_SEEDS]
             if not seeds:
                 return ForYou(liked, played)
-            answer = engine.recommend(snap, seeds, [], opts)
+            answer = engine.recommend(snap, seeds, [], opts, exclude_ids=skipped_ids(snap, user_id))
         return ForYou(liked, played, answer.result("recommend", opts))
 
 
 def _seed_tracks(snap: Snapshot, kind: str, item_id: int) -> list[int]:
-    column = "album_id" if kind == ALBUM else "artist_id"
-    return snap.ids(
-        f"SELECT id FROM tracks WHERE {column} = %(i)s AND status = '{INDEXED}' ORDER BY id LIMIT {SEED_TRACKS}",
-        {"i": int(item_id)},
-    )
+    """At most ``SEED_TRACKS`` indexed tracks of an album, or of an artist: its own songs first, then the songs of
+    the albums it is the album artist of (a soundtrack's composer, a compilation's "Various Artists"). Each part
+    is an index probe (an ``OR`` of the two would read the whole table)."""
+    if kind == ALBUM:
+        sql = f"SELECT id FROM tracks WHERE album_id = %(i)s AND status = '{INDEXED}' ORDER BY id LIMIT {SEED_TRACKS}"
+    else:
+        sql = (
+            f"(SELECT id, 0 AS o FROM tracks WHERE artist_id = %(i)s AND status = '{INDEXED}' ORDER BY id "
+            f"LIMIT {SEED_TRACKS}) UNION ALL (SELECT t.id, 1 FROM albums al JOIN tracks t ON t.album_id = al.id "
+            f"WHERE al.artist_id = %(i)s AND t.status = '{INDEXED}' AND t.artist_id IS DISTINCT FROM %(i)s "
+            f"ORDER BY t.id LIMIT {SEED_TRACKS}) ORDER BY o, id LIMIT {SEED_TRACKS}"
+        )
+    return snap.ids(sql, {"i": int(item_id)})

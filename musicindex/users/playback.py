@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from musicindex.errors import InvalidArgumentError, ItemNotFoundError, TrackNotFoundError
+from musicindex.query.listener import SKIPPED_SQL
 from musicindex.query.validation import check_text
 from musicindex.users import state
 from musicindex.vocab import PLAYBACK_STATES, PLAYING, STARTING, STOPPED
@@ -273,16 +274,7 @@ def skipped_track_ids(db: Any, user_id: int, *, min_skips: int = 2, days: int = 
     if min_skips < 1 or not 1 <= days <= 36500:
         raise InvalidArgumentError("min_skips must be >= 1 and days between 1 and 36500")
     with db.session() as s:
-        rows = s.execute(
-            text(
-                "SELECT track_id FROM play_events WHERE user_id = :u "
-                "AND started_at > now() - make_interval(days => :d) AND ended_at IS NOT NULL GROUP BY track_id "
-                "HAVING count(*) FILTER (WHERE skipped) >= :k "
-                "AND count(*) FILTER (WHERE skipped) > count(*) FILTER (WHERE counted) "
-                "ORDER BY count(*) FILTER (WHERE skipped) DESC, track_id"
-            ),
-            {"u": user_id, "d": days, "k": min_skips},
-        ).all()
+        rows = s.connection().exec_driver_sql(SKIPPED_SQL, {"u": user_id, "d": days, "k": min_skips}).all()
     return [int(r[0]) for r in rows]
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from musicindex.web.subsonic import browsing, listener, media, playback, sonic, system
+from musicindex.web.subsonic import browsing, listener, lyrics, media, playback, sonic, system
 from musicindex.web.subsonic.endpoints import SubsonicState, not_offered
 from musicindex.web.subsonic.protocol import API_VERSION
 
 router = APIRouter()
-for _part in (system, browsing, listener, media, playback, sonic):
+for _part in (system, browsing, listener, lyrics, media, playback, sonic):
     router.include_router(_part.router)
 del _part
 # last: every other name under /rest is the protocol's error 0, in the requested format (never the web's 404 page)

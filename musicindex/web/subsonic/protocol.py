@@ -63,6 +63,11 @@ class Content(str):
     (``"value"``): ``<genre songCount="3" albumCount="1" value="Rock">Rock</genre>``."""
 
 
+class Body(Content):
+    """Only the text content of its element in XML (``<lyrics artist="A">words</lyrics>``, ``<line start="0">``);
+    in JSON the value of its key, as :class:`Content`."""
+
+
 # --------------------------------------------------------------------------- parameters
 class Params:
     """The parameters of one call: the query string's, then the form body's (repeated names kept in order)."""
@@ -207,7 +212,8 @@ def _element(name: str, obj: Mapping[str, Any], xmlns: str | None = None) -> str
             continue
         if isinstance(value, Content):  # the element's text, and the attribute the 1.16.1 XSD also asks for
             content = escape(_scalar(value))
-            attrs.append(f" {key}={quoteattr(_scalar(value))}")
+            if not isinstance(value, Body):
+                attrs.append(f" {key}={quoteattr(_scalar(value))}")
         elif isinstance(value, Text):
             children.append(f"<{key}>{escape(_scalar(value))}</{key}>")
         elif isinstance(value, Mapping):

@@ -22,6 +22,7 @@ EXTENSIONS = (
     ("transcodeOffset", [1]),
     ("playbackReport", [1]),
     ("indexBasedQueue", [1]),
+    ("songLyrics", [1]),
 )
 """What this server supports beyond Subsonic 1.16.1 (docs/subsonic.md): ``transcodeOffset`` is ``stream``'s
 ``timeOffset`` on a transcode; not the newer ``transcoding`` extension (getTranscodeDecision, getTranscodeStream)."""
