@@ -98,15 +98,16 @@ class Traffic:
 
     def _kinds(self) -> list[tuple[str, str, dict[str, str]]]:
         t = random.Random(1)
+        auth = {"Authorization": f"Bearer {self.token}"}  # with accounts, every library read needs a credential
         kinds = [
             ("health", "/api/health", {}),
-            ("search", "/api/tracks?q=" + t.choice(["jazz", "rock", "night", "a", "the"]), {}),
-            ("track", "/api/tracks/{id}", {}),
-            ("similar", "/api/tracks/{id}/similar?k=10", {}),
-            ("recommend", "/api/recommend?liked={id}&k=10", {}),
-            ("status", "/api/status", {}),
-            ("map", "/api/map?limit=500", {}),
-            ("audio range", "/api/tracks/{id}/audio", {"Range": "bytes=1000-65535"}),
+            ("search", "/api/tracks?q=" + t.choice(["jazz", "rock", "night", "a", "the"]), auth),
+            ("track", "/api/tracks/{id}", auth),
+            ("similar", "/api/tracks/{id}/similar?k=10", auth),
+            ("recommend", "/api/recommend?liked={id}&k=10", auth),
+            ("status", "/api/status", auth),
+            ("map", "/api/map?limit=500", auth),
+            ("audio range", "/api/tracks/{id}/audio", {**auth, "Range": "bytes=1000-65535"}),
         ]
         if self.subsonic:
             q = "&".join(f"{k}={v}" for k, v in self.subsonic.items())
@@ -290,12 +291,15 @@ def _report(args, records, elapsed, rss_start, rss_end, jobs, settings) -> None:
         f"({len(records) / max(elapsed, 1e-9):.0f}/s); by status {dict(sorted(statuses.items()))}; 5xx: {errors5}"
     )
     by_kind: dict[str, list[float]] = defaultdict(list)
-    for kind, _, seconds in records:
+    refused: Counter[str] = Counter()  # answers a working client should never get (429 is the slots' own answer)
+    for kind, status, seconds in records:
         by_kind[kind].append(seconds)
-    print(f"  {'kind':<20} {'n':>7} {'p50 ms':>8} {'p99 ms':>8}")
+        if 400 <= status < 500 and status != 429:
+            refused[kind] += 1
+    print(f"  {'kind':<20} {'n':>7} {'p50 ms':>8} {'p99 ms':>8} {'4xx':>6}")
     for kind, vals in sorted(by_kind.items()):
         a = np.asarray(vals) * 1000
-        print(f"  {kind:<20} {a.size:7d} {np.percentile(a, 50):8.1f} {np.percentile(a, 99):8.1f}")
+        print(f"  {kind:<20} {a.size:7d} {np.percentile(a, 50):8.1f} {np.percentile(a, 99):8.1f} {refused[kind]:6d}")
     alls = np.asarray([s for _, _, s in records]) * 1000
     if alls.size:
         print(f"  {'all':<20} {alls.size:7d} {np.percentile(alls, 50):8.1f} {np.percentile(alls, 99):8.1f}")
