@@ -287,7 +287,9 @@ def test_not_enough_data_writes_nothing(fresh_db, tmp_path):
     with pytest.raises(NotEnoughDataError, match="at least 2 genres"):
         training.train(fresh_db, ["knn"])
     _ingest(fresh_db, tmp_path / "two", per_genre=3, genres=["ambient"], duration=4.0, seed=2)
-    with pytest.raises(NotEnoughDataError, match="'ambient': 3"):
+    with pytest.raises(NotEnoughDataError, match="'ambient': 3"):  # a run of labelled kinds only is refused
+        training.train(fresh_db, ["knn"])
+    with pytest.raises(NotEnoughDataError, match="at least 10 indexed tracks"):  # with a clusterer, its own limit
         training.train(fresh_db, ["knn", "kmeans"])
     with pytest.raises(NotEnoughDataError, match="at least 6"):
         training.train(fresh_db, ["logreg"], cv_folds=6)
