@@ -67,7 +67,7 @@ class Filters:
                     albums.add(int(row.album_id))
         tags = check_tag_filter(snap, list(options.tags), options.min_tag_probability) if options.tags else None
         keys = seed_keys(snap, seeds) if options.key == COMPATIBLE else (options.key,) if options.key else ()
-        twins = set() if options.allow_duplicates else {t for m in dupes.twins(snap.conn, ids).values() for t in m}
+        twins = _twins(snap, options, ids)
         return cls(options, tuple(sorted(ids)), genres, exclude_genres, tuple(sorted(artists)), tuple(sorted(albums)),
                    tags, keys, tuple(sorted(twins - ids)))  # fmt: skip
 
@@ -75,11 +75,16 @@ class Filters:
         """These filters, also leaving out ``ids`` (and, given ``snap`` and unless ``allow_duplicates``, the other
         files of their duplicate groups)."""
         new = {int(i) for i in ids} - set(self.exclude_ids)
-        twins: set[int] = set()
-        if snap is not None and new and not self.options.allow_duplicates:
-            twins = {t for m in dupes.twins(snap.conn, new).values() for t in m}
+        twins = _twins(snap, self.options, new) if snap is not None else set()
         return replace(self, exclude_ids=tuple(sorted({*self.exclude_ids, *new})),
                        duplicate_ids=tuple(sorted({*self.duplicate_ids, *twins})))  # fmt: skip
+
+
+def _twins(snap: Snapshot, options: SearchOptions, ids: set[int]) -> set[int]:
+    """The other files of the duplicate groups of ``ids`` (none with ``allow_duplicates``)."""
+    if options.allow_duplicates:
+        return set()
+    return {t for members in dupes.twins(snap.conn, ids).values() for t in members}
 
 
 @dataclass
